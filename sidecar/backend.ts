@@ -1,0 +1,260 @@
+/**
+ * Chooses and initialises the TensorFlow.js backend, and says what it picked and why the others were passed over.
+ *
+ * Order for `auto`, best first:
+ *  1. `tensorflow`: @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node (native libtensorflow). Optional: they
+ *     download libtensorflow when installed, so they are never dependencies of ours; used only if the user has them.
+ *  2. `webgpu`: Dawn (npm `webgpu`) + @tensorflow/tfjs-backend-webgpu, any GPU vendor. Only a hardware adapter is
+ *     taken by `auto`: a software rasteriser (llvmpipe, lavapipe, SwiftShader) is slower than wasm.
+ *  3. `wasm`: XNNPACK kernels, plus our training kernels (sidecar/kernels/wasmTrainingKernels.ts).
+ *  4. `cpu`: plain JavaScript; correct but 50× slower for conv gradients, so only a last resort.
+ * An explicit choice that cannot be used fails with BackendUnavailableError, whose message says why and what to do.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import { registerWasmTrainingKernels } from './kernels/wasmTrainingKernels.ts';
+
+export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type BackendChoice = 'auto' | BackendName;
+
+export interface BackendAttempt {
+  name: BackendName;
+  ok: boolean;
+  /** Why it was not used (or a note on what was found). */
+  reason?: string;
+}
+
+export interface BackendReport {
+  /** The backend now active in tfjs. */
+  name: BackendName;
+  /** A human-readable device: GPU adapter, native library, or wasm flavour. */
+  device: string;
+  /** For `tensorflow`: which npm package provided it. */
+  module?: string;
+  /** Every backend considered, in order, with the reason it was not picked. */
+  attempts: BackendAttempt[];
+}
+
+export interface BackendOptions {
+  /** Extra folders (each containing node_modules) searched for @tensorflow/tfjs-node(-gpu), e.g. an install location of the extension. */
+  nativeSearchPaths?: string[];
+  /** Dawn toggles passed to `create()`, e.g. ['backend=opengles'] for Mesa's GL ES driver. Default: DDPM_WEBGPU_FLAGS (comma-separated). */
+  webgpuFlags?: string[];
+  /** 'compatibility' is needed by Dawn's OpenGL ES backend. Default: DDPM_WEBGPU_FEATURE_LEVEL or 'core'. */
+  webgpuFeatureLevel?: 'core' | 'compatibility';
+  /** Accept a software WebGPU adapter (slow; for testing the code path). Explicit `webgpu` always accepts one. */
+  allowSoftwareAdapter?: boolean;
+  /** Folder with the tfjs wasm binaries (for bundled builds that copy them next to the bundle). */
+  wasmDir?: string;
+}
+
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly backend: BackendName,
+    reason: string,
+    readonly attempts: BackendAttempt[] = [],
+  ) {
+    super(`backend '${backend}' is not available: ${reason}`);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+const HOW_TO_GET: Record<BackendName, string> = {
+  tensorflow:
+    'install @tensorflow/tfjs-node-gpu (NVIDIA, needs CUDA 11.2 + cuDNN 8.1) or @tensorflow/tfjs-node (native CPU) next to DDPM Studio; both download libtensorflow at install time',
+  webgpu: 'needs a GPU driver with Vulkan (Linux), Metal (macOS) or D3D12 (Windows)',
+  wasm: 'reinstall dependencies (npm ci): @tensorflow/tfjs-backend-wasm is part of DDPM Studio',
+  cpu: 'tfjs-cpu is part of @tensorflow/tfjs',
+};
+
+const localRequire = createRequire(__filename);
+
+function isModuleNotFound(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: string }).code === 'MODULE_NOT_FOUND';
+}
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+
+// ---- tensorflow -------------------------------------------------------------------------------------------------
+
+async function tryTensorflow(opts: BackendOptions): Promise<{ ok: true; module: string; device: string } | { ok: false; reason: string }> {
+  const requirers = [localRequire, ...(opts.nativeSearchPaths ?? []).map((dir) => createRequire(path.join(dir, 'noop.js')))];
+  const problems: string[] = [];
+  for (const mod of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    for (const req of requirers) {
+      let resolved: string;
+      try {
+        resolved = req.resolve(mod);
+      } catch {
+        continue;
+      }
+      try {
+        req(resolved);
+      } catch (e) {
+        problems.push(`${mod} is installed but failed to load (${errorText(e)})`);
+        continue;
+      }
+      if (!tf.findBackendFactory('tensorflow')) {
+        problems.push(`${mod} loaded but registered with another copy of @tensorflow/tfjs-core (versions differ from ${tf.version.tfjs})`);
+        continue;
+      }
+      if (!(await tf.setBackend('tensorflow'))) {
+        problems.push(`${mod} loaded but its backend failed to initialise`);
+        continue;
+      }
+      const gpu = mod.endsWith('-gpu');
+      return { ok: true, module: mod, device: gpu ? 'libtensorflow (CUDA)' : 'libtensorflow (CPU)' };
+    }
+  }
+  return { ok: false, reason: problems.length ? problems.join('; ') : 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed' };
+}
+
+// ---- webgpu -----------------------------------------------------------------------------------------------------
+
+interface WebGpuState {
+  device: GPUDevice | null;
+}
+const webgpuState: WebGpuState = { device: null };
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
+
+function envFlags(): string[] {
+  const raw = process.env.DDPM_WEBGPU_FLAGS;
+  return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : [];
+}
+
+async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok: true; device: string } | { ok: false; reason: string }> {
+  let dawn: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    dawn = (await import('webgpu')) as unknown as typeof dawn;
+  } catch (e) {
+    return { ok: false, reason: `the Dawn module (npm 'webgpu') failed to load: ${errorText(e)}` };
+  }
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create(opts.webgpuFlags ?? envFlags());
+  const featureLevel = opts.webgpuFeatureLevel ?? (process.env.DDPM_WEBGPU_FEATURE_LEVEL as 'core' | 'compatibility' | undefined) ?? 'core';
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions);
+  } catch (e) {
+    return { ok: false, reason: `requestAdapter failed: ${errorText(e)}` };
+  }
+  // Without a driver Dawn returns null, and tfjs' own factory would then crash on `adapter.features`.
+  if (!adapter) return { ok: false, reason: `no WebGPU adapter found (${HOW_TO_GET.webgpu})` };
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s && String(s).length).join(' ') || 'unknown adapter';
+  const software = SOFTWARE_ADAPTER.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  if (software && !explicit && !opts.allowSoftwareAdapter) {
+    return { ok: false, reason: `only a software adapter was found (${name}); it is slower than wasm` };
+  }
+  if (typeof navigator === 'undefined') {
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  } else {
+    Object.defineProperty(navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+  }
+  // The tfjs webgpu backend registers itself at import time only if navigator.gpu exists, hence the late import.
+  await import('@tensorflow/tfjs-backend-webgpu');
+  try {
+    if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: `tfjs could not initialise WebGPU on ${name}` };
+  } catch (e) {
+    return { ok: false, reason: `tfjs could not initialise WebGPU on ${name}: ${errorText(e)}` };
+  }
+  const backend = tf.backend() as unknown as { device?: GPUDevice };
+  webgpuState.device = backend.device ?? null;
+  return { ok: true, device: software ? `${name} (software)` : name };
+}
+
+// ---- wasm -------------------------------------------------------------------------------------------------------
+
+function findWasmDir(opts: BackendOptions): string {
+  const candidates = [opts.wasmDir, __dirname, path.dirname(localRequire.resolve('@tensorflow/tfjs-backend-wasm'))];
+  for (const dir of candidates) {
+    if (dir && fs.existsSync(path.join(dir, 'tfjs-backend-wasm-simd.wasm'))) return dir;
+  }
+  throw new Error('the tfjs wasm binaries (tfjs-backend-wasm*.wasm) were not found');
+}
+
+async function tryWasm(opts: BackendOptions): Promise<{ ok: true; device: string } | { ok: false; reason: string }> {
+  try {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    // setWasmPaths wants a trailing separator: it concatenates file names to it.
+    wasm.setWasmPaths(findWasmDir(opts) + path.sep);
+    registerWasmTrainingKernels();
+    if (!(await tf.setBackend('wasm'))) return { ok: false, reason: 'tfjs could not initialise the wasm backend' };
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    return { ok: true, device: `WebAssembly${simd ? ' SIMD' : ''}, 1 thread (XNNPACK)` };
+  } catch (e) {
+    if (isModuleNotFound(e)) return { ok: false, reason: HOW_TO_GET.wasm };
+    return { ok: false, reason: errorText(e) };
+  }
+}
+
+// ---- selection --------------------------------------------------------------------------------------------------
+
+let current: BackendReport | null = null;
+
+/** Initialises tfjs on the chosen backend. Call once per process, before any tensor is created. */
+export async function initBackend(choice: BackendChoice = 'auto', opts: BackendOptions = {}): Promise<BackendReport> {
+  if (choice !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(choice)) {
+    throw new Error(`unknown backend '${String(choice)}': choose one of auto, ${BACKEND_NAMES.join(', ')}`);
+  }
+  if (current) {
+    if (choice === 'auto' || choice === current.name) return current;
+    throw new Error(`the ${current.name} backend is already initialised in this process; start a new process to use ${choice}`);
+  }
+  const order: BackendName[] = choice === 'auto' ? [...BACKEND_NAMES] : [choice];
+  const attempts: BackendAttempt[] = [];
+  for (const name of order) {
+    let r: { ok: true; device: string; module?: string } | { ok: false; reason: string };
+    switch (name) {
+      case 'tensorflow':
+        r = await tryTensorflow(opts);
+        break;
+      case 'webgpu':
+        r = await tryWebgpu(opts, choice === 'webgpu');
+        break;
+      case 'wasm':
+        r = await tryWasm(opts);
+        break;
+      case 'cpu':
+        r = (await tf.setBackend('cpu')) ? { ok: true, device: 'JavaScript (tfjs-cpu, slow)' } : { ok: false, reason: 'tfjs-cpu failed to initialise' };
+        break;
+    }
+    if (r.ok) {
+      await tf.ready();
+      attempts.push({ name, ok: true });
+      current = { name, device: r.device, attempts, ...(r.module ? { module: r.module } : {}) };
+      return current;
+    }
+    attempts.push({ name, ok: false, reason: r.reason });
+  }
+  if (choice !== 'auto') {
+    const reason = attempts[0].reason ?? 'unknown';
+    throw new BackendUnavailableError(choice, reason.includes(HOW_TO_GET[choice]) ? reason : `${reason}. To get it: ${HOW_TO_GET[choice]}`, attempts);
+  }
+  throw new BackendUnavailableError('cpu', attempts.map((a) => `${a.name}: ${a.reason}`).join('; '), attempts);
+}
+
+export function currentBackend(): BackendReport | null {
+  return current;
+}
+
+/**
+ * Releases the backend in an order that is safe for Dawn: pending reads must have finished (callers await their
+ * `data()` calls), then the queue drains, the backend goes, the device is destroyed, and navigator.gpu is removed.
+ */
+export async function shutdownBackend(): Promise<void> {
+  if (!current) return;
+  if (current.name === 'webgpu' && webgpuState.device) {
+    const device = webgpuState.device;
+    await device.queue.onSubmittedWorkDone();
+    tf.removeBackend('webgpu');
+    device.destroy();
+    webgpuState.device = null;
+    if (typeof navigator !== 'undefined') delete (navigator as { gpu?: unknown }).gpu;
+  }
+  current = null;
+}

@@ -1,0 +1,190 @@
+/**
+ * Kernels that make the tfjs wasm backend able to train a conv net, and fast enough to be useful.
+ *
+ * Why: tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all (training fails with "Kernel not registered"),
+ * its `Conv2DBackpropInput` is a naive loop (~1 GFLOP/s against 10–20 GFLOP/s for its XNNPACK forward conv), and
+ * its `BatchMatMul` is only fast for one matrix without transposes. Each override below re-expresses the operation
+ * with the backend's fast kernels:
+ *  - filter gradient = a forward convolution of the input (batch ↔ channels swapped) with dy as the filter,
+ *    dilated by the stride;
+ *  - input gradient = a forward convolution of dy (zero-dilated by the stride, padded) with the flipped,
+ *    transposed filter (a "full" correlation);
+ *  - batched / transposed matMul = explicit transposes and one fast 2-D product per batch entry.
+ * 1×1 convolutions become plain matrix products. All of this is checked against tfjs-cpu in the unit tests.
+ *
+ * The overrides must be registered before the backend is initialised (`registerWasmTrainingKernels`, then
+ * `tf.setBackend('wasm')`), and replaced kernels keep their original `setupFunc`.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+type ConvAttrs = {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+};
+
+const BACKEND = 'wasm';
+let registered = false;
+
+function asTensor<R extends tf.Rank>(info: tf.TensorInfo): tf.Tensor<R> {
+  // Kernel inputs are TensorInfos of live tensors: wrap them without copying. The wrapper's disposal decrements
+  // the data's reference count, so it must take a reference of its own first.
+  tf.backend().incRef(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
+}
+
+function input(inputs: tf.NamedTensorInfoMap, name: string): tf.TensorInfo {
+  const t = inputs[name];
+  if (!t) throw new Error(`kernel input '${name}' is missing`);
+  return t;
+}
+
+function convInfoOf(xShape: number[], filterShape: number[], attrs: ConvAttrs): tf.backend_util.Conv2DInfo {
+  if (attrs.dataFormat !== 'NHWC') throw new Error('the wasm training kernels support NHWC only');
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+/** Inserts (s−1) zeros between neighbouring rows/columns of dy: the input of a strided conv's transpose. */
+function dilateSpatially(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return dy;
+  const [n, h, w, c] = dy.shape;
+  const spread = tf.pad(tf.reshape(dy, [n, h, 1, w, 1, c]), [
+    [0, 0],
+    [0, 0],
+    [0, sh - 1],
+    [0, 0],
+    [0, sw - 1],
+    [0, 0],
+  ]);
+  return tf.slice(tf.reshape<tf.Rank.R4>(spread, [n, h * sh, w * sw, c]), [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]);
+}
+
+function conv2dBackpropFilter({ inputs, attrs }: KernelArgs): tf.TensorInfo {
+  const a = attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+  const info = convInfoOf(input(inputs, 'x').shape, a.filterShape, a);
+  const [kh, kw, ci, co] = a.filterShape;
+  return tf.tidy(() => {
+    const x = asTensor<tf.Rank.R4>(input(inputs, 'x'));
+    const dy = asTensor<tf.Rank.R4>(input(inputs, 'dy'));
+    if (kh === 1 && kw === 1 && info.strideHeight === 1 && info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0) {
+      const g = tf.matMul(tf.reshape(x, [-1, ci]), tf.reshape(dy, [-1, co]), true, false);
+      return tf.reshape(g, [1, 1, ci, co]);
+    }
+    const { top, bottom, left, right } = info.padInfo;
+    const xp = tf.pad(x, [
+      [0, 0],
+      [top, Math.max(bottom, 0)],
+      [left, Math.max(right, 0)],
+      [0, 0],
+    ]);
+    // dW[i,j,c,o] = Σ_{n,y,x} xp[n, y·s+i, x·s+j, c]·dy[n,y,x,o]: a valid convolution of xp (channels as batch,
+    // batch as channels) with dy (as a filter) dilated by the stride.
+    const xT = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, Hp, Wp, n]
+    const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [Ho, Wo, n, co]
+    const r = tf.conv2d(xT, dyT, 1, 'valid', 'NHWC', [info.strideHeight, info.strideWidth]); // [ci, ≥kh, ≥kw, co]
+    const cropped = tf.slice(r, [0, 0, 0, 0], [ci, kh, kw, co]);
+    return tf.transpose(cropped, [1, 2, 0, 3]);
+  });
+}
+
+function makeConv2dBackpropInput(original: tf.KernelFunc) {
+  return (args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] => {
+    const a = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+    const filterShape = input(args.inputs, 'filter').shape as [number, number, number, number];
+    const dyShape = input(args.inputs, 'dy').shape;
+    const info = convInfoOf(a.inputShape, filterShape, a);
+    const [kh, kw, ci, co] = filterShape;
+    const [n, H, W] = a.inputShape;
+    const sh = info.strideHeight;
+    const sw = info.strideWidth;
+    const dyH = (dyShape[1] - 1) * sh + 1;
+    const dyW = (dyShape[2] - 1) * sw + 1;
+    const padTop = kh - 1 - info.padInfo.top;
+    const padLeft = kw - 1 - info.padInfo.left;
+    const padBottom = H + kh - 1 - dyH - padTop;
+    const padRight = W + kw - 1 - dyW - padLeft;
+    if (padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0) return original(args);
+    return tf.tidy(() => {
+      const dy = asTensor<tf.Rank.R4>(input(args.inputs, 'dy'));
+      const filter = asTensor<tf.Rank.R4>(input(args.inputs, 'filter'));
+      if (kh === 1 && kw === 1 && sh === 1 && sw === 1) {
+        const g = tf.matMul(tf.reshape(dy, [-1, co]), tf.reshape(filter, [ci, co]), false, true);
+        return tf.reshape(g, [n, H, W, ci]);
+      }
+      const d = dilateSpatially(dy, sh, sw);
+      const padded = tf.pad(d, [
+        [0, 0],
+        [padTop, padBottom],
+        [padLeft, padRight],
+        [0, 0],
+      ]);
+      const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, co, ci]
+      return tf.conv2d(padded, flipped, 1, 'valid');
+    });
+  };
+}
+
+function makeBatchMatMul(original: tf.KernelFunc) {
+  return (args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] => {
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const aInfo = input(args.inputs, 'a');
+    const bInfo = input(args.inputs, 'b');
+    const batchA = aInfo.shape.slice(0, -2).reduce((p, q) => p * q, 1);
+    const batchB = bInfo.shape.slice(0, -2).reduce((p, q) => p * q, 1);
+    if (!transposeA && !transposeB && batchA === 1 && batchB === 1) return original(args);
+    return tf.tidy(() => {
+      const a0 = asTensor(aInfo);
+      const b0 = asTensor(bInfo);
+      const ra = a0.rank;
+      const rb = b0.rank;
+      const swapLast = (r: number) => [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2];
+      const a = transposeA ? tf.transpose(a0, swapLast(ra)) : a0;
+      const b = transposeB ? tf.transpose(b0, swapLast(rb)) : b0;
+      const m = a.shape[ra - 2];
+      const k = a.shape[ra - 1];
+      const nn = b.shape[rb - 1];
+      const outBatch = a.shape.length >= b.shape.length ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
+      const batch = Math.max(batchA, batchB);
+      if (batch === 1) return tf.reshape(tf.matMul(tf.reshape(a, [m, k]), tf.reshape(b, [k, nn])), [...outBatch, m, nn]);
+      if (batchA !== batchB && batchA !== 1 && batchB !== 1) throw new Error('BatchMatMul: batch dims must match or be 1');
+      const a3 = tf.reshape(a, [batchA, m, k]);
+      const b3 = tf.reshape(b, [batchB, k, nn]);
+      const outs: tf.Tensor2D[] = [];
+      for (let i = 0; i < batch; i++) {
+        const ai = tf.reshape(tf.slice(a3, [batchA === 1 ? 0 : i, 0, 0], [1, m, k]), [m, k]) as tf.Tensor2D;
+        const bi = tf.reshape(tf.slice(b3, [batchB === 1 ? 0 : i, 0, 0], [1, k, nn]), [k, nn]) as tf.Tensor2D;
+        outs.push(tf.matMul(ai, bi));
+      }
+      return tf.reshape(tf.stack(outs), [...outBatch, m, nn]);
+    });
+  };
+}
+
+function replaceKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+  const original = tf.getKernel(name, BACKEND);
+  if (!original) throw new Error(`wasm kernel ${name} is not registered: is @tensorflow/tfjs-backend-wasm loaded?`);
+  tf.unregisterKernel(name, BACKEND);
+  tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
+}
+
+/** Registers the training kernels for the wasm backend (idempotent). Call before `tf.setBackend('wasm')`. */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+  if (!tf.getKernel('Conv2DBackpropFilter', BACKEND)) {
+    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: BACKEND, kernelFunc: conv2dBackpropFilter as tf.KernelFunc });
+  }
+  replaceKernel('Conv2DBackpropInput', makeConv2dBackpropInput);
+  replaceKernel('BatchMatMul', makeBatchMatMul);
+}

@@ -1,0 +1,107 @@
+// The wasm training kernels (filter/input gradients of conv2d, batched and transposed matMul) against tfjs-cpu.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../sidecar/backend.ts';
+import { Rng } from '../../sidecar/ddpm/rng.ts';
+
+async function onBackend<T>(name: string, f: () => T): Promise<T> {
+  await tf.setBackend(name);
+  return f();
+}
+
+async function maxRelDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const [x, y] = [await a.data(), await b.data()];
+  assert.equal(x.length, y.length);
+  let scale = 0;
+  for (const v of y) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
+  return worst;
+}
+
+/** Host data, so that each backend builds its own tensors (no cross-backend data moves). */
+function randn(shape: number[], rng: Rng): { shape: number[]; values: Float32Array } {
+  const values = new Float32Array(shape.reduce((p, q) => p * q, 1));
+  for (let i = 0; i < values.length; i++) values[i] = rng.uniform() * 2 - 1;
+  return { shape, values };
+}
+const mk = (h: { shape: number[]; values: Float32Array }) => tf.tensor(h.values, h.shape);
+
+test('wasm conv2d gradients match tfjs-cpu (3×3 same, stride 2, 1×1, valid)', async () => {
+  const report = await initBackend('wasm');
+  assert.equal(report.name, 'wasm');
+  const cases: { x: number[]; f: number[]; stride: number; pad: 'same' | 'valid' }[] = [
+    { x: [2, 8, 8, 3], f: [3, 3, 3, 5], stride: 1, pad: 'same' },
+    { x: [3, 8, 8, 4], f: [3, 3, 4, 4], stride: 2, pad: 'same' },
+    { x: [2, 7, 9, 4], f: [3, 3, 4, 2], stride: 2, pad: 'same' },
+    { x: [2, 6, 6, 4], f: [1, 1, 4, 6], stride: 1, pad: 'same' },
+    { x: [1, 9, 9, 2], f: [3, 3, 2, 3], stride: 2, pad: 'valid' },
+  ];
+  const rng = new Rng(7);
+  for (const c of cases) {
+    const x = randn(c.x, rng);
+    const w = randn(c.f, rng);
+    const grads = (backend: string) =>
+      onBackend(backend, () =>
+        tf.tidy(() =>
+          tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.square(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, c.stride, c.pad))))([mk(x), mk(w)]),
+        ),
+      );
+    const ref = await grads('cpu');
+    const got = await grads('wasm');
+    const dx = await maxRelDiff(got[0], ref[0]);
+    const dw = await maxRelDiff(got[1], ref[1]);
+    assert.deepEqual(got[1].shape, c.f);
+    assert.ok(dx < 1e-5, `dx ${JSON.stringify(c)}: ${dx}`);
+    assert.ok(dw < 1e-5, `dw ${JSON.stringify(c)}: ${dw}`);
+    tf.dispose([...ref, ...got]);
+  }
+  await tf.setBackend('wasm');
+});
+
+test('wasm batched and transposed matMul match tfjs-cpu, forward and backward', async () => {
+  await initBackend('wasm');
+  const rng = new Rng(8);
+  const shapes: [number[], number[], boolean, boolean][] = [
+    [[3, 5, 4], [3, 4, 6], false, false],
+    [[3, 4, 5], [3, 4, 6], true, false],
+    [[3, 5, 4], [3, 6, 4], false, true],
+    [[5, 4], [6, 4], false, true],
+    [[4, 5], [4, 6], true, false],
+    [[1, 5, 4], [1, 4, 6], false, false],
+  ];
+  for (const [sa, sb, ta, tb] of shapes) {
+    const a = randn(sa, rng);
+    const b = randn(sb, rng);
+    const run = (backend: string) =>
+      onBackend(backend, () => {
+        return tf.tidy(() => {
+          const [ta0, tb0] = [mk(a), mk(b)];
+          const g = tf.grads((aa: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.matMul(aa, bb, ta, tb))))([ta0, tb0]);
+          return [tf.matMul(ta0, tb0, ta, tb), ...g];
+        });
+      });
+    const ref = await run('cpu');
+    const got = await run('wasm');
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(got[i].shape, ref[i].shape);
+      const d = await maxRelDiff(got[i], ref[i]);
+      assert.ok(d < 1e-5, `${sa}×${sb} ta=${ta} tb=${tb} output ${i}: ${d}`);
+    }
+    tf.dispose([...ref, ...got]);
+  }
+  await tf.setBackend('wasm');
+});
+
+test('the wasm kernels leak no tensors', async () => {
+  await initBackend('wasm');
+  const x = tf.randomNormal([2, 8, 8, 4]) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, 4, 4]) as tf.Tensor4D;
+  const step = () => tf.tidy(() => tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same')))([x, w])).forEach((t) => t.dispose());
+  step();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 5; i++) step();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, w]);
+});
