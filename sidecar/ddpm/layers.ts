@@ -1,0 +1,134 @@
+/**
+ * The building blocks of the DDPM U-Net (Ho et al. 2020, Appendix B; the original `diffusion_tf/nn.py` and
+ * `models/unet.py`), as functions of a parameter lookup. All activations are NHWC.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Looks up a parameter by its full hierarchical name (see unet.ts for the naming scheme). */
+export type ParamLookup = (name: string) => tf.Tensor;
+
+/** swish / SiLU, x·σ(x): the nonlinearity used throughout the network. */
+export function swish<T extends tf.Tensor>(x: T): T {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * Group normalisation (Wu & He 2018) over [H, W, C/G] per group, ε = 1e-6 as in the original code. The paper
+ * replaced weight normalisation with group normalisation throughout (Appendix B).
+ */
+export function groupNorm(x: tf.Tensor4D, p: ParamLookup, prefix: string, groups: number, eps = 1e-6): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, w, c] = x.shape;
+    const g = groupsFor(c, groups);
+    const grouped = tf.reshape(x, [b, h * w, g, c / g]);
+    const { mean, variance } = tf.moments(grouped, [1, 3], true);
+    const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps))), [b, h, w, c]);
+    return tf.add<tf.Tensor4D>(tf.mul(normed, p(`${prefix}.gamma`)), p(`${prefix}.beta`));
+  });
+}
+
+/** The number of groups actually used for c channels: min(groups, c), which must divide c. */
+export function groupsFor(c: number, groups: number): number {
+  const g = Math.min(groups, c);
+  if (c % g !== 0) throw new Error(`GroupNorm: ${c} channels cannot be split into ${g} groups`);
+  return g;
+}
+
+/** 2-D convolution with bias; `same` padding, as in the original code (TF's SAME also for the stride-2 downsample). */
+export function conv2d(x: tf.Tensor4D, p: ParamLookup, prefix: string, stride = 1): tf.Tensor4D {
+  return tf.tidy(() => tf.add<tf.Tensor4D>(tf.conv2d(x, p(`${prefix}.weight`) as tf.Tensor4D, stride, 'same'), p(`${prefix}.bias`)));
+}
+
+/** Fully connected layer on the last axis (also the 1×1 "network-in-network" projections). */
+export function dense(x: tf.Tensor, p: ParamLookup, prefix: string): tf.Tensor {
+  return tf.tidy(() => {
+    const w = p(`${prefix}.weight`) as tf.Tensor2D;
+    const [cin, cout] = w.shape;
+    const flat = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, cin]);
+    const y = tf.add(tf.matMul(flat, w), p(`${prefix}.bias`));
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), cout]);
+  });
+}
+
+/**
+ * Sinusoidal timestep embedding (Vaswani et al. 2017, as used by the paper): for half = dim/2,
+ * freq_i = exp(−ln(10000)·i/(half−1)), embedding = [sin(t·freq), cos(t·freq)]. Timesteps are host integers,
+ * so the embedding is computed in float64 here and uploaded once.
+ */
+export function timestepEmbedding(t: readonly number[], dim: number): tf.Tensor2D {
+  if (dim % 2 !== 0 || dim < 4) throw new Error(`timestep embedding dimension must be even and ≥ 4, got ${dim}`);
+  const half = dim / 2;
+  const scale = Math.log(10000) / (half - 1);
+  const out = new Float32Array(t.length * dim);
+  for (let b = 0; b < t.length; b++) {
+    for (let i = 0; i < half; i++) {
+      const arg = t[b] * Math.exp(-scale * i);
+      out[b * dim + i] = Math.sin(arg);
+      out[b * dim + half + i] = Math.cos(arg);
+    }
+  }
+  return tf.tensor2d(out, [t.length, dim]);
+}
+
+/** Nearest-neighbour ×2 upsampling followed by a 3×3 convolution. */
+export function upsample(x: tf.Tensor4D, p: ParamLookup, prefix: string): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, h, w] = x.shape;
+    return conv2d(tf.image.resizeNearestNeighbor(x, [h * 2, w * 2]), p, `${prefix}.conv`);
+  });
+}
+
+/** A 3×3 convolution with stride 2. */
+export function downsample(x: tf.Tensor4D, p: ParamLookup, prefix: string): tf.Tensor4D {
+  return conv2d(x, p, `${prefix}.conv`, 2);
+}
+
+export interface BlockContext {
+  p: ParamLookup;
+  groups: number;
+  /** Dropout rate, applied only when `training` (the paper: 0.1 on CIFAR-10). */
+  dropout: number;
+  training: boolean;
+  /** Supplies a seed for each dropout mask (seeded, so training is reproducible). */
+  nextSeed: () => number;
+}
+
+/**
+ * Residual block (the Wide-ResNet-style block of the original code): GN → swish → conv3×3, plus a per-channel
+ * projection of the time embedding, GN → swish → dropout → conv3×3 (zero-initialised), and a 1×1 projection
+ * of the input when the channel count changes.
+ */
+export function resBlock(x: tf.Tensor4D, temb: tf.Tensor2D, ctx: BlockContext, prefix: string): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { p } = ctx;
+    const cin = x.shape[3];
+    let h = conv2d(swish(groupNorm(x, p, `${prefix}.norm1`, ctx.groups)), p, `${prefix}.conv1`);
+    const cout = h.shape[3];
+    const tproj = dense(swish(temb), p, `${prefix}.temb_proj`);
+    h = tf.add(h, tf.reshape(tproj, [-1, 1, 1, cout]));
+    h = swish(groupNorm(h, p, `${prefix}.norm2`, ctx.groups));
+    if (ctx.training && ctx.dropout > 0) h = tf.dropout(h, ctx.dropout, undefined, ctx.nextSeed()) as tf.Tensor4D;
+    h = conv2d(h, p, `${prefix}.conv2`);
+    const skip = cin === cout ? x : (dense(x, p, `${prefix}.skip`) as tf.Tensor4D);
+    return tf.add<tf.Tensor4D>(skip, h);
+  });
+}
+
+/**
+ * Self-attention over spatial positions (single head, as the paper's 16×16 blocks): out = x + proj(attn(GN(x))),
+ * with softmax(q·kᵀ/√C) over positions. The output projection is zero-initialised, so the block starts as identity.
+ */
+export function attnBlock(x: tf.Tensor4D, ctx: BlockContext, prefix: string): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { p } = ctx;
+    const [b, hh, ww, c] = x.shape;
+    const h = tf.reshape(groupNorm(x, p, `${prefix}.norm`, ctx.groups), [b, hh * ww, c]);
+    const q = dense(h, p, `${prefix}.q`) as tf.Tensor3D;
+    const k = dense(h, p, `${prefix}.k`) as tf.Tensor3D;
+    const v = dense(h, p, `${prefix}.v`) as tf.Tensor3D;
+    const w = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c))); // [b, hw, hw]
+    const a = tf.matMul(w, v); // [b, hw, c]
+    const out = dense(a, p, `${prefix}.proj_out`);
+    return tf.add<tf.Tensor4D>(x, tf.reshape(out, [b, hh, ww, c]));
+  });
+}

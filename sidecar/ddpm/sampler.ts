@@ -1,0 +1,170 @@
+/**
+ * Sampling loops: ancestral DDPM sampling (Algorithm 2, T steps) and DDIM (Song et al. 2021) on a sub-sequence of
+ * timesteps, from pure noise or from a given x_t (used by interpolation, which denoises from its chosen t).
+ *
+ * A per-step callback receives the step index, t, and (for the steps it asks for) x_t and x̂_0, so that callers
+ * can draw trajectories (paper Fig. 6) while sampling runs. Cancellation (AbortSignal) is checked between
+ * denoising steps; on cancel every tensor is released before the AbortError propagates.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ddimTimesteps } from './schedule.ts';
+import type { GaussianDiffusion, VarianceType } from './diffusion.ts';
+import { Rng } from './rng.ts';
+
+/** ε_θ(x_t, t) in inference mode. */
+export type EpsModel = (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D;
+
+export type SamplerKind = 'ddpm' | 'ddim';
+
+export interface SamplerOptions {
+  sampler: SamplerKind;
+  /** DDIM: number of steps on the "leading" grid (default 50). DDPM always uses every timestep. */
+  steps?: number;
+  /** DDIM: η (0 = deterministic). */
+  eta?: number;
+  /** DDPM: σ_t² = β_t (fixedlarge, default) or β̃_t (fixedsmall). */
+  varianceType?: VarianceType;
+  /** Clip x̂_0 to [−1, 1] (default true). */
+  clip?: boolean;
+  /** Seed of the sampling noise (x_T and every z). */
+  seed: number;
+  signal?: AbortSignal;
+  /**
+   * Called after each denoising step. `xt` (the new x) and `predX0` are given only when `wantTensors(index)`
+   * says so; they are valid until the callback's promise settles (they are disposed afterwards).
+   */
+  onStep?: (info: StepInfo) => void | Promise<void>;
+  wantTensors?: (index: number, total: number) => boolean;
+}
+
+export interface StepInfo {
+  /** 0-based index of the step just taken. */
+  index: number;
+  /** Number of steps in this run. */
+  total: number;
+  /** The timestep that was denoised (x_t → x_prev). */
+  t: number;
+  /** The timestep reached (−1 after the last step: x_0). */
+  tPrev: number;
+  xt?: tf.Tensor4D;
+  predX0?: tf.Tensor4D;
+}
+
+/**
+ * The descending timesteps a run visits. A full run (no `startT`) uses T−1 … 0 for DDPM and the DDIM grid as is;
+ * a run from an intermediate x_t (interpolation) starts at `startT` and continues on the grid below it.
+ */
+export function samplingTimesteps(T: number, opts: Pick<SamplerOptions, 'sampler' | 'steps'>, startT?: number): number[] {
+  if (startT !== undefined && (!Number.isInteger(startT) || startT < 0 || startT >= T)) {
+    throw new Error(`start timestep must be in 0..${T - 1}, got ${startT}`);
+  }
+  const from = startT ?? T - 1;
+  if (opts.sampler === 'ddpm') return Array.from({ length: from + 1 }, (_, i) => from - i);
+  if (opts.sampler !== 'ddim') throw new Error(`unknown sampler '${String(opts.sampler)}' (ddpm or ddim)`);
+  const grid = ddimTimesteps(T, opts.steps ?? 50);
+  return startT === undefined ? grid : [startT, ...grid.filter((g) => g < startT)];
+}
+
+function abortError(): Error {
+  const e = new Error('sampling was cancelled');
+  e.name = 'AbortError';
+  return e;
+}
+
+/**
+ * Runs the reverse process from `xStart` at `startT` (or from N(0, I) at T−1) down to x_0.
+ * Returns x_0 (the caller owns it); `xStart` is not disposed.
+ */
+export async function runSampler(
+  model: EpsModel,
+  diffusion: GaussianDiffusion,
+  shape: [number, number, number, number],
+  opts: SamplerOptions,
+  start?: { x: tf.Tensor4D; t: number },
+): Promise<tf.Tensor4D> {
+  const rng = new Rng(opts.seed);
+  const clip = opts.clip ?? true;
+  const varianceType = opts.varianceType ?? 'fixedlarge';
+  const eta = opts.eta ?? 0;
+  const ts = samplingTimesteps(diffusion.T, opts, start?.t);
+  // Every step's noise comes from the seeded generator, in step order: the same seed gives the same samples.
+  let x: tf.Tensor4D = start ? tf.clone(start.x) : (tf.randomNormal(shape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D);
+  try {
+    for (let i = 0; i < ts.length; i++) {
+      if (opts.signal?.aborted) throw abortError();
+      const t = ts[i];
+      const tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
+      const tb = new Array<number>(shape[0]).fill(t);
+      const noiseSeed = rng.seed();
+      const [xPrev, predX0] = tf.tidy(() => {
+        const eps = model(x, tb);
+        const r =
+          opts.sampler === 'ddpm'
+            ? diffusion.pSampleStep(x, tb, eps, tf.randomNormal(shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D, { varianceType, clip })
+            : diffusion.ddimStep(x, tb, new Array<number>(shape[0]).fill(tPrev), eps, eta > 0 ? (tf.randomNormal(shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D) : null, {
+                eta,
+                clip,
+              });
+        return [r.xPrev, r.predX0];
+      });
+      x.dispose();
+      x = xPrev;
+      try {
+        if (opts.onStep) {
+          const want = opts.wantTensors?.(i, ts.length) ?? false;
+          await opts.onStep({ index: i, total: ts.length, t, tPrev, ...(want ? { xt: x, predX0 } : {}) });
+        } else {
+          // Yield to the event loop between steps so that cancellation and other requests get a chance to run.
+          await new Promise<void>((r) => setImmediate(r));
+        }
+      } finally {
+        predX0.dispose();
+      }
+    }
+    if (opts.signal?.aborted) throw abortError();
+    return x;
+  } catch (e) {
+    x.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Interpolation in latent space (paper §4.3, Fig. 8): x_1, x_2 are diffused to t with their own noise, mixed as
+ * (1−λ)·x_t(x_1) + λ·x_t(x_2), and the mix is denoised from t down to 0. Returns one image batch per λ.
+ * The same seed gives the same noise for every λ, so the strip varies only with λ.
+ */
+export async function interpolate(
+  model: EpsModel,
+  diffusion: GaussianDiffusion,
+  x1: tf.Tensor4D,
+  x2: tf.Tensor4D,
+  t: number,
+  lambdas: readonly number[],
+  opts: Omit<SamplerOptions, 'onStep' | 'wantTensors'> & { onLambda?: (index: number, image: tf.Tensor4D) => void | Promise<void> },
+): Promise<tf.Tensor4D[]> {
+  if (x1.shape.join() !== x2.shape.join()) throw new Error(`images differ in shape: [${x1.shape}] vs [${x2.shape}]`);
+  const rng = new Rng(opts.seed);
+  const eps1 = tf.randomNormal(x1.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
+  const eps2 = tf.randomNormal(x2.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
+  const denoiseSeed = rng.seed();
+  const out: tf.Tensor4D[] = [];
+  try {
+    for (let i = 0; i < lambdas.length; i++) {
+      const xt = diffusion.interpolateLatents(x1, x2, t, eps1, eps2, lambdas[i]);
+      try {
+        const img = await runSampler(model, diffusion, x1.shape, { ...opts, seed: denoiseSeed }, { x: xt, t });
+        out.push(img);
+        await opts.onLambda?.(i, img);
+      } finally {
+        xt.dispose();
+      }
+    }
+    return out;
+  } catch (e) {
+    tf.dispose(out);
+    throw e;
+  } finally {
+    tf.dispose([eps1, eps2]);
+  }
+}

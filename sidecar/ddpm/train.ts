@@ -1,0 +1,200 @@
+/**
+ * One optimisation step of Algorithm 1 (Ho et al. 2020) with the paper's recipe (Appendix B): x_0 from the data
+ * (randomly flipped left–right), t ~ Uniform{0..T−1}, ε ~ N(0, I), gradient of L_simple (eq. 14); Adam with
+ * linear learning-rate warm-up, gradient clipping at global norm 1, and an exponential moving average of the
+ * weights (decay 0.9999), which is what gets sampled from.
+ *
+ * Every random draw comes from one seeded generator, in a fixed order, so the same seed on the same backend gives
+ * the same losses; its state is part of the trainer state for exact resume.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { GaussianDiffusion } from './diffusion.ts';
+import { Rng, type RngState } from './rng.ts';
+import { unetForward, type UNet } from './unet.ts';
+
+export interface TrainConfig {
+  lr: number;
+  /** Linear warm-up of the learning rate over this many steps (the paper: 5000). */
+  warmupSteps: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEps: number;
+  /** Clip gradients to this global L2 norm (0 disables clipping). */
+  gradClip: number;
+  /** EMA decay of the weights (0 disables the EMA). */
+  emaDecay: number;
+  /** Random left–right flips of the training images (off for digits and text). */
+  randomFlip: boolean;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
+  lr: 2e-4,
+  warmupSteps: 5000,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEps: 1e-8,
+  gradClip: 1.0,
+  emaDecay: 0.9999,
+  randomFlip: true,
+};
+
+export interface StepStats {
+  /** The step number after this update (1 after the first step). */
+  step: number;
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Learning rate used for this update. */
+  lr: number;
+}
+
+/** What a checkpoint must hold to resume exactly. */
+export interface TrainerState {
+  step: number;
+  rng: RngState;
+  ema: Map<string, tf.Tensor>;
+  adamM: Map<string, tf.Tensor>;
+  adamV: Map<string, tf.Tensor>;
+}
+
+export function validateTrainConfig(c: TrainConfig): TrainConfig {
+  const check = (ok: boolean, msg: string) => {
+    if (!ok) throw new Error(`training config: ${msg}`);
+  };
+  check(c.lr > 0 && Number.isFinite(c.lr), `lr must be > 0, got ${c.lr}`);
+  check(Number.isInteger(c.warmupSteps) && c.warmupSteps >= 0, `warmupSteps must be an integer ≥ 0, got ${c.warmupSteps}`);
+  check(c.adamBeta1 >= 0 && c.adamBeta1 < 1, `adamBeta1 must be in [0, 1), got ${c.adamBeta1}`);
+  check(c.adamBeta2 >= 0 && c.adamBeta2 < 1, `adamBeta2 must be in [0, 1), got ${c.adamBeta2}`);
+  check(c.adamEps > 0, `adamEps must be > 0, got ${c.adamEps}`);
+  check(c.gradClip >= 0, `gradClip must be ≥ 0, got ${c.gradClip}`);
+  check(c.emaDecay >= 0 && c.emaDecay < 1, `emaDecay must be in [0, 1), got ${c.emaDecay}`);
+  return c;
+}
+
+/** The learning rate at a (1-based) step: linear warm-up from lr/warmup to lr, then constant. */
+export function learningRateAt(step: number, c: Pick<TrainConfig, 'lr' | 'warmupSteps'>): number {
+  return c.warmupSteps > 0 ? c.lr * Math.min(step / c.warmupSteps, 1) : c.lr;
+}
+
+export class Trainer {
+  readonly config: TrainConfig;
+  private stepCount = 0;
+  private rng: Rng;
+  /** EMA of the weights, by parameter name. */
+  readonly ema = new Map<string, tf.Variable>();
+  private readonly m = new Map<string, tf.Variable>();
+  private readonly v = new Map<string, tf.Variable>();
+  private readonly names: string[];
+
+  constructor(
+    readonly model: UNet,
+    readonly diffusion: GaussianDiffusion,
+    config: Partial<TrainConfig>,
+    seedOrState: number | RngState,
+  ) {
+    this.config = validateTrainConfig({ ...DEFAULT_TRAIN_CONFIG, ...config });
+    this.rng = new Rng(seedOrState);
+    this.names = [...model.params.keys()];
+    for (const name of this.names) {
+      const p = model.params.get(name)!;
+      this.ema.set(name, tf.variable(p, false));
+      this.m.set(name, tf.variable(tf.zerosLike(p), false));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+    }
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  rngState(): RngState {
+    return this.rng.state();
+  }
+
+  /** Restores optimizer state, EMA, step and RNG (the model's own weights are restored by the caller). */
+  restore(state: TrainerState): void {
+    const load = (dst: Map<string, tf.Variable>, src: Map<string, tf.Tensor>, what: string) => {
+      for (const name of this.names) {
+        const t = src.get(name);
+        const d = dst.get(name)!;
+        if (!t) throw new Error(`checkpoint has no ${what} for '${name}'`);
+        if (t.shape.join(',') !== d.shape.join(',')) throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${d.shape}]`);
+        d.assign(t);
+      }
+    };
+    load(this.ema, state.ema, 'EMA weights');
+    load(this.m, state.adamM, 'Adam first moment');
+    load(this.v, state.adamV, 'Adam second moment');
+    this.stepCount = state.step;
+    this.rng = new Rng(state.rng);
+  }
+
+  /** Adam moments, for checkpoints (live variables: read, don't dispose). */
+  adamMoments(): { m: ReadonlyMap<string, tf.Variable>; v: ReadonlyMap<string, tf.Variable> } {
+    return { m: this.m, v: this.v };
+  }
+
+  /**
+   * One training step on a batch x0 ∈ [−1, 1]^{B×H×W×C}. Draws, in order: flips, t, ε, dropout seeds.
+   * The loss and gradient norm are read asynchronously (no dataSync: it breaks WebGPU in Node).
+   */
+  async trainStep(x0: tf.Tensor4D): Promise<StepStats> {
+    const { config: cfg, model, diffusion } = this;
+    const b = x0.shape[0];
+    const flips = cfg.randomFlip ? Array.from({ length: b }, () => this.rng.uniform() < 0.5) : null;
+    const t = Array.from({ length: b }, () => this.rng.int(diffusion.T));
+    const noiseSeed = this.rng.seed();
+    const step = this.stepCount + 1;
+    const lr = learningRateAt(step, cfg);
+
+    const [lossT, normT] = tf.tidy(() => {
+      let x = x0;
+      if (flips && flips.some(Boolean)) {
+        const mask = tf.tensor4d(flips.map((f) => (f ? 1 : 0)), [b, 1, 1, 1], 'bool');
+        x = tf.where(tf.broadcastTo(mask, x0.shape), tf.reverse(x0, 2), x0);
+      }
+      const eps = tf.randomNormal(x.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D;
+      const xt = diffusion.qSample(x, t, eps);
+      const vars = this.names.map((n) => model.params.get(n)!);
+      const { value, grads } = tf.variableGrads(() => {
+        const epsTheta = unetForward(model.params, model.config, xt, t, { training: true, nextSeed: () => this.rng.seed() });
+        return diffusion.lossSimple(eps, epsTheta);
+      }, vars);
+      const g = vars.map((v) => grads[v.name]);
+      const norm = tf.sqrt(tf.addN(g.map((gi) => tf.sum(tf.square(gi)))));
+      // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
+      const scale = cfg.gradClip > 0 ? tf.div(cfg.gradClip, tf.maximum(norm, cfg.gradClip)) : tf.scalar(1);
+      const bc1 = 1 - cfg.adamBeta1 ** step;
+      const bc2 = 1 - cfg.adamBeta2 ** step;
+      this.names.forEach((name, i) => {
+        const p = vars[i];
+        const gi = tf.mul(g[i], scale);
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
+        m.assign(tf.add(tf.mul(m, cfg.adamBeta1), tf.mul(gi, 1 - cfg.adamBeta1)));
+        v.assign(tf.add(tf.mul(v, cfg.adamBeta2), tf.mul(tf.square(gi), 1 - cfg.adamBeta2)));
+        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), cfg.adamEps));
+        p.assign(tf.sub(p, tf.mul(update, lr)));
+        if (cfg.emaDecay > 0) {
+          const e = this.ema.get(name)!;
+          e.assign(tf.sub(e, tf.mul(tf.sub(e, p), 1 - cfg.emaDecay)));
+        } else {
+          this.ema.get(name)!.assign(p);
+        }
+      });
+      return [value, norm];
+    });
+    this.stepCount = step;
+    const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
+    tf.dispose([lossT, normT]);
+    return { step, loss: loss[0], gradNorm: gradNorm[0], lr };
+  }
+
+  dispose(): void {
+    for (const m of [this.ema, this.m, this.v]) {
+      for (const v of m.values()) v.dispose();
+      m.clear();
+    }
+  }
+}

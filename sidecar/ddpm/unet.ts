@@ -1,0 +1,291 @@
+/**
+ * The ε_θ(x_t, t) network: the U-Net of Ho et al. 2020 (Appendix B), configurable like the paper's models.
+ *
+ * Structure (resolution r halves at each level, `numResBlocks` = N):
+ *   time embedding: sinusoidal(t, ch) → dense 4ch → swish → dense 4ch
+ *   conv_in 3×3 → for each level: N residual blocks (+ attention where r ∈ attnResolutions), then a stride-2
+ *   downsample except at the last level → middle: res, attention, res → for each level in reverse: N+1 residual
+ *   blocks, each on the concatenation with the matching down-path activation (+ attention), then nearest ×2 +
+ *   conv3×3 except at the top level → GN → swish → conv_out 3×3 (zero-initialised).
+ *
+ * Parameter names are hierarchical, dot-separated, and stable (checkpoints store them as is):
+ *   time_embed.dense_0.{weight,bias}, time_embed.dense_1.{weight,bias}
+ *   conv_in.{weight,bias}
+ *   down.<level>.res.<i>.{norm1,norm2}.{gamma,beta} | .{conv1,conv2,temb_proj,skip}.{weight,bias}
+ *   down.<level>.attn.<i>.norm.{gamma,beta} | .{q,k,v,proj_out}.{weight,bias}
+ *   down.<level>.downsample.conv.{weight,bias}
+ *   mid.res_0.*, mid.attn.*, mid.res_1.*
+ *   up.<level>.res.<i>.*, up.<level>.attn.<i>.*, up.<level>.upsample.conv.{weight,bias}
+ *   norm_out.{gamma,beta}, conv_out.{weight,bias}
+ * Shapes: conv weights [kh, kw, in, out] (tfjs HWIO), dense / 1×1 weights [in, out], biases [out].
+ */
+import * as tf from '@tensorflow/tfjs';
+import { attnBlock, conv2d, downsample, groupNorm, groupsFor, resBlock, swish, timestepEmbedding, upsample, dense, type BlockContext } from './layers.ts';
+import type { Rng } from './rng.ts';
+
+export interface UNetConfig {
+  /** Height = width of the images. Must be divisible by 2^(levels−1). */
+  imageSize: number;
+  /** Image channels in and out: 1 (grayscale) or 3 (RGB). */
+  channels: number;
+  /** Base channel count `ch`. */
+  ch: number;
+  /** Channel multiplier per level; its length is the number of levels. */
+  chMult: number[];
+  /** Residual blocks per level on the way down (N + 1 on the way up). */
+  numResBlocks: number;
+  /** Resolutions at which self-attention is applied (the paper: 16). */
+  attnResolutions: number[];
+  dropout: number;
+  /** GroupNorm groups (32 in the paper; min(groups, C) is used per layer). */
+  groups: number;
+}
+
+export const PRESET_NAMES = ['cifar10', 'mnist', 'tiny'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export const PRESETS: Readonly<Record<PresetName, Readonly<UNetConfig>>> = {
+  /** The paper's CIFAR-10 model: 35,746,307 parameters. */
+  cifar10: { imageSize: 32, channels: 3, ch: 128, chMult: [1, 2, 2, 2], numResBlocks: 2, attnResolutions: [16], dropout: 0.1, groups: 32 },
+  /** MNIST at its native 28×28 (28 → 14 → 7): ~1.6M parameters, trainable on a CPU. */
+  mnist: { imageSize: 28, channels: 1, ch: 32, chMult: [1, 2, 2], numResBlocks: 2, attnResolutions: [14], dropout: 0.1, groups: 32 },
+  /** A very small model for tests and smoke runs. */
+  tiny: { imageSize: 16, channels: 1, ch: 16, chMult: [1, 2], numResBlocks: 1, attnResolutions: [8], dropout: 0, groups: 8 },
+};
+
+export function presetConfig(name: string, overrides: Partial<UNetConfig> = {}): UNetConfig {
+  if (!(PRESET_NAMES as readonly string[]).includes(name)) throw new Error(`unknown preset '${name}': choose one of ${PRESET_NAMES.join(', ')}`);
+  const base = PRESETS[name as PresetName];
+  return validateConfig({ ...base, chMult: [...base.chMult], attnResolutions: [...base.attnResolutions], ...overrides });
+}
+
+export function validateConfig(c: UNetConfig): UNetConfig {
+  const positiveInt = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`model config: ${what} must be a positive integer, got ${v}`);
+  };
+  positiveInt(c.imageSize, 'imageSize');
+  positiveInt(c.ch, 'ch');
+  positiveInt(c.numResBlocks, 'numResBlocks');
+  positiveInt(c.groups, 'groups');
+  if (c.channels !== 1 && c.channels !== 3) throw new Error(`model config: channels must be 1 or 3, got ${c.channels}`);
+  if (!Array.isArray(c.chMult) || c.chMult.length === 0) throw new Error('model config: chMult must be a non-empty list');
+  c.chMult.forEach((m) => positiveInt(m, 'every chMult entry'));
+  if (c.ch % 2 !== 0) throw new Error(`model config: ch must be even (sinusoidal embedding), got ${c.ch}`);
+  const factor = 2 ** (c.chMult.length - 1);
+  if (c.imageSize % factor !== 0) {
+    throw new Error(`model config: image size ${c.imageSize} is not divisible by 2^(levels−1) = ${factor} for ${c.chMult.length} levels`);
+  }
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`model config: dropout must be in [0, 1), got ${c.dropout}`);
+  for (const m of [1, ...c.chMult]) groupsFor(c.ch * m, c.groups);
+  return c;
+}
+
+export type ParamInit = 'fanavg' | 'zeros' | 'ones';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: ParamInit;
+}
+
+/** The list of parameters (names, shapes, initialisers) of a configuration, without allocating anything. */
+export function paramSpecs(config: UNetConfig): ParamSpec[] {
+  const c = validateConfig(config);
+  const specs: ParamSpec[] = [];
+  const tch = 4 * c.ch;
+  const add = (name: string, shape: number[], init: ParamInit) => specs.push({ name, shape, init });
+  const convP = (prefix: string, k: number, cin: number, cout: number, zero = false) => {
+    add(`${prefix}.weight`, [k, k, cin, cout], zero ? 'zeros' : 'fanavg');
+    add(`${prefix}.bias`, [cout], 'zeros');
+  };
+  const denseP = (prefix: string, cin: number, cout: number, zero = false) => {
+    add(`${prefix}.weight`, [cin, cout], zero ? 'zeros' : 'fanavg');
+    add(`${prefix}.bias`, [cout], 'zeros');
+  };
+  const normP = (prefix: string, ch: number) => {
+    add(`${prefix}.gamma`, [ch], 'ones');
+    add(`${prefix}.beta`, [ch], 'zeros');
+  };
+  const resP = (prefix: string, cin: number, cout: number) => {
+    normP(`${prefix}.norm1`, cin);
+    convP(`${prefix}.conv1`, 3, cin, cout);
+    denseP(`${prefix}.temb_proj`, tch, cout);
+    normP(`${prefix}.norm2`, cout);
+    convP(`${prefix}.conv2`, 3, cout, cout, true);
+    if (cin !== cout) denseP(`${prefix}.skip`, cin, cout);
+  };
+  const attnP = (prefix: string, ch: number) => {
+    normP(`${prefix}.norm`, ch);
+    for (const n of ['q', 'k', 'v']) denseP(`${prefix}.${n}`, ch, ch);
+    denseP(`${prefix}.proj_out`, ch, ch, true);
+  };
+
+  denseP('time_embed.dense_0', c.ch, tch);
+  denseP('time_embed.dense_1', tch, tch);
+  convP('conv_in', 3, c.channels, c.ch);
+  const skips = [c.ch];
+  let cur = c.ch;
+  let res = c.imageSize;
+  const levels = c.chMult.length;
+  for (let l = 0; l < levels; l++) {
+    const cout = c.ch * c.chMult[l];
+    for (let i = 0; i < c.numResBlocks; i++) {
+      resP(`down.${l}.res.${i}`, cur, cout);
+      cur = cout;
+      if (c.attnResolutions.includes(res)) attnP(`down.${l}.attn.${i}`, cur);
+      skips.push(cur);
+    }
+    if (l !== levels - 1) {
+      convP(`down.${l}.downsample.conv`, 3, cur, cur);
+      skips.push(cur);
+      res /= 2;
+    }
+  }
+  resP('mid.res_0', cur, cur);
+  attnP('mid.attn', cur);
+  resP('mid.res_1', cur, cur);
+  for (let l = levels - 1; l >= 0; l--) {
+    const cout = c.ch * c.chMult[l];
+    for (let i = 0; i < c.numResBlocks + 1; i++) {
+      const skip = skips.pop();
+      if (skip === undefined) throw new Error('internal: skip stack underflow');
+      resP(`up.${l}.res.${i}`, cur + skip, cout);
+      cur = cout;
+      if (c.attnResolutions.includes(res)) attnP(`up.${l}.attn.${i}`, cur);
+    }
+    if (l !== 0) {
+      convP(`up.${l}.upsample.conv`, 3, cur, cur);
+      res *= 2;
+    }
+  }
+  normP('norm_out', cur);
+  convP('conv_out', 3, cur, c.channels, true);
+  return specs;
+}
+
+export function countParams(specs: readonly ParamSpec[]): number {
+  return specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/**
+ * Fresh parameters: weights from the original code's initialiser, variance scaling with scale 1, fan_avg,
+ * uniform (= Glorot uniform; fan = k·k·channels for convolutions); biases 0, GroupNorm γ = 1, β = 0; the last
+ * conv of each residual block, the attention output projection and conv_out start at 0 (the original uses
+ * scale 1e-10), so that every block starts as the identity.
+ */
+export function initParams(specs: readonly ParamSpec[], rng: Rng): Map<string, tf.Variable> {
+  const out = new Map<string, tf.Variable>();
+  for (const s of specs) {
+    const init = tf.tidy(() => {
+      if (s.init === 'zeros') return tf.zeros(s.shape);
+      if (s.init === 'ones') return tf.ones(s.shape);
+      const receptive = s.shape.length === 4 ? s.shape[0] * s.shape[1] : 1;
+      const fanIn = receptive * s.shape[s.shape.length - 2];
+      const fanOut = receptive * s.shape[s.shape.length - 1];
+      const limit = Math.sqrt(3 / ((fanIn + fanOut) / 2));
+      return tf.randomUniform(s.shape, -limit, limit, 'float32', rng.seed());
+    });
+    // Unnamed: tfjs variable names are global to the process, and several models (or an EMA copy) may coexist.
+    out.set(s.name, tf.variable(init, true));
+    init.dispose();
+  }
+  return out;
+}
+
+export interface ForwardOptions {
+  training: boolean;
+  /** Needed when training with dropout > 0: supplies one seed per dropout mask. */
+  nextSeed?: () => number;
+}
+
+/** ε_θ(x_t, t): x is [B, H, W, C] in the model's size and channels, t one integer timestep per image. */
+export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig, x: tf.Tensor4D, t: readonly number[], opts: ForwardOptions): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  if (h !== config.imageSize || w !== config.imageSize || c !== config.channels) {
+    throw new Error(`model expects images of ${config.imageSize}×${config.imageSize}×${config.channels}, got ${h}×${w}×${c}`);
+  }
+  if (t.length !== b) throw new Error(`batch of ${b} images but ${t.length} timesteps`);
+  const p = (name: string): tf.Tensor => {
+    const v = params.get(name);
+    if (!v) throw new Error(`missing parameter '${name}'`);
+    return v;
+  };
+  if (opts.training && config.dropout > 0 && !opts.nextSeed) throw new Error('training with dropout needs a seed source');
+  const ctx: BlockContext = {
+    p,
+    groups: config.groups,
+    dropout: config.dropout,
+    training: opts.training,
+    nextSeed: opts.nextSeed ?? (() => 0),
+  };
+  return tf.tidy(() => {
+    const temb0 = timestepEmbedding(t, config.ch);
+    const temb = dense(swish(dense(temb0, p, 'time_embed.dense_0')), p, 'time_embed.dense_1') as tf.Tensor2D;
+    const hs: tf.Tensor4D[] = [conv2d(x, p, 'conv_in')];
+    let res = config.imageSize;
+    const levels = config.chMult.length;
+    for (let l = 0; l < levels; l++) {
+      for (let i = 0; i < config.numResBlocks; i++) {
+        let hh = resBlock(hs[hs.length - 1], temb, ctx, `down.${l}.res.${i}`);
+        if (config.attnResolutions.includes(res)) hh = attnBlock(hh, ctx, `down.${l}.attn.${i}`);
+        hs.push(hh);
+      }
+      if (l !== levels - 1) {
+        hs.push(downsample(hs[hs.length - 1], p, `down.${l}.downsample`));
+        res /= 2;
+      }
+    }
+    let hh = hs[hs.length - 1];
+    hh = resBlock(hh, temb, ctx, 'mid.res_0');
+    hh = attnBlock(hh, ctx, 'mid.attn');
+    hh = resBlock(hh, temb, ctx, 'mid.res_1');
+    for (let l = levels - 1; l >= 0; l--) {
+      for (let i = 0; i < config.numResBlocks + 1; i++) {
+        const skip = hs.pop();
+        if (!skip) throw new Error('internal: skip stack underflow');
+        hh = resBlock(tf.concat([hh, skip], 3), temb, ctx, `up.${l}.res.${i}`);
+        if (config.attnResolutions.includes(res)) hh = attnBlock(hh, ctx, `up.${l}.attn.${i}`);
+      }
+      if (l !== 0) {
+        hh = upsample(hh, p, `up.${l}.upsample`);
+        res *= 2;
+      }
+    }
+    return conv2d(swish(groupNorm(hh, p, 'norm_out', config.groups)), p, 'conv_out');
+  });
+}
+
+/** A model: its configuration and live parameters. */
+export class UNet {
+  readonly specs: ParamSpec[];
+  constructor(
+    readonly config: UNetConfig,
+    readonly params: Map<string, tf.Variable>,
+  ) {
+    this.specs = paramSpecs(config);
+    for (const s of this.specs) {
+      const v = params.get(s.name);
+      if (!v) throw new Error(`missing parameter '${s.name}'`);
+      if (v.shape.join(',') !== s.shape.join(',')) throw new Error(`parameter '${s.name}' has shape [${v.shape}] but the config needs [${s.shape}]`);
+    }
+    if (params.size !== this.specs.length) throw new Error(`expected ${this.specs.length} parameters, got ${params.size}`);
+  }
+
+  static create(config: UNetConfig, rng: Rng): UNet {
+    return new UNet(config, initParams(paramSpecs(config), rng));
+  }
+
+  get numParams(): number {
+    return countParams(this.specs);
+  }
+
+  /** Inference: ε_θ(x, t) with dropout off. */
+  predictEps(x: tf.Tensor4D, t: readonly number[], params: ReadonlyMap<string, tf.Tensor> = this.params): tf.Tensor4D {
+    return unetForward(params, this.config, x, t, { training: false });
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
