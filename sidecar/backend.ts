@@ -150,6 +150,11 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
   if (software && !explicit && !opts.allowSoftwareAdapter) {
     return { ok: false, reason: `only a software adapter was found (${name}); it is slower than wasm` };
   }
+  if (featureLevel !== 'core') {
+    // tfjs requests its own adapter with default options, which a compatibility-only driver (Dawn on GL ES) refuses.
+    const request = gpu.requestAdapter.bind(gpu);
+    gpu.requestAdapter = (o?: GPURequestAdapterOptions) => request({ ...o, featureLevel } as GPURequestAdapterOptions);
+  }
   if (typeof navigator === 'undefined') {
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   } else {

@@ -76,6 +76,16 @@ export function learningRateAt(step: number, c: Pick<TrainConfig, 'lr' | 'warmup
   return c.warmupSteps > 0 ? c.lr * Math.min(step / c.warmupSteps, 1) : c.lr;
 }
 
+/** Mirrors the images whose flag is set (data augmentation; the paper uses random flips on CIFAR-10). */
+export function flipLeftRight(x: tf.Tensor4D, flags: readonly boolean[]): tf.Tensor4D {
+  if (flags.length !== x.shape[0]) throw new Error(`${flags.length} flip flags for ${x.shape[0]} images`);
+  if (!flags.some(Boolean)) return tf.clone(x);
+  return tf.tidy(() => {
+    const mask = tf.tensor4d(flags.map((f) => (f ? 1 : 0)), [flags.length, 1, 1, 1], 'bool');
+    return tf.where(tf.broadcastTo(mask, x.shape), tf.reverse(x, 2), x);
+  });
+}
+
 export class Trainer {
   readonly config: TrainConfig;
   private stepCount = 0;
@@ -148,11 +158,7 @@ export class Trainer {
     const lr = learningRateAt(step, cfg);
 
     const [lossT, normT] = tf.tidy(() => {
-      let x = x0;
-      if (flips && flips.some(Boolean)) {
-        const mask = tf.tensor4d(flips.map((f) => (f ? 1 : 0)), [b, 1, 1, 1], 'bool');
-        x = tf.where(tf.broadcastTo(mask, x0.shape), tf.reverse(x0, 2), x0);
-      }
+      const x = flips ? flipLeftRight(x0, flips) : x0;
       const eps = tf.randomNormal(x.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D;
       const xt = diffusion.qSample(x, t, eps);
       const vars = this.names.map((n) => model.params.get(n)!);

@@ -1,0 +1,152 @@
+// The U-Net: exact parameter counts, forward shapes for 1/3 channels and sizes 16/28/32, building blocks' values.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../sidecar/backend.ts';
+import { UNet, countParams, paramSpecs, presetConfig, PRESETS, validateConfig, type UNetConfig } from '../../sidecar/ddpm/unet.ts';
+import { groupNorm, timestepEmbedding, attnBlock } from '../../sidecar/ddpm/layers.ts';
+import { Rng } from '../../sidecar/ddpm/rng.ts';
+
+test('cifar10 preset has exactly 35,746,307 parameters (the paper\'s 35.7M)', () => {
+  assert.equal(countParams(paramSpecs(presetConfig('cifar10'))), 35_746_307);
+});
+
+test('mnist preset is a few million parameters at most; tiny is small', () => {
+  const mnist = countParams(paramSpecs(presetConfig('mnist')));
+  assert.equal(mnist, 1_623_169);
+  assert.ok(countParams(paramSpecs(presetConfig('tiny'))) < 250_000);
+});
+
+test('parameter names are unique and hierarchical', () => {
+  const specs = paramSpecs(presetConfig('cifar10'));
+  const names = specs.map((s) => s.name);
+  assert.equal(new Set(names).size, names.length);
+  for (const n of names) assert.match(n, /^(time_embed|conv_in|down\.\d+\.(res|attn)\.\d+|down\.\d+\.downsample|mid\.(res_0|res_1|attn)|up\.\d+\.(res|attn)\.\d+|up\.\d+\.upsample|norm_out|conv_out)\./);
+  // Attention only at 16×16: level 1 on the way down and up (2 + 3 blocks) and the middle.
+  const attn = new Set(names.filter((n) => n.includes('attn')).map((n) => n.split('.').slice(0, n.startsWith('mid') ? 2 : 4).join('.')));
+  assert.deepEqual([...attn].sort(), ['down.1.attn.0', 'down.1.attn.1', 'mid.attn', 'up.1.attn.0', 'up.1.attn.1', 'up.1.attn.2']);
+  assert.deepEqual(specs.find((s) => s.name === 'down.0.downsample.conv.weight')?.shape, [3, 3, 128, 128]);
+  assert.deepEqual(specs.find((s) => s.name === 'up.3.res.0.conv1.weight')?.shape, [3, 3, 512, 256]);
+  assert.deepEqual(specs.find((s) => s.name === 'conv_out.weight')?.shape, [3, 3, 128, 3]);
+});
+
+test('forward shapes for 1 and 3 channels at sizes 16, 28 and 32; output depends on t', async () => {
+  await initBackend('auto');
+  for (const channels of [1, 3]) {
+    for (const size of [16, 28, 32]) {
+      const cfg: UNetConfig = { imageSize: size, channels, ch: 16, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [size / 2], dropout: 0.1, groups: 8 };
+      const model = UNet.create(cfg, new Rng(size * 10 + channels));
+      // Zero-initialised weights make every block the identity (and t invisible): perturb them so that the output
+      // carries signal from every layer.
+      for (const s of model.specs.filter((sp) => sp.init === 'zeros' && sp.name.endsWith('.weight'))) {
+        const w = model.params.get(s.name)!;
+        w.assign(tf.randomNormal(w.shape, 0, 0.05, 'float32', 5));
+      }
+      const before = tf.memory().numTensors;
+      const x = tf.randomNormal([2, size, size, channels], 0, 1, 'float32', 3) as tf.Tensor4D;
+      const y0 = model.predictEps(x, [0, 0]);
+      const y1 = model.predictEps(x, [500, 500]);
+      assert.deepEqual(y0.shape, [2, size, size, channels]);
+      const dt = tf.tidy(() => tf.max(tf.abs(tf.sub(y0, y1))));
+      const diff = (await dt.data())[0];
+      dt.dispose();
+      assert.ok(diff > 1e-4, `output does not depend on t (size ${size}, channels ${channels})`);
+      tf.dispose([x, y0, y1]);
+      assert.equal(tf.memory().numTensors, before);
+      model.dispose();
+    }
+  }
+});
+
+test('a fresh model outputs exactly zero (zero-initialised conv_out) and the cifar10 preset runs forward', async () => {
+  await initBackend('auto');
+  const model = UNet.create(presetConfig('cifar10'), new Rng(1));
+  assert.equal(model.numParams, 35_746_307);
+  const x = tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const y = model.predictEps(x, [999]);
+  assert.deepEqual(y.shape, [1, 32, 32, 3]);
+  assert.equal((await tf.max(tf.abs(y)).data())[0], 0);
+  tf.dispose([x, y]);
+  model.dispose();
+});
+
+test('invalid configurations and inputs give clear errors', async () => {
+  await initBackend('auto');
+  assert.throws(() => presetConfig('imagenet'), /unknown preset 'imagenet'/);
+  assert.throws(() => validateConfig({ ...PRESETS.tiny, chMult: [1, 2, 2], imageSize: 18 }), /not divisible by 2\^\(levels−1\) = 4/);
+  assert.throws(() => validateConfig({ ...PRESETS.tiny, channels: 2 }), /channels must be 1 or 3/);
+  assert.throws(() => validateConfig({ ...PRESETS.tiny, ch: 12, groups: 8 }), /cannot be split into 8 groups/);
+  const model = UNet.create(presetConfig('tiny'), new Rng(2));
+  const x = tf.zeros([1, 16, 16, 3]) as tf.Tensor4D;
+  assert.throws(() => model.predictEps(x, [1]), /expects images of 16×16×1, got 16×16×3/);
+  const y = tf.zeros([2, 16, 16, 1]) as tf.Tensor4D;
+  assert.throws(() => model.predictEps(y, [1]), /batch of 2 images but 1 timesteps/);
+  tf.dispose([x, y]);
+  model.dispose();
+});
+
+test('timestep embedding: sin/cos of t·exp(−ln(10⁴)·i/(half−1))', async () => {
+  await initBackend('auto');
+  const e = timestepEmbedding([0, 7], 8);
+  const v = await e.data();
+  e.dispose();
+  assert.deepEqual(Array.from(v.slice(0, 8)), [0, 0, 0, 0, 1, 1, 1, 1]);
+  for (let i = 0; i < 4; i++) {
+    const arg = 7 * Math.exp((-Math.log(10000) * i) / 3);
+    assert.ok(Math.abs(v[8 + i] - Math.sin(arg)) < 1e-6);
+    assert.ok(Math.abs(v[12 + i] - Math.cos(arg)) < 1e-6);
+  }
+});
+
+test('GroupNorm matches a direct computation (per image, per group over H, W and the group\'s channels)', async () => {
+  await initBackend('auto');
+  const [b, h, w, c, g] = [2, 3, 3, 4, 2];
+  const data = Float32Array.from({ length: b * h * w * c }, (_, i) => Math.sin(i * 1.7) * 3 + (i % 5));
+  const x = tf.tensor4d(data, [b, h, w, c]);
+  const gamma = tf.tensor1d([1, 2, 0.5, -1]);
+  const beta = tf.tensor1d([0, 1, -1, 0.25]);
+  const params = new Map<string, tf.Tensor>([['n.gamma', gamma], ['n.beta', beta]]);
+  const y = groupNorm(x, (n) => params.get(n)!, 'n', g);
+  const got = await y.data();
+  const cg = c / g;
+  for (let bi = 0; bi < b; bi++) {
+    for (let gi = 0; gi < g; gi++) {
+      const idx: number[] = [];
+      for (let p = 0; p < h * w; p++) for (let k = 0; k < cg; k++) idx.push(bi * h * w * c + p * c + gi * cg + k);
+      const mean = idx.reduce((s, i) => s + data[i], 0) / idx.length;
+      const variance = idx.reduce((s, i) => s + (data[i] - mean) ** 2, 0) / idx.length;
+      for (const i of idx) {
+        const ch = i % c;
+        const want = ((data[i] - mean) / Math.sqrt(variance + 1e-6)) * [1, 2, 0.5, -1][ch] + [0, 1, -1, 0.25][ch];
+        assert.ok(Math.abs(got[i] - want) < 1e-5, `index ${i}: ${got[i]} vs ${want}`);
+      }
+    }
+  }
+  tf.dispose([x, gamma, beta, y]);
+});
+
+test('attention block is the identity at initialisation (zero output projection) and residual after', async () => {
+  await initBackend('auto');
+  const c = 8;
+  const rng = new Rng(4);
+  const p = new Map<string, tf.Tensor>();
+  p.set('a.norm.gamma', tf.ones([c]));
+  p.set('a.norm.beta', tf.zeros([c]));
+  for (const n of ['q', 'k', 'v']) {
+    p.set(`a.${n}.weight`, tf.randomNormal([c, c], 0, 0.3, 'float32', rng.seed()));
+    p.set(`a.${n}.bias`, tf.zeros([c]));
+  }
+  p.set('a.proj_out.weight', tf.zeros([c, c]));
+  p.set('a.proj_out.bias', tf.zeros([c]));
+  const x = tf.randomNormal([2, 4, 4, c], 0, 1, 'float32', 9) as tf.Tensor4D;
+  const ctx = { p: (n: string) => p.get(n)!, groups: 4, dropout: 0, training: false, nextSeed: () => 0 };
+  const y = attnBlock(x, ctx, 'a');
+  assert.deepEqual(Array.from(await y.data()), Array.from(await x.data()));
+  p.get('a.proj_out.weight')!.dispose();
+  p.set('a.proj_out.weight', tf.eye(c));
+  const y2 = attnBlock(x, ctx, 'a');
+  // With proj = I, out − x is a convex combination of v over positions: check its row sums via v's range.
+  const d = await tf.sub(y2, x).data();
+  assert.ok(d.some((v) => Math.abs(v) > 1e-3));
+  tf.dispose([x, y, y2, ...p.values()]);
+});
