@@ -76,6 +76,20 @@ export function learningRateAt(step: number, c: Pick<TrainConfig, 'lr' | 'warmup
   return c.warmupSteps > 0 ? c.lr * Math.min(step / c.warmupSteps, 1) : c.lr;
 }
 
+/**
+ * Σ of many scalars as a pairwise tree of tf.add. tf.addN binds one storage buffer per input, and WebGPU allows
+ * only a few per shader (4 in compatibility mode), so a many-input addN fails to compile there.
+ */
+function sumScalars(xs: tf.Tensor[]): tf.Tensor {
+  let level = xs;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? tf.add(level[i], level[i + 1]) : level[i]);
+    level = next;
+  }
+  return level[0];
+}
+
 /** Mirrors the images whose flag is set (data augmentation; the paper uses random flips on CIFAR-10). */
 export function flipLeftRight(x: tf.Tensor4D, flags: readonly boolean[]): tf.Tensor4D {
   if (flags.length !== x.shape[0]) throw new Error(`${flags.length} flip flags for ${x.shape[0]} images`);
@@ -167,7 +181,7 @@ export class Trainer {
         return diffusion.lossSimple(eps, epsTheta);
       }, vars);
       const g = vars.map((v) => grads[v.name]);
-      const norm = tf.sqrt(tf.addN(g.map((gi) => tf.sum(tf.square(gi)))));
+      const norm = tf.sqrt(sumScalars(g.map((gi) => tf.sum(tf.square(gi)))));
       // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
       const scale = cfg.gradClip > 0 ? tf.div(cfg.gradClip, tf.maximum(norm, cfg.gradClip)) : tf.scalar(1);
       const bc1 = 1 - cfg.adamBeta1 ** step;

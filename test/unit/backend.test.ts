@@ -1,0 +1,138 @@
+// Backend selection, each case in a fresh process (tfjs can initialise one backend per process).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { repoRoot } from '../helpers/paths.ts';
+
+interface Outcome {
+  ok: boolean;
+  report?: { name: string; device: string; attempts: { name: string; ok: boolean; reason?: string }[] };
+  error?: string;
+  message?: string;
+  attempts?: { name: string; ok: boolean; reason?: string }[];
+}
+
+function init(choice: string, env: Record<string, string> = {}, extra: string[] = []): Outcome {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'helpers', 'initBackendCli.ts'), choice, ...extra], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  assert.ok(line, `no outcome printed (exit ${r.status}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(line) as Outcome;
+}
+
+const installed = (mod: string) => {
+  try {
+    createRequire(path.join(repoRoot, 'package.json')).resolve(mod);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const nativeInstalled = installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node');
+/** Dawn cannot find D3D12 outside Windows: a reliable "no adapter" on Linux. */
+const NO_ADAPTER = { DDPM_WEBGPU_FLAGS: 'backend=d3d12' };
+/** Mesa's llvmpipe through Dawn's OpenGL ES backend: a software adapter (Debian: libegl1, libegl-mesa0, libgles2). */
+const SOFTWARE_ADAPTER = { DDPM_WEBGPU_FLAGS: 'backend=opengles', DDPM_WEBGPU_FEATURE_LEVEL: 'compatibility', EGL_PLATFORM: 'surfaceless' };
+
+test('auto tries tensorflow, then webgpu, then wasm, and picks the first that works', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
+  const o = init('auto', NO_ADAPTER);
+  assert.ok(o.ok, o.message);
+  assert.equal(o.report!.name, 'wasm');
+  assert.match(o.report!.device, /WebAssembly/);
+  assert.deepEqual(o.report!.attempts.map((a) => [a.name, a.ok]), [['tensorflow', false], ['webgpu', false], ['wasm', true]]);
+  assert.match(o.report!.attempts[0].reason!, /neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed/);
+  assert.match(o.report!.attempts[1].reason!, /no WebGPU adapter/);
+});
+
+test('auto passes over a software WebGPU adapter (slower than wasm); an explicit webgpu takes it', () => {
+  const auto = init('auto', SOFTWARE_ADAPTER);
+  assert.ok(auto.ok, auto.message);
+  const webgpu = auto.report!.attempts.find((a) => a.name === 'webgpu')!;
+  assert.match(webgpu.reason!, /only a software adapter was found \(.*llvmpipe/);
+  const explicit = init('webgpu', SOFTWARE_ADAPTER);
+  assert.ok(explicit.ok, explicit.message);
+  assert.equal(explicit.report!.name, 'webgpu');
+  assert.match(explicit.report!.device, /llvmpipe.*\(software\)/);
+});
+
+test('asking for an unavailable backend fails with a message that says why and how to get it', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
+  const tfn = init('tensorflow');
+  assert.equal(tfn.ok, false);
+  assert.equal(tfn.error, 'BackendUnavailableError');
+  assert.match(tfn.message!, /backend 'tensorflow' is not available: neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed/);
+  assert.match(tfn.message!, /To get it: install @tensorflow\/tfjs-node-gpu/);
+
+  const gpu = init('webgpu', NO_ADAPTER);
+  assert.equal(gpu.ok, false);
+  assert.match(gpu.message!, /backend 'webgpu' is not available: no WebGPU adapter found \(needs a GPU driver with Vulkan \(Linux\), Metal \(macOS\) or D3D12 \(Windows\)\)/);
+
+  const bogus = init('cuda');
+  assert.equal(bogus.ok, false);
+  assert.match(bogus.message!, /unknown backend 'cuda': choose one of auto, tensorflow, webgpu, wasm, cpu/);
+});
+
+test('a native backend that is installed but broken is reported as such, and auto moves on', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-native-'));
+  try {
+    const pkg = path.join(dir, 'node_modules', '@tensorflow', 'tfjs-node');
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-node', version: '4.22.0', main: 'index.js' }));
+    fs.writeFileSync(path.join(pkg, 'index.js'), "throw new Error('libtensorflow.so.2: cannot open shared object file');\n");
+    const explicit = init('tensorflow', {}, ['--native-path', dir]);
+    assert.equal(explicit.ok, false);
+    assert.match(explicit.message!, /@tensorflow\/tfjs-node is installed but failed to load \(libtensorflow\.so\.2: cannot open shared object file\)/);
+    const auto = init('auto', NO_ADAPTER, ['--native-path', dir]);
+    assert.equal(auto.report!.name, 'wasm');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cpu is always available when asked for explicitly', () => {
+  const o = init('cpu');
+  assert.ok(o.ok);
+  assert.equal(o.report!.name, 'cpu');
+});
+
+function trainSteps(backend: string, env: Record<string, string> = {}): { backend: string; device: string; losses: number[]; leaked: number; error?: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'helpers', 'trainStepsCli.ts'), backend, '3'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 300_000,
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  assert.ok(line, `no result (exit ${r.status}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(line);
+}
+
+test('training steps on WebGPU (software adapter) match wasm, with async reads only and no leak', () => {
+  const wasm = trainSteps('wasm');
+  const gpu = trainSteps('webgpu', SOFTWARE_ADAPTER);
+  assert.equal(gpu.error, undefined, gpu.error);
+  assert.equal(gpu.backend, 'webgpu');
+  assert.equal(gpu.losses.length, 3);
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(gpu.losses[i] - wasm.losses[i]) < 1e-4, `step ${i}: webgpu ${gpu.losses[i]} vs wasm ${wasm.losses[i]}`);
+  assert.equal(gpu.leaked, 0);
+  assert.equal(wasm.leaked, 0);
+});
+
+test('the golden vectors also hold on WebGPU (check-golden --backend webgpu)', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts', 'check-golden.ts'), path.join(repoRoot, 'test', 'fixtures', 'golden', 'steps_small.json'), '--backend', 'webgpu'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, ...SOFTWARE_ADAPTER },
+    timeout: 300_000,
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /backend: webgpu/);
+  assert.match(r.stdout, /133 fields checked, 0 out of tolerance/);
+});
