@@ -1,0 +1,167 @@
+/**
+ * What bench/engine.ts (the parent) and bench/worker.ts (one child per measurement) share: the result format,
+ * the line protocol between them, a small argument parser and the statistics helpers.
+ */
+
+/** Each result line a worker prints on stdout starts with this marker; anything else on its stdout is noise (e.g. native warnings). */
+export const RESULT_PREFIX = '@@ddpm-bench ';
+
+export type BenchMode = 'train' | 'sample';
+
+/** Milliseconds per step over the measured steps (after warm-up). */
+export interface Stats {
+  msMedian: number;
+  msMin: number;
+  msMax: number;
+  /** Number of timed steps. */
+  n: number;
+}
+
+export interface TrainResult extends Stats {
+  /** Training throughput: batch / median step seconds. */
+  imagesPerSec: number;
+  /** Loss of the last step (a sanity check: finite and around 1 for an untrained model). */
+  lastLoss: number;
+}
+
+export interface SampleResult {
+  /** One model forward pass at batch B (inference, dropout off), until its output is read back. */
+  forward: Stats;
+  /** One DDIM denoising step (forward + update), measured step by step inside a runSampler run. */
+  ddimStep: Stats;
+  /** One ancestral DDPM step (forward + update + fresh noise), measured the same way. */
+  ddpmStep: Stats;
+  /** Images per second of a 50-step DDIM run, extrapolated: B / (50 · DDIM step seconds). */
+  ddim50ImagesPerSec: number;
+  /** Images per second of a 1000-step DDPM run, extrapolated: B / (1000 · DDPM step seconds). */
+  ddpm1000ImagesPerSec: number;
+}
+
+export interface MemoryResult {
+  /** Peak resident set of the whole child process (process.resourceUsage().maxRSS), MB. */
+  peakRssMB: number;
+  /** Peak tfjs tensor bytes inside one profiled step (tf.profile's peakBytes), or the largest tf.memory() seen between steps. */
+  tfPeakBytes: number;
+  /** How tfPeakBytes was obtained. */
+  tfPeakSource: 'profile' | 'between-steps';
+  /** tf.memory().numBytes once the measurement's own tensors are disposed (the model and, for train, the optimizer state remain). */
+  tfBytesAtEnd: number;
+  /** The wasm backend's linear memory (it only grows; capped at 4 GiB), or null on other backends. */
+  wasmHeapBytes: number | null;
+}
+
+export interface TensorCount {
+  /** tf.memory().numTensors before the first warm-up step. */
+  before: number;
+  /** tf.memory().numTensors after the last measured step, with the step's outputs disposed. */
+  after: number;
+  /** after − before: anything > 0 is a leak in the step. */
+  leaked: number;
+}
+
+export interface TorchResult {
+  impl?: string;
+  mode?: 'train' | 'forward';
+  params?: number;
+  /** false: the PyTorch model is not the same architecture as ours, and the ratio means nothing. */
+  paramsMatch?: boolean;
+  msMedian?: number;
+  msMin?: number;
+  msMax?: number;
+  threads?: number;
+  error?: string;
+}
+
+export interface MeasurementResult {
+  /** The backend that ran (the resolved one for `auto`; the requested one if it could not be initialised). */
+  backend: string;
+  requestedBackend: string;
+  device?: string;
+  preset: string;
+  batch: number;
+  mode: BenchMode;
+  params?: number;
+  steps: number;
+  warmup: number;
+  train?: TrainResult;
+  sample?: SampleResult;
+  memory?: MemoryResult;
+  tensors?: TensorCount;
+  /** Set by the parent with --compare-torch: the matching PyTorch measurement (train ↔ train, sample ↔ forward). */
+  torch?: TorchResult;
+  /** Ours / torch: train step vs train step, or forward pass vs forward pass. */
+  ratioOursToTorch?: number;
+  /** Wall-clock seconds of the measurement (model build, warm-up and timed steps). */
+  wallSeconds?: number;
+  /** Set when the measurement failed; the other measurements still run. */
+  error?: string;
+}
+
+// ---- arguments --------------------------------------------------------------------------------------------------
+
+export class UsageError extends Error {}
+
+/** `--name value`, `--name=value` and boolean `--name`; no positional arguments. */
+export function parseFlags(argv: readonly string[], booleans: readonly string[]): Map<string, string | true> {
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    if (booleans.includes(name)) {
+      if (eq > 0) throw new UsageError(`--${name} takes no value`);
+      flags.set(name, true);
+    } else if (eq > 0) {
+      flags.set(name, a.slice(eq + 1));
+    } else {
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      flags.set(name, argv[++i]);
+    }
+  }
+  return flags;
+}
+
+export function listFlag(flags: Map<string, string | true>, name: string, fallback: string): string[] {
+  const v = flags.get(name);
+  const raw = v === undefined || v === true ? fallback : v;
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`--${name} needs at least one value`);
+  return items;
+}
+
+export function intFlag(flags: Map<string, string | true>, name: string, fallback: number, min: number): number {
+  const v = flags.get(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v === true || !Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${String(v)}'`);
+  return n;
+}
+
+export function intList(items: readonly string[], name: string, min: number): number[] {
+  return items.map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: '${s}' is not an integer ≥ ${min}`);
+    return n;
+  });
+}
+
+// ---- statistics -------------------------------------------------------------------------------------------------
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export const round = (x: number, digits = 2): number => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+export function stats(ms: readonly number[]): Stats {
+  return { msMedian: round(median(ms)), msMin: round(Math.min(...ms)), msMax: round(Math.max(...ms)), n: ms.length };
+}
+
+export const errorText = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e));

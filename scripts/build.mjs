@@ -1,0 +1,39 @@
+// Bundles the command line (and, as they land, the sidecar, extension and webviews) with esbuild into dist/.
+// The tfjs wasm binaries are copied next to the bundles: the backend looks for them in its own folder first.
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(import.meta.dirname, '..');
+const dist = path.join(root, 'dist');
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+fs.mkdirSync(dist, { recursive: true });
+
+const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+for (const f of fs.readdirSync(wasmDir).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmDir, f), path.join(dist, f));
+
+/** @type {esbuild.BuildOptions} */
+const node = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: true,
+  minify: production,
+  // Native or optional: Dawn ships a .node binary (ESM package); tfjs-node(-gpu) exist only if the user installed them.
+  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  logLevel: 'info',
+};
+
+const builds = [{ ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } }];
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+  fs.chmodSync(path.join(dist, 'ddpm.js'), 0o755);
+}

@@ -1,0 +1,49 @@
+// The bundled `ddpm` command line (dist/ddpm.js, built by `npm run build`): it runs from dist/ with its wasm files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from '../helpers/paths.ts';
+
+const bundle = path.join(repoRoot, 'dist', 'ddpm.js');
+
+function ddpm(...args: string[]) {
+  assert.ok(fs.existsSync(bundle), 'dist/ddpm.js is missing: run npm run build');
+  const r = spawnSync(process.execPath, [bundle, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('ddpm model --preset cifar10 --json reports exactly 35,746,307 parameters', () => {
+  const r = ddpm('model', '--preset', 'cifar10', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.params, 35_746_307);
+  assert.equal(j.tensors, 328);
+  assert.deepEqual(j.config.chMult, [1, 2, 2, 2]);
+  const text = ddpm('model', '--preset', 'mnist');
+  assert.match(text.stdout, /preset mnist: 1,623,169 parameters/);
+});
+
+test('ddpm info initialises a backend from the bundle (wasm binaries found next to it)', () => {
+  const r = ddpm('info', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.ok(['tensorflow', 'webgpu', 'wasm'].includes(j.name), j.name);
+  assert.equal(j.attempts.at(-1).ok, true);
+});
+
+test('bad usage exits 2 with a message; an unknown preset exits 1 and names the choices', () => {
+  const none = ddpm();
+  assert.equal(none.code, 2);
+  assert.match(none.stdout, /usage:/);
+  const unknown = ddpm('frobnicate');
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+  const missing = ddpm('model');
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /missing --preset/);
+  const preset = ddpm('model', '--preset', 'imagenet');
+  assert.equal(preset.code, 1);
+  assert.match(preset.stderr, /unknown preset 'imagenet': choose one of cifar10, mnist, tiny/);
+});
