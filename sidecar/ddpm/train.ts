@@ -76,20 +76,6 @@ export function learningRateAt(step: number, c: Pick<TrainConfig, 'lr' | 'warmup
   return c.warmupSteps > 0 ? c.lr * Math.min(step / c.warmupSteps, 1) : c.lr;
 }
 
-/**
- * Σ of many scalars as a pairwise tree of tf.add. tf.addN binds one storage buffer per input, and WebGPU allows
- * only a few per shader (4 in compatibility mode), so a many-input addN fails to compile there.
- */
-function sumScalars(xs: tf.Tensor[]): tf.Tensor {
-  let level = xs;
-  while (level.length > 1) {
-    const next: tf.Tensor[] = [];
-    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? tf.add(level[i], level[i + 1]) : level[i]);
-    level = next;
-  }
-  return level[0];
-}
-
 /** Mirrors the images whose flag is set (data augmentation; the paper uses random flips on CIFAR-10). */
 export function flipLeftRight(x: tf.Tensor4D, flags: readonly boolean[]): tf.Tensor4D {
   if (flags.length !== x.shape[0]) throw new Error(`${flags.length} flip flags for ${x.shape[0]} images`);
@@ -100,15 +86,21 @@ export function flipLeftRight(x: tf.Tensor4D, flags: readonly boolean[]): tf.Ten
   });
 }
 
+/**
+ * Optimizer state is kept as flat vectors (all parameters concatenated in a fixed order) so that Adam, clipping and
+ * the EMA are a dozen kernel launches per step instead of a dozen per parameter: with ~300 parameter tensors the
+ * per-tensor form spent most of a small model's step in kernel-launch overhead.
+ */
 export class Trainer {
   readonly config: TrainConfig;
   private stepCount = 0;
   private rng: Rng;
-  /** EMA of the weights, by parameter name. */
-  readonly ema = new Map<string, tf.Variable>();
-  private readonly m = new Map<string, tf.Variable>();
-  private readonly v = new Map<string, tf.Variable>();
   private readonly names: string[];
+  private readonly sizes: number[];
+  private readonly shapes: number[][];
+  private readonly emaFlat: tf.Variable;
+  private readonly mFlat: tf.Variable;
+  private readonly vFlat: tf.Variable;
 
   constructor(
     readonly model: UNet,
@@ -119,12 +111,13 @@ export class Trainer {
     this.config = validateTrainConfig({ ...DEFAULT_TRAIN_CONFIG, ...config });
     this.rng = new Rng(seedOrState);
     this.names = [...model.params.keys()];
-    for (const name of this.names) {
-      const p = model.params.get(name)!;
-      this.ema.set(name, tf.variable(p, false));
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
-    }
+    this.shapes = this.names.map((n) => model.params.get(n)!.shape);
+    this.sizes = this.shapes.map((s) => s.reduce((a, b) => a * b, 1));
+    const flat = this.flatten(this.names.map((n) => model.params.get(n)!));
+    this.emaFlat = tf.variable(flat, false);
+    this.mFlat = tf.variable(tf.zerosLike(flat), false);
+    this.vFlat = tf.variable(tf.zerosLike(flat), false);
+    flat.dispose();
   }
 
   get step(): number {
@@ -135,27 +128,44 @@ export class Trainer {
     return this.rng.state();
   }
 
-  /** Restores optimizer state, EMA, step and RNG (the model's own weights are restored by the caller). */
-  restore(state: TrainerState): void {
-    const load = (dst: Map<string, tf.Variable>, src: Map<string, tf.Tensor>, what: string) => {
-      for (const name of this.names) {
-        const t = src.get(name);
-        const d = dst.get(name)!;
-        if (!t) throw new Error(`checkpoint has no ${what} for '${name}'`);
-        if (t.shape.join(',') !== d.shape.join(',')) throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${d.shape}]`);
-        d.assign(t);
-      }
-    };
-    load(this.ema, state.ema, 'EMA weights');
-    load(this.m, state.adamM, 'Adam first moment');
-    load(this.v, state.adamV, 'Adam second moment');
-    this.stepCount = state.step;
-    this.rng = new Rng(state.rng);
+  private flatten(ts: tf.Tensor[]): tf.Tensor1D {
+    return tf.tidy(() => tf.concat(ts.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D);
   }
 
-  /** Adam moments, for checkpoints (live variables: read, don't dispose). */
-  adamMoments(): { m: ReadonlyMap<string, tf.Variable>; v: ReadonlyMap<string, tf.Variable> } {
-    return { m: this.m, v: this.v };
+  private unflatten(flat: tf.Tensor1D): Map<string, tf.Tensor> {
+    // tidy keeps only tensors it can see in its result (arrays, not Maps).
+    const parts = tf.tidy(() => tf.split(flat, this.sizes).map((part, i) => tf.reshape(part, this.shapes[i])));
+    return new Map(this.names.map((n, i) => [n, parts[i]]));
+  }
+
+  /** The EMA weights by parameter name (new tensors: the caller disposes them). Sample from these. */
+  emaParams(): Map<string, tf.Tensor> {
+    return this.unflatten(this.emaFlat as tf.Tensor1D);
+  }
+
+  /** Adam's moment estimates by parameter name (new tensors: the caller disposes them). */
+  adamMoments(): { m: Map<string, tf.Tensor>; v: Map<string, tf.Tensor> } {
+    return { m: this.unflatten(this.mFlat as tf.Tensor1D), v: this.unflatten(this.vFlat as tf.Tensor1D) };
+  }
+
+  /** Restores optimizer state, EMA, step and RNG (the model's own weights are restored by the caller). */
+  restore(state: TrainerState): void {
+    const collect = (src: Map<string, tf.Tensor>, what: string) =>
+      this.names.map((name, i) => {
+        const t = src.get(name);
+        if (!t) throw new Error(`checkpoint has no ${what} for '${name}'`);
+        if (t.shape.join(',') !== this.shapes[i].join(',')) throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${this.shapes[i]}]`);
+        return t;
+      });
+    const ema = this.flatten(collect(state.ema, 'EMA weights'));
+    const m = this.flatten(collect(state.adamM, 'Adam first moment'));
+    const v = this.flatten(collect(state.adamV, 'Adam second moment'));
+    this.emaFlat.assign(ema);
+    this.mFlat.assign(m);
+    this.vFlat.assign(v);
+    tf.dispose([ema, m, v]);
+    this.stepCount = state.step;
+    this.rng = new Rng(state.rng);
   }
 
   /**
@@ -180,29 +190,22 @@ export class Trainer {
         const epsTheta = unetForward(model.params, model.config, xt, t, { training: true, nextSeed: () => this.rng.seed() });
         return diffusion.lossSimple(eps, epsTheta);
       }, vars);
-      const g = vars.map((v) => grads[v.name]);
-      const norm = tf.sqrt(sumScalars(g.map((gi) => tf.sum(tf.square(gi)))));
+      const g = this.flatten(vars.map((v) => grads[v.name]));
+      const norm = tf.sqrt(tf.sum(tf.square(g)));
       // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
-      const scale = cfg.gradClip > 0 ? tf.div(cfg.gradClip, tf.maximum(norm, cfg.gradClip)) : tf.scalar(1);
-      const bc1 = 1 - cfg.adamBeta1 ** step;
-      const bc2 = 1 - cfg.adamBeta2 ** step;
-      this.names.forEach((name, i) => {
-        const p = vars[i];
-        const gi = tf.mul(g[i], scale);
-        const m = this.m.get(name)!;
-        const v = this.v.get(name)!;
-        // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
-        m.assign(tf.add(tf.mul(m, cfg.adamBeta1), tf.mul(gi, 1 - cfg.adamBeta1)));
-        v.assign(tf.add(tf.mul(v, cfg.adamBeta2), tf.mul(tf.square(gi), 1 - cfg.adamBeta2)));
-        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), cfg.adamEps));
-        p.assign(tf.sub(p, tf.mul(update, lr)));
-        if (cfg.emaDecay > 0) {
-          const e = this.ema.get(name)!;
-          e.assign(tf.sub(e, tf.mul(tf.sub(e, p), 1 - cfg.emaDecay)));
-        } else {
-          this.ema.get(name)!.assign(p);
-        }
-      });
+      const gc = cfg.gradClip > 0 ? tf.mul(g, tf.div(cfg.gradClip, tf.maximum(norm, cfg.gradClip))) : g;
+      // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
+      const m = tf.add(tf.mul(this.mFlat, cfg.adamBeta1), tf.mul(gc, 1 - cfg.adamBeta1));
+      const v = tf.add(tf.mul(this.vFlat, cfg.adamBeta2), tf.mul(tf.square(gc), 1 - cfg.adamBeta2));
+      const stepSize = lr / (1 - cfg.adamBeta1 ** step);
+      const denom = tf.add(tf.sqrt(tf.div(v, 1 - cfg.adamBeta2 ** step)), cfg.adamEps);
+      const p = tf.sub(this.flatten(vars), tf.mul(tf.div(m, denom), stepSize)) as tf.Tensor1D;
+      this.mFlat.assign(m);
+      this.vFlat.assign(v);
+      // EMA of the weights: ema ← ema − (1 − decay)·(ema − p).
+      this.emaFlat.assign(cfg.emaDecay > 0 ? tf.sub(this.emaFlat, tf.mul(tf.sub(this.emaFlat, p), 1 - cfg.emaDecay)) : p);
+      const parts = tf.split(p, this.sizes);
+      vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], this.shapes[i])));
       return [value, norm];
     });
     this.stepCount = step;
@@ -212,9 +215,6 @@ export class Trainer {
   }
 
   dispose(): void {
-    for (const m of [this.ema, this.m, this.v]) {
-      for (const v of m.values()) v.dispose();
-      m.clear();
-    }
+    tf.dispose([this.emaFlat, this.mFlat, this.vFlat]);
   }
 }

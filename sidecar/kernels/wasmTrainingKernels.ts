@@ -16,6 +16,7 @@
  * `tf.setBackend('wasm')`), and replaced kernels keep their original `setupFunc`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmSliceKernels } from './wasmSliceKernels.ts';
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 type ConvAttrs = {
@@ -129,7 +130,9 @@ function makeConv2dBackpropInput(original: tf.KernelFunc) {
         [padLeft, padRight],
         [0, 0],
       ]);
-      const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, co, ci]
+      // Flipping both spatial axes reverses the kh·kw filter taps; split + concat is ~4× faster than wasm's Reverse.
+      const taps = tf.split(tf.reshape(filter, [kh * kw, ci * co]), kh * kw).reverse();
+      const flipped = tf.transpose(tf.reshape(tf.concat(taps), [kh, kw, ci, co]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, co, ci]
       return tf.conv2d(padded, flipped, 1, 'valid');
     });
   };
@@ -158,14 +161,9 @@ function makeBatchMatMul(original: tf.KernelFunc) {
       const batch = Math.max(batchA, batchB);
       if (batch === 1) return tf.reshape(tf.matMul(tf.reshape(a, [m, k]), tf.reshape(b, [k, nn])), [...outBatch, m, nn]);
       if (batchA !== batchB && batchA !== 1 && batchB !== 1) throw new Error('BatchMatMul: batch dims must match or be 1');
-      const a3 = tf.reshape(a, [batchA, m, k]);
-      const b3 = tf.reshape(b, [batchB, k, nn]);
-      const outs: tf.Tensor2D[] = [];
-      for (let i = 0; i < batch; i++) {
-        const ai = tf.reshape(tf.slice(a3, [batchA === 1 ? 0 : i, 0, 0], [1, m, k]), [m, k]) as tf.Tensor2D;
-        const bi = tf.reshape(tf.slice(b3, [batchB === 1 ? 0 : i, 0, 0], [1, k, nn]), [k, nn]) as tf.Tensor2D;
-        outs.push(tf.matMul(ai, bi));
-      }
+      const as = tf.unstack(tf.reshape(a, [batchA, m, k])) as tf.Tensor2D[];
+      const bs = tf.unstack(tf.reshape(b, [batchB, k, nn])) as tf.Tensor2D[];
+      const outs = Array.from({ length: batch }, (_, i) => tf.matMul(as[batchA === 1 ? 0 : i], bs[batchB === 1 ? 0 : i]));
       return tf.reshape(tf.stack(outs), [...outBatch, m, nn]);
     });
   };
@@ -187,4 +185,5 @@ export function registerWasmTrainingKernels(): void {
   }
   replaceKernel('Conv2DBackpropInput', makeConv2dBackpropInput);
   replaceKernel('BatchMatMul', makeBatchMatMul);
+  registerWasmSliceKernels();
 }

@@ -113,7 +113,8 @@ test('first step: gradient clipped to global norm, Adam moments, parameter updat
   assert.ok(Math.abs(mNorm - 0.1 * clip) < 1e-3 * 0.1 * clip, `‖m‖ = ${mNorm}, expected ${0.1 * clip}`);
   // Adam's first step moves every parameter with a nonzero gradient by lr·sign(g) (bias-corrected m/√v = ±1).
   const name = 'conv_in.weight';
-  const [p0, p1, mm, ema] = await Promise.all([before.get(name)!.data(), model.params.get(name)!.data(), m.get(name)!.data(), trainer.ema.get(name)!.data()]);
+  const emaParams = trainer.emaParams();
+  const [p0, p1, mm, ema] = await Promise.all([before.get(name)!.data(), model.params.get(name)!.data(), m.get(name)!.data(), emaParams.get(name)!.data()]);
   for (let i = 0; i < p0.length; i++) {
     if (Math.abs(mm[i]) < 1e-9) continue;
     const step = p0[i] - p1[i];
@@ -121,8 +122,9 @@ test('first step: gradient clipped to global norm, Adam moments, parameter updat
     // EMA with decay 0.5: halfway between the old and the new weights.
     assert.ok(Math.abs(ema[i] - (p0[i] + p1[i]) / 2) < 1e-6);
   }
-  void v;
-  tf.dispose([...before.values(), x0]);
+  const vNorm = await norm([...v.values()].map((t) => tf.sqrt(t)));
+  assert.ok(Math.abs(vNorm - Math.sqrt(0.001) * clip) < 1e-3 * clip, `‖√v‖ = ${vNorm}`);
+  tf.dispose([...before.values(), ...m.values(), ...v.values(), ...emaParams.values(), x0]);
   dispose();
 });
 

@@ -105,3 +105,42 @@ test('the wasm kernels leak no tensors', async () => {
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x, w]);
 });
+
+test('wasm Slice / SplitV / Unpack (heap-view copies) match tfjs-cpu for ranks 1–5, float32 and int32', async () => {
+  await initBackend('wasm');
+  const rng = new Rng(9);
+  const cases: { shape: number[]; begin: number[]; size: number[] }[] = [
+    { shape: [10], begin: [3], size: [4] },
+    { shape: [4, 6], begin: [1, 2], size: [2, 3] },
+    { shape: [4, 6], begin: [1, 0], size: [2, 6] },
+    { shape: [3, 4, 5], begin: [1, 1, 0], size: [2, 2, 5] },
+    { shape: [3, 4, 5], begin: [0, 0, 1], size: [3, 4, 3] },
+    { shape: [2, 3, 4, 5], begin: [1, 0, 2, 1], size: [1, 3, 2, 3] },
+    { shape: [2, 3, 2, 4, 3], begin: [0, 1, 1, 0, 1], size: [2, 2, 1, 4, 2] },
+    { shape: [3, 4], begin: [0, 0], size: [0, 4] },
+  ];
+  for (const c of cases) {
+    const h = randn(c.shape, rng);
+    const run = (backend: string, dtype: 'float32' | 'int32') =>
+      onBackend(backend, () =>
+        tf.tidy(() => {
+          const x = dtype === 'int32' ? tf.tensor(Int32Array.from(h.values, (v) => Math.round(v * 100)), c.shape, 'int32') : mk(h);
+          const axis = c.shape.length - 1;
+          const sizes = [1, c.shape[axis] - 1];
+          return [tf.slice(x, c.begin, c.size), ...tf.split(x, sizes, axis), ...tf.unstack(x, 0)];
+        }),
+      );
+    for (const dtype of ['float32', 'int32'] as const) {
+      const ref = await run('cpu', dtype);
+      const got = await run('wasm', dtype);
+      assert.equal(got.length, ref.length);
+      for (let i = 0; i < ref.length; i++) {
+        assert.deepEqual(got[i].shape, ref[i].shape, `${JSON.stringify(c)} output ${i}`);
+        assert.equal(got[i].dtype, dtype);
+        assert.deepEqual(Array.from(await got[i].data()), Array.from(await ref[i].data()), `${JSON.stringify(c)} ${dtype} output ${i}`);
+      }
+      tf.dispose([...ref, ...got]);
+    }
+  }
+  await tf.setBackend('wasm');
+});
