@@ -25,6 +25,11 @@ export interface TrainConfig {
   emaDecay: number;
   /** Random left–right flips of the training images (off for digits and text). */
   randomFlip: boolean;
+  /**
+   * Largest number of images per forward/backward pass; a larger batch is split and its gradients accumulated
+   * (0 = the whole batch at once). Bounds activation memory, e.g. under wasm's 4 GB heap.
+   */
+  microBatch: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
@@ -36,6 +41,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
   gradClip: 1.0,
   emaDecay: 0.9999,
   randomFlip: true,
+  microBatch: 0,
 };
 
 export interface StepStats {
@@ -68,6 +74,7 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   check(c.adamEps > 0, `adamEps must be > 0, got ${c.adamEps}`);
   check(c.gradClip >= 0, `gradClip must be ≥ 0, got ${c.gradClip}`);
   check(c.emaDecay >= 0 && c.emaDecay < 1, `emaDecay must be in [0, 1), got ${c.emaDecay}`);
+  check(Number.isInteger(c.microBatch) && c.microBatch >= 0, `microBatch must be an integer ≥ 0, got ${c.microBatch}`);
   return c;
 }
 
@@ -86,21 +93,32 @@ export function flipLeftRight(x: tf.Tensor4D, flags: readonly boolean[]): tf.Ten
   });
 }
 
+/** Parameters whose optimizer state is kept as one flat vector each for m, v and the EMA. */
+interface Chunk {
+  names: string[];
+  sizes: number[];
+  shapes: number[][];
+  ema: tf.Variable;
+  m: tf.Variable;
+  v: tf.Variable;
+}
+
 /**
- * Optimizer state is kept as flat vectors (all parameters concatenated in a fixed order) so that Adam, clipping and
- * the EMA are a dozen kernel launches per step instead of a dozen per parameter: with ~300 parameter tensors the
- * per-tensor form spent most of a small model's step in kernel-launch overhead.
+ * Largest number of elements per optimizer chunk (8 MB of float32). Optimizer state is flat per chunk so that Adam,
+ * clipping and the EMA take a dozen kernel launches per chunk instead of a dozen per parameter tensor (with ~300
+ * tensors the per-tensor form spent most of a small model's step launching kernels), while each chunk's temporaries
+ * are freed before the next chunk starts: one flat vector for the paper's 35.7M-parameter model needed ~20 live
+ * copies (3 GB) and ran out of the wasm backend's 4 GB heap.
  */
+export const OPTIMIZER_CHUNK_ELEMENTS = 1 << 21;
+
 export class Trainer {
   readonly config: TrainConfig;
   private stepCount = 0;
   private rng: Rng;
   private readonly names: string[];
-  private readonly sizes: number[];
-  private readonly shapes: number[][];
-  private readonly emaFlat: tf.Variable;
-  private readonly mFlat: tf.Variable;
-  private readonly vFlat: tf.Variable;
+  private readonly shapes = new Map<string, number[]>();
+  private readonly chunks: Chunk[] = [];
 
   constructor(
     readonly model: UNet,
@@ -111,13 +129,32 @@ export class Trainer {
     this.config = validateTrainConfig({ ...DEFAULT_TRAIN_CONFIG, ...config });
     this.rng = new Rng(seedOrState);
     this.names = [...model.params.keys()];
-    this.shapes = this.names.map((n) => model.params.get(n)!.shape);
-    this.sizes = this.shapes.map((s) => s.reduce((a, b) => a * b, 1));
-    const flat = this.flatten(this.names.map((n) => model.params.get(n)!));
-    this.emaFlat = tf.variable(flat, false);
-    this.mFlat = tf.variable(tf.zerosLike(flat), false);
-    this.vFlat = tf.variable(tf.zerosLike(flat), false);
-    flat.dispose();
+    let group: string[] = [];
+    let elements = 0;
+    const close = () => {
+      if (group.length === 0) return;
+      const shapes = group.map((n) => model.params.get(n)!.shape);
+      const flat = this.flatten(group.map((n) => model.params.get(n)!));
+      this.chunks.push({
+        names: group,
+        shapes,
+        sizes: shapes.map((sh) => sh.reduce((a, b) => a * b, 1)),
+        ema: tf.variable(flat, false),
+        m: tf.variable(tf.zerosLike(flat), false),
+        v: tf.variable(tf.zerosLike(flat), false),
+      });
+      flat.dispose();
+      group = [];
+      elements = 0;
+    };
+    for (const name of this.names) {
+      const p = model.params.get(name)!;
+      this.shapes.set(name, p.shape);
+      if (elements > 0 && elements + p.size > OPTIMIZER_CHUNK_ELEMENTS) close();
+      group.push(name);
+      elements += p.size;
+    }
+    close();
   }
 
   get step(): number {
@@ -132,38 +169,53 @@ export class Trainer {
     return tf.tidy(() => tf.concat(ts.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D);
   }
 
-  private unflatten(flat: tf.Tensor1D): Map<string, tf.Tensor> {
-    // tidy keeps only tensors it can see in its result (arrays, not Maps).
-    const parts = tf.tidy(() => tf.split(flat, this.sizes).map((part, i) => tf.reshape(part, this.shapes[i])));
-    return new Map(this.names.map((n, i) => [n, parts[i]]));
+  private unflatten(pick: (c: Chunk) => tf.Variable): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const c of this.chunks) {
+      // tidy keeps only tensors it can see in its result (arrays, not Maps).
+      const parts = tf.tidy(() => tf.split(pick(c), c.sizes).map((part, i) => tf.reshape(part, c.shapes[i])));
+      c.names.forEach((n, i) => out.set(n, parts[i]));
+    }
+    return out;
   }
 
   /** The EMA weights by parameter name (new tensors: the caller disposes them). Sample from these. */
   emaParams(): Map<string, tf.Tensor> {
-    return this.unflatten(this.emaFlat as tf.Tensor1D);
+    return this.unflatten((c) => c.ema);
   }
 
   /** Adam's moment estimates by parameter name (new tensors: the caller disposes them). */
   adamMoments(): { m: Map<string, tf.Tensor>; v: Map<string, tf.Tensor> } {
-    return { m: this.unflatten(this.mFlat as tf.Tensor1D), v: this.unflatten(this.vFlat as tf.Tensor1D) };
+    return { m: this.unflatten((c) => c.m), v: this.unflatten((c) => c.v) };
   }
 
   /** Restores optimizer state, EMA, step and RNG (the model's own weights are restored by the caller). */
   restore(state: TrainerState): void {
-    const collect = (src: Map<string, tf.Tensor>, what: string) =>
-      this.names.map((name, i) => {
+    const collect = (src: Map<string, tf.Tensor>, names: string[], what: string) =>
+      names.map((name) => {
         const t = src.get(name);
         if (!t) throw new Error(`checkpoint has no ${what} for '${name}'`);
-        if (t.shape.join(',') !== this.shapes[i].join(',')) throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${this.shapes[i]}]`);
+        const want = this.shapes.get(name)!;
+        if (t.shape.join(',') !== want.join(',')) throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${want}]`);
         return t;
       });
-    const ema = this.flatten(collect(state.ema, 'EMA weights'));
-    const m = this.flatten(collect(state.adamM, 'Adam first moment'));
-    const v = this.flatten(collect(state.adamV, 'Adam second moment'));
-    this.emaFlat.assign(ema);
-    this.mFlat.assign(m);
-    this.vFlat.assign(v);
-    tf.dispose([ema, m, v]);
+    // Validate everything before changing anything.
+    for (const c of this.chunks) {
+      collect(state.ema, c.names, 'EMA weights');
+      collect(state.adamM, c.names, 'Adam first moment');
+      collect(state.adamV, c.names, 'Adam second moment');
+    }
+    for (const c of this.chunks) {
+      for (const [dst, src, what] of [
+        [c.ema, state.ema, 'EMA weights'],
+        [c.m, state.adamM, 'Adam first moment'],
+        [c.v, state.adamV, 'Adam second moment'],
+      ] as const) {
+        const flat = this.flatten(collect(src, c.names, what));
+        dst.assign(flat);
+        flat.dispose();
+      }
+    }
     this.stepCount = state.step;
     this.rng = new Rng(state.rng);
   }
@@ -181,40 +233,86 @@ export class Trainer {
     const step = this.stepCount + 1;
     const lr = learningRateAt(step, cfg);
 
-    const [lossT, normT] = tf.tidy(() => {
-      const x = flips ? flipLeftRight(x0, flips) : x0;
-      const eps = tf.randomNormal(x.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D;
-      const xt = diffusion.qSample(x, t, eps);
-      const vars = this.names.map((n) => model.params.get(n)!);
-      const { value, grads } = tf.variableGrads(() => {
-        const epsTheta = unetForward(model.params, model.config, xt, t, { training: true, nextSeed: () => this.rng.seed() });
-        return diffusion.lossSimple(eps, epsTheta);
-      }, vars);
-      const g = this.flatten(vars.map((v) => grads[v.name]));
-      const norm = tf.sqrt(tf.sum(tf.square(g)));
+    // L_simple is a mean over the batch, so a micro-batch of m images contributes (m/B)·(its mean) to the loss and
+    // its gradient: summing those gives exactly the full-batch gradient. All randomness but dropout is drawn for the
+    // whole batch up front, so micro-batching changes nothing else.
+    const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, b) : b;
+    const vars = this.names.map((n) => model.params.get(n)!);
+    const x = flips ? flipLeftRight(x0, flips) : tf.clone(x0);
+    const eps = tf.randomNormal(x.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D;
+    let lossT: tf.Scalar | null = null;
+    let grads: tf.NamedTensorMap = {};
+    try {
+      for (let start = 0; start < b; start += mb) {
+        const n = Math.min(mb, b - start);
+        const ts = t.slice(start, start + n);
+        const part = tf.tidy(() => {
+          const xs = n === b ? x : tf.slice(x, [start, 0, 0, 0], [n, -1, -1, -1]);
+          const es = n === b ? eps : tf.slice(eps, [start, 0, 0, 0], [n, -1, -1, -1]);
+          const xt = diffusion.qSample(xs, ts, es);
+          const r = tf.variableGrads(() => {
+            const epsTheta = unetForward(model.params, model.config, xt, ts, { training: true, nextSeed: () => this.rng.seed() });
+            return tf.mul(diffusion.lossSimple(es, epsTheta), n / b) as tf.Scalar;
+          }, vars);
+          // variableGrads keys gradients by variable name; re-key them by parameter name.
+          return { value: r.value, grads: Object.fromEntries(this.names.map((name, i) => [name, r.grads[vars[i].name]])) as tf.NamedTensorMap };
+        });
+        if (lossT === null) {
+          lossT = part.value;
+          grads = part.grads;
+        } else {
+          const prevLoss: tf.Scalar = lossT;
+          const prevGrads = grads;
+          lossT = tf.add<tf.Scalar>(prevLoss, part.value);
+          grads = Object.fromEntries(this.names.map((name) => [name, tf.add(prevGrads[name], part.grads[name])]));
+          tf.dispose([prevLoss, part.value, ...Object.values(prevGrads), ...Object.values(part.grads)]);
+        }
+      }
+    } catch (e) {
+      tf.dispose([...(lossT ? [lossT] : []), ...Object.values(grads)]);
+      throw e;
+    } finally {
+      tf.dispose([x, eps]);
+    }
+    if (lossT === null) throw new Error('empty batch');
+    try {
+      // A chain of adds rather than addN: WebGPU binds one buffer per addN input and allows only a few per shader.
+      const normT = tf.tidy(() =>
+        tf.sqrt(this.chunks.map((c) => tf.sum(tf.square(this.flatten(c.names.map((n) => grads[n]))))).reduce((a, b) => tf.add(a, b))),
+      );
       // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
-      const gc = cfg.gradClip > 0 ? tf.mul(g, tf.div(cfg.gradClip, tf.maximum(norm, cfg.gradClip))) : g;
-      // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
-      const m = tf.add(tf.mul(this.mFlat, cfg.adamBeta1), tf.mul(gc, 1 - cfg.adamBeta1));
-      const v = tf.add(tf.mul(this.vFlat, cfg.adamBeta2), tf.mul(tf.square(gc), 1 - cfg.adamBeta2));
+      const scale = tf.tidy(() => (cfg.gradClip > 0 ? tf.div(cfg.gradClip, tf.maximum(normT, cfg.gradClip)) : tf.scalar(1)));
       const stepSize = lr / (1 - cfg.adamBeta1 ** step);
-      const denom = tf.add(tf.sqrt(tf.div(v, 1 - cfg.adamBeta2 ** step)), cfg.adamEps);
-      const p = tf.sub(this.flatten(vars), tf.mul(tf.div(m, denom), stepSize)) as tf.Tensor1D;
-      this.mFlat.assign(m);
-      this.vFlat.assign(v);
-      // EMA of the weights: ema ← ema − (1 − decay)·(ema − p).
-      this.emaFlat.assign(cfg.emaDecay > 0 ? tf.sub(this.emaFlat, tf.mul(tf.sub(this.emaFlat, p), 1 - cfg.emaDecay)) : p);
-      const parts = tf.split(p, this.sizes);
-      vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], this.shapes[i])));
-      return [value, norm];
-    });
-    this.stepCount = step;
-    const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
-    tf.dispose([lossT, normT]);
-    return { step, loss: loss[0], gradNorm: gradNorm[0], lr };
+      const bc2 = 1 - cfg.adamBeta2 ** step;
+      for (const c of this.chunks) {
+        tf.tidy(() => {
+          const vars = c.names.map((n) => model.params.get(n)!);
+          const g = tf.mul(this.flatten(c.names.map((n) => grads[n])), scale);
+          // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
+          const m = tf.add(tf.mul(c.m, cfg.adamBeta1), tf.mul(g, 1 - cfg.adamBeta1));
+          const v = tf.add(tf.mul(c.v, cfg.adamBeta2), tf.mul(tf.square(g), 1 - cfg.adamBeta2));
+          const denom = tf.add(tf.sqrt(tf.div(v, bc2)), cfg.adamEps);
+          const p = tf.sub(this.flatten(vars), tf.mul(tf.div(m, denom), stepSize)) as tf.Tensor1D;
+          c.m.assign(m);
+          c.v.assign(v);
+          // EMA of the weights: ema ← ema − (1 − decay)·(ema − p).
+          c.ema.assign(cfg.emaDecay > 0 ? tf.sub(c.ema, tf.mul(tf.sub(c.ema, p), 1 - cfg.emaDecay)) : p);
+          const parts = tf.split(p, c.sizes);
+          vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], c.shapes[i])));
+        });
+      }
+      scale.dispose();
+      this.stepCount = step;
+      const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
+      normT.dispose();
+      return { step, loss: loss[0], gradNorm: gradNorm[0], lr };
+    } finally {
+      tf.dispose([lossT, ...Object.values(grads)]);
+    }
   }
 
   dispose(): void {
-    tf.dispose([this.emaFlat, this.mFlat, this.vFlat]);
+    for (const c of this.chunks) tf.dispose([c.ema, c.m, c.v]);
+    this.chunks.length = 0;
   }
 }

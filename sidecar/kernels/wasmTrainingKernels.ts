@@ -16,7 +16,7 @@
  * `tf.setBackend('wasm')`), and replaced kernels keep their original `setupFunc`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmSliceKernels } from './wasmSliceKernels.ts';
+import { registerWasmCopyKernels } from './wasmCopyKernels.ts';
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 type ConvAttrs = {
@@ -185,5 +185,5 @@ export function registerWasmTrainingKernels(): void {
   }
   replaceKernel('Conv2DBackpropInput', makeConv2dBackpropInput);
   replaceKernel('BatchMatMul', makeBatchMatMul);
-  registerWasmSliceKernels();
+  registerWasmCopyKernels();
 }

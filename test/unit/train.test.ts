@@ -142,3 +142,24 @@ test('invalid training configs are rejected', () => {
   assert.throws(() => new Trainer(null as unknown as UNet, diffusion, { lr: -1 }, 1), /lr must be > 0/);
   assert.throws(() => new Trainer(null as unknown as UNet, diffusion, { emaDecay: 1 }, 1), /emaDecay must be in \[0, 1\)/);
 });
+
+test('micro-batching (gradient accumulation) gives the full-batch step: same losses and weights', async () => {
+  await initBackend('auto');
+  const x0 = squares();
+  const run = async (microBatch: number) => {
+    const { model, trainer, dispose } = setup(11, { lr: 1e-3, warmupSteps: 0, randomFlip: true, microBatch });
+    const losses: number[] = [];
+    for (let s = 0; s < 3; s++) losses.push((await trainer.trainStep(x0)).loss);
+    const w = await model.params.get('down.0.res.0.conv1.weight')!.data();
+    dispose();
+    return { losses, w };
+  };
+  const full = await run(0);
+  const micro = await run(3); // 8 images as 3 + 3 + 2
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(full.losses[i] - micro.losses[i]) < 1e-5 * Math.abs(full.losses[i]) + 1e-6, `step ${i}: ${full.losses[i]} vs ${micro.losses[i]}`);
+  let worst = 0;
+  for (let i = 0; i < full.w.length; i++) worst = Math.max(worst, Math.abs(full.w[i] - micro.w[i]));
+  assert.ok(worst < 1e-5, `weights differ by ${worst}`);
+  assert.throws(() => setup(1, { microBatch: -1 }), /microBatch must be an integer ≥ 0/);
+  x0.dispose();
+});

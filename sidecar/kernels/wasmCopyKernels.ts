@@ -1,10 +1,13 @@
 /**
- * Slice, SplitV and Unpack for the tfjs wasm backend that cost O(output) instead of O(input) per call.
+ * Copying kernels of the tfjs wasm backend that copy less.
  *
- * Why: tfjs-backend-wasm 4.22's Slice starts with `backend.readSync(x)`, which copies the *whole* input out of
- * the wasm heap on every call; SplitV and Unpack call it once per output. Splitting a flat optimizer vector into
- * ~300 parameters took ~1 s per training step, and attention's per-image slices paid for the whole batch each
- * time. These versions copy straight from heap views, only the bytes that are asked for.
+ * - Slice, SplitV, Unpack cost O(output) instead of O(input) per call. tfjs-backend-wasm 4.22's Slice starts with
+ *   `backend.readSync(x)`, which copies the *whole* input out of the wasm heap on every call, and SplitV and Unpack
+ *   call it once per output: splitting a flat optimizer vector into ~300 parameters took ~1 s per training step,
+ *   and attention's per-image slices paid for the whole batch each time. These copy straight from heap views.
+ * - Identity shares the input's buffer (reference-counted, as tfjs-cpu and the wasm Reshape do) instead of
+ *   copying it. The engine clones every tensor it saves for backprop, so the copying Identity ran ~900 times per
+ *   training step of a small U-Net. Tensors are immutable, so sharing is safe.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -12,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  incRef(dataId: tf.DataId): void;
 }
 
 const BACKEND = 'wasm';
@@ -96,14 +100,28 @@ function unpack({ inputs, attrs, backend }: Parameters<tf.KernelFunc>[0]): tf.Te
   });
 }
 
-const KERNELS: Record<string, tf.KernelFunc> = { Slice: slice as tf.KernelFunc, SplitV: splitV as tf.KernelFunc, Unpack: unpack as tf.KernelFunc };
+function makeIdentity(original: tf.KernelFunc) {
+  return (args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] => {
+    const x = input(args.inputs, 'x');
+    if (x.dtype === 'string') return original(args);
+    (args.backend as unknown as WasmHeapBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
 
-/** Replaces the wasm Slice, SplitV and Unpack kernels. Call before `tf.setBackend('wasm')`. */
-export function registerWasmSliceKernels(): void {
-  for (const [name, kernelFunc] of Object.entries(KERNELS)) {
+const KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
+  Slice: () => slice as tf.KernelFunc,
+  SplitV: () => splitV as tf.KernelFunc,
+  Unpack: () => unpack as tf.KernelFunc,
+  Identity: (original) => makeIdentity(original) as tf.KernelFunc,
+};
+
+/** Replaces the wasm Slice, SplitV, Unpack and Identity kernels. Call before `tf.setBackend('wasm')`. */
+export function registerWasmCopyKernels(): void {
+  for (const [name, make] of Object.entries(KERNELS)) {
     const original = tf.getKernel(name, BACKEND);
     if (!original) throw new Error(`wasm kernel ${name} is not registered: is @tensorflow/tfjs-backend-wasm loaded?`);
     tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel({ ...original, kernelFunc });
+    tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
   }
 }

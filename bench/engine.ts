@@ -1,0 +1,434 @@
+/**
+ * Engine benchmark: training-step and sampling-step speed, and memory, of the DDPM U-Net presets on each backend,
+ * optionally side by side with the same architecture in PyTorch (bench/torch_reference.py).
+ *
+ *   npm run bench -- [--preset tiny,mnist,cifar10] [--batch 8[,16]] [--backend auto | wasm,cpu,...]
+ *                    [--mode train|sample|both] [--steps 5] [--warmup 2] [--compare-torch] [--json]
+ *
+ * Every measurement runs in its own child process (bench/worker.ts): tfjs allows one backend per process, a failed
+ * measurement (wasm out of memory) cannot poison the next one, and peak RSS is per measurement. With
+ * --compare-torch, the matching PyTorch run follows each of ours (interleaved, so both see the same machine load).
+ * Nothing heavy ever runs concurrently.
+ *
+ * Output: a table (markdown) and one JSON document on stdout; with --json only the JSON document. Progress, and the
+ * output of children that failed, go to stderr.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  errorText,
+  intFlag,
+  intList,
+  listFlag,
+  parseFlags,
+  RESULT_PREFIX,
+  round,
+  UsageError,
+  type BenchMode,
+  type MeasurementResult,
+  type TorchResult,
+} from './common.ts';
+
+const USAGE = `usage: npm run bench -- [options]
+  --preset LIST       presets, comma-separated: tiny, mnist, cifar10 (default: tiny,mnist,cifar10)
+  --batch LIST        batch sizes, comma-separated (default: 8)
+  --backend LIST      auto (default: whatever auto picks), or any of tensorflow, webgpu, wasm, cpu, each measured
+                      in its own process. A software WebGPU adapter needs an explicit 'webgpu' and, for Mesa,
+                      EGL_PLATFORM=surfaceless DDPM_WEBGPU_FLAGS=backend=opengles DDPM_WEBGPU_FEATURE_LEVEL=compatibility
+  --mode MODE         train, sample or both (default: both)
+  --steps N           measured steps per measurement (default: 5); also the length of each timed sampler run
+  --warmup N          untimed warm-up steps (default: 2)
+  --compare-torch     after each measurement, run the same one in PyTorch (bench/torch_reference.py, 2 threads)
+  --json              print only the JSON document on stdout
+  --seed N            seed of the model, data and noise (default: 0)
+  --timeout S         kill a measurement (or torch run) after S seconds; 0 = never (default: 0)
+  --python PATH       the Python that has PyTorch (default: /usr/bin/python3)
+  --verbose           pass every child's own output through to stderr (by default only a failed child's)`;
+
+const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+const PRESETS = ['tiny', 'mnist', 'cifar10'];
+const TORCH_THREADS = 2;
+
+/** Our presets as torch_reference.py flags (the same architecture; the parameter counts are checked). */
+const TORCH_ARGS: Record<string, string[]> = {
+  tiny: ['--ch', '16', '--ch-mult', '1,2', '--blocks', '1', '--attn', '8', '--size', '16', '--channels', '1', '--dropout', '0', '--groups', '8'],
+  mnist: ['--ch', '32', '--ch-mult', '1,2,2', '--blocks', '2', '--attn', '14', '--size', '28', '--channels', '1', '--dropout', '0.1', '--groups', '32'],
+  cifar10: ['--preset', 'cifar10'],
+};
+
+interface Options {
+  presets: string[];
+  batches: number[];
+  backends: string[];
+  modes: BenchMode[];
+  steps: number;
+  warmup: number;
+  compareTorch: boolean;
+  json: boolean;
+  seed: number;
+  timeoutS: number;
+  python: string;
+  verbose: boolean;
+}
+
+function parseOptions(argv: readonly string[]): Options | 'help' {
+  const booleans = ['compare-torch', 'json', 'verbose', 'help'];
+  const f = parseFlags(argv, booleans);
+  if (f.has('help')) return 'help';
+  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python'];
+  for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
+  const presets = listFlag(f, 'preset', PRESETS.join(','));
+  for (const p of presets) if (!PRESETS.includes(p)) throw new UsageError(`unknown preset '${p}': choose from ${PRESETS.join(', ')}`);
+  const backends = listFlag(f, 'backend', 'auto');
+  for (const b of backends) if (!BACKENDS.includes(b)) throw new UsageError(`unknown backend '${b}': choose from ${BACKENDS.join(', ')}`);
+  const mode = listFlag(f, 'mode', 'both');
+  if (mode.length !== 1 || !['train', 'sample', 'both'].includes(mode[0])) throw new UsageError(`--mode must be train, sample or both`);
+  const python = f.get('python');
+  return {
+    presets,
+    batches: intList(listFlag(f, 'batch', '8'), 'batch', 1),
+    backends,
+    modes: mode[0] === 'both' ? ['train', 'sample'] : [mode[0] as BenchMode],
+    steps: intFlag(f, 'steps', 5, 1),
+    warmup: intFlag(f, 'warmup', 2, 0),
+    compareTorch: f.has('compare-torch'),
+    json: f.has('json'),
+    seed: intFlag(f, 'seed', 0, 0),
+    timeoutS: intFlag(f, 'timeout', 0, 0),
+    python: typeof python === 'string' ? python : '/usr/bin/python3',
+    verbose: f.has('verbose'),
+  };
+}
+
+// ---- child processes --------------------------------------------------------------------------------------------
+
+interface ChildOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** Complete stdout lines. */
+  lines: string[];
+  /** The child's stderr and non-result stdout, last part only (shown when the child fails). */
+  tail: string;
+  /** Set when the process could not be started at all. */
+  spawnError?: string;
+}
+
+const TAIL_CHARS = 4000;
+
+function runChild(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutS: number; verbose: boolean; label: string }): Promise<ChildOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let tail = '';
+    let partial = '';
+    const noise = (text: string) => {
+      tail = (tail + text).slice(-TAIL_CHARS);
+      if (opts.verbose) process.stderr.write(text.replace(/^(?=.)/gm, `  [${opts.label}] `));
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        lines.push(line);
+        if (!line.startsWith(RESULT_PREFIX) && !line.startsWith('{')) noise(line + '\n');
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => noise(chunk));
+    let timedOut = false;
+    const timer =
+      opts.timeoutS > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, opts.timeoutS * 1000)
+        : null;
+    let spawnError: string | undefined;
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      if (partial) lines.push(partial);
+      resolve({ code, signal, timedOut, lines, tail, ...(spawnError ? { spawnError } : {}) });
+    };
+    child.on('error', (e) => {
+      // Failed to start (ENOENT, EACCES): there will be no output; 'close' may or may not follow.
+      spawnError = errorText(e);
+      finish(null, null);
+    });
+    child.on('close', finish);
+  });
+}
+
+function childFailure(o: ChildOutcome, what: string): string {
+  if (o.timedOut) return `${what} timed out`;
+  if (o.spawnError) return `${what} could not be started: ${o.spawnError}`;
+  const last = o.tail
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s && !/^at /.test(s))
+    .slice(-1)[0];
+  const how = o.signal ? `was killed by ${o.signal}` : o.code === 0 ? 'printed no result' : `exited with code ${o.code}`;
+  return `${what} ${how}${last ? `: ${last}` : ''}`;
+}
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const WORKER = path.join(__dirname, 'worker.ts');
+const TORCH_SCRIPT = path.join(__dirname, 'torch_reference.py');
+
+async function measure(o: Options, backend: string, preset: string, batch: number, mode: BenchMode, label: string): Promise<MeasurementResult> {
+  const args = ['--import', 'tsx', WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
+  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed));
+  const out = await runChild(process.execPath, args, { timeoutS: o.timeoutS, verbose: o.verbose, label });
+  const results: MeasurementResult[] = [];
+  for (const line of out.lines) {
+    if (!line.startsWith(RESULT_PREFIX)) continue;
+    try {
+      results.push(JSON.parse(line.slice(RESULT_PREFIX.length)) as MeasurementResult);
+    } catch {
+      // A truncated line (the child died while writing): reported below as a failure.
+    }
+  }
+  const r = results[0];
+  if (r) {
+    if (r.error && !o.verbose && out.tail.trim()) process.stderr.write(indent(out.tail, `  [${label}] `));
+    return r;
+  }
+  if (!o.verbose && out.tail.trim()) process.stderr.write(indent(out.tail, `  [${label}] `));
+  return { backend, requestedBackend: backend, preset, batch, mode, steps: o.steps, warmup: o.warmup, error: childFailure(out, 'the benchmark worker') };
+}
+
+/** The JSON line torch_reference.py prints. */
+interface TorchLine {
+  impl?: string;
+  mode?: 'train' | 'forward';
+  params?: number;
+  ms_median?: number;
+  ms_min?: number;
+  ms_max?: number;
+  threads?: number;
+}
+
+async function measureTorch(o: Options, preset: string, batch: number, mode: BenchMode, label: string): Promise<TorchResult> {
+  const args = [TORCH_SCRIPT, ...TORCH_ARGS[preset], '--batch', String(batch), '--mode', mode === 'train' ? 'train' : 'forward'];
+  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(TORCH_THREADS));
+  const out = await runChild(o.python, args, { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, timeoutS: o.timeoutS, verbose: o.verbose, label });
+  const line = [...out.lines].reverse().find((l) => l.trim().startsWith('{'));
+  if (out.code === 0 && line) {
+    try {
+      const raw = JSON.parse(line) as TorchLine;
+      if (typeof raw.ms_median === 'number' && typeof raw.params === 'number') {
+        return { impl: raw.impl, mode: raw.mode, params: raw.params, msMedian: raw.ms_median, msMin: raw.ms_min, msMax: raw.ms_max, threads: raw.threads };
+      }
+    } catch {
+      // fall through: reported as an error
+    }
+  }
+  if (!o.verbose && out.tail.trim()) process.stderr.write(indent(out.tail, `  [${label}] `));
+  return { error: childFailure(out, 'torch_reference.py') };
+}
+
+const indent = (text: string, prefix: string): string => text.replace(/^(?=.)/gm, prefix).replace(/\n?$/, '\n');
+
+// ---- machine ----------------------------------------------------------------------------------------------------
+
+interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGB: number;
+  platform: string;
+  node: string;
+  tfjs: string;
+  torch?: string;
+}
+
+function machineInfo(): MachineInfo {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1].trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  let tfjs = 'unknown';
+  try {
+    tfjs = (createRequire(__filename)('@tensorflow/tfjs/package.json') as { version: string }).version;
+  } catch {
+    // leave 'unknown'
+  }
+  return {
+    cpu,
+    cores: os.availableParallelism(),
+    memoryGB: round(os.totalmem() / 2 ** 30, 1),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    tfjs,
+  };
+}
+
+// ---- report -----------------------------------------------------------------------------------------------------
+
+const fmt = (x: number | undefined | null, digits = 2): string => (x === undefined || x === null || !Number.isFinite(x) ? '-' : String(round(x, digits)));
+
+function torchCells(r: MeasurementResult): [string, string] {
+  if (!r.torch) return ['', ''];
+  if (r.torch.error) return ['error', '-'];
+  const ratio = fmt(r.ratioOursToTorch);
+  return [fmt(r.torch.msMedian), r.torch.paramsMatch === false ? `${ratio} (PARAMS DIFFER)` : ratio];
+}
+
+function tableRows(results: readonly MeasurementResult[]): string[][] {
+  const rows: string[][] = [];
+  for (const r of results) {
+    const head = [r.backend, r.preset, String(r.batch)];
+    const rss = fmt(r.memory?.peakRssMB, 0);
+    if (r.error) {
+      rows.push([...head, r.mode, 'ERROR', '-', rss, ...torchCells(r)]);
+      continue;
+    }
+    if (r.mode === 'train' && r.train) {
+      rows.push([...head, 'train step', fmt(r.train.msMedian), fmt(r.train.imagesPerSec), rss, ...torchCells(r)]);
+    } else if (r.sample) {
+      const s = r.sample;
+      rows.push([...head, 'forward', fmt(s.forward.msMedian), '-', rss, ...torchCells(r)]);
+      rows.push([...head, 'ddim step (50-step run)', fmt(s.ddimStep.msMedian), fmt(s.ddim50ImagesPerSec, 3), rss, '', '']);
+      rows.push([...head, 'ddpm step (1000-step run)', fmt(s.ddpmStep.msMedian), fmt(s.ddpm1000ImagesPerSec, 4), rss, '', '']);
+    }
+  }
+  return rows;
+}
+
+function markdownTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i >= 2 && i !== 3 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
+  return [line(header), sep, ...rows.map(line)].join('\n');
+}
+
+function humanReport(results: readonly MeasurementResult[], warnings: readonly string[]): string {
+  const header = ['backend', 'preset', 'batch', 'mode', 'ms/step', 'images/s', 'peak RSS MB', 'torch ms', 'ours/torch'];
+  const out = [markdownTable(header, tableRows(results))];
+  const errors = results.filter((r) => r.error).map((r) => `${r.backend} ${r.preset} batch ${r.batch} ${r.mode}: ${r.error}`);
+  const torchErrors = results.filter((r) => r.torch?.error).map((r) => `torch ${r.preset} batch ${r.batch} ${r.mode}: ${r.torch?.error}`);
+  if (errors.length || torchErrors.length) out.push('', 'Errors:', ...[...errors, ...torchErrors].map((e) => `  - ${e}`));
+  if (warnings.length) out.push('', 'Warnings:', ...warnings.map((w) => `  - ${w}`));
+  return out.join('\n');
+}
+
+function progressLine(r: MeasurementResult): string {
+  if (r.error) return `ERROR ${r.error}`;
+  const main = r.train
+    ? `${fmt(r.train.msMedian)} ms/step, ${fmt(r.train.imagesPerSec)} images/s`
+    : r.sample
+      ? `forward ${fmt(r.sample.forward.msMedian)} ms, ddim step ${fmt(r.sample.ddimStep.msMedian)} ms, ddpm step ${fmt(r.sample.ddpmStep.msMedian)} ms`
+      : '';
+  return `${main}, peak RSS ${fmt(r.memory?.peakRssMB, 0)} MB`;
+}
+
+// ---- main -------------------------------------------------------------------------------------------------------
+
+async function main(argv: readonly string[]): Promise<number> {
+  let o: Options;
+  try {
+    const parsed = parseOptions(argv);
+    if (parsed === 'help') {
+      console.log(USAGE);
+      return 0;
+    }
+    o = parsed;
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const startedAt = new Date();
+  const machine = machineInfo();
+  const results: MeasurementResult[] = [];
+  const warnings: string[] = [];
+  const warn = (w: string) => {
+    warnings.push(w);
+    process.stderr.write(`\n!!! ${w}\n\n`);
+  };
+  const total = o.backends.length * o.presets.length * o.batches.length * o.modes.length;
+  let n = 0;
+  for (const backend of o.backends) {
+    for (const preset of o.presets) {
+      for (const batch of o.batches) {
+        for (const mode of o.modes) {
+          const label = `${++n}/${total} ${backend} ${preset} b=${batch} ${mode}`;
+          process.stderr.write(`[${label}] ...\n`);
+          const r = await measure(o, backend, preset, batch, mode, label);
+          process.stderr.write(`[${label}] ${r.backend !== backend ? `(${r.backend}) ` : ''}${progressLine(r)}\n`);
+          if (r.tensors && r.tensors.leaked !== 0) {
+            warn(`${r.backend} ${preset} batch ${batch} ${mode}: tf.memory().numTensors went from ${r.tensors.before} to ${r.tensors.after} over the measured steps (a tensor leak)`);
+          }
+          if (o.compareTorch && !r.error) {
+            const tlabel = `${n}/${total} torch ${preset} b=${batch} ${mode === 'train' ? 'train' : 'forward'}`;
+            const t = await measureTorch(o, preset, batch, mode, tlabel);
+            r.torch = t;
+            if (!t.error) {
+              machine.torch ??= t.impl;
+              t.paramsMatch = t.params === r.params;
+              if (!t.paramsMatch) {
+                warn(
+                  `PARAMETER COUNT MISMATCH for preset ${preset}: ours ${r.params}, PyTorch reference ${t.params}. ` +
+                    'The reference is not the same architecture, so the ours/torch ratio is not a like-for-like comparison.',
+                );
+              }
+              const ours = mode === 'train' ? r.train?.msMedian : r.sample?.forward.msMedian;
+              if (ours !== undefined && t.msMedian) r.ratioOursToTorch = round(ours / t.msMedian);
+              process.stderr.write(`[${tlabel}] ${fmt(t.msMedian)} ms/step → ours/torch ${fmt(r.ratioOursToTorch)}\n`);
+            } else {
+              process.stderr.write(`[${tlabel}] ERROR ${t.error}\n`);
+            }
+          }
+          results.push(r);
+        }
+      }
+    }
+  }
+  const doc = {
+    benchmark: 'DDPM Studio engine (bench/engine.ts)',
+    date: startedAt.toISOString(),
+    command: ['npm run bench --', ...argv].join(' '),
+    machine,
+    options: {
+      presets: o.presets,
+      batches: o.batches,
+      backends: o.backends,
+      modes: o.modes,
+      steps: o.steps,
+      warmup: o.warmup,
+      seed: o.seed,
+      compareTorch: o.compareTorch,
+      torchThreads: o.compareTorch ? TORCH_THREADS : undefined,
+    },
+    results,
+    warnings,
+  };
+  const json = JSON.stringify(doc, null, 2);
+  if (o.json) {
+    process.stdout.write(json + '\n');
+  } else {
+    const when = `${startedAt.toISOString().slice(0, 10)}, ${machine.cpu} (${machine.cores} cores), node ${machine.node}, tfjs ${machine.tfjs}${machine.torch ? `, ${machine.torch} (${TORCH_THREADS} threads)` : ''}`;
+    const devices = [...new Set(results.filter((r) => r.device).map((r) => `${r.backend}: ${r.device}`))];
+    const head = [when, ...devices.map((d) => `  ${d}`)].join('\n');
+    process.stdout.write(`\n${head}\n\n${humanReport(results, warnings)}\n\n${json}\n`);
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(`bench: ${errorText(e)}`);
+    process.exitCode = 1;
+  },
+);
