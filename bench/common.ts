@@ -83,6 +83,8 @@ export interface MeasurementResult {
   params?: number;
   steps: number;
   warmup: number;
+  /** Training: images per forward/backward pass when the batch is split (gradient accumulation). */
+  microBatch?: number;
   train?: TrainResult;
   sample?: SampleResult;
   memory?: MemoryResult;

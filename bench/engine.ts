@@ -72,13 +72,14 @@ interface Options {
   timeoutS: number;
   python: string;
   verbose: boolean;
+  microBatch: number;
 }
 
 function parseOptions(argv: readonly string[]): Options | 'help' {
   const booleans = ['compare-torch', 'json', 'verbose', 'help'];
   const f = parseFlags(argv, booleans);
   if (f.has('help')) return 'help';
-  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python'];
+  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python', 'micro-batch'];
   for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   const presets = listFlag(f, 'preset', PRESETS.join(','));
   for (const p of presets) if (!PRESETS.includes(p)) throw new UsageError(`unknown preset '${p}': choose from ${PRESETS.join(', ')}`);
@@ -100,6 +101,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     timeoutS: intFlag(f, 'timeout', 0, 0),
     python: typeof python === 'string' ? python : '/usr/bin/python3',
     verbose: f.has('verbose'),
+    microBatch: intFlag(f, 'micro-batch', 0, 0),
   };
 }
 
@@ -184,7 +186,7 @@ const TORCH_SCRIPT = path.join(__dirname, 'torch_reference.py');
 
 async function measure(o: Options, backend: string, preset: string, batch: number, mode: BenchMode, label: string): Promise<MeasurementResult> {
   const args = ['--import', 'tsx', WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
-  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed));
+  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed), '--micro-batch', String(o.microBatch));
   const out = await runChild(process.execPath, args, { timeoutS: o.timeoutS, verbose: o.verbose, label });
   const results: MeasurementResult[] = [];
   for (const line of out.lines) {
