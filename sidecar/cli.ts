@@ -2,6 +2,9 @@
  * The `ddpm` command line over the engine (the same jobs the sidecar runs).
  *   ddpm train  --data SOURCE --preset NAME --steps N --batch B --out RUN_DIR [...]   train, with checkpoints and previews
  *   ddpm sample --ckpt FILE [--n 16] [--sampler ddim|ddpm] [--steps K] [--out grid.png] [...]
+ *   ddpm interpolate --ckpt FILE --a IMG --b IMG [--t 500] [--lambdas 0,0.25,0.5,0.75,1] [--out strip.png]
+ *   ddpm inspect FILE [--json]                   header, config, step, parameter count, tensors, loss history
+ *   ddpm export --ckpt FILE --out FILE [--f16] [--no-ema]   a weights-only copy for sampling (EMA weights by default)
  *   ddpm info   [--backend NAME] [--json]        which backend this machine gets, and why the others were passed over
  *   ddpm model  --preset NAME [--json]           architecture summary and exact parameter count of a preset
  */
@@ -10,8 +13,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, BACKEND_NAMES, type BackendChoice } from './backend.ts';
 import { countParams, paramSpecs, presetConfig, PRESET_NAMES } from './ddpm/unet.ts';
-import { loadCheckpoint } from './checkpoint/checkpoint.ts';
-import { encodeGrid } from './image/png.ts';
+import { CHECKPOINT_FORMAT, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint/checkpoint.ts';
+import { readHeader } from './checkpoint/safetensors.ts';
+import { GaussianDiffusion } from './ddpm/diffusion.ts';
+import { interpolate as interpolateLatents } from './ddpm/sampler.ts';
+import { makeSchedule } from './ddpm/schedule.ts';
+import { unetForward } from './ddpm/unet.ts';
+import { encodeGrid, loadImage } from './image/png.ts';
 import { runTrainJob, type TrainProgress } from './jobs/train.ts';
 import { sampleImages, trajectoryBatch } from './jobs/sample.ts';
 
@@ -44,6 +52,10 @@ const USAGE = `usage:
              [--ema-decay X] [--micro-batch M] [--flip|--no-flip]
   ddpm sample --ckpt FILE [--n 16] [--sampler ddim|ddpm] [--steps 50] [--eta 0] [--seed 0] [--out grid.png]
              [--trajectory traj.png] [--frames 10] [--x0 x0.png] [--ema|--no-ema] [--backend NAME]
+  ddpm interpolate --ckpt FILE --a IMG --b IMG [--t 500] [--lambdas 0,0.25,0.5,0.75,1] [--sampler ddim|ddpm] [--steps 50]
+             [--seed 0] [--out strip.png] [--backend NAME]
+  ddpm inspect FILE [--json]
+  ddpm export --ckpt FILE --out FILE [--f16] [--no-ema]
   ddpm info [--backend auto|${BACKEND_NAMES.join('|')}] [--json]
   ddpm model --preset ${PRESET_NAMES.join('|')} [--json]`;
 
@@ -179,20 +191,133 @@ async function sample(p: Parsed): Promise<number> {
     const r = await sampleImages(params, config, ck.meta.schedule, { n, sampler, steps, eta, seed, frames });
     const cols = Math.ceil(Math.sqrt(n));
     const dims = { height: config.imageSize, width: config.imageSize, channels: config.channels };
-    const write = (file: string, buf: Buffer) => {
+    const write = async (file: string, image: Promise<Buffer>) => {
+      const buf = await image;
       fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
       fs.writeFileSync(file, buf);
       console.error(`wrote ${file}`);
     };
-    write(out, encodeGrid({ data: r.images, n, ...dims }, cols));
-    if (trajectory) write(trajectory, encodeGrid({ data: trajectoryBatch(r.frames, r.shape, 'xt'), n: n * r.frames.length, ...dims }, r.frames.length));
-    if (x0Out) write(x0Out, encodeGrid({ data: trajectoryBatch(r.frames, r.shape, 'predX0'), n: n * r.frames.length, ...dims }, r.frames.length));
+    await write(out, encodeGrid({ data: r.images, n, ...dims }, cols));
+    if (trajectory) await write(trajectory, encodeGrid({ data: trajectoryBatch(r.frames, r.shape, 'xt'), n: n * r.frames.length, ...dims }, r.frames.length));
+    if (x0Out) await write(x0Out, encodeGrid({ data: trajectoryBatch(r.frames, r.shape, 'predX0'), n: n * r.frames.length, ...dims }, r.frames.length));
     console.error(`${n} samples, ${sampler}${sampler === 'ddim' ? `-${steps}` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return 0;
   } finally {
     tf.dispose([...params.values()]);
     await shutdownBackend();
   }
+}
+
+async function interpolate(p: Parsed): Promise<number> {
+  const ckpt = str(p, 'ckpt');
+  const files = [str(p, 'a'), str(p, 'b')];
+  const t = int(p, 't', 500);
+  const lambdas = str(p, 'lambdas', '0,0.25,0.5,0.75,1')
+    .split(',')
+    .map((v) => Number(v));
+  if (lambdas.some((l) => !(l >= 0 && l <= 1))) throw new UsageError('--lambdas must be comma-separated numbers in [0, 1]');
+  const sampler = str(p, 'sampler', 'ddim');
+  if (sampler !== 'ddim' && sampler !== 'ddpm') throw new UsageError(`--sampler must be ddim or ddpm, got '${sampler}'`);
+  const out = str(p, 'out', 'interpolation.png');
+  const ck = loadCheckpoint(ckpt, ['ema', 'model']);
+  const group = (flag(p, 'ema', true) ? ck.groups.ema : undefined) ?? ck.groups.model;
+  if (!group) throw new Error(`${ckpt} has no weights`);
+  const config = ck.meta.model;
+  if (!(t >= 0 && t < ck.meta.schedule.T)) throw new UsageError(`--t must be in 0..${ck.meta.schedule.T - 1}`);
+  const images = await Promise.all(
+    files.map((f) =>
+      loadImage(f, config.imageSize, config.channels as 1 | 3).catch((e: Error) => {
+        throw new Error(`${f}: not a readable image (${e.message})`);
+      }),
+    ),
+  );
+  await initBackend(str(p, 'backend', 'auto') as BackendChoice);
+  const params = new Map([...group].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+  const shape: [number, number, number, number] = [1, config.imageSize, config.imageSize, config.channels];
+  const [x1, x2] = images.map((d) => tf.tensor4d(d, shape));
+  try {
+    const strip = await interpolateLatents(
+      (x, ts) => unetForward(params, config, x, ts, { training: false }),
+      new GaussianDiffusion(makeSchedule(ck.meta.schedule)),
+      x1,
+      x2,
+      t,
+      lambdas,
+      { sampler, steps: int(p, 'steps', 50, 1), seed: int(p, 'seed', 0), onLambda: (i) => console.error(`λ = ${lambdas[i]} done`) },
+    );
+    // The strip: the two inputs (as the model sees them) at the ends, the interpolations between.
+    const per = config.imageSize * config.imageSize * config.channels;
+    const all = new Float32Array((lambdas.length + 2) * per);
+    all.set(images[0], 0);
+    for (let i = 0; i < strip.length; i++) all.set((await strip[i].data()) as Float32Array, (i + 1) * per);
+    all.set(images[1], (lambdas.length + 1) * per);
+    tf.dispose(strip);
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    fs.writeFileSync(out, await encodeGrid({ data: all, n: lambdas.length + 2, height: config.imageSize, width: config.imageSize, channels: config.channels }, lambdas.length + 2));
+    console.error(`wrote ${out}: input a, λ = ${lambdas.join(', ')}, input b (t = ${t})`);
+    return 0;
+  } finally {
+    tf.dispose([x1, x2, ...params.values()]);
+    await shutdownBackend();
+  }
+}
+
+function inspect(p: Parsed): number {
+  const file = p.positional[0] ?? str(p, 'ckpt');
+  const h = readHeader(file);
+  const meta = readCheckpointMeta(h);
+  const elements = (names: (n: string) => boolean) => h.tensors.filter((t) => names(t.name)).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const params = meta ? elements((n) => n.startsWith('model.')) : elements(() => true);
+  const hist = meta?.lossHistory;
+  const lossSummary = hist && hist.loss.length
+    ? { points: hist.loss.length, firstStep: hist.steps[0], lastStep: hist.steps[hist.steps.length - 1], first: hist.loss[0], last: hist.loss[hist.loss.length - 1], min: Math.min(...hist.loss) }
+    : null;
+  const summary = {
+    file,
+    fileSize: h.fileSize,
+    format: meta ? CHECKPOINT_FORMAT : 'foreign safetensors',
+    kind: meta?.kind,
+    preset: meta?.preset,
+    model: meta?.model,
+    schedule: meta?.schedule,
+    step: meta?.step,
+    data: meta?.data,
+    backend: meta?.backend,
+    created: meta?.created,
+    params,
+    tensors: h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
+    lossHistory: lossSummary,
+    metadata: meta ? undefined : h.metadata,
+  };
+  if (p.flags.has('json')) {
+    console.log(JSON.stringify(summary));
+    return 0;
+  }
+  console.log(`${file}: ${(h.fileSize / 2 ** 20).toFixed(1)} MB, ${summary.format}`);
+  if (meta) {
+    console.log(`  ${meta.kind} checkpoint, preset ${meta.preset ?? '(custom)'}, step ${meta.step}, ${params.toLocaleString('en-US')} parameters`);
+    console.log(`  model ${JSON.stringify(meta.model)}`);
+    console.log(`  schedule ${meta.schedule.kind}, T = ${meta.schedule.T}; data ${meta.data?.source ?? '?'}; backend ${meta.backend ?? '?'}; created ${meta.created}`);
+    if (lossSummary) console.log(`  loss: ${lossSummary.points} points, step ${lossSummary.firstStep} → ${lossSummary.lastStep}: ${lossSummary.first.toFixed(4)} → ${lossSummary.last.toFixed(4)} (min ${lossSummary.min.toFixed(4)})`);
+  } else {
+    console.log(`  not a DDPM Studio checkpoint: ${h.tensors.length} tensors, ${params.toLocaleString('en-US')} values; it can be listed, not sampled from`);
+  }
+  console.log(`  ${h.tensors.length} tensors:`);
+  for (const t of h.tensors) console.log(`    ${t.name.padEnd(48)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`);
+  return 0;
+}
+
+function exportWeights(p: Parsed): number {
+  const src = str(p, 'ckpt');
+  const out = str(p, 'out');
+  const useEma = flag(p, 'ema', true);
+  const ck = loadCheckpoint(src, [useEma ? 'ema' : 'model']);
+  const weights = ck.groups[useEma ? 'ema' : 'model'];
+  if (!weights) throw new Error(`${src} has no ${useEma ? 'EMA' : 'model'} weights`);
+  const meta = { ...ck.meta, kind: 'weights' as const, rng: undefined, exportedFrom: { step: ck.meta.step, weights: useEma ? 'ema' : 'model' } };
+  saveCheckpoint(out, { meta, groups: { model: weights } }, p.flags.has('f16') ? 'F16' : 'F32');
+  console.error(`wrote ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MB, ${useEma ? 'EMA' : 'raw'} weights of step ${ck.meta.step}${p.flags.has('f16') ? ', float16' : ''})`);
+  return 0;
 }
 
 async function info(p: Parsed): Promise<void> {
@@ -229,6 +354,12 @@ export async function main(argv: string[]): Promise<number> {
         return await train(p);
       case 'sample':
         return await sample(p);
+      case 'interpolate':
+        return await interpolate(p);
+      case 'inspect':
+        return inspect(p);
+      case 'export':
+        return exportWeights(p);
       case 'info':
         await info(p);
         return 0;

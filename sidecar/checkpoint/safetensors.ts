@@ -115,7 +115,9 @@ export function readHeader(file: string): SafetensorsHeader {
     throw new Error(code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file} is a folder, not a file` : `${file}: ${(e as Error).message}`);
   }
   try {
-    const fileSize = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    if (stat.isDirectory()) throw new Error(`${file} is a folder, not a file`);
+    const fileSize = stat.size;
     if (fileSize < 8) throw new SafetensorsError(file, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);

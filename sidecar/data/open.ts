@@ -7,6 +7,16 @@ export interface OpenOptions {
   channels: number;
 }
 
+/**
+ * The image size and channels a model should have for this data: digit datasets fix them (MNIST: 28×28×1, or the
+ * preset's larger size with padding); image folders are resized to the preset's size.
+ */
+export function modelShapeFor(source: string, preset: { imageSize: number; channels: number }): { imageSize: number; channels: number } {
+  const [kind] = source.split(':', 1);
+  if (kind === 'mnist') return { imageSize: Math.max(28, preset.imageSize), channels: 1 };
+  return { imageSize: preset.imageSize, channels: preset.channels };
+}
+
 export async function openDataset(source: string, o: OpenOptions): Promise<Dataset> {
   const [kind] = source.split(':', 1);
   switch (kind) {

@@ -1,5 +1,5 @@
-/** Image batches in [−1, 1] (NHWC) → PNG grids (pngjs). */
-import { PNG } from 'pngjs';
+/** Image batches in [−1, 1] (NHWC) ↔ image files, with sharp (libvips): PNG grids out, any common format in. */
+import sharp from 'sharp';
 
 export interface ImageBatch {
   data: Float32Array;
@@ -13,43 +13,40 @@ const toByte = (v: number): number => Math.max(0, Math.min(255, Math.round((v + 
 
 /**
  * Lays images out in a grid (row-major: image i at row ⌊i/cols⌋, column i mod cols) separated by `pad` pixels of
- * background, and encodes it as an RGB PNG (grayscale images are replicated into the three channels).
+ * background, and encodes it as PNG.
  */
-export function encodeGrid(batch: ImageBatch, cols: number, pad = 2): Buffer {
+export async function encodeGrid(batch: ImageBatch, cols: number, pad = 2): Promise<Buffer> {
   const { data, n, height: h, width: w, channels: c } = batch;
   if (data.length !== n * h * w * c) throw new Error(`image data has ${data.length} values, expected ${n}×${h}×${w}×${c}`);
   if (c !== 1 && c !== 3) throw new Error(`images must have 1 or 3 channels, got ${c}`);
   const rows = Math.ceil(n / cols);
   const W = cols * w + (cols + 1) * pad;
   const H = rows * h + (rows + 1) * pad;
-  const png = new PNG({ width: W, height: H, colorType: 2, inputHasAlpha: false });
-  png.data.fill(0);
-  for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
+  const raw = Buffer.alloc(W * H * c);
   for (let k = 0; k < n; k++) {
     const oy = pad + Math.floor(k / cols) * (h + pad);
     const ox = pad + (k % cols) * (w + pad);
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
-        const src = ((k * h + y) * w + x) * c;
-        const dst = ((oy + y) * W + ox + x) * 4;
-        for (let ch = 0; ch < 3; ch++) png.data[dst + ch] = toByte(data[src + (c === 1 ? 0 : ch)]);
+        for (let ch = 0; ch < c; ch++) raw[((oy + y) * W + ox + x) * c + ch] = toByte(data[((k * h + y) * w + x) * c + ch]);
       }
     }
   }
-  return PNG.sync.write(png, { colorType: 2 });
+  return sharp(raw, { raw: { width: W, height: H, channels: c as 1 | 3 } }).png().toBuffer();
 }
 
-/** Decodes a PNG into [−1, 1] NHWC (n = 1) with the requested channel count. */
-export function decodePng(buf: Buffer, channels: 1 | 3): ImageBatch {
-  const png = PNG.sync.read(buf);
-  const { width, height } = png;
-  const out = new Float32Array(width * height * channels);
-  for (let i = 0; i < width * height; i++) {
-    const a = png.data[i * 4 + 3] / 255;
-    // Composite transparency over black, the background of the training data.
-    const rgb = [0, 1, 2].map((ch) => png.data[i * 4 + ch] * a);
-    if (channels === 1) out[i] = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]) / 127.5 - 1;
-    else for (let ch = 0; ch < 3; ch++) out[i * 3 + ch] = rgb[ch] / 127.5 - 1;
+/**
+ * Reads an image file (PNG, JPEG, WebP, …) as one image of size×size in [−1, 1]: resized to cover and centre-cropped,
+ * transparency composited over black (the background of the training data), converted to the model's channels.
+ */
+export async function loadImage(input: string | Buffer, size: number, channels: 1 | 3): Promise<Float32Array> {
+  let img = sharp(input, { failOn: 'error' }).flatten({ background: { r: 0, g: 0, b: 0 } }).resize(size, size, { fit: 'cover', position: 'centre' });
+  img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
+  const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== channels || info.width !== size || info.height !== size) {
+    throw new Error(`decoded ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×${channels}`);
   }
-  return { data: out, n: 1, height, width, channels };
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i] / 127.5 - 1;
+  return out;
 }

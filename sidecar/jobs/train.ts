@@ -14,7 +14,7 @@ import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
 import { Trainer, type TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
 import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
-import { openDataset } from '../data/open.ts';
+import { modelShapeFor, openDataset } from '../data/open.ts';
 import { EpochOrder } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages } from './sample.ts';
@@ -109,7 +109,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     history = ck.meta.lossHistory ?? history;
     o.onEvent?.({ type: 'resumed', path: latest, step: ck.meta.step });
   } else {
-    config = presetConfig(o.preset, o.model);
+    config = presetConfig(o.preset, { ...modelShapeFor(o.data, presetConfig(o.preset)), ...o.model });
     scheduleCfg = makeSchedule(o.schedule).config;
     model = UNet.create(config, new Rng(runSeed));
     trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), o.train ?? {}, runSeed + 1);
@@ -171,7 +171,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       const dir = path.join(o.out, 'samples');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `step-${pad(trainer.step)}.png`);
-      fs.writeFileSync(file, encodeGrid({ data: r.images, n, height: config.imageSize, width: config.imageSize, channels: config.channels }, Math.ceil(Math.sqrt(n))));
+      fs.writeFileSync(file, await encodeGrid({ data: r.images, n, height: config.imageSize, width: config.imageSize, channels: config.channels }, Math.ceil(Math.sqrt(n))));
       o.onEvent?.({ type: 'samples', path: file, step: trainer.step });
     } finally {
       tf.dispose([...ema.values()]);

@@ -1,0 +1,131 @@
+// Training runs as jobs: exact resume, stop-and-save, checkpoint rotation, atomic writes; the data order; MNIST.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { initBackend } from '../../sidecar/backend.ts';
+import { runTrainJob, type TrainJobOptions } from '../../sidecar/jobs/train.ts';
+import { loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT } from '../../sidecar/checkpoint/checkpoint.ts';
+import { EpochOrder } from '../../sidecar/data/dataset.ts';
+import { mnistDataset } from '../../sidecar/data/mnist.ts';
+import { paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-job-'));
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const base = (out: string, steps: number): TrainJobOptions => ({
+  data: 'mnist',
+  preset: 'tiny',
+  steps,
+  batch: 4,
+  out: path.join(tmp, out),
+  saveEvery: 0,
+  seed: 3,
+  train: { lr: 1e-3, warmupSteps: 3, emaDecay: 0.9, randomFlip: true },
+  backend: 'wasm',
+});
+
+const losses = (dir: string) =>
+  fs
+    .readFileSync(path.join(tmp, dir, 'loss.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(',').slice(0, 4).join(','));
+
+test('exact resume: 8 steps in one go = 4 steps, stop, resume to 8 (same weights, EMA, Adam state and losses)', async () => {
+  await initBackend('wasm');
+  const a = await runTrainJob(base('straight', 8));
+  assert.equal(a.step, 8);
+  assert.equal(a.reason, 'done');
+  const b1 = await runTrainJob(base('resumed', 4));
+  assert.equal(b1.step, 4);
+  const resumedEvents: number[] = [];
+  const b2 = await runTrainJob({ ...base('resumed', 8), resume: true, onEvent: (e) => e.type === 'resumed' && resumedEvents.push(e.step) });
+  assert.deepEqual(resumedEvents, [4]);
+  assert.equal(b2.step, 8);
+  assert.deepEqual(losses('resumed'), losses('straight'));
+  assert.equal(losses('straight').length, 8);
+  const ca = loadCheckpoint(a.checkpoint);
+  const cb = loadCheckpoint(b2.checkpoint);
+  assert.deepEqual(ca.meta.rng, cb.meta.rng);
+  for (const g of ['model', 'ema', 'adam.m', 'adam.v'] as const) {
+    const ga = ca.groups[g]!;
+    const gb = cb.groups[g]!;
+    assert.equal(ga.size, gb.size);
+    assert.equal(ga.size, paramSpecs(ca.meta.model).length);
+    for (const [name, t] of ga) assert.deepEqual(Buffer.from(gb.get(name)!.data.buffer), Buffer.from(t.data.buffer), `${g}.${name}`);
+  }
+  assert.deepEqual(ca.meta.lossHistory, cb.meta.lossHistory);
+  assert.equal(ca.meta.model.imageSize, 28, 'the tiny preset follows MNIST\'s 28×28');
+});
+
+test('a stop signal ends the run after the current step with a loadable checkpoint; checkpoints rotate', async () => {
+  await initBackend('wasm');
+  const controller = new AbortController();
+  const events: string[] = [];
+  const r = await runTrainJob({
+    ...base('stopped', 100),
+    saveEvery: 2,
+    keep: 2,
+    signal: controller.signal,
+    onProgress: (p) => p.step === 7 && controller.abort(),
+    onEvent: (e) => events.push(`${e.type}:${e.step}`),
+  });
+  assert.equal(r.reason, 'stopped');
+  assert.equal(r.step, 7);
+  assert.deepEqual(events, ['checkpoint:2', 'checkpoint:4', 'checkpoint:6', 'checkpoint:7']);
+  const files = fs.readdirSync(path.join(tmp, 'stopped')).filter((f) => f.endsWith('.safetensors')).sort();
+  assert.deepEqual(files, ['ckpt-0000006.safetensors', 'ckpt-0000007.safetensors', 'latest.safetensors']);
+  const ck = loadCheckpoint(path.join(tmp, 'stopped', 'latest.safetensors'));
+  assert.equal(ck.meta.step, 7);
+  assert.equal(ck.meta.format, CHECKPOINT_FORMAT);
+  assert.equal(ck.meta.kind, 'training');
+  assert.equal(ck.meta.data?.source, 'mnist');
+  assert.equal(ck.meta.lossHistory?.steps.length, 7);
+});
+
+test('resuming a run on other data, or from a weights-only file, is refused with a clear message', async () => {
+  await initBackend('wasm');
+  await assert.rejects(runTrainJob({ ...base('straight', 10), data: 'folder:/nowhere', resume: true }), /was trained on 'mnist', not 'folder:\/nowhere'/);
+  await assert.rejects(runTrainJob({ ...base('bad', 2), data: 'imagenet' }), /unknown data source 'imagenet'/);
+});
+
+test('a failed save leaves the previous checkpoint intact and no temporary files', () => {
+  const dir = path.join(tmp, 'atomic');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, 'c.safetensors');
+  const meta = { format: CHECKPOINT_FORMAT, kind: 'weights' as const, model: presetConfig('tiny'), schedule: { kind: 'linear' as const, T: 1000, betaStart: 1e-4, betaEnd: 0.02, cosineS: 0.008, maxBeta: 0.999 }, step: 1, seed: 0, created: 'now' };
+  saveCheckpoint(file, { meta, groups: { model: new Map([['w', { shape: [2], data: new Float32Array([1, 2]) }]]) } });
+  const before = fs.readFileSync(file);
+  assert.throws(() => saveCheckpoint(file, { meta, groups: { model: new Map([['w', { shape: [3], data: new Float32Array([1, 2]) }]]) } }), /shape \[3\] has 3 elements but data has 2/);
+  assert.deepEqual(fs.readFileSync(file), before);
+  assert.deepEqual(fs.readdirSync(dir), ['c.safetensors']);
+});
+
+test('data order: every epoch is a permutation, deterministic per seed, and batches run across epochs', () => {
+  const o = new EpochOrder(10, 7);
+  const firstEpoch = [...o.batch(0, 4), ...o.batch(1, 4), ...o.batch(2, 4).slice(0, 2)];
+  assert.deepEqual([...firstEpoch].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(new EpochOrder(10, 7).batch(2, 4), o.batch(2, 4));
+  assert.notDeepEqual(new EpochOrder(10, 8).batch(0, 10), o.batch(0, 10));
+  assert.notDeepEqual(o.batch(0, 10), o.batch(1, 10), 'each epoch is shuffled anew');
+  assert.throws(() => new EpochOrder(0, 1), /dataset is empty/);
+});
+
+test('the bundled MNIST digits: 10,000 images of 28×28 in [−1, 1], every class early, padding to 32', async () => {
+  const d = mnistDataset();
+  assert.equal(d.size, 10_000);
+  assert.equal(d.channels, 1);
+  const x = await d.read([0, 1, 9999]);
+  assert.equal(x.length, 3 * 28 * 28);
+  assert.ok(x.every((v) => v >= -1 && v <= 1));
+  assert.ok(x.some((v) => v > 0.9) && x.some((v) => v === -1));
+  const p = mnistDataset({ imageSize: 32 });
+  const y = await p.read([0]);
+  assert.equal(y.length, 32 * 32);
+  assert.ok(y.slice(0, 64).every((v) => v === -1), 'the border is background');
+  await assert.rejects(d.read([10_000]), /out of range/);
+  assert.throws(() => mnistDataset({ imageSize: 16 }), /cannot take them/);
+});
