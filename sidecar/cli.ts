@@ -154,7 +154,14 @@ async function train(p: Parsed): Promise<number> {
         }
       },
       onEvent: (e) => {
-        const msg = e.type === 'checkpoint' ? `checkpoint ${e.path}` : e.type === 'samples' ? `samples ${e.path}` : `resumed from ${e.path} at step ${e.step}`;
+        const msg =
+          e.type === 'checkpoint'
+            ? `checkpoint ${e.path}`
+            : e.type === 'samples'
+              ? `samples ${e.path}`
+              : e.type === 'resumed'
+                ? `resumed from ${e.path} at step ${e.step}`
+                : `skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`;
         console.error(tty ? `\n${msg}` : msg);
       },
     });

@@ -8,7 +8,7 @@ import type { Dataset } from './dataset.ts';
 const PIXELS = 28 * 28;
 
 export interface MnistOptions {
-  /** Output size: 28 (native) or larger, centred with background padding (e.g. 32 for a 4-level U-Net). */
+  /** Output size: 28 (native; smaller requests get 28) or larger, centred with background padding (e.g. 32). */
   imageSize?: number;
 }
 
@@ -44,8 +44,8 @@ function loadDigits(): Float32Array {
 }
 
 export function mnistDataset(opts: MnistOptions = {}): Dataset {
-  const imageSize = opts.imageSize ?? 28;
-  if (!Number.isInteger(imageSize) || imageSize < 28) throw new Error(`MNIST images are 28×28; a model of size ${imageSize} cannot take them (use 28 or more)`);
+  const imageSize = Math.max(opts.imageSize ?? 28, 28);
+  if (!Number.isInteger(imageSize)) throw new Error(`image size must be an integer, got ${imageSize}`);
   const digits = loadDigits();
   const size = digits.length / PIXELS;
   const pad = Math.floor((imageSize - 28) / 2);

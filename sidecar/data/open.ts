@@ -1,33 +1,36 @@
-/** Opens a data source named as on the command line: 'mnist', 'idx:PATH', 'cifar10:PATH', 'folder:PATH'. */
+/**
+ * Opens a data source named as on the command line: 'mnist', 'idx:PATH', 'cifar10:PATH', 'folder:PATH'.
+ * The requested size and channels are the model's wish; digit datasets keep at least their native 28×28 and are
+ * grayscale, CIFAR-10 is 32×32, and folders are resized to the requested size. The dataset says what it delivers.
+ */
 import type { Dataset } from './dataset.ts';
 import { mnistDataset } from './mnist.ts';
+import { idxDataset } from './idx.ts';
+import { cifarDataset } from './cifar.ts';
+import { imageFolderDataset } from './imageFolder.ts';
 
 export interface OpenOptions {
   imageSize: number;
   channels: number;
 }
 
-/**
- * The image size and channels a model should have for this data: digit datasets fix them (MNIST: 28×28×1, or the
- * preset's larger size with padding); image folders are resized to the preset's size.
- */
-export function modelShapeFor(source: string, preset: { imageSize: number; channels: number }): { imageSize: number; channels: number } {
-  const [kind] = source.split(':', 1);
-  if (kind === 'mnist') return { imageSize: Math.max(28, preset.imageSize), channels: 1 };
-  return { imageSize: preset.imageSize, channels: preset.channels };
-}
-
 export async function openDataset(source: string, o: OpenOptions): Promise<Dataset> {
-  const [kind] = source.split(':', 1);
+  const colon = source.indexOf(':');
+  const kind = colon < 0 ? source : source.slice(0, colon);
+  const arg = colon < 0 ? '' : source.slice(colon + 1);
+  const needArg = () => {
+    if (!arg) throw new Error(`data source '${kind}' needs a path: ${kind}:PATH`);
+    return arg;
+  };
   switch (kind) {
-    case 'mnist': {
-      if (o.channels !== 1) throw new Error(`MNIST digits are grayscale; the model has ${o.channels} channels`);
+    case 'mnist':
       return mnistDataset({ imageSize: o.imageSize });
-    }
     case 'idx':
+      return idxDataset(needArg(), o.imageSize);
     case 'cifar10':
+      return cifarDataset(needArg(), o.channels);
     case 'folder':
-      throw new Error(`data source '${kind}' is not available in this build yet; use 'mnist'`);
+      return imageFolderDataset(needArg(), o.imageSize, o.channels as 1 | 3);
     default:
       throw new Error(`unknown data source '${source}': use mnist, idx:PATH, cifar10:PATH or folder:PATH`);
   }

@@ -14,7 +14,7 @@ import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
 import { Trainer, type TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
 import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
-import { modelShapeFor, openDataset } from '../data/open.ts';
+import { openDataset } from '../data/open.ts';
 import { EpochOrder } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages } from './sample.ts';
@@ -59,7 +59,11 @@ export interface TrainProgress {
   lastCheckpoint: string | null;
 }
 
-export type TrainEvent = { type: 'checkpoint'; path: string; step: number } | { type: 'samples'; path: string; step: number } | { type: 'resumed'; path: string; step: number };
+export type TrainEvent =
+  | { type: 'checkpoint'; path: string; step: number }
+  | { type: 'samples'; path: string; step: number }
+  | { type: 'resumed'; path: string; step: number }
+  | { type: 'skipped'; count: number; examples: string[] };
 
 export interface TrainJobResult {
   step: number;
@@ -109,13 +113,22 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     history = ck.meta.lossHistory ?? history;
     o.onEvent?.({ type: 'resumed', path: latest, step: ck.meta.step });
   } else {
-    config = presetConfig(o.preset, { ...modelShapeFor(o.data, presetConfig(o.preset)), ...o.model });
+    const wish = presetConfig(o.preset, o.model);
+    // The data fixes the model's image size and channels where it has its own (digits, CIFAR-10).
+    const probe = await openDataset(o.data, { imageSize: wish.imageSize, channels: wish.channels });
+    config = presetConfig(o.preset, { ...o.model, imageSize: probe.imageSize, channels: probe.channels });
     scheduleCfg = makeSchedule(o.schedule).config;
     model = UNet.create(config, new Rng(runSeed));
     trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), o.train ?? {}, runSeed + 1);
   }
 
   const dataset = await openDataset(dataSource, { imageSize: config.imageSize, channels: config.channels });
+  if (dataset.imageSize !== config.imageSize || dataset.channels !== config.channels) {
+    throw new Error(`${dataSource} gives ${dataset.imageSize}×${dataset.imageSize}×${dataset.channels} images but the model takes ${config.imageSize}×${config.imageSize}×${config.channels}`);
+  }
+  if (dataset.skipped && dataset.skipped.count > 0) {
+    o.onEvent?.({ type: 'skipped', count: dataset.skipped.count, examples: dataset.skipped.examples });
+  }
   const order = new EpochOrder(dataset.size, runSeed);
   const csv = path.join(o.out, 'loss.csv');
   if (!fs.existsSync(csv) || trainer.step === 0) fs.writeFileSync(csv, 'step,loss,grad_norm,lr,seconds\n');
