@@ -113,10 +113,10 @@ export async function runSampler(
         if (opts.onStep) {
           const want = opts.wantTensors?.(i, ts.length) ?? false;
           await opts.onStep({ index: i, total: ts.length, t, tPrev, ...(want ? { xt: x, predX0 } : {}) });
-        } else {
-          // Yield to the event loop between steps so that cancellation and other requests get a chance to run.
-          await new Promise<void>((r) => setImmediate(r));
         }
+        // Yield to the event loop between steps (on CPU backends every await is a microtask) so that cancellation,
+        // signals and other requests get a chance to run.
+        await new Promise<void>((r) => setImmediate(r));
       } finally {
         predX0.dispose();
       }

@@ -63,8 +63,6 @@ export async function sampleImages(params: ReadonlyMap<string, tf.Tensor>, confi
         const frame = { index: info.index, t: info.t, xt: xt as Float32Array, predX0: p as Float32Array };
         frames.push(frame);
         await o.onFrame?.(frame);
-      } else {
-        await new Promise<void>((r) => setImmediate(r));
       }
     },
   });

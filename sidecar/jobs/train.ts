@@ -196,6 +196,9 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   const started = Date.now();
   try {
     while (trainer.step < o.steps) {
+      // On CPU backends every await in a step resolves as a microtask; without a macrotask turn, signals (Ctrl-C),
+      // IPC messages and timers would never run while training.
+      await new Promise<void>((r) => setImmediate(r));
       if (o.signal?.aborted) {
         reason = 'stopped';
         break;

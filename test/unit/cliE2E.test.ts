@@ -92,3 +92,25 @@ test('bad input: one-line error + usage and exit 2 for bad arguments, exit 1 for
   assert.equal(badData.code, 1);
   assert.match(badData.stderr, /unknown data source 'imagenet'/);
 });
+
+test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [bundle, 'train', '--data', 'mnist', '--preset', 'tiny', '--steps', '100000', '--batch', '2', '--out', 'interrupted'], {
+    cwd: tmp,
+    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
+  });
+  let stderr = '';
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step \d+\/100000/.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /stopping: saving a checkpoint/);
+  const m = /stopped at step (\d+): (\S+)/.exec(stderr);
+  assert.ok(m, stderr);
+  const inspect = ddpm('inspect', path.join('interrupted', 'latest.safetensors'), '--json');
+  assert.equal(JSON.parse(inspect.stdout).step, Number(m[1]));
+});
