@@ -136,13 +136,14 @@ async function train(p: Parsed): Promise<number> {
       keep: int(p, 'keep', 3, 1),
       seed: int(p, 'seed', 0),
       backend: report.name,
+      // Only the options given on the command line: the rest come from the defaults, or from the checkpoint when resuming.
       train: {
-        lr: num(p, 'lr', 2e-4),
-        warmupSteps: int(p, 'warmup', 5000),
-        emaDecay: num(p, 'ema-decay', 0.9999),
-        microBatch: int(p, 'micro-batch', 0),
+        ...(p.flags.has('lr') ? { lr: num(p, 'lr', 0) } : {}),
+        ...(p.flags.has('warmup') ? { warmupSteps: int(p, 'warmup') } : {}),
+        ...(p.flags.has('ema-decay') ? { emaDecay: num(p, 'ema-decay', 0) } : {}),
+        ...(p.flags.has('micro-batch') ? { microBatch: int(p, 'micro-batch') } : {}),
         // Flipping digits or text makes wrong examples: off by default for MNIST-like data.
-        randomFlip: flag(p, 'flip', !(data === 'mnist' || data.startsWith('idx:'))),
+        ...(p.flags.has('flip') || p.flags.has('no-flip') || !p.flags.has('resume') ? { randomFlip: flag(p, 'flip', !(data === 'mnist' || data.startsWith('idx:'))) } : {}),
       },
       signal: controller.signal,
       onProgress: (pr) => {

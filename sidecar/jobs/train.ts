@@ -131,7 +131,13 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   }
   const order = new EpochOrder(dataset.size, runSeed);
   const csv = path.join(o.out, 'loss.csv');
-  if (!fs.existsSync(csv) || trainer.step === 0) fs.writeFileSync(csv, 'step,loss,grad_norm,lr,seconds\n');
+  const header = 'step,loss,grad_norm,lr,seconds\n';
+  if (!fs.existsSync(csv) || trainer.step === 0) fs.writeFileSync(csv, header);
+  else {
+    // Rows written after the checkpoint we resume from belong to steps that are about to be redone.
+    const rows = fs.readFileSync(csv, 'utf8').split('\n').slice(1).filter((r) => r && Number(r.split(',')[0]) <= trainer.step);
+    fs.writeFileSync(csv, header + rows.map((r) => `${r}\n`).join(''));
+  }
   let lastCheckpoint: string | null = o.resume && fs.existsSync(latest) ? latest : null;
 
   const save = async (): Promise<string> => {
