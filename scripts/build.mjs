@@ -1,4 +1,4 @@
-// Bundles the command line (and, as they land, the sidecar, extension and webviews) with esbuild into dist/.
+// Bundles the command line and the sidecar (and, as they land, the extension and webviews) with esbuild into dist/.
 // The tfjs wasm binaries are copied next to the bundles: the backend looks for them in its own folder first.
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
@@ -30,7 +30,10 @@ const node = {
   logLevel: 'info',
 };
 
-const builds = [{ ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } }];
+const builds = [
+  { ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } },
+  { ...node, entryPoints: { sidecar: path.join(root, 'sidecar', 'main.ts') }, outdir: dist },
+];
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();

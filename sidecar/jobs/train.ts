@@ -84,6 +84,8 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   const keep = o.keep ?? 3;
   const seed = o.seed ?? 0;
   fs.mkdirSync(o.out, { recursive: true });
+  // Temporary files of a save that was killed mid-write (the checkpoints themselves are intact: writes are atomic).
+  for (const f of fs.readdirSync(o.out)) if (/^\..*\.tmp$/.test(f)) fs.rmSync(path.join(o.out, f), { force: true });
   const latest = path.join(o.out, 'latest.safetensors');
 
   let config: UNetConfig;

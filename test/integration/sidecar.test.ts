@@ -1,0 +1,192 @@
+// The real sidecar process over real JSON-RPC (vscode-jsonrpc, Content-Length framing on stdio).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
+import { startSidecar, type Sidecar } from '../helpers/sidecarClient.ts';
+import {
+  ErrorCodes,
+  InfoRequest,
+  InspectRequest,
+  InterpolateRequest,
+  JobEndedNotification,
+  SampleProgressNotification,
+  SampleRequest,
+  TensorStatsRequest,
+  TrainProgressNotification,
+  TrainRequest,
+  TrainStopRequest,
+  CheckpointSavedNotification,
+  type JobEndedParams,
+  type SampleProgressParams,
+  type TrainProgressParams,
+} from '../../sidecar/protocol.ts';
+import { encodeSafetensors } from '../../sidecar/checkpoint/safetensors.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-sidecar-'));
+let sc: Sidecar;
+test.before(() => {
+  sc = startSidecar();
+});
+test.after(async () => {
+  await sc.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const png = async (b64: string) => sharp(Buffer.from(b64, 'base64')).metadata();
+let checkpoint = '';
+
+test('ddpm/info: versions, backend and presets', async () => {
+  const info = await sc.connection.sendRequest(InfoRequest, {});
+  assert.equal(info.protocol, 1);
+  assert.equal(info.backend.name, 'wasm');
+  assert.match(info.backend.device, /WebAssembly/);
+  assert.equal(info.presets.find((p) => p.name === 'cifar10')?.params, 35_746_307);
+  assert.equal(info.training, null);
+});
+
+test('ddpm/train: progress notifications (≤ 10/s), a stop that leaves a loadable checkpoint, jobEnded', async () => {
+  const progress: TrainProgressParams[] = [];
+  const ended: JobEndedParams[] = [];
+  const saved: string[] = [];
+  const d1 = sc.connection.onNotification(TrainProgressNotification, (p) => progress.push({ ...p, ...{ at: Date.now() } }));
+  const d2 = sc.connection.onNotification(JobEndedNotification, (p) => ended.push(p));
+  const d3 = sc.connection.onNotification(CheckpointSavedNotification, (p) => saved.push(p.path));
+  const out = path.join(tmp, 'run');
+  const { jobId } = await sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 100000, batch: 2, out, saveEvery: 10, lr: 1e-3, warmup: 5 });
+  assert.match(jobId, /^[0-9a-f-]{36}$/);
+  await assert.rejects(sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 5, batch: 2, out: path.join(tmp, 'other') }), (e: ResponseError<void>) => e.code === ErrorCodes.JobRunning);
+  // Sampling and inspection are served while training runs.
+  while (saved.length === 0) await new Promise((r) => setTimeout(r, 100));
+  const during = await sc.connection.sendRequest(SampleRequest, { checkpoint: saved[0], n: 2, steps: 3 });
+  assert.equal(during.images.length, 2);
+  const info = await sc.connection.sendRequest(InfoRequest, {});
+  assert.equal(info.training?.jobId, jobId);
+  await new Promise((r) => setTimeout(r, 1500));
+  const stop = await sc.connection.sendRequest(TrainStopRequest, { jobId });
+  assert.ok(stop.step > 10, `stopped at ${stop.step}`);
+  await new Promise((r) => setTimeout(r, 100));
+  d1.dispose();
+  d2.dispose();
+  d3.dispose();
+  assert.equal(ended.length, 1);
+  assert.equal(ended[0].reason, 'stopped');
+  assert.equal(ended[0].step, stop.step);
+  assert.ok(progress.length >= 3);
+  const steps = progress.map((p) => p.step);
+  assert.deepEqual(steps, [...steps].sort((a, b) => a - b));
+  // The rate limit: at most 10 per second (measured over the run, with slack for timer granularity).
+  const times = progress.map((p) => (p as unknown as { at: number }).at);
+  const span = (times[times.length - 1] - times[0]) / 1000;
+  assert.ok(progress.length <= 10 * span + 2, `${progress.length} notifications in ${span.toFixed(2)} s`);
+  const inspect = await sc.connection.sendRequest(InspectRequest, { path: stop.checkpoint });
+  assert.equal(inspect.step, stop.step);
+  assert.equal(inspect.format, 'ddpm-studio/1');
+  checkpoint = stop.checkpoint;
+  await assert.rejects(sc.connection.sendRequest(TrainStopRequest, { jobId }), (e: ResponseError<void>) => e.code === ErrorCodes.NoSuchJob);
+});
+
+test('ddpm/sample: trajectory frames stream in order, and the PNGs have the right size', async () => {
+  const notes: SampleProgressParams[] = [];
+  const d = sc.connection.onNotification(SampleProgressNotification, (p) => p.token === 'traj' && notes.push(p));
+  const r = await sc.connection.sendRequest(SampleRequest, { checkpoint, n: 4, sampler: 'ddim', steps: 10, frames: 5, seed: 3, token: 'traj' });
+  d.dispose();
+  assert.equal(r.images.length, 4);
+  assert.equal(r.imageSize, 28);
+  const m = await png(r.images[0]);
+  assert.deepEqual([m.width, m.height], [28, 28]);
+  const g = await png(r.grid);
+  assert.deepEqual([g.width, g.height], [2 * 28 + 3 * 2, 2 * 28 + 3 * 2]);
+  const steps = notes.filter((n) => !n.frame);
+  const frames = notes.filter((n) => n.frame);
+  assert.deepEqual(steps.map((s) => s.step), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(steps.map((s) => s.t), [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
+  assert.equal(frames.length, 5);
+  assert.deepEqual(frames.map((f) => f.frame!.index), [...frames.map((f) => f.frame!.index)].sort((a, b) => a - b));
+  for (const f of frames) {
+    const xt = await png(f.frame!.xt);
+    const x0 = await png(f.frame!.x0);
+    assert.deepEqual([xt.width, xt.height, x0.width, x0.height], [62, 62, 62, 62]);
+  }
+  const again = await sc.connection.sendRequest(SampleRequest, { checkpoint, n: 4, sampler: 'ddim', steps: 10, seed: 3 });
+  assert.deepEqual(again.images, r.images, 'same seed, same images (with or without frames)');
+});
+
+test('cancellation mid-sample answers RequestCancelled within a step', async () => {
+  const source = new CancellationTokenSource();
+  let seen = 0;
+  const d = sc.connection.onNotification(SampleProgressNotification, (p) => {
+    if (p.token !== 'cancel') return;
+    seen++;
+    if (p.step === 3) source.cancel();
+  });
+  await assert.rejects(sc.connection.sendRequest(SampleRequest, { checkpoint, n: 2, sampler: 'ddpm', token: 'cancel' }, source.token), (e: ResponseError<void>) => e.code === ErrorCodes.RequestCancelled);
+  d.dispose();
+  assert.ok(seen >= 4 && seen < 10, `${seen} steps ran`);
+  const info = await sc.connection.sendRequest(InfoRequest, {});
+  assert.equal(info.backend.name, 'wasm', 'still alive');
+});
+
+test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and on a foreign file', async () => {
+  const r = await sc.connection.sendRequest(SampleRequest, { checkpoint, n: 2, steps: 5, seed: 1 });
+  const a = path.join(tmp, 'a.png');
+  const b = path.join(tmp, 'b.png');
+  fs.writeFileSync(a, Buffer.from(r.images[0], 'base64'));
+  fs.writeFileSync(b, Buffer.from(r.images[1], 'base64'));
+  const it = await sc.connection.sendRequest(InterpolateRequest, { checkpoint, imageA: a, imageB: b, t: 200, lambdas: [0, 0.5, 1], steps: 5 });
+  assert.equal(it.images.length, 3);
+  const strip = await png(it.strip);
+  assert.deepEqual([strip.width, strip.height], [5 * 28 + 6 * 2, 28 + 4]);
+
+  const stats = await sc.connection.sendRequest(TensorStatsRequest, { path: checkpoint, name: 'model.conv_in.weight', bins: 10 });
+  assert.equal(stats.count, 3 * 3 * 1 * 16);
+  assert.equal(stats.histogram.counts.reduce((x, y) => x + y, 0), stats.count);
+  assert.ok(stats.min <= stats.mean && stats.mean <= stats.max && stats.std > 0);
+
+  const foreign = path.join(tmp, 'foreign.safetensors');
+  fs.writeFileSync(foreign, Buffer.concat(encodeSafetensors([{ name: 'encoder.layer.0.weight', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }], { format: 'pt' })));
+  const fi = await sc.connection.sendRequest(InspectRequest, { path: foreign });
+  assert.equal(fi.format, null);
+  assert.equal(fi.params, 6);
+  assert.deepEqual(fi.tensors, [{ name: 'encoder.layer.0.weight', dtype: 'F32', shape: [2, 3] }]);
+  assert.equal((await sc.connection.sendRequest(TensorStatsRequest, { path: foreign, name: 'encoder.layer.0.weight' })).mean, 3.5);
+  await assert.rejects(sc.connection.sendRequest(SampleRequest, { checkpoint: foreign, n: 1 }), (e: ResponseError<void>) => e.code === ErrorCodes.BadInput && /not a DDPM Studio checkpoint/.test(e.message));
+});
+
+test('20 malformed requests get errors naming the field, and the process stays up', async () => {
+  const bad: [string, unknown, number, RegExp][] = [
+    ['ddpm/sample', {}, ErrorCodes.InvalidParams, /missing field 'checkpoint'/],
+    ['ddpm/sample', { checkpoint: 5 }, ErrorCodes.InvalidParams, /field 'checkpoint' must be a non-empty string/],
+    ['ddpm/sample', { checkpoint, n: 0 }, ErrorCodes.InvalidParams, /field 'n'/],
+    ['ddpm/sample', { checkpoint, n: 2.5 }, ErrorCodes.InvalidParams, /field 'n'/],
+    ['ddpm/sample', { checkpoint, sampler: 'euler' }, ErrorCodes.InvalidParams, /field 'sampler' must be one of ddim, ddpm/],
+    ['ddpm/sample', { checkpoint, eta: 'x' }, ErrorCodes.InvalidParams, /field 'eta'/],
+    ['ddpm/sample', { checkpoint: path.join(tmp, 'nope.safetensors') }, ErrorCodes.NotFound, /checkpoint not found/],
+    ['ddpm/sample', [1, 2], ErrorCodes.InvalidParams, /params must be an object/],
+    ['ddpm/train', {}, ErrorCodes.InvalidParams, /missing field 'data'/],
+    ['ddpm/train', { data: 'mnist', preset: 'huge', steps: 1, batch: 1, out: tmp }, ErrorCodes.InvalidParams, /field 'preset' must be one of/],
+    ['ddpm/train', { data: 'mnist', preset: 'tiny', steps: -1, batch: 1, out: tmp }, ErrorCodes.InvalidParams, /field 'steps'/],
+    ['ddpm/train', { data: 'imagenet', preset: 'tiny', steps: 1, batch: 1, out: path.join(tmp, 'x') }, ErrorCodes.BadInput, /unknown data source 'imagenet'/],
+    ['ddpm/train', { data: `folder:${path.join(tmp, 'missing')}`, preset: 'tiny', steps: 1, batch: 1, out: path.join(tmp, 'y') }, ErrorCodes.NotFound, /no such folder/],
+    ['ddpm/trainStop', { jobId: 'nope' }, ErrorCodes.NoSuchJob, /no running training job/],
+    ['ddpm/inspect', {}, ErrorCodes.InvalidParams, /missing field 'path'/],
+    ['ddpm/inspect', { path: path.join(tmp, 'a.png') }, ErrorCodes.BadInput, /not a valid safetensors file/],
+    ['ddpm/tensorStats', { path: checkpoint, name: 'model.nope' }, ErrorCodes.NotFound, /has no tensor 'model.nope'/],
+    ['ddpm/interpolate', { checkpoint, imageA: path.join(tmp, 'a.png'), imageB: checkpoint }, ErrorCodes.BadInput, /not a readable image/],
+    ['ddpm/interpolate', { checkpoint, imageA: 'x', imageB: 'y', lambdas: [2] }, ErrorCodes.InvalidParams, /field 'lambdas'/],
+    ['ddpm/unknownMethod', {}, -32601, /Unhandled method/],
+  ];
+  assert.equal(bad.length, 20);
+  for (const [method, params, code, re] of bad) {
+    await assert.rejects(sc.connection.sendRequest(method, params), (e: ResponseError<void>) => {
+      assert.equal(e.code, code, `${method} ${JSON.stringify(params)}: ${e.code} ${e.message}`);
+      assert.match(e.message, re);
+      return true;
+    });
+  }
+  assert.equal(sc.child.exitCode, null);
+  assert.equal((await sc.connection.sendRequest(InfoRequest, {})).protocol, 1);
+});
