@@ -7,6 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import { startSidecar, type Sidecar } from '../helpers/sidecarClient.ts';
+import { repoRoot } from '../helpers/paths.ts';
 import {
   ErrorCodes,
   InfoRequest,
@@ -189,4 +190,44 @@ test('20 malformed requests get errors naming the field, and the process stays u
   }
   assert.equal(sc.child.exitCode, null);
   assert.equal((await sc.connection.sendRequest(InfoRequest, {})).protocol, 1);
+});
+
+test('a cifar10-sized training checkpoint (weights, EMA, Adam: ~570 MB) opens in well under a second', async () => {
+  const { paramSpecs, presetConfig } = await import('../../sidecar/ddpm/unet.ts');
+  const specs = paramSpecs(presetConfig('cifar10'));
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt-like' } };
+  let offset = 0;
+  for (const g of ['model', 'ema', 'adam.m', 'adam.v']) {
+    for (const s of specs) {
+      const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
+      header[`${g}.${s.name}`] = { dtype: 'F32', shape: s.shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    }
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const file = path.join(tmp, 'big.safetensors');
+  fs.writeFileSync(file, Buffer.concat([len, json]));
+  fs.truncateSync(file, 8 + json.length + offset); // sparse: the data section reads as zeros
+  const t0 = performance.now();
+  const r = await sc.connection.sendRequest(InspectRequest, { path: file });
+  const ms = performance.now() - t0;
+  assert.equal(r.tensors.length, 4 * specs.length);
+  assert.equal(r.params, 4 * 35_746_307);
+  assert.ok(ms < 1000, `inspect took ${ms.toFixed(0)} ms`);
+  const st = await sc.connection.sendRequest(TensorStatsRequest, { path: file, name: 'ema.up.1.res.0.conv1.weight' });
+  assert.equal(st.count, 3 * 3 * 512 * 256);
+  assert.equal(st.std, 0);
+});
+
+test('the documented example client (docs/example-client.mjs) works as written', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const out = path.join(tmp, 'example.png');
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'docs', 'example-client.mjs'), checkpoint, out], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /sidecar 0\.1\.0 on \w+/);
+  assert.match(r.stdout, /wrote .*example\.png \(4 images/);
+  const m = await png(fs.readFileSync(out).toString('base64'));
+  assert.deepEqual([m.width, m.height], [62, 62]);
 });
