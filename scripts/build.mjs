@@ -1,4 +1,4 @@
-// Bundles the command line and the sidecar (and, as they land, the extension and webviews) with esbuild into dist/.
+// Bundles the command line, the sidecar, the extension and the webviews with esbuild into dist/.
 // The tfjs wasm binaries are copied next to the bundles: the backend looks for them in its own folder first.
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
@@ -33,6 +33,20 @@ const node = {
 const builds = [
   { ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { sidecar: path.join(root, 'sidecar', 'main.ts') }, outdir: dist },
+  // The extension: VS Code provides `vscode`; everything else is bundled (no node_modules needed at run time).
+  { ...node, entryPoints: { extension: path.join(root, 'extension', 'extension.ts') }, outdir: dist, external: ['vscode'] },
+  // Webviews: browser bundles with their CSS; no network access, so nothing is loaded from elsewhere.
+  {
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: true,
+    minify: production,
+    entryPoints: { trajectory: path.join(root, 'webview', 'trajectory', 'main.ts'), training: path.join(root, 'webview', 'training', 'main.ts') },
+    outdir: path.join(dist, 'webview'),
+    logLevel: 'info',
+  },
 ];
 
 if (watch) {

@@ -39,6 +39,10 @@ const exit = async (code: number) => {
   }
 };
 
+// vscode-languageclient opens with the LSP handshake; the sidecar has no language features to announce.
+connection.onRequest('initialize', () => ({ capabilities: {}, serverInfo: { name: 'ddpm-sidecar', version: '0.1.0' } }));
+connection.onNotification('initialized', () => undefined);
+
 // LSP-style lifecycle: `shutdown` stops work (a running training job saves a checkpoint), `exit` ends the process.
 connection.onRequest('shutdown', async () => {
   await server.shutdown();

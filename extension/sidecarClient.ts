@@ -1,0 +1,98 @@
+/**
+ * Starts the sidecar with vscode-languageclient (Node IPC; ELECTRON_RUN_AS_NODE so that VS Code's own executable
+ * runs it as plain Node), restarts it on the next use if it died (telling the user), and stops it on deactivate.
+ * Requests are typed by sidecar/protocol.ts.
+ */
+import * as vscode from 'vscode';
+import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions, CloseAction, ErrorAction, State } from 'vscode-languageclient/node';
+import type { NotificationType, RequestType, CancellationToken } from 'vscode-jsonrpc';
+
+export class SidecarClient implements vscode.Disposable {
+  private client: LanguageClient | null = null;
+  private starting: Promise<LanguageClient> | null = null;
+  private expectedStop = false;
+  private readonly handlers: { type: NotificationType<unknown>; handler: (p: unknown) => void }[] = [];
+  private readonly onDidDieEmitter = new vscode.EventEmitter<void>();
+  /** Fires when the sidecar process went away unexpectedly (running jobs are gone). */
+  readonly onDidDie = this.onDidDieEmitter.event;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  private async start(): Promise<LanguageClient> {
+    const module = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'sidecar.js').fsPath;
+    const backend = vscode.workspace.getConfiguration('ddpm').get<string>('backend', 'auto');
+    const run = { module, transport: TransportKind.ipc, args: ['--backend', backend], options: { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } } };
+    const serverOptions: ServerOptions = { run, debug: run };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [],
+      outputChannel: this.log,
+      traceOutputChannel: this.log,
+      // We restart on demand ourselves, so that a crash never loops and the user hears about it once.
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue }),
+        closed: () => {
+          if (!this.expectedStop) {
+            this.log.error('the DDPM sidecar stopped unexpectedly');
+            this.onDidDieEmitter.fire();
+            void vscode.window.showWarningMessage('The DDPM sidecar stopped unexpectedly. It will restart on the next DDPM command.', 'Open Log').then((a) => a && this.log.show());
+          }
+          this.client = null;
+          return { action: CloseAction.DoNotRestart };
+        },
+      },
+    };
+    const client = new LanguageClient('ddpm', 'DDPM Sidecar', serverOptions, clientOptions);
+    await client.start();
+    for (const h of this.handlers) client.onNotification(h.type, h.handler);
+    this.client = client;
+    this.log.info(`sidecar started (backend setting: ${backend})`);
+    return client;
+  }
+
+  /** The running client, started if needed (and restarted if it died). */
+  async ready(): Promise<LanguageClient> {
+    if (this.client && this.client.state === State.Running) return this.client;
+    if (!this.starting) {
+      this.expectedStop = false;
+      this.starting = this.start().finally(() => (this.starting = null));
+    }
+    return this.starting;
+  }
+
+  async request<P, R>(type: RequestType<P, R, void>, params: P, token?: CancellationToken): Promise<R> {
+    const client = await this.ready();
+    return client.sendRequest(type, params, token);
+  }
+
+  onNotification<P>(type: NotificationType<P>, handler: (p: P) => void): vscode.Disposable {
+    const entry = { type: type as NotificationType<unknown>, handler: handler as (p: unknown) => void };
+    this.handlers.push(entry);
+    const live = this.client?.onNotification(type, handler);
+    return new vscode.Disposable(() => {
+      const i = this.handlers.indexOf(entry);
+      if (i >= 0) this.handlers.splice(i, 1);
+      live?.dispose();
+    });
+  }
+
+  /** The sidecar's process id (tests use it to kill the process). */
+  pid(): number | null {
+    const c = this.client as unknown as { _serverProcess?: { pid?: number } } | null;
+    return c?._serverProcess?.pid ?? null;
+  }
+
+  async stop(): Promise<void> {
+    this.expectedStop = true;
+    const c = this.client;
+    this.client = null;
+    if (c) await c.stop(10_000).catch(() => undefined);
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.onDidDieEmitter.dispose();
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Messages between the extension's panels and their webviews (postMessage), typed once for both sides.
+ * Images are base64 PNGs (as they arrive from the sidecar).
+ */
+
+export type TrajectoryToWebview =
+  | { type: 'start'; runId: string; n: number; total: number; sampler: string; checkpoint: string }
+  | { type: 'step'; runId: string; step: number; total: number; t: number; at: number }
+  | { type: 'frame'; runId: string; index: number; t: number; xt: string; x0: string }
+  | { type: 'done'; runId: string; grid: string; seconds: number }
+  | { type: 'error'; runId: string; message: string };
+
+export type TrajectoryFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'again' } | { type: 'saveGrid' } | { type: 'saveStrip'; png: string };
+
+export type TrainingToWebview =
+  | { type: 'start'; jobId: string; steps: number; out: string; preset: string; data: string }
+  | { type: 'progress'; step: number; steps: number; loss: number; lr: number; itPerSec: number; etaSeconds: number }
+  | { type: 'history'; steps: number[]; loss: number[] }
+  | { type: 'preview'; step: number; png: string }
+  | { type: 'checkpoint'; step: number; path: string }
+  | { type: 'ended'; reason: string; step: number; checkpoint: string | null; error?: string };
+
+export type TrainingFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean };

@@ -1,0 +1,126 @@
+// The Trajectory view: samples denoising live (x_t), the x̂0 predictions beside them, a timeline to scrub back
+// through the recorded steps, the current t and step rate, and the final grid.
+import '../webview.css';
+import './trajectory.css';
+import type { TrajectoryFromWebview, TrajectoryToWebview } from '../shared/messages.ts';
+import { Timeline, stepRate } from '../shared/timeline.ts';
+import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
+
+interface State {
+  grid?: string;
+  last?: { xt: string; x0: string; t: number };
+  caption?: string;
+}
+
+const api = vscodeApi<State>();
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const xt = $<HTMLCanvasElement>('xt');
+const x0 = $<HTMLCanvasElement>('x0');
+const grid = $<HTMLCanvasElement>('grid');
+const slider = $<HTMLInputElement>('timeline');
+const tLabel = $('t');
+const rateLabel = $('rate');
+const caption = $('caption');
+const timeline = new Timeline();
+let times: number[] = [];
+let runId = '';
+let total = 0;
+
+const post = (m: TrajectoryFromWebview) => api.postMessage(m);
+$('stop').addEventListener('click', () => post({ type: 'stop' }));
+$('again').addEventListener('click', () => post({ type: 'again' }));
+$('saveGrid').addEventListener('click', () => post({ type: 'saveGrid' }));
+$('saveStrip').addEventListener('click', () => void saveStrip());
+
+/** The trajectory strip: every recorded x_t grid side by side, composed here on a canvas. */
+async function saveStrip(): Promise<void> {
+  const frames = timeline.all();
+  if (!frames.length) return;
+  const canvases = await Promise.all(
+    frames.map(async (f) => {
+      const c = document.createElement('canvas');
+      await drawPng(c, f.xt, 1);
+      return c;
+    }),
+  );
+  const strip = document.createElement('canvas');
+  strip.width = canvases.reduce((w, c) => w + c.width, 0);
+  strip.height = Math.max(...canvases.map((c) => c.height));
+  const ctx = strip.getContext('2d');
+  if (!ctx) return;
+  let x = 0;
+  for (const c of canvases) {
+    ctx.drawImage(c, x, 0);
+    x += c.width;
+  }
+  post({ type: 'saveStrip', png: strip.toDataURL('image/png').replace(/^data:image\/png;base64,/, '') });
+}
+
+async function show(): Promise<void> {
+  const f = timeline.current;
+  if (!f) return;
+  slider.max = String(Math.max(0, timeline.length - 1));
+  slider.value = String(timeline.position);
+  tLabel.textContent = `t = ${f.t}`;
+  await Promise.all([drawPng(xt, f.xt), drawPng(x0, f.x0)]);
+}
+
+slider.addEventListener('input', () => {
+  timeline.select(Number(slider.value));
+  void show();
+});
+
+function setState(state: 'running' | 'done' | 'error' | 'idle'): void {
+  document.body.dataset.state = state;
+  ($('stop') as HTMLButtonElement).disabled = state !== 'running';
+  ($('again') as HTMLButtonElement).disabled = state === 'running';
+  ($('saveGrid') as HTMLButtonElement).disabled = state !== 'done';
+  ($('saveStrip') as HTMLButtonElement).disabled = timeline.length === 0 || state === 'running';
+}
+
+window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
+  const m = ev.data;
+  if (m.type !== 'start' && m.runId !== runId) return;
+  switch (m.type) {
+    case 'start':
+      runId = m.runId;
+      total = m.total;
+      timeline.clear();
+      times = [];
+      grid.width = grid.height = 0;
+      caption.textContent = `${m.n} samples · ${m.sampler} · ${m.checkpoint}`;
+      setState('running');
+      api.setState({ caption: caption.textContent ?? '' });
+      break;
+    case 'step':
+      times.push(m.at);
+      rateLabel.textContent = `step ${m.step + 1}/${m.total || total} · ${stepRate(times).toFixed(1)} steps/s`;
+      if (!timeline.current) tLabel.textContent = `t = ${m.t}`;
+      break;
+    case 'frame':
+      timeline.add({ index: m.index, t: m.t, xt: m.xt, x0: m.x0 });
+      if (timeline.live) void show();
+      api.setState({ ...api.getState(), last: { xt: m.xt, x0: m.x0, t: m.t } });
+      break;
+    case 'done':
+      void drawPng(grid, m.grid).then(() => setState('done'));
+      rateLabel.textContent = `done in ${m.seconds.toFixed(1)} s`;
+      api.setState({ ...api.getState(), grid: m.grid });
+      break;
+    case 'error':
+      setState('error');
+      rateLabel.textContent = m.message;
+      break;
+  }
+});
+
+// After a reload, show what the last run left (the panel serializer restores this state).
+const saved = api.getState();
+if (saved?.last) {
+  timeline.add({ index: 0, t: saved.last.t, xt: saved.last.xt, x0: saved.last.x0 });
+  void show();
+}
+if (saved?.grid) void drawPng(grid, saved.grid).then(() => setState('done'));
+else setState('idle');
+if (saved?.caption) caption.textContent = saved.caption;
+post({ type: 'ready' });
