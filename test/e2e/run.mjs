@@ -1,0 +1,316 @@
+#!/usr/bin/env node
+// End-to-end tests of the extension inside real VS Code (code-server 4.100.3 = VS Code 1.100.3), offline.
+//
+//   npm run build && npm run test:e2e          (test:e2e runs test/e2e/setup.sh first)
+//   node test/e2e/run.mjs [--only ext|ui] [--grep REGEX] [--keep]
+//
+// For each suite a code-server is started on a free port with a fresh profile in a temporary folder, and a temporary
+// workspace with digits/ (8 fixture PNGs, white strokes on black, 28×28) is opened in headless Chromium:
+//   (a) ext: the mocha suite test/e2e/suite/index.js runs inside the extension host (workbench URL with
+//       payload=[[extensionDevelopmentPath, <repo>], [extensionTestsPath, <suite>]]); exit code = result;
+//   (b) ui:  test/e2e/ui.mjs drives the workbench (command palette, quick picks, webviews) with playwright-core,
+//       the extension loaded the same way (extensionDevelopmentPath only).
+// Prints TAP-style `# pass N` / `# fail N` lines, writes screenshots and logs to test-results/e2e/, exits 1 on failure.
+// Environment: DDPM_E2E_HOME (where setup.sh installed code-server), DDPM_E2E_CHECKPOINT (sample from this instead of
+// models/mnist.safetensors in the extension-host suite), CHROMIUM (default /usr/bin/chromium).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import util from 'node:util';
+import { chromium } from 'playwright-core';
+import sharp from 'sharp';
+import { runUiSuite } from './ui.mjs';
+
+const REPO = path.resolve(import.meta.dirname, '..', '..');
+const E2E_HOME = process.env.DDPM_E2E_HOME || path.join(REPO, '.cache', 'vscode-e2e');
+const CODE_SERVER = path.join(E2E_HOME, 'code-server', 'node_modules', '.bin', 'code-server');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const RESULTS = path.join(REPO, 'test-results', 'e2e');
+const EXT_SUITE_TIMEOUT_MS = 300_000;
+const UI_SUITE_TIMEOUT_MS = 360_000;
+
+const { values: opts } = util.parseArgs({
+  options: { only: { type: 'string' }, grep: { type: 'string' }, keep: { type: 'boolean', default: false } },
+});
+const T0 = Date.now();
+const log = (...a) => console.log(`[e2e ${((Date.now() - T0) / 1000).toFixed(1)}s]`, ...a);
+
+// ---------------------------------------------------------------------------------------------------------------------
+// fixtures
+
+/** Seven-segment strokes (x0, y0, x1, y1 in a 28×28 image) for each digit. */
+const SEGMENTS = { a: [8, 5, 19, 5], b: [19, 5, 19, 13], c: [19, 14, 19, 22], d: [8, 22, 19, 22], e: [8, 14, 8, 22], f: [8, 5, 8, 13], g: [8, 13.5, 19, 13.5] };
+const DIGITS = ['abcdef', 'bc', 'abged', 'abgcd', 'fgbc', 'afgcd', 'afgedc', 'abc'];
+
+/** A 28×28 grayscale PNG of `digit` drawn as thick, slightly slanted, anti-aliased white strokes on black. */
+export async function digitPng(digit) {
+  const px = new Uint8Array(28 * 28);
+  for (const s of DIGITS[digit]) {
+    const [x0, y0, x1, y1] = SEGMENTS[s];
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const sx = x + (y - 14) * 0.15; // slant
+        const dx = x1 - x0, dy = y1 - y0;
+        const t = Math.max(0, Math.min(1, ((sx - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy)));
+        const d = Math.hypot(sx - (x0 + t * dx), y - (y0 + t * dy));
+        px[y * 28 + x] = Math.max(px[y * 28 + x], Math.round(255 * Math.max(0, Math.min(1, 2.2 - d))));
+      }
+    }
+  }
+  return sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+}
+
+async function makeWorkspace(dir) {
+  fs.mkdirSync(path.join(dir, 'digits'), { recursive: true });
+  for (let i = 0; i < DIGITS.length; i++) fs.writeFileSync(path.join(dir, 'digits', `digit-${i}.png`), await digitPng(i));
+  fs.writeFileSync(path.join(dir, 'README.md'), '# DDPM Studio e2e workspace\n\ndigits/: fixture images for folder: training.\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// code-server
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+
+function healthy(port) {
+  return new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000 }, (r) => { r.resume(); resolve(r.statusCode === 200); })
+      .on('error', () => resolve(false)).on('timeout', function () { this.destroy(); resolve(false); });
+  });
+}
+
+const SETTINGS = {
+  'telemetry.telemetryLevel': 'off',
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'workbench.enableExperiments': false,
+  'workbench.welcomePage.walkthroughs.openOnInstall': false,
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'extensions.ignoreRecommendations': true,
+  'update.mode': 'none',
+  'security.workspace.trust.enabled': false,
+  'window.restoreWindows': 'none',
+  'git.enabled': false,
+  'chat.commandCenter.enabled': false,
+};
+
+/** Starts code-server in its own process group with a fresh profile under runDir; resolves once /healthz answers. */
+async function startCodeServer(runDir, env) {
+  const port = await freePort();
+  const userData = path.join(runDir, 'user-data');
+  fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+  fs.mkdirSync(path.join(runDir, 'extensions'), { recursive: true });
+  fs.mkdirSync(path.join(runDir, 'home'), { recursive: true });
+  fs.mkdirSync(path.join(runDir, 'tmp'), { recursive: true });
+  fs.writeFileSync(path.join(userData, 'User', 'settings.json'), JSON.stringify(SETTINGS, null, 2));
+  const config = path.join(runDir, 'config.yaml');
+  fs.writeFileSync(config, ''); // an explicit empty config: code-server then writes nothing to ~/.config
+  const logFile = path.join(runDir, 'code-server.log');
+  const out = fs.openSync(logFile, 'w');
+  const home = path.join(runDir, 'home');
+  const child = spawn(CODE_SERVER, [
+    '--config', config, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
+    '--user-data-dir', userData, '--extensions-dir', path.join(runDir, 'extensions'),
+    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    '--disable-getting-started-override', '--ignore-last-opened',
+  ], {
+    stdio: ['ignore', out, out],
+    detached: true, // own process group: stop() also ends the extension host and the sidecars it started
+    env: {
+      ...process.env,
+      HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local', 'share'),
+      XDG_CACHE_HOME: path.join(home, '.cache'), TMPDIR: path.join(runDir, 'tmp'),
+      EXTENSIONS_GALLERY: '{}', // no marketplace (default: open-vsx.org)
+      ...env,
+    },
+  });
+  fs.closeSync(out);
+  const exited = new Promise((r) => child.once('exit', r));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
+    const timedOut = await Promise.race([exited.then(() => false), new Promise((r) => setTimeout(() => r(true), 5000))]);
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* group already gone */ }
+    if (timedOut) await exited;
+  };
+  cleanups.push(stop);
+  const t = Date.now();
+  while (!(await healthy(port))) {
+    if (child.exitCode !== null) throw new Error(`code-server exited with ${child.exitCode}:\n${fs.readFileSync(logFile, 'utf8')}`);
+    if (Date.now() - t > 60_000) throw new Error(`code-server did not answer /healthz within 60 s; log: ${logFile}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  log(`code-server pid ${child.pid} on port ${port} healthy after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  return { port, pid: child.pid, stop, logFile };
+}
+
+/** Workbench URL that opens `folder` with the repository loaded as extension under development (and optionally tests). */
+export function workbenchUrl(port, folder, testsPath) {
+  const authority = `127.0.0.1:${port}`;
+  const remote = (p) => `vscode-remote://${authority}${p}`;
+  const payload = [['extensionDevelopmentPath', remote(REPO)]];
+  if (testsPath) payload.push(['extensionTestsPath', remote(testsPath)]);
+  return `http://${authority}/?folder=${encodeURIComponent(folder)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+}
+
+export async function launchBrowser(profileDir) {
+  return chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM, headless: true, viewport: { width: 1400, height: 900 }, args: CHROMIUM_ARGS,
+  });
+}
+
+/** Records browser console output into a file and the non-local origins the page tried to reach. */
+function watchBrowser(context, page, file) {
+  const stream = fs.createWriteStream(file);
+  page.on('console', (m) => stream.write(`${m.type()}: ${m.text()}\n`));
+  page.on('pageerror', (e) => stream.write(`pageerror: ${e.message}\n`));
+  const external = new Set();
+  context.on('request', (r) => {
+    const u = new URL(r.url());
+    if (/^(https?|wss?):$/.test(u.protocol) && u.hostname !== '127.0.0.1') external.add(u.origin);
+  });
+  return { stream, external };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// suites
+
+/** (a) mocha inside the extension host. Resolves {results: [{title, state, error?}], code}. */
+async function runExtensionHostSuite(runDir, workspace) {
+  const resultsFile = path.join(runDir, 'ext-results.json');
+  const server = await startCodeServer(path.join(runDir, 'cs-ext'), {
+    DDPM_E2E_RESULTS: resultsFile,
+    ...(opts.grep ? { DDPM_E2E_GREP: opts.grep } : {}),
+  });
+  const context = await launchBrowser(path.join(runDir, 'chromium-ext'));
+  const page = context.pages()[0] || await context.newPage();
+  const { stream, external } = watchBrowser(context, page, path.join(RESULTS, 'ext-browser-console.log'));
+  let resolveExit;
+  const exited = new Promise((r) => { resolveExit = r; });
+  // The workbench reports the extension host's console (mocha's spec reporter) and the final exit code through these.
+  await page.exposeFunction('codeAutomationLog', (type, args) => {
+    const line = util.format(...(args || []));
+    stream.write(`codeAutomationLog ${type}: ${line}\n`);
+    if (!/ENOTFOUND|open-vsx\.org/.test(line)) console.log(`  | ${line.replace(/\n/g, '\n  | ')}`);
+  });
+  await page.exposeFunction('codeAutomationExit', (code, logs) => {
+    try {
+      for (const l of logs || []) {
+        const f = path.join(RESULTS, 'ext-vscode-logs', l.relativePath);
+        fs.mkdirSync(path.dirname(f), { recursive: true });
+        fs.writeFileSync(f, l.contents);
+      }
+    } catch { /* best effort */ }
+    resolveExit(code);
+  });
+  const testsPath = path.join(REPO, 'test', 'e2e', 'suite', 'index.js');
+  log('extension-host suite: opening the workbench');
+  await page.goto(workbenchUrl(server.port, workspace, testsPath));
+  let timer;
+  const code = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r('timeout'), EXT_SUITE_TIMEOUT_MS); })]);
+  clearTimeout(timer);
+  await page.screenshot({ path: path.join(RESULTS, 'ext-suite-end.png') }).catch(() => {});
+  await context.close().catch(() => {});
+  stream.end();
+  await server.stop();
+  fs.copyFileSync(server.logFile, path.join(RESULTS, 'ext-code-server.log'));
+  if (external.size) log('warning: the browser tried to reach', [...external].join(' '));
+
+  let recorded = { done: false, results: [] };
+  try { recorded = JSON.parse(fs.readFileSync(resultsFile, 'utf8')); } catch { /* no test ran */ }
+  const results = recorded.results.map((r) => ({ ...r, title: `ext: ${r.title}` }));
+  if (code === 'timeout') {
+    results.push({ title: 'ext: suite finished in time', state: 'failed', error: `no result after ${EXT_SUITE_TIMEOUT_MS / 1000} s` });
+  } else if (code !== 0 && !results.some((r) => r.state === 'failed')) {
+    results.push({ title: 'ext: suite ran', state: 'failed', error: `extension test runner exited with ${code} (see test-results/e2e/ext-*.log)` });
+  } else if (results.length === 0) {
+    results.push({ title: 'ext: suite ran', state: 'failed', error: 'no tests ran' });
+  }
+  return results;
+}
+
+/** (b) the UI suite in ui.mjs. */
+async function runUi(runDir, workspace) {
+  const server = await startCodeServer(path.join(runDir, 'cs-ui'), {});
+  try {
+    const url = workbenchUrl(server.port, workspace);
+    let timer;
+    const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`UI suite took over ${UI_SUITE_TIMEOUT_MS / 1000} s`)), UI_SUITE_TIMEOUT_MS); });
+    const suite = runUiSuite({ url, workspace, outDir: RESULTS, profileDir: path.join(runDir, 'chromium-ui'), log, grep: opts.grep });
+    try {
+      return (await Promise.race([suite, timeout])).map((r) => ({ ...r, title: `ui: ${r.title}` }));
+    } catch (e) {
+      return [{ title: 'ui: suite finished', state: 'failed', error: String(e.stack || e) }];
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await server.stop();
+    fs.copyFileSync(server.logFile, path.join(RESULTS, 'ui-code-server.log'));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+const cleanups = [];
+
+async function main() {
+  if (!fs.existsSync(CODE_SERVER)) throw new Error(`${CODE_SERVER} is missing: run npm run test:e2e:setup`);
+  for (const f of ['dist/extension.js', 'dist/sidecar.js']) {
+    if (!fs.existsSync(path.join(REPO, f))) throw new Error(`${f} is missing: run npm run build first`);
+  }
+  fs.rmSync(RESULTS, { recursive: true, force: true });
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-e2e-'));
+  const workspace = path.join(runDir, 'workspace');
+  await makeWorkspace(workspace);
+  log(`run folder ${runDir}; workspace ${workspace}`);
+
+  const results = [];
+  if (!opts.only || opts.only === 'ext') results.push(...await runExtensionHostSuite(runDir, workspace));
+  if (!opts.only || opts.only === 'ui') results.push(...await runUi(runDir, workspace));
+
+  // TAP-style summary
+  console.log('\nTAP version 13');
+  results.forEach((r, i) => {
+    const ok = r.state !== 'failed';
+    console.log(`${ok ? 'ok' : 'not ok'} ${i + 1} ${r.title}${r.state === 'skipped' ? ' # SKIP' : ''}`);
+    if (!ok) console.log(`  ---\n  ${String(r.error || '').split('\n').slice(0, 8).join('\n  ')}\n  ...`);
+  });
+  const count = (s) => results.filter((r) => r.state === s).length;
+  console.log(`1..${results.length}`);
+  console.log(`# tests ${results.length}`);
+  console.log(`# pass ${count('passed')}`);
+  console.log(`# skip ${count('skipped')}`);
+  console.log(`# fail ${count('failed')}`);
+  console.log(`# duration ${((Date.now() - T0) / 1000).toFixed(1)} s`);
+  const shots = fs.readdirSync(RESULTS).filter((f) => f.endsWith('.png')).sort();
+  console.log(`# screenshots and logs in ${path.relative(process.cwd(), RESULTS) || '.'}: ${shots.join(' ')}`);
+  const failed = count('failed') > 0;
+  if (opts.keep || failed) console.log(`# run folder kept: ${runDir}`);
+  else fs.rmSync(runDir, { recursive: true, force: true });
+  return failed ? 1 : 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('run.mjs')) {
+  let code = 1;
+  try {
+    code = await main();
+  } catch (e) {
+    console.error(e);
+    console.log('# fail 1');
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  }
+  process.exit(code);
+}
