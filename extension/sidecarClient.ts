@@ -11,7 +11,8 @@ export class SidecarClient implements vscode.Disposable {
   private client: LanguageClient | null = null;
   private starting: Promise<LanguageClient> | null = null;
   private expectedStop = false;
-  private readonly handlers: { type: NotificationType<unknown>; handler: (p: unknown) => void }[] = [];
+  /** Subscribers per notification method: a JSON-RPC connection keeps one handler per method, so we dispatch. */
+  private readonly handlers = new Map<string, Set<(p: unknown) => void>>();
   private readonly onDidDieEmitter = new vscode.EventEmitter<void>();
   /** Fires when the sidecar process went away unexpectedly (running jobs are gone). */
   readonly onDidDie = this.onDidDieEmitter.event;
@@ -46,7 +47,7 @@ export class SidecarClient implements vscode.Disposable {
     };
     const client = new LanguageClient('ddpm', 'DDPM Sidecar', serverOptions, clientOptions);
     await client.start();
-    for (const h of this.handlers) client.onNotification(h.type, h.handler);
+    for (const method of this.handlers.keys()) this.listen(client, method);
     this.client = client;
     this.log.info(`sidecar started (backend setting: ${backend})`);
     return client;
@@ -67,15 +68,28 @@ export class SidecarClient implements vscode.Disposable {
     return client.sendRequest(type, params, token);
   }
 
-  onNotification<P>(type: NotificationType<P>, handler: (p: P) => void): vscode.Disposable {
-    const entry = { type: type as NotificationType<unknown>, handler: handler as (p: unknown) => void };
-    this.handlers.push(entry);
-    const live = this.client?.onNotification(type, handler);
-    return new vscode.Disposable(() => {
-      const i = this.handlers.indexOf(entry);
-      if (i >= 0) this.handlers.splice(i, 1);
-      live?.dispose();
+  private listen(client: LanguageClient, method: string): void {
+    client.onNotification(method, (p: unknown) => {
+      for (const h of [...(this.handlers.get(method) ?? [])]) {
+        try {
+          h(p);
+        } catch (e) {
+          this.log.error(`handler of ${method} failed: ${(e as Error).message}`);
+        }
+      }
     });
+  }
+
+  onNotification<P>(type: NotificationType<P>, handler: (p: P) => void): vscode.Disposable {
+    let set = this.handlers.get(type.method);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(type.method, set);
+      if (this.client) this.listen(this.client, type.method);
+    }
+    const h = handler as (p: unknown) => void;
+    set.add(h);
+    return new vscode.Disposable(() => set.delete(h));
   }
 
   /** The sidecar's process id (tests use it to kill the process). */

@@ -20,16 +20,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import util from 'node:util';
-import { chromium } from 'playwright-core';
 import sharp from 'sharp';
+import { launchBrowser } from './browser.mjs';
 import { runUiSuite } from './ui.mjs';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const E2E_HOME = process.env.DDPM_E2E_HOME || path.join(REPO, '.cache', 'vscode-e2e');
 const CODE_SERVER = path.join(E2E_HOME, 'code-server', 'node_modules', '.bin', 'code-server');
-export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const RESULTS = path.join(REPO, 'test-results', 'e2e');
 const EXT_SUITE_TIMEOUT_MS = 300_000;
 const UI_SUITE_TIMEOUT_MS = 360_000;
@@ -48,7 +45,7 @@ const SEGMENTS = { a: [8, 5, 19, 5], b: [19, 5, 19, 13], c: [19, 14, 19, 22], d:
 const DIGITS = ['abcdef', 'bc', 'abged', 'abgcd', 'fgbc', 'afgcd', 'afgedc', 'abc'];
 
 /** A 28×28 grayscale PNG of `digit` drawn as thick, slightly slanted, anti-aliased white strokes on black. */
-export async function digitPng(digit) {
+async function digitPng(digit) {
   const px = new Uint8Array(28 * 28);
   for (const s of DIGITS[digit]) {
     const [x0, y0, x1, y1] = SEGMENTS[s];
@@ -155,18 +152,12 @@ async function startCodeServer(runDir, env) {
 }
 
 /** Workbench URL that opens `folder` with the repository loaded as extension under development (and optionally tests). */
-export function workbenchUrl(port, folder, testsPath) {
+function workbenchUrl(port, folder, testsPath) {
   const authority = `127.0.0.1:${port}`;
   const remote = (p) => `vscode-remote://${authority}${p}`;
   const payload = [['extensionDevelopmentPath', remote(REPO)]];
   if (testsPath) payload.push(['extensionTestsPath', remote(testsPath)]);
   return `http://${authority}/?folder=${encodeURIComponent(folder)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
-}
-
-export async function launchBrowser(profileDir) {
-  return chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM, headless: true, viewport: { width: 1400, height: 900 }, args: CHROMIUM_ARGS,
-  });
 }
 
 /** Records browser console output into a file and the non-local origins the page tried to reach. */
@@ -302,15 +293,18 @@ async function main() {
   return failed ? 1 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('run.mjs')) {
-  let code = 1;
-  try {
-    code = await main();
-  } catch (e) {
-    console.error(e);
-    console.log('# fail 1');
-  } finally {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-  }
-  process.exit(code);
+async function cleanup() {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 }
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { log(`${sig}: stopping code-server`); cleanup().finally(() => process.exit(130)); });
+
+let code = 1;
+try {
+  code = await main();
+} catch (e) {
+  console.error(e);
+  console.log('# fail 1');
+} finally {
+  await cleanup();
+}
+process.exit(code);
