@@ -8,7 +8,8 @@ const frame = (index: number) => ({ index, t: 1000 - index * 100, xt: `xt${index
 
 test('timeline follows new frames while live, stays put when scrubbed back, resumes at the end', () => {
   const tl = new Timeline();
-  assert.equal(tl.current, undefined);
+  const none: unknown = tl.current;
+  assert.equal(none, undefined);
   tl.add(frame(0));
   tl.add(frame(2));
   assert.equal(tl.current?.index, 2);
