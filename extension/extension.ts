@@ -6,6 +6,7 @@ import { runSampleCommand, type SampleOptions } from './commands/sample.ts';
 import { Training, type TrainOptions } from './commands/train.ts';
 import { TrajectoryPanel, TRAJECTORY_VIEW } from './panels/trajectoryPanel.ts';
 import { TrainingPanel, TRAINING_VIEW } from './panels/trainingPanel.ts';
+import { CheckpointEditorProvider } from './checkpointEditor.ts';
 
 let sidecar: SidecarClient | null = null;
 
@@ -30,6 +31,7 @@ export function activate(context: vscode.ExtensionContext) {
       return info;
     }),
     vscode.commands.registerCommand('ddpm._sidecarPid', () => sc.pid()),
+    CheckpointEditorProvider.register(context, sc),
     // After a reload, panels come back with their last state (kept by the webview itself).
     vscode.window.registerWebviewPanelSerializer(TRAJECTORY_VIEW, {
       deserializeWebviewPanel: async (panel) => void new TrajectoryPanel(context.extensionUri, panel.title, panel),

@@ -43,7 +43,11 @@ const builds = [
     target: 'es2022',
     sourcemap: true,
     minify: production,
-    entryPoints: { trajectory: path.join(root, 'webview', 'trajectory', 'main.ts'), training: path.join(root, 'webview', 'training', 'main.ts') },
+    entryPoints: {
+      trajectory: path.join(root, 'webview', 'trajectory', 'main.ts'),
+      training: path.join(root, 'webview', 'training', 'main.ts'),
+      checkpoint: path.join(root, 'webview', 'checkpoint', 'main.ts'),
+    },
     outdir: path.join(dist, 'webview'),
     logLevel: 'info',
   },

@@ -231,6 +231,17 @@ export interface TensorStatsResult {
 }
 export const TensorStatsRequest = new RequestType<TensorStatsParams, TensorStatsResult, void>('ddpm/tensorStats');
 
+export interface EmaDiffParams {
+  path: string;
+}
+export interface EmaDiffResult {
+  /** ‖ema − model‖ / ‖model‖ over all parameters. */
+  relative: number;
+  /** The tensors that differ most, relatively. */
+  top: { name: string; relative: number }[];
+}
+export const EmaDiffRequest = new RequestType<EmaDiffParams, EmaDiffResult | null, void>('ddpm/emaDiff');
+
 export interface LogParams {
   level: 'info' | 'warn' | 'error';
   message: string;

@@ -20,6 +20,7 @@ import { sampleImages } from './jobs/sample.ts';
 import * as P from './params.ts';
 import {
   CheckpointSavedNotification,
+  EmaDiffRequest,
   ErrorCodes,
   InfoRequest,
   InspectRequest,
@@ -406,6 +407,39 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         std: v.length ? Math.sqrt(sq / v.length) : 0,
         histogram: { edges: Array.from({ length: bins + 1 }, (_, i) => (v.length ? min + i * width : 0)), counts },
       };
+    }),
+  );
+
+  connection.onRequest(
+    EmaDiffRequest,
+    handle(async (raw) => {
+      const p = P.object(raw, 'ddpm/emaDiff');
+      const file = P.str(p, 'path');
+      mustExist(file, 'file');
+      const h = readHeader(file);
+      const byName = new Map(h.tensors.map((t) => [t.name, t]));
+      let num = 0;
+      let den = 0;
+      const per: { name: string; relative: number }[] = [];
+      for (const t of h.tensors) {
+        if (!t.name.startsWith('model.')) continue;
+        const e = byName.get(`ema.${t.name.slice(6)}`);
+        if (!e) continue;
+        const a = readTensorF32(h, t);
+        const b = readTensorF32(h, e);
+        let n = 0;
+        let d = 0;
+        for (let i = 0; i < a.length; i++) {
+          n += (b[i] - a[i]) ** 2;
+          d += a[i] ** 2;
+        }
+        num += n;
+        den += d;
+        per.push({ name: t.name.slice(6), relative: d > 0 ? Math.sqrt(n / d) : Math.sqrt(n) });
+      }
+      if (per.length === 0) return null;
+      per.sort((x, y) => y.relative - x.relative);
+      return { relative: den > 0 ? Math.sqrt(num / den) : 0, top: per.slice(0, 10) };
     }),
   );
 

@@ -11,8 +11,9 @@
 //   (b) ui:  test/e2e/ui.mjs drives the workbench (command palette, quick picks, webviews) with playwright-core,
 //       the extension loaded the same way (extensionDevelopmentPath only).
 // Prints TAP-style `# pass N` / `# fail N` lines, writes screenshots and logs to test-results/e2e/, exits 1 on failure.
-// Environment: DDPM_E2E_HOME (where setup.sh installed code-server), DDPM_E2E_CHECKPOINT (sample from this instead of
-// models/mnist.safetensors in the extension-host suite), CHROMIUM (default /usr/bin/chromium).
+// Environment: DDPM_E2E_HOME (where setup.sh installed code-server), CHROMIUM (default /usr/bin/chromium),
+// DDPM_E2E_CHECKPOINT (development aid while models/mnist.safetensors does not exist: both suites sample from this
+// checkpoint instead; the UI suite through the ddpm.defaultCheckpoint setting).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -99,6 +100,8 @@ const SETTINGS = {
   'window.restoreWindows': 'none',
   'git.enabled': false,
   'chat.commandCenter.enabled': false,
+  // Development aid: with DDPM_E2E_CHECKPOINT the sampling defaults use that checkpoint instead of the shipped one.
+  ...(process.env.DDPM_E2E_CHECKPOINT ? { 'ddpm.defaultCheckpoint': path.resolve(process.env.DDPM_E2E_CHECKPOINT) } : {}),
 };
 
 /** Starts code-server in its own process group with a fresh profile under runDir; resolves once /healthz answers. */
@@ -160,6 +163,9 @@ function workbenchUrl(port, folder, testsPath) {
   return `http://${authority}/?folder=${encodeURIComponent(folder)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
 }
 
+/** Workbench start-up chatter that codeAutomationLog forwards along with the suite's output (kept in the log file). */
+const WORKBENCH_NOISE = /^(Resolving connection token|Resolved connection token|Creating a socket|\[Service Worker\]|Ignoring fetching additional builtin extensions|Updating additional builtin extensions cache|ChatSessionStore:)|ENOTFOUND|open-vsx\.org|^\s*$/;
+
 /** Records browser console output into a file and the non-local origins the page tried to reach. */
 function watchBrowser(context, page, file) {
   const stream = fs.createWriteStream(file);
@@ -168,7 +174,8 @@ function watchBrowser(context, page, file) {
   const external = new Set();
   context.on('request', (r) => {
     const u = new URL(r.url());
-    if (/^(https?|wss?):$/.test(u.protocol) && u.hostname !== '127.0.0.1') external.add(u.origin);
+    // *.vscode-cdn.net: webview resource URLs, answered by the webview's service worker from the server, never fetched.
+    if (/^(https?|wss?):$/.test(u.protocol) && u.hostname !== '127.0.0.1' && !u.hostname.endsWith('.vscode-cdn.net')) external.add(u.origin);
   });
   return { stream, external };
 }
@@ -192,7 +199,7 @@ async function runExtensionHostSuite(runDir, workspace) {
   await page.exposeFunction('codeAutomationLog', (type, args) => {
     const line = util.format(...(args || []));
     stream.write(`codeAutomationLog ${type}: ${line}\n`);
-    if (!/ENOTFOUND|open-vsx\.org/.test(line)) console.log(`  | ${line.replace(/\n/g, '\n  | ')}`);
+    if (!WORKBENCH_NOISE.test(line)) console.log(`  | ${line.replace(/\n/g, '\n  | ')}`);
   });
   await page.exposeFunction('codeAutomationExit', (code, logs) => {
     try {

@@ -21,6 +21,7 @@ import {
   TrainRequest,
   TrainStopRequest,
   CheckpointSavedNotification,
+  EmaDiffRequest,
   type JobEndedParams,
   type SampleProgressParams,
   type TrainProgressParams,
@@ -141,6 +142,11 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   assert.equal(it.images.length, 3);
   const strip = await png(it.strip);
   assert.deepEqual([strip.width, strip.height], [5 * 28 + 6 * 2, 28 + 4]);
+
+  const diff = await sc.connection.sendRequest(EmaDiffRequest, { path: checkpoint });
+  assert.ok(diff && diff.relative > 0 && diff.relative < 1, `EMA vs raw: ${diff?.relative}`);
+  assert.equal(diff.top.length, 10);
+  assert.ok(diff.top[0].relative >= diff.top[9].relative);
 
   const stats = await sc.connection.sendRequest(TensorStatsRequest, { path: checkpoint, name: 'model.conv_in.weight', bins: 10 });
   assert.equal(stats.count, 3 * 3 * 1 * 16);

@@ -62,3 +62,27 @@ test('loss history: resumed runs replace the tail, long runs stay bounded and ke
   assert.deepEqual(s.steps, [...s.steps].sort((a, b) => a - b));
   assert.equal(s.smooth.length, s.raw.length);
 });
+
+import { buildTable, moduleOf, paramsOf } from '../../webview/shared/tensorTable.ts';
+
+test('tensor table: grouped by module path, numeric name order, filter, sort by params', () => {
+  const rows = [
+    { name: 'model.down.10.res.0.conv1.weight', dtype: 'F32', shape: [3, 3, 4, 8] },
+    { name: 'model.down.2.res.0.conv1.weight', dtype: 'F32', shape: [3, 3, 4, 4] },
+    { name: 'model.down.2.res.0.conv1.bias', dtype: 'F32', shape: [4] },
+    { name: 'ema.conv_out.weight', dtype: 'F16', shape: [3, 3, 64, 1] },
+    { name: 'step', dtype: 'I64', shape: [] },
+  ];
+  assert.equal(moduleOf('model.down.2.res.0.conv1.bias'), 'model.down.2.res.0.conv1');
+  assert.equal(moduleOf('step'), '');
+  assert.equal(paramsOf([]), 1);
+  const t = buildTable(rows);
+  assert.deepEqual(t.map((g) => g.module), ['', 'ema.conv_out', 'model.down.2.res.0.conv1', 'model.down.10.res.0.conv1']);
+  const g2 = t.find((g) => g.module === 'model.down.2.res.0.conv1')!;
+  assert.deepEqual(g2.rows.map((r) => r.leaf), ['bias', 'weight']);
+  assert.equal(g2.params, 3 * 3 * 4 * 4 + 4);
+  assert.deepEqual(buildTable(rows, 'CONV1').map((g) => g.rows.length), [2, 1]);
+  assert.deepEqual(buildTable(rows, 'f16').map((g) => g.module), ['ema.conv_out'], 'a dtype filter');
+  assert.deepEqual(buildTable(rows, '', 'params', true).map((g) => g.module)[0], 'ema.conv_out');
+  assert.deepEqual(buildTable(rows, 'nothing-matches'), []);
+});

@@ -21,3 +21,24 @@ export type TrainingToWebview =
   | { type: 'ended'; reason: string; step: number; checkpoint: string | null; error?: string };
 
 export type TrainingFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean };
+
+export type CheckpointToWebview =
+  | { type: 'loading'; path: string }
+  | { type: 'error'; path: string; message: string }
+  | {
+      type: 'header';
+      path: string;
+      fileSize: number;
+      ours: boolean;
+      card: { label: string; value: string }[];
+      tensors: { name: string; dtype: string; shape: number[] }[];
+      lossHistory: { steps: number[]; loss: number[] } | null;
+      openMs: number;
+    }
+  | { type: 'stats'; name: string; min: number; max: number; mean: number; std: number; count: number; edges: number[]; counts: number[] }
+  | { type: 'statsError'; name: string; message: string }
+  | { type: 'emaDiff'; relative: number; top: { name: string; relative: number }[] }
+  | { type: 'preview'; png: string; seconds: number }
+  | { type: 'previewError'; message: string };
+
+export type CheckpointFromWebview = { type: 'ready' } | { type: 'stats'; name: string } | { type: 'sample' } | { type: 'preview' };

@@ -7,6 +7,7 @@ const { extension, tempDir, pngInfo, exec } = require('./helpers');
 suite('Sampling (ddpm.sample with options)', () => {
   test('4 images with DDIM-10 from the shipped checkpoint are saved as a 62×62 PNG grid', async () => {
     const checkpoint = process.env.DDPM_E2E_CHECKPOINT || path.join(extension().extensionPath, 'models', 'mnist.safetensors');
+    console.log(`checkpoint: ${checkpoint}${process.env.DDPM_E2E_CHECKPOINT ? ' (DDPM_E2E_CHECKPOINT)' : ''}`);
     assert.ok(fs.existsSync(checkpoint), `checkpoint ${checkpoint} does not exist`);
     const saveTo = path.join(tempDir('sample'), 'grid.png');
     const t0 = Date.now();

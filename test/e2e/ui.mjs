@@ -1,0 +1,293 @@
+// UI suite: drives the real VS Code workbench (code-server) in headless Chromium with playwright-core, the way a user
+// would: command palette, quick picks answered with their defaults, the extension's webviews. Run by run.mjs, which
+// starts code-server and passes the workbench URL (the extension is loaded from the repository via
+// extensionDevelopmentPath). Screenshots go to outDir (test-results/e2e/ui-*.png).
+//
+// Webviews are nested iframes: the workbench's <iframe class="webview"> (…/index.html?id=…) holds the extension's
+// document in <iframe id="active-frame">. Tests look up the frame that contains the element they need.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { launchBrowser } from './browser.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Opens the command palette and runs the command whose row shows `title`; retries while the extension host is still
+ * registering commands (the palette does not refresh its list by itself). */
+async function runCommand(page, title, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  const input = page.locator('.quick-input-widget input[type="text"]');
+  const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: title }).first();
+  for (;;) {
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill('>' + title);
+    try {
+      await row.waitFor({ timeout: 2000 });
+      await page.keyboard.press('Enter');
+      return;
+    } catch {
+      await page.keyboard.press('Escape');
+      if (Date.now() > deadline) throw new Error(`command "${title}" never appeared in the command palette`);
+      await sleep(500);
+    }
+  }
+}
+
+/** What the open quick input shows: title, placeholder or prompt, value and the focused row. */
+async function describeQuickInput(page) {
+  return page.evaluate(() => {
+    const w = document.querySelector('.quick-input-widget');
+    if (!w || w.style.display === 'none') return null;
+    const text = (sel) => w.querySelector(sel)?.textContent?.trim() || '';
+    const input = w.querySelector('input[type="text"]');
+    return {
+      title: text('.quick-input-title'),
+      placeholder: input?.getAttribute('placeholder') || '',
+      prompt: text('.quick-input-message'),
+      value: input?.value || '',
+      focused: text('.quick-input-list .monaco-list-row.focused .label-name') || text('.quick-input-list .monaco-list-row.focused'),
+    };
+  });
+}
+
+/** Answers every quick pick / input box that shows up with Enter (its default) until done() is true. */
+async function acceptDefaults(page, done, log, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  const answered = [];
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not appear within ${timeoutMs / 1000} s after answering ${JSON.stringify(answered)}`);
+    const q = await describeQuickInput(page);
+    if (q && (await page.locator('.quick-input-widget').isVisible())) {
+      await sleep(300); // let a pick finish loading its items
+      const q2 = (await describeQuickInput(page)) || q;
+      answered.push(q2);
+      log(`  quick input: ${JSON.stringify(q2)} -> Enter`);
+      await page.keyboard.press('Enter');
+      await sleep(700);
+    } else {
+      await sleep(250);
+    }
+  }
+  return answered;
+}
+
+/** The editor tab whose label starts with `title`. */
+function tab(page, title) {
+  return page.locator('.tabs-container .tab').filter({ hasText: new RegExp(`^\\s*${title}`) }).first();
+}
+
+/** Finds the (webview) frame that contains `selector`. */
+async function findFrame(page, selector, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      if (f === page.mainFrame()) continue;
+      try {
+        if (await f.$(selector)) return f;
+      } catch { /* detached or navigating */ }
+    }
+    if (Date.now() > deadline) throw new Error(`no webview frame with ${selector} within ${timeoutMs / 1000} s (frames: ${page.frames().map((f) => f.url().slice(0, 100)).join(' | ')})`);
+    await sleep(250);
+  }
+}
+
+/** Pixels of a canvas: {width, height, hash, uniform, png}. Reads toDataURL (unaffected by overlapping toasts);
+ * falls back to an element screenshot. */
+async function canvasPixels(frame, selector) {
+  const size = await frame.$eval(selector, (c) => [c.width, c.height]);
+  if (!size[0] || !size[1]) return { width: size[0], height: size[1], hash: 'empty', uniform: true, png: null };
+  let png;
+  try {
+    const url = await frame.$eval(selector, (c) => c.toDataURL('image/png'));
+    png = Buffer.from(url.slice(url.indexOf(',') + 1), 'base64');
+  } catch {
+    png = await frame.locator(selector).first().screenshot();
+  }
+  const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  let uniform = true;
+  for (let i = 4; i < data.length && uniform; i += 4) {
+    if (data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2] || data[i + 3] !== data[3]) uniform = false;
+  }
+  return { width: info.width, height: info.height, hash: crypto.createHash('sha1').update(data).digest('hex').slice(0, 12), uniform, png };
+}
+
+async function bodyState(frame) {
+  return frame.evaluate(() => document.body?.dataset?.state ?? null).catch(() => null);
+}
+
+/** Visible notification toasts (for logs and failure messages). */
+async function notifications(page) {
+  return page.locator('.notifications-toasts .notification-list-item-message').allInnerTexts().catch(() => []);
+}
+
+/** Fails fast when an error notification shows, or the webview says data-state="error". */
+async function checkErrors(page, frame) {
+  const toast = page.locator('.notifications-toasts .notification-list-item')
+    .filter({ has: page.locator('.notification-list-item-icon.codicon-error') });
+  if (await toast.count()) {
+    throw new Error(`error notification: ${(await toast.first().locator('.notification-list-item-message').innerText()).trim()}`);
+  }
+  if (frame && (await bodyState(frame)) === 'error') {
+    const text = await frame.evaluate(() => document.body.innerText.replace(/\s+/g, ' ').slice(0, 300)).catch(() => '');
+    throw new Error(`the webview shows data-state="error": ${text}`);
+  }
+}
+
+/**
+ * Runs the UI tests against the workbench at `url` with `workspace` open.
+ * @returns {Promise<Array<{title: string, state: 'passed'|'failed'|'skipped', ms?: number, error?: string}>>}
+ */
+export async function runUiSuite({ url, outDir, profileDir, log = console.log, grep }) {
+  fs.mkdirSync(outDir, { recursive: true });
+  const context = await launchBrowser(profileDir);
+  const page = context.pages()[0] || await context.newPage();
+  const consoleLog = fs.createWriteStream(path.join(outDir, 'ui-browser-console.log'));
+  page.on('console', (m) => consoleLog.write(`${m.type()}: ${m.text()}\n`));
+  page.on('pageerror', (e) => consoleLog.write(`pageerror: ${e.message}\n`));
+  const shot = async (name) => {
+    const file = path.join(outDir, `ui-${name}.png`);
+    await page.screenshot({ path: file });
+    log(`  screenshot ${path.relative(process.cwd(), file)}`);
+  };
+
+  const results = [];
+  let workbenchUp = false;
+  const test = async (title, fn, { needsWorkbench = true } = {}) => {
+    if (grep && !new RegExp(grep).test(title)) return;
+    if (needsWorkbench && !workbenchUp) {
+      results.push({ title, state: 'skipped' });
+      return;
+    }
+    const t0 = Date.now();
+    log(`ui test: ${title}`);
+    try {
+      await fn();
+      results.push({ title, state: 'passed', ms: Date.now() - t0 });
+      log(`  passed (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (e) {
+      const toasts = await notifications(page);
+      const error = `${e.stack || e}${toasts.length ? `\nnotifications: ${JSON.stringify(toasts)}` : ''}`;
+      results.push({ title, state: 'failed', ms: Date.now() - t0, error });
+      log(`  FAILED: ${error.split('\n').slice(0, 3).join(' / ')}`);
+      const safe = title.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 40);
+      await shot(`zz-failed-${safe}`).catch(() => {});
+      await page.keyboard.press('Escape').catch(() => {});
+    }
+  };
+
+  try {
+    await test('the workbench opens the workspace with the extension loaded', async () => {
+      await page.goto(url);
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: 'digits' }).waitFor({ timeout: 60_000 });
+      workbenchUp = true;
+      await shot('01-workbench');
+    }, { needsWorkbench: false });
+
+    await test('DDPM: Sample with the default picks streams changing trajectory frames, then the grid', async () => {
+      await runCommand(page, 'DDPM: Sample');
+      const picks = await acceptDefaults(page, () => tab(page, 'DDPM Trajectory').isVisible(), log, 'the "DDPM Trajectory" tab');
+      log(`  answered ${picks.length} quick input(s) with their defaults`);
+      const frame = await findFrame(page, 'canvas#xt');
+      // First drawn frame
+      let a;
+      const t = Date.now();
+      for (;;) {
+        a = await canvasPixels(frame, 'canvas#xt');
+        if (!a.uniform) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 120_000) throw new Error('canvas#xt stayed blank for 120 s');
+        await sleep(200);
+      }
+      const stateA = await bodyState(frame);
+      await shot('02-trajectory-early');
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-xt-early.png'), a.png);
+      log(`  canvas#xt ${a.width}×${a.height} hash ${a.hash} (body data-state=${stateA})`);
+      if (stateA === 'done') throw new Error('sampling was already done when the first trajectory frame was seen');
+      // A later, different frame while it still runs
+      let b;
+      for (;;) {
+        await sleep(500);
+        b = await canvasPixels(frame, 'canvas#xt');
+        if (b.hash !== a.hash) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 180_000) throw new Error(`canvas#xt never changed from ${a.hash}`);
+      }
+      await shot('03-trajectory-later');
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-xt-later.png'), b.png);
+      log(`  canvas#xt changed: ${a.hash} -> ${b.hash}`);
+      // The final grid
+      const deadline = Date.now() + 240_000;
+      for (;;) {
+        if ((await bodyState(frame)) === 'done') break;
+        if (await frame.$('canvas#grid')) {
+          const g = await canvasPixels(frame, 'canvas#grid').catch(() => null);
+          if (g && !g.uniform && g.width > 1) break;
+        }
+        await checkErrors(page, frame);
+        if (Date.now() > deadline) throw new Error('sampling did not finish (no body[data-state=done], no drawn canvas#grid) within 240 s');
+        await sleep(500);
+      }
+      await sleep(300);
+      await shot('04-sample-done');
+      if (await frame.$('canvas#grid')) {
+        const g = await canvasPixels(frame, 'canvas#grid');
+        if (g.png) fs.writeFileSync(path.join(outDir, 'ui-canvas-grid.png'), g.png);
+        log(`  canvas#grid ${g.width}×${g.height} uniform=${g.uniform}`);
+        if (g.uniform) throw new Error('canvas#grid is blank after sampling finished');
+      }
+    });
+
+    let trainingStarted = false;
+    await test('DDPM: Train with the default picks draws a loss curve that grows', async () => {
+      await runCommand(page, 'DDPM: Train');
+      const picks = await acceptDefaults(page, () => tab(page, 'DDPM Training').isVisible(), log, 'the "DDPM Training" tab');
+      log(`  answered ${picks.length} quick input(s) with their defaults`);
+      trainingStarted = true;
+      const frame = await findFrame(page, '#loss canvas');
+      await sleep(20_000);
+      let a;
+      const t = Date.now();
+      for (;;) {
+        a = await canvasPixels(frame, '#loss canvas');
+        if (!a.uniform) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 60_000) throw new Error('the loss canvas stayed blank');
+        await sleep(500);
+      }
+      await shot('05-training');
+      log(`  #loss canvas ${a.width}×${a.height} hash ${a.hash}`);
+      let b;
+      for (;;) {
+        await sleep(1000);
+        b = await canvasPixels(frame, '#loss canvas');
+        if (b.hash !== a.hash) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 90_000) throw new Error(`the loss canvas did not change for 30 s (hash ${a.hash})`);
+      }
+      await shot('06-training-later');
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-loss.png'), b.png);
+      log(`  #loss canvas changed: ${a.hash} -> ${b.hash}`);
+    });
+
+    await test('DDPM: Stop ends the training (the loss curve stops changing)', async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      await runCommand(page, 'DDPM: Stop', 20_000);
+      await sleep(3000);
+      await page.keyboard.press('Escape'); // in case Stop asked something
+      const frame = await findFrame(page, '#loss canvas', 10_000);
+      const a = await canvasPixels(frame, '#loss canvas');
+      await sleep(4000);
+      const b = await canvasPixels(frame, '#loss canvas');
+      await shot('07-stopped');
+      log(`  notifications: ${JSON.stringify(await notifications(page))}`);
+      if (a.hash !== b.hash) throw new Error('the loss curve still changes 3–7 s after DDPM: Stop');
+    });
+  } finally {
+    await context.close().catch(() => {});
+    consoleLog.end();
+  }
+  return results;
+}
