@@ -7,6 +7,7 @@ import { Training, type TrainOptions } from './commands/train.ts';
 import { TrajectoryPanel, TRAJECTORY_VIEW } from './panels/trajectoryPanel.ts';
 import { TrainingPanel, TRAINING_VIEW } from './panels/trainingPanel.ts';
 import { CheckpointEditorProvider } from './checkpointEditor.ts';
+import { runInterpolateCommand, type InterpolateOptions } from './commands/interpolate.ts';
 
 let sidecar: SidecarClient | null = null;
 
@@ -23,6 +24,11 @@ export function activate(context: vscode.ExtensionContext) {
     vscode.commands.registerCommand('ddpm.train', (opts?: TrainOptions) => training.start(isOptions(opts) ? opts : undefined)),
     vscode.commands.registerCommand('ddpm.trainOnFolder', (folder?: vscode.Uri) => training.start(undefined, folder)),
     vscode.commands.registerCommand('ddpm.stop', () => training.stop()),
+    vscode.commands.registerCommand('ddpm.interpolate', (clicked?: vscode.Uri | InterpolateOptions, selected?: vscode.Uri[]) =>
+      clicked instanceof vscode.Uri || clicked === undefined
+        ? runInterpolateCommand(context, sc, clicked, selected)
+        : runInterpolateCommand(context, sc, undefined, undefined, clicked),
+    ),
     vscode.commands.registerCommand('ddpm.showTraining', () => training.reveal()),
     vscode.commands.registerCommand('ddpm.showLog', () => log.show()),
     vscode.commands.registerCommand('ddpm.info', async () => {

@@ -47,6 +47,7 @@ const builds = [
       trajectory: path.join(root, 'webview', 'trajectory', 'main.ts'),
       training: path.join(root, 'webview', 'training', 'main.ts'),
       checkpoint: path.join(root, 'webview', 'checkpoint', 'main.ts'),
+      interpolate: path.join(root, 'webview', 'interpolate', 'main.ts'),
     },
     outdir: path.join(dist, 'webview'),
     logLevel: 'info',

@@ -42,3 +42,13 @@ export type CheckpointToWebview =
   | { type: 'previewError'; message: string };
 
 export type CheckpointFromWebview = { type: 'ready' } | { type: 'stats'; name: string } | { type: 'sample' } | { type: 'preview' };
+
+export type InterpolateToWebview =
+  | { type: 'start'; rows: number[]; lambdas: number[]; a: string; b: string; checkpoint: string }
+  | { type: 'inputs'; a: string; b: string }
+  | { type: 'progress'; row: number; index: number; total: number }
+  | { type: 'row'; row: number; t: number; strip: string }
+  | { type: 'done'; seconds: number }
+  | { type: 'error'; message: string };
+
+export type InterpolateFromWebview = { type: 'ready' } | { type: 'save'; png: string };

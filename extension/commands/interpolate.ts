@@ -1,0 +1,128 @@
+/**
+ * DDPM: Interpolate Images — two images (from the explorer's multi-selection, or chosen), a checkpoint, t and the
+ * number of λ steps; optionally a grid over several t (paper Fig. 8: larger t trades fidelity for novelty).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import * as vscode from 'vscode';
+import { InterpolateProgressNotification, InterpolateRequest } from '../../sidecar/protocol.ts';
+import type { InterpolateFromWebview, InterpolateToWebview } from '../../webview/shared/messages.ts';
+import type { SidecarClient } from '../sidecarClient.ts';
+import { renderHtml, webviewOptions } from '../panels/html.ts';
+import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
+
+const IMAGE = /\.(png|jpe?g|webp)$/i;
+const LAST_KEY = 'ddpm.lastInterpolateCheckpoint';
+
+export interface InterpolateOptions {
+  a: string;
+  b: string;
+  checkpoint?: string;
+  t?: number | number[];
+  steps?: number;
+  /** Number of λ values from 0 to 1 (default 9). */
+  lambdas?: number;
+  saveTo?: string;
+}
+
+const BODY = `
+<header><h1>DDPM Interpolation</h1><span id="caption"></span></header>
+<section id="inputs"><canvas id="inputA" width="0" height="0"></canvas><canvas id="inputB" width="0" height="0"></canvas>
+  <div class="note">inputs converted to the model's size and channels</div></section>
+<section><progress id="bar" value="0" max="1"></progress> <span id="status"></span></section>
+<section id="rows"></section>
+<section><button id="save">Save as PNG…</button></section>`;
+
+export function lambdaValues(count: number): number[] {
+  if (count < 2) return [0.5];
+  return Array.from({ length: count }, (_, i) => i / (count - 1));
+}
+
+export async function runInterpolateCommand(context: vscode.ExtensionContext, sidecar: SidecarClient, clicked?: vscode.Uri, selected?: vscode.Uri[], opts?: InterpolateOptions): Promise<{ strip: string | null } | undefined> {
+  let files: string[] = opts ? [opts.a, opts.b] : (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath).filter((f) => IMAGE.test(f));
+  if (files.length !== 2) {
+    const picked = await vscode.window.showOpenDialog({ canSelectMany: true, filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] }, title: 'DDPM: Interpolate — choose two images' });
+    if (!picked) return undefined;
+    files = picked.map((u) => u.fsPath);
+    if (files.length !== 2) {
+      void vscode.window.showErrorMessage(`DDPM: Interpolate needs exactly two images (${files.length} chosen).`);
+      return undefined;
+    }
+  }
+  const last = context.globalState.get<string>(LAST_KEY);
+  let checkpoint = opts?.checkpoint;
+  if (!checkpoint) {
+    checkpoint = opts ? (last ?? (await pickCheckpoint(context, true))) : await pickCheckpoint(context);
+  }
+  if (!checkpoint) return undefined;
+  let ts: number[];
+  let count = opts?.lambdas ?? 9;
+  if (opts) ts = Array.isArray(opts.t) ? opts.t : [opts.t ?? 500];
+  else {
+    const tText = await vscode.window.showInputBox({ title: 'DDPM: Interpolate — diffuse to t', value: '500', prompt: 'larger t: more novel, less faithful (0 … T−1)', validateInput: (v) => (/^\d+$/.test(v) ? null : 'an integer') });
+    if (!tText) return undefined;
+    const nText = await vscode.window.showInputBox({ title: 'DDPM: Interpolate — number of λ steps', value: '9', validateInput: (v) => (/^\d+$/.test(v) && Number(v) >= 2 ? null : 'an integer ≥ 2') });
+    if (!nText) return undefined;
+    count = Number(nText);
+    const grid = await vscode.window.showQuickPick([{ label: `Only t = ${tText}` }, { label: 'Grid over t = 250, 500, 750', description: 'how t trades fidelity for novelty' }], { title: 'DDPM: Interpolate' });
+    if (!grid) return undefined;
+    ts = grid.label.startsWith('Grid') ? [250, 500, 750] : [Number(tText)];
+  }
+  void context.globalState.update(LAST_KEY, checkpoint);
+  rememberCheckpoint(context, checkpoint);
+  const lambdas = lambdaValues(count);
+  const panel = vscode.window.createWebviewPanel('ddpm.interpolate', `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`, vscode.ViewColumn.Active, webviewOptions(context.extensionUri));
+  panel.webview.html = renderHtml(panel.webview, context.extensionUri, 'interpolate', 'DDPM Interpolation', BODY);
+  let markReady!: () => void;
+  const ready = new Promise<void>((r) => (markReady = r));
+  let saved: string | null = null;
+  let savePng: ((png: string) => void) | null = null;
+  panel.webview.onDidReceiveMessage(async (m: InterpolateFromWebview) => {
+    if (m.type === 'ready') markReady();
+    if (m.type === 'save') {
+      if (savePng) return savePng(m.png);
+      const target = await saveDialog('ddpm-interpolation.png');
+      if (target) fs.writeFileSync(target.fsPath, Buffer.from(m.png, 'base64'));
+    }
+  });
+  const post = async (m: InterpolateToWebview) => {
+    await ready;
+    await panel.webview.postMessage(m);
+  };
+  await post({ type: 'start', rows: ts, lambdas, a: path.basename(files[0]), b: path.basename(files[1]), checkpoint });
+  const t0 = Date.now();
+  try {
+    for (const [row, t] of ts.entries()) {
+      const token = randomUUID();
+      const sub = sidecar.onNotification(InterpolateProgressNotification, (p) => p.token === token && void post({ type: 'progress', row, index: p.index, total: p.total }));
+      try {
+        const r = await sidecar.request(InterpolateRequest, { checkpoint, imageA: files[0], imageB: files[1], t, lambdas, steps: opts?.steps ?? 50, seed: 0, token });
+        if (row === 0) await post({ type: 'inputs', a: r.inputs[0], b: r.inputs[1] });
+        await post({ type: 'row', row, t, strip: r.strip });
+        if (opts?.saveTo && ts.length === 1) {
+          fs.mkdirSync(path.dirname(opts.saveTo), { recursive: true });
+          fs.writeFileSync(opts.saveTo, Buffer.from(r.strip, 'base64'));
+          saved = opts.saveTo;
+        }
+      } finally {
+        sub.dispose();
+      }
+    }
+    await post({ type: 'done', seconds: (Date.now() - t0) / 1000 });
+    if (opts?.saveTo && ts.length > 1) {
+      // The webview composes the rows; ask it for the PNG.
+      saved = await new Promise<string>((resolve) => {
+        savePng = (png) => {
+          fs.writeFileSync(opts.saveTo!, Buffer.from(png, 'base64'));
+          resolve(opts.saveTo!);
+        };
+      });
+    }
+    return { strip: saved };
+  } catch (e) {
+    await post({ type: 'error', message: errorMessage(e) });
+    void vscode.window.showErrorMessage(`DDPM: interpolation failed: ${errorMessage(e)}`, 'Open Log').then((a) => a && sidecar.log.show());
+    return undefined;
+  }
+}
