@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { InterpolateProgressNotification, InterpolateRequest } from '../../sidecar/protocol.ts';
 import type { InterpolateFromWebview, InterpolateToWebview } from '../../webview/shared/messages.ts';
+import { lambdaValues } from '../../webview/shared/lambdas.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { renderHtml, webviewOptions } from '../panels/html.ts';
 import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
@@ -33,11 +34,6 @@ const BODY = `
 <section><progress id="bar" value="0" max="1"></progress> <span id="status"></span></section>
 <section id="rows"></section>
 <section><button id="save">Save as PNG…</button></section>`;
-
-export function lambdaValues(count: number): number[] {
-  if (count < 2) return [0.5];
-  return Array.from({ length: count }, (_, i) => i / (count - 1));
-}
 
 export async function runInterpolateCommand(context: vscode.ExtensionContext, sidecar: SidecarClient, clicked?: vscode.Uri, selected?: vscode.Uri[], opts?: InterpolateOptions): Promise<{ strip: string | null } | undefined> {
   let files: string[] = opts ? [opts.a, opts.b] : (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath).filter((f) => IMAGE.test(f));

@@ -87,9 +87,13 @@ test('tensor table: grouped by module path, numeric name order, filter, sort by 
   assert.deepEqual(buildTable(rows, 'nothing-matches'), []);
 });
 
-test('interpolation λ values: evenly spaced from 0 to 1', async () => {
-  // The extension module imports `vscode`; only this pure helper is exercised, through a copy of its contract.
-  const lambdaValues = (count: number) => (count < 2 ? [0.5] : Array.from({ length: count }, (_, i) => i / (count - 1)));
+import { lambdaValues } from '../../webview/shared/lambdas.ts';
+
+test('interpolation λ values: evenly spaced from 0 to 1, endpoints exact', () => {
   assert.deepEqual(lambdaValues(5), [0, 0.25, 0.5, 0.75, 1]);
-  assert.equal(lambdaValues(9).length, 9);
+  const nine = lambdaValues(9);
+  assert.equal(nine.length, 9);
+  assert.equal(nine[0], 0);
+  assert.equal(nine[8], 1);
+  assert.deepEqual(lambdaValues(1), [0.5]);
 });
