@@ -60,7 +60,7 @@ async function digitPng(digit) {
       }
     }
   }
-  return sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+  return sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer();
 }
 
 async function makeWorkspace(dir) {

@@ -230,6 +230,7 @@ export async function runUiSuite({ url, outDir, profileDir, log = console.log, g
         if (Date.now() > deadline) throw new Error('sampling did not finish (no body[data-state=done], no drawn canvas#grid) within 240 s');
         await sleep(500);
       }
+      await frame.$eval('canvas#grid', (c) => c.scrollIntoView({ block: 'center' })).catch(() => {});
       await sleep(300);
       await shot('04-sample-done');
       if (await frame.$('canvas#grid')) {
@@ -274,16 +275,28 @@ export async function runUiSuite({ url, outDir, profileDir, log = console.log, g
 
     await test('DDPM: Stop ends the training (the loss curve stops changing)', async () => {
       if (!trainingStarted) throw new Error('training did not start in the previous test');
-      await runCommand(page, 'DDPM: Stop', 20_000);
-      await sleep(3000);
-      await page.keyboard.press('Escape'); // in case Stop asked something
       const frame = await findFrame(page, '#loss canvas', 10_000);
+      const before = await bodyState(frame);
+      await runCommand(page, 'DDPM: Stop', 20_000);
+      if (before === 'running') {
+        // The training webview marks its body with the job's state (running, then done / stopped / failed).
+        const t = Date.now();
+        let state;
+        while ((state = await bodyState(frame)) === 'running') {
+          if (Date.now() - t > 60_000) throw new Error('the training webview still says data-state="running" 60 s after DDPM: Stop');
+          await sleep(250);
+        }
+        log(`  training webview data-state: ${before} -> ${state}`);
+        if (state !== 'stopped') throw new Error(`expected data-state="stopped" after DDPM: Stop, got ${JSON.stringify(state)}`);
+      } else {
+        await sleep(3000);
+      }
       const a = await canvasPixels(frame, '#loss canvas');
       await sleep(4000);
       const b = await canvasPixels(frame, '#loss canvas');
       await shot('07-stopped');
       log(`  notifications: ${JSON.stringify(await notifications(page))}`);
-      if (a.hash !== b.hash) throw new Error('the loss curve still changes 3–7 s after DDPM: Stop');
+      if (a.hash !== b.hash) throw new Error('the loss curve still changes after DDPM: Stop');
     });
   } finally {
     await context.close().catch(() => {});

@@ -25,7 +25,9 @@ suite('Sampling (ddpm.sample with options)', () => {
 
   test('without saveTo the grid is not written and grid is null', async () => {
     const checkpoint = process.env.DDPM_E2E_CHECKPOINT || path.join(extension().extensionPath, 'models', 'mnist.safetensors');
+    assert.ok(fs.existsSync(checkpoint), `checkpoint ${checkpoint} does not exist`);
     const r = await exec('ddpm.sample', { checkpoint, n: 1, sampler: 'ddim', steps: 2, seed: 1 });
+    assert.ok(r && typeof r === 'object', `result ${JSON.stringify(r)}`);
     assert.strictEqual(r.grid, null);
     assert.strictEqual(r.images, 1);
   });
