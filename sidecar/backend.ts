@@ -175,7 +175,15 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
 // ---- wasm -------------------------------------------------------------------------------------------------------
 
 function findWasmDir(opts: BackendOptions): string {
-  const candidates = [opts.wasmDir, __dirname, path.dirname(localRequire.resolve('@tensorflow/tfjs-backend-wasm'))];
+  // In a packaged extension the .wasm files sit next to the bundle and the npm package itself is not shipped.
+  const fromPackage = (): string | undefined => {
+    try {
+      return path.dirname(localRequire.resolve('@tensorflow/tfjs-backend-wasm'));
+    } catch {
+      return undefined;
+    }
+  };
+  const candidates = [opts.wasmDir, __dirname, fromPackage()];
   for (const dir of candidates) {
     if (dir && fs.existsSync(path.join(dir, 'tfjs-backend-wasm-simd.wasm'))) return dir;
   }

@@ -15,7 +15,7 @@ export function rememberCheckpoint(context: vscode.ExtensionContext, file: strin
 }
 
 /** The checkpoint to use: the setting, the shipped model, recent ones, or one chosen from disk. */
-export async function pickCheckpoint(context: vscode.ExtensionContext, useDefault = false): Promise<string | undefined> {
+export async function pickCheckpoint(context: vscode.ExtensionContext, useDefault = false, title = 'DDPM: Sample — checkpoint'): Promise<string | undefined> {
   const configured = vscode.workspace.getConfiguration('ddpm').get<string>('defaultCheckpoint', '');
   const fallback = configured || shippedCheckpoint(context);
   if (useDefault) return fallback;
@@ -26,7 +26,7 @@ export async function pickCheckpoint(context: vscode.ExtensionContext, useDefaul
     ...recent.map((f) => ({ label: path.basename(f), description: f, file: f })),
     { label: 'Browse…', description: 'a .safetensors checkpoint' },
   ];
-  const pick = await vscode.window.showQuickPick(items, { title: 'DDPM: Sample — checkpoint' });
+  const pick = await vscode.window.showQuickPick(items, { title });
   if (!pick) return undefined;
   if (pick.file) return pick.file;
   const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { Checkpoints: ['safetensors'] }, title: 'Choose a DDPM checkpoint' });

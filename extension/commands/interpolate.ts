@@ -49,7 +49,7 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
   const last = context.globalState.get<string>(LAST_KEY);
   let checkpoint = opts?.checkpoint;
   if (!checkpoint) {
-    checkpoint = opts ? (last ?? (await pickCheckpoint(context, true))) : await pickCheckpoint(context);
+    checkpoint = opts ? (last ?? (await pickCheckpoint(context, true))) : await pickCheckpoint(context, false, 'DDPM: Interpolate — checkpoint');
   }
   if (!checkpoint) return undefined;
   let ts: number[];

@@ -2,7 +2,10 @@
 // End-to-end tests of the extension inside real VS Code (code-server 4.100.3 = VS Code 1.100.3), offline.
 //
 //   npm run build && npm run test:e2e          (test:e2e runs test/e2e/setup.sh first)
-//   node test/e2e/run.mjs [--only ext|ui] [--grep REGEX] [--keep]
+//   node test/e2e/run.mjs [--only ext|ui] [--grep REGEX] [--keep] [--vsix FILE]
+//
+// --vsix FILE: test the packaged extension instead of the repository: FILE is installed with
+// `code-server --install-extension` into a fresh extensions folder and that installed copy is the extension under test.
 //
 // For each suite a code-server is started on a free port with a fresh profile in a temporary folder, and a temporary
 // workspace with digits/ (8 fixture PNGs, white strokes on black, 28×28) is opened in headless Chromium:
@@ -15,6 +18,7 @@
 // DDPM_E2E_CHECKPOINT (development aid while models/mnist.safetensors does not exist: both suites sample from this
 // checkpoint instead; the UI suite through the ddpm.defaultCheckpoint setting).
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -33,7 +37,7 @@ const EXT_SUITE_TIMEOUT_MS = 300_000;
 const UI_SUITE_TIMEOUT_MS = 360_000;
 
 const { values: opts } = util.parseArgs({
-  options: { only: { type: 'string' }, grep: { type: 'string' }, keep: { type: 'boolean', default: false } },
+  options: { only: { type: 'string' }, grep: { type: 'string' }, keep: { type: 'boolean', default: false }, vsix: { type: 'string' } },
 });
 const T0 = Date.now();
 const log = (...a) => console.log(`[e2e ${((Date.now() - T0) / 1000).toFixed(1)}s]`, ...a);
@@ -63,10 +67,51 @@ async function digitPng(digit) {
   return sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer();
 }
 
-async function makeWorkspace(dir) {
+/** A small safetensors file not written by DDPM Studio (no ddpm metadata): two F32 tensors, 9 values. */
+function foreignSafetensors() {
+  const header = { __metadata__: { source: 'ddpm-studio e2e fixture' }, weight: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] }, bias: { dtype: 'F32', shape: [3], data_offsets: [24, 36] } };
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const data = Buffer.from(new Float32Array([0.5, -1, 2, 0.25, 3, -0.75, 0.1, 0.2, 0.3]).buffer);
+  return Buffer.concat([len, Buffer.from(json), data]);
+}
+
+/** Trains the `tiny` preset (16×16) for 20 steps on digits/ with the command line; returns the checkpoint's path. */
+function trainTinyCheckpoint(workspace, outDir) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'dist', 'ddpm.js'), 'train', '--data', `folder:${path.join(workspace, 'digits')}`,
+      '--preset', 'tiny', '--steps', '20', '--batch', '4', '--save-every', '0', '--sample-every', '0', '--out', outDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const latest = path.join(outDir, 'latest.safetensors');
+      if (code === 0 && fs.existsSync(latest)) resolve(latest);
+      else reject(new Error(`ddpm train (tiny fixture) exited with ${code}:\n${err}`));
+    });
+  });
+}
+
+/**
+ * The workspace both suites open:
+ *   digits/digit-0..7.png                 fixture images (28×28, white on black)
+ *   checkpoints/tiny-e2e.safetensors      a `tiny` training checkpoint (20 steps on digits/), for the inspector tests
+ *   checkpoints/corrupt.safetensors       100 random bytes (the inspector must show an error)
+ *   checkpoints/foreign.safetensors       a valid safetensors file without DDPM Studio metadata (the inspector's note)
+ */
+async function makeWorkspace(dir, runDir) {
   fs.mkdirSync(path.join(dir, 'digits'), { recursive: true });
   for (let i = 0; i < DIGITS.length; i++) fs.writeFileSync(path.join(dir, 'digits', `digit-${i}.png`), await digitPng(i));
   fs.writeFileSync(path.join(dir, 'README.md'), '# DDPM Studio e2e workspace\n\ndigits/: fixture images for folder: training.\n');
+  const ckpts = path.join(dir, 'checkpoints');
+  fs.mkdirSync(ckpts, { recursive: true });
+  const t = Date.now();
+  fs.copyFileSync(await trainTinyCheckpoint(dir, path.join(runDir, 'tiny-fixture')), path.join(ckpts, 'tiny-e2e.safetensors'));
+  log(`fixture checkpoints/tiny-e2e.safetensors trained in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  fs.writeFileSync(path.join(ckpts, 'corrupt.safetensors'), crypto.randomBytes(100));
+  fs.writeFileSync(path.join(ckpts, 'foreign.safetensors'), foreignSafetensors());
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -154,11 +199,41 @@ async function startCodeServer(runDir, env) {
   return { port, pid: child.pid, stop, logFile };
 }
 
-/** Workbench URL that opens `folder` with the repository loaded as extension under development (and optionally tests). */
+/** The extension under test: the repository, or with --vsix the folder code-server installed the package into. */
+let extensionPath = REPO;
+
+/** Installs a .vsix with code-server's own installer into <runDir>/vsix-extensions; returns the installed folder. */
+async function installVsix(file, runDir) {
+  const extensions = path.join(runDir, 'vsix-extensions');
+  const home = path.join(runDir, 'vsix-home');
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(path.join(runDir, 'vsix-config.yaml'), '');
+  const t = Date.now();
+  const out = await new Promise((resolve, reject) => {
+    const child = spawn(CODE_SERVER, ['--config', path.join(runDir, 'vsix-config.yaml'), '--user-data-dir', path.join(runDir, 'vsix-user-data'),
+      '--extensions-dir', extensions, '--install-extension', path.resolve(file)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local', 'share'), EXTENSIONS_GALLERY: '{}' },
+    });
+    let text = '';
+    child.stdout.on('data', (d) => { text += d; });
+    child.stderr.on('data', (d) => { text += d; });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`code-server --install-extension exited with ${code}:\n${text}`))));
+  });
+  const dirs = fs.existsSync(extensions) ? fs.readdirSync(extensions).filter((d) => d.startsWith('ddpm-studio.ddpm-studio-')) : [];
+  if (dirs.length !== 1) throw new Error(`expected one ddpm-studio.ddpm-studio-* folder in ${extensions}, found ${JSON.stringify(dirs)}:\n${out}`);
+  const dir = path.join(extensions, dirs[0]);
+  log(`installed ${file} (${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MB) into ${dir} in ${((Date.now() - t) / 1000).toFixed(1)} s: ${out.trim().split('\n').pop()}`);
+  return dir;
+}
+
+/** Workbench URL that opens `folder` with the extension under test loaded as extension under development (and
+ * optionally tests). */
 function workbenchUrl(port, folder, testsPath) {
   const authority = `127.0.0.1:${port}`;
   const remote = (p) => `vscode-remote://${authority}${p}`;
-  const payload = [['extensionDevelopmentPath', remote(REPO)]];
+  const payload = [['extensionDevelopmentPath', remote(extensionPath)]];
   if (testsPath) payload.push(['extensionTestsPath', remote(testsPath)]);
   return `http://${authority}/?folder=${encodeURIComponent(folder)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
 }
@@ -244,7 +319,7 @@ async function runUi(runDir, workspace) {
     const url = workbenchUrl(server.port, workspace);
     let timer;
     const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`UI suite took over ${UI_SUITE_TIMEOUT_MS / 1000} s`)), UI_SUITE_TIMEOUT_MS); });
-    const suite = runUiSuite({ url, workspace, outDir: RESULTS, profileDir: path.join(runDir, 'chromium-ui'), log, grep: opts.grep });
+    const suite = runUiSuite({ url, workspace, extensionPath, outDir: RESULTS, profileDir: path.join(runDir, 'chromium-ui'), log, grep: opts.grep });
     try {
       return (await Promise.race([suite, timeout])).map((r) => ({ ...r, title: `ui: ${r.title}` }));
     } catch (e) {
@@ -271,8 +346,9 @@ async function main() {
   fs.mkdirSync(RESULTS, { recursive: true });
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-e2e-'));
   const workspace = path.join(runDir, 'workspace');
-  await makeWorkspace(workspace);
+  await makeWorkspace(workspace, runDir);
   log(`run folder ${runDir}; workspace ${workspace}`);
+  if (opts.vsix) extensionPath = await installVsix(opts.vsix, runDir);
 
   const results = [];
   if (!opts.only || opts.only === 'ext') results.push(...await runExtensionHostSuite(runDir, workspace));

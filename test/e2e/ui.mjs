@@ -5,6 +5,7 @@
 //
 // Webviews are nested iframes: the workbench's <iframe class="webview"> (…/index.html?id=…) holds the extension's
 // document in <iframe id="active-frame">. Tests look up the frame that contains the element they need.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import sharp from 'sharp';
 import { launchBrowser } from './browser.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const REPO = path.resolve(import.meta.dirname, '..', '..');
 
 /** Opens the command palette and runs the command whose row shows `title`; retries while the extension host is still
  * registering commands (the palette does not refresh its list by itself). */
@@ -30,6 +32,29 @@ async function runCommand(page, title, timeoutMs = 60_000) {
     } catch {
       await page.keyboard.press('Escape');
       if (Date.now() > deadline) throw new Error(`command "${title}" never appeared in the command palette`);
+      await sleep(500);
+    }
+  }
+}
+
+/** Opens a workspace file by name through Quick Open (F1, then the name without the `>` prefix), in its default
+ * editor; retries while the file search has not indexed it yet. */
+async function quickOpen(page, name, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  const input = page.locator('.quick-input-widget input[type="text"]');
+  const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: name }).first();
+  for (;;) {
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill(name);
+    try {
+      await row.waitFor({ timeout: 3000 });
+      await sleep(200); // let the list settle so that Enter takes the first match
+      await page.keyboard.press('Enter');
+      return;
+    } catch {
+      await page.keyboard.press('Escape');
+      if (Date.now() > deadline) throw new Error(`Quick Open never listed ${name}`);
       await sleep(500);
     }
   }
@@ -78,14 +103,14 @@ function tab(page, title) {
   return page.locator('.tabs-container .tab').filter({ hasText: new RegExp(`^\\s*${title}`) }).first();
 }
 
-/** Finds the (webview) frame that contains `selector`. */
-async function findFrame(page, selector, timeoutMs = 60_000) {
+/** Finds the (webview) frame that contains `selector` (and for which `accept(frame)` holds, when given). */
+async function findFrame(page, selector, timeoutMs = 60_000, accept = null) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const f of page.frames()) {
       if (f === page.mainFrame()) continue;
       try {
-        if (await f.$(selector)) return f;
+        if ((await f.$(selector)) && (!accept || (await accept(f)))) return f;
       } catch { /* detached or navigating */ }
     }
     if (Date.now() > deadline) throw new Error(`no webview frame with ${selector} within ${timeoutMs / 1000} s (frames: ${page.frames().map((f) => f.url().slice(0, 100)).join(' | ')})`);
@@ -139,7 +164,7 @@ async function checkErrors(page, frame) {
  * Runs the UI tests against the workbench at `url` with `workspace` open.
  * @returns {Promise<Array<{title: string, state: 'passed'|'failed'|'skipped', ms?: number, error?: string}>>}
  */
-export async function runUiSuite({ url, outDir, profileDir, log = console.log, grep }) {
+export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir, profileDir, log = console.log, grep }) {
   fs.mkdirSync(outDir, { recursive: true });
   const context = await launchBrowser(profileDir);
   const page = context.pages()[0] || await context.newPage();
@@ -297,6 +322,181 @@ export async function runUiSuite({ url, outDir, profileDir, log = console.log, g
       await shot('07-stopped');
       log(`  notifications: ${JSON.stringify(await notifications(page))}`);
       if (a.hash !== b.hash) throw new Error('the loss curve still changes after DDPM: Stop');
+    });
+
+    // ---- checkpoint inspector (custom editor for *.safetensors) and interpolation ----------------------------------
+
+    /** Opens a workspace .safetensors via Quick Open (our editor is the default) and returns its webview frame once
+     * body[data-state] has left "loading". */
+    const openInInspector = async (name) => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000); // toasts would cover the screenshots
+      await quickOpen(page, name);
+      await tab(page, name).waitFor({ timeout: 30_000 });
+      const frame = await findFrame(page, '#card', 60_000,
+        (f) => f.$eval('#path', (e, n) => (e.textContent || '').endsWith(n), name).catch(() => false));
+      const t = Date.now();
+      let state;
+      while (!['ready', 'error'].includes(state = await bodyState(frame))) {
+        if (Date.now() - t > 60_000) throw new Error(`the inspector of ${name} stayed in data-state=${JSON.stringify(state)} for 60 s`);
+        await sleep(200);
+      }
+      log(`  ${name}: body data-state=${state} data-open-ms=${await frame.evaluate(() => document.body.dataset.openMs)}`);
+      return { frame, state };
+    };
+
+    await test('the checkpoint inspector opens a .safetensors from Quick Open: model card, tensor statistics, preview', async () => {
+      const name = 'tiny-e2e.safetensors';
+      const file = path.join(workspace, 'checkpoints', name);
+      const expected = JSON.parse(execFileSync(process.execPath, [path.join(REPO, 'dist', 'ddpm.js'), 'inspect', file, '--json'], { encoding: 'utf8' }));
+      const { frame, state } = await openInInspector(name);
+      if (state !== 'ready') throw new Error(`data-state=${state}: ${await frame.locator('#error').innerText().catch(() => '')}`);
+      const params = await frame.$eval('#card', (e) => e.dataset.params);
+      log(`  #card data-params=${params}; ddpm inspect --json: params=${expected.params}, ${expected.tensors.length} tensors, preset ${expected.preset}`);
+      if (!/^\d+$/.test(params || '') || Number(params) <= 0) throw new Error(`#card data-params is ${JSON.stringify(params)}, not a positive integer`);
+      if (Number(params) !== expected.params) throw new Error(`#card data-params=${params}, ddpm inspect says ${expected.params}`);
+      const card = await frame.locator('#card').innerText();
+      if (!card.includes(expected.params.toLocaleString('en-US'))) throw new Error(`the model card does not show ${expected.params.toLocaleString('en-US')} parameters:\n${card}`);
+      if (!(await frame.locator('#note').isHidden())) throw new Error('#note (foreign file) is visible for our own checkpoint');
+      const openMs = Number(await frame.evaluate(() => document.body.dataset.openMs));
+      if (!(openMs >= 0)) throw new Error(`body[data-open-ms] is ${openMs}`);
+
+      // Filter the table, then select a tensor: the sidecar computes its statistics (ddpm/tensorStats).
+      await frame.fill('#filter', 'conv_in');
+      const row = frame.locator('.row-item[data-name="model.conv_in.weight"]');
+      await row.waitFor({ timeout: 10_000 });
+      const shown = await frame.$$eval('.row-item', (rs) => rs.map((r) => r.dataset.name));
+      log(`  filter "conv_in" shows ${shown.length} row(s): ${shown.join(', ')}`);
+      if (!shown.length || shown.some((n) => !n.includes('conv_in'))) throw new Error(`filter "conv_in" shows ${JSON.stringify(shown)}`);
+      await row.click();
+      await frame.locator('#stats[data-mean]').waitFor({ state: 'attached', timeout: 30_000 });
+      const statsName = (await frame.locator('#statsName').innerText()).trim();
+      const stats = await frame.locator('#stats').innerText();
+      const mean = Number(await frame.$eval('#stats', (e) => e.dataset.mean));
+      log(`  #statsName ${statsName}; #stats ${JSON.stringify(stats)}; data-mean ${mean}`);
+      if (statsName !== 'model.conv_in.weight') throw new Error(`#statsName shows ${JSON.stringify(statsName)}`);
+      for (const k of ['count', 'min', 'max', 'mean', 'std']) {
+        if (!new RegExp(`^${k}\\s+\\S`, 'm').test(stats)) throw new Error(`#stats has no "${k} …" line: ${JSON.stringify(stats)}`);
+      }
+      const want = expected.tensors.find((t) => t.name === 'model.conv_in.weight').shape.reduce((a, b) => a * b, 1);
+      const count = Number(/^count\s+([\d,]+)/m.exec(stats)[1].replace(/,/g, ''));
+      if (count !== want) throw new Error(`#stats count ${count}, the tensor has ${want} values`);
+      if (!Number.isFinite(mean)) throw new Error(`#stats data-mean is ${mean}`);
+      const hist = await canvasPixels(frame, 'canvas#hist');
+      if (hist.uniform) throw new Error('the histogram canvas#hist is blank');
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-hist.png'), hist.png);
+      await frame.$eval('#statsPanel', (e) => e.scrollIntoView({ block: 'center' }));
+      await sleep(300);
+      await shot('08-inspector-stats');
+
+      // Preview grid (16 samples, DDIM-20 from this checkpoint).
+      await frame.click('#previewBtn');
+      const t = Date.now();
+      let preview;
+      for (;;) {
+        preview = await canvasPixels(frame, 'canvas#preview');
+        if (!preview.uniform) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 90_000) throw new Error(`canvas#preview stayed blank for 90 s (caption: ${await frame.locator('#previewCaption').innerText().catch(() => '')})`);
+        await sleep(300);
+      }
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-preview.png'), preview.png);
+      log(`  canvas#preview ${preview.width}×${preview.height}: ${await frame.locator('#previewCaption').innerText()}`);
+      await frame.$eval('#card', (e) => e.scrollIntoView({ block: 'start' }));
+      await sleep(300);
+      await shot('09-inspector-preview');
+    });
+
+    await test('the inspector shows an error for a corrupt .safetensors file (100 random bytes)', async () => {
+      const { frame, state } = await openInInspector('corrupt.safetensors');
+      if (state !== 'error') throw new Error(`expected data-state="error", got ${JSON.stringify(state)}`);
+      const error = frame.locator('#error');
+      if (!(await error.isVisible())) throw new Error('#error is not visible');
+      const text = (await error.innerText()).trim();
+      log(`  #error: ${JSON.stringify(text)}`);
+      if (text.length < 10) throw new Error(`#error text is ${JSON.stringify(text)}`);
+      for (const id of ['sample', 'previewBtn']) {
+        if (!(await frame.locator(`#${id}`).isDisabled())) throw new Error(`#${id} is enabled for a corrupt file`);
+      }
+      await shot('10-inspector-corrupt');
+    });
+
+    await test('the inspector lists a foreign safetensors file with a note (no DDPM Studio metadata)', async () => {
+      const { frame, state } = await openInInspector('foreign.safetensors');
+      if (state !== 'ready') throw new Error(`expected data-state="ready", got ${JSON.stringify(state)}`);
+      const note = frame.locator('#note');
+      if (!(await note.isVisible())) throw new Error('#note is not visible');
+      log(`  #note: ${JSON.stringify((await note.innerText()).trim())}`);
+      const params = await frame.$eval('#card', (e) => e.dataset.params);
+      if (params !== '9') throw new Error(`#card data-params=${params}, the file holds 2×3 + 3 = 9 values`);
+      const names = await frame.$$eval('.row-item', (rs) => rs.map((r) => r.dataset.name).sort());
+      if (names.join() !== 'bias,weight') throw new Error(`tensor rows ${JSON.stringify(names)}`);
+      if (!(await frame.locator('#previewBtn').isDisabled())) throw new Error('#previewBtn is enabled for a foreign file');
+      await shot('11-inspector-foreign');
+    });
+
+    await test('two images selected in the explorer: context menu "Interpolate Images" with the default answers draws the strip', async () => {
+      // The first quick pick item is ddpm.defaultCheckpoint or the shipped model; make sure it exists.
+      const env = process.env.DDPM_E2E_CHECKPOINT && path.resolve(process.env.DDPM_E2E_CHECKPOINT);
+      const shipped = path.join(extensionPath, 'models', 'mnist.safetensors');
+      if (env ? !fs.existsSync(env) : !fs.existsSync(shipped)) {
+        const fallback = path.join(workspace, 'checkpoints', 'tiny-e2e.safetensors');
+        log(`  ${env || shipped} does not exist: ddpm.defaultCheckpoint = ${fallback} in the workspace settings`);
+        fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
+        fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'ddpm.defaultCheckpoint': fallback }, null, 2));
+        await sleep(1500);
+      }
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+      await runCommand(page, 'View: Show Explorer', 20_000);
+      const row = (name) => page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: name }).first();
+      if (!(await row('digit-0.png').isVisible())) await row('digits').click();
+      await row('digit-0.png').click();
+      await row('digit-1.png').click({ modifiers: ['Control'] });
+      const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').allInnerTexts();
+      log(`  explorer selection: ${JSON.stringify(selected.map((t) => t.trim()))}`);
+      if (selected.length !== 2) throw new Error(`expected two selected explorer rows, got ${JSON.stringify(selected)}`);
+      await row('digit-1.png').click({ button: 'right' });
+      const item = page.locator('.monaco-menu .action-item').filter({ hasText: 'Interpolate Images' }).first();
+      await item.waitFor({ timeout: 10_000 });
+      log(`  context menu item: ${JSON.stringify((await item.innerText()).trim())}`);
+      await shot('12-explorer-context-menu');
+      await item.click();
+      const picks = await acceptDefaults(page, () => tab(page, 'DDPM Interpolation').isVisible(), log, 'the "DDPM Interpolation" tab');
+      const summary = picks.map((q) => `${q.title}: ${q.value || q.focused}`);
+      log(`  answered ${picks.length} quick input(s): ${JSON.stringify(summary)}`);
+      if (picks.length !== 4) throw new Error(`expected 4 questions (checkpoint, t, λ count, grid), got ${JSON.stringify(summary)}`);
+      if (picks[1].value !== '500' || picks[2].value !== '9' || !/^Only t = 500/.test(picks[3].focused)) {
+        throw new Error(`unexpected defaults: ${JSON.stringify(summary)}`);
+      }
+      const frame = await findFrame(page, 'canvas#strip-0');
+      const t = Date.now();
+      for (;;) {
+        const state = await bodyState(frame);
+        if (state === 'done') break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 180_000) throw new Error(`interpolation not done after 180 s (data-state=${state}, status: ${await frame.locator('#status').innerText().catch(() => '')})`);
+        await sleep(500);
+      }
+      log(`  interpolation ${await frame.locator('#status').innerText()}`);
+      let strip;
+      for (;;) { // the strip is drawn asynchronously (image decode) after its message
+        strip = await canvasPixels(frame, 'canvas#strip-0');
+        if (!strip.uniform || Date.now() - t > 190_000) break;
+        await sleep(200);
+      }
+      if (strip.uniform) throw new Error(`canvas#strip-0 (${strip.width}×${strip.height}) is blank`);
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-strip.png'), strip.png);
+      // Drawn 3× larger: input a, 9 λ images, input b = 11 tiles of s px with 2-px gaps: w/3 = 2 + 11·(h/3 − 2).
+      log(`  canvas#strip-0 ${strip.width}×${strip.height}`);
+      if (strip.width / 3 !== 2 + 11 * (strip.height / 3 - 2)) throw new Error(`canvas#strip-0 is ${strip.width}×${strip.height}: not 11 tiles (a, 9 λ, b) drawn at 3×`);
+      for (const id of ['inputA', 'inputB']) {
+        const c = await canvasPixels(frame, `canvas#${id}`);
+        if (c.uniform) throw new Error(`canvas#${id} is blank`);
+      }
+      if (await frame.locator('#strip-1').count()) throw new Error('"Only t = 500" drew more than one strip');
+      if (!(await frame.locator('#save').isEnabled())) throw new Error('#save (Save as PNG…) is disabled after done');
+      await shot('13-interpolation');
     });
   } finally {
     await context.close().catch(() => {});

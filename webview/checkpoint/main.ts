@@ -89,6 +89,8 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
       $('error').textContent = `This file cannot be opened as a checkpoint.\n\n${m.message}`;
       document.body.dataset.state = 'error';
       for (const id of ['sample', 'previewBtn']) ($(id) as HTMLButtonElement).disabled = true;
+      // Nothing else can be shown for a file whose header cannot be read.
+      for (const el of document.querySelectorAll('section')) (el as HTMLElement).hidden = true;
       break;
     case 'header': {
       rows = m.tensors;

@@ -39,6 +39,14 @@ suite('Activation (real VS Code extension host)', () => {
     assert.ok(!info.training, `no training job runs yet, got ${JSON.stringify(info.training)}`);
   });
 
+  test('the sidecar gets the wasm backend or a faster one, not the slow tfjs-cpu fallback', async () => {
+    // The auto order is tensorflow, webgpu (hardware adapter), wasm, cpu; wasm ships with the extension (dist/*.wasm),
+    // so cpu means a packaging or loading problem (e.g. a packaged build that looks for node_modules/@tensorflow).
+    const info = await exec('ddpm.info');
+    const wasm = (info.backend.attempts || []).find((a) => a && a.name === 'wasm');
+    assert.notStrictEqual(info.backend.name, 'cpu', `backend cpu; the wasm attempt says ${JSON.stringify(wasm)}`);
+  });
+
   test('ddpm._sidecarPid is a live process other than the extension host', async () => {
     const pid = await exec('ddpm._sidecarPid');
     assert.ok(Number.isInteger(pid) && pid > 0, `pid ${JSON.stringify(pid)}`);
