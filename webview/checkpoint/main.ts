@@ -90,7 +90,7 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
       document.body.dataset.state = 'error';
       for (const id of ['sample', 'previewBtn']) ($(id) as HTMLButtonElement).disabled = true;
       // Nothing else can be shown for a file whose header cannot be read.
-      for (const el of document.querySelectorAll('section')) (el as HTMLElement).hidden = true;
+      document.querySelectorAll('section').forEach((el) => (el.hidden = true));
       break;
     case 'header': {
       rows = m.tensors;
