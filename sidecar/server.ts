@@ -435,7 +435,9 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         }
         num += n;
         den += d;
-        per.push({ name: t.name.slice(6), relative: d > 0 ? Math.sqrt(n / d) : Math.sqrt(n) });
+        // The ranking covers weight matrices and filters: biases and norm offsets start at 0, so their relative
+        // difference is large and says nothing.
+        if (t.shape.length >= 2) per.push({ name: t.name.slice(6), relative: d > 0 ? Math.sqrt(n / d) : Math.sqrt(n) });
       }
       if (per.length === 0) return null;
       per.sort((x, y) => y.relative - x.relative);
