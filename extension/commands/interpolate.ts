@@ -10,7 +10,7 @@ import { InterpolateProgressNotification, InterpolateRequest } from '../../sidec
 import type { InterpolateFromWebview, InterpolateToWebview } from '../../webview/shared/messages.ts';
 import { lambdaValues } from '../../webview/shared/lambdas.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
-import { renderHtml, webviewOptions } from '../panels/html.ts';
+import { PanelHost } from '../panels/panelHost.ts';
 import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
 
 const IMAGE = /\.(png|jpe?g|webp)$/i;
@@ -68,24 +68,22 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
   void context.globalState.update(LAST_KEY, checkpoint);
   rememberCheckpoint(context, checkpoint);
   const lambdas = lambdaValues(count);
-  const panel = vscode.window.createWebviewPanel('ddpm.interpolate', `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`, vscode.ViewColumn.Active, webviewOptions(context.extensionUri));
-  panel.webview.html = renderHtml(panel.webview, context.extensionUri, 'interpolate', 'DDPM Interpolation', BODY);
-  let markReady!: () => void;
-  const ready = new Promise<void>((r) => (markReady = r));
+  const panel = new PanelHost<InterpolateToWebview, InterpolateFromWebview>(
+    context.extensionUri,
+    'ddpm.interpolate',
+    'interpolate',
+    `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`,
+    BODY,
+  );
   let saved: string | null = null;
   let savePng: ((png: string) => void) | null = null;
-  panel.webview.onDidReceiveMessage(async (m: InterpolateFromWebview) => {
-    if (m.type === 'ready') markReady();
-    if (m.type === 'save') {
-      if (savePng) return savePng(m.png);
-      const target = await saveDialog('ddpm-interpolation.png');
-      if (target) fs.writeFileSync(target.fsPath, Buffer.from(m.png, 'base64'));
-    }
+  panel.onMessage(async (m) => {
+    if (m.type !== 'save') return;
+    if (savePng) return savePng(m.png);
+    const target = await saveDialog('ddpm-interpolation.png');
+    if (target) fs.writeFileSync(target.fsPath, Buffer.from(m.png, 'base64'));
   });
-  const post = async (m: InterpolateToWebview) => {
-    await ready;
-    await panel.webview.postMessage(m);
-  };
+  const post = (m: InterpolateToWebview) => panel.post(m);
   await post({ type: 'start', rows: ts, lambdas, a: path.basename(files[0]), b: path.basename(files[1]), checkpoint });
   const t0 = Date.now();
   try {

@@ -1,7 +1,7 @@
 /** The Training webview panel: one per training job; loss curve, stats, preview grid, checkpoints. */
 import * as vscode from 'vscode';
 import type { TrainingFromWebview, TrainingToWebview } from '../../webview/shared/messages.ts';
-import { renderHtml, webviewOptions } from './html.ts';
+import { PanelHost } from './panelHost.ts';
 
 export const TRAINING_VIEW = 'ddpm.training';
 
@@ -15,39 +15,8 @@ const BODY = `
   <div><h2>Checkpoints</h2><ul id="checkpoints"></ul></div>
 </section>`;
 
-export class TrainingPanel implements vscode.Disposable {
-  readonly panel: vscode.WebviewPanel;
-  private ready: Promise<void>;
-  private readonly disposables: vscode.Disposable[] = [];
-  private readonly messageEmitter = new vscode.EventEmitter<TrainingFromWebview>();
-  readonly onMessage = this.messageEmitter.event;
-
+export class TrainingPanel extends PanelHost<TrainingToWebview, TrainingFromWebview> {
   constructor(extensionUri: vscode.Uri, title: string, existing?: vscode.WebviewPanel) {
-    this.panel = existing ?? vscode.window.createWebviewPanel(TRAINING_VIEW, title, vscode.ViewColumn.Active, webviewOptions(extensionUri));
-    this.panel.webview.options = webviewOptions(extensionUri);
-    this.panel.webview.html = renderHtml(this.panel.webview, extensionUri, 'training', title, BODY);
-    let markReady!: () => void;
-    this.ready = new Promise((r) => (markReady = r));
-    this.disposables.push(
-      this.panel.webview.onDidReceiveMessage((m: TrainingFromWebview) => {
-        if (m.type === 'ready') markReady();
-        this.messageEmitter.fire(m);
-      }),
-      this.panel.onDidDispose(() => this.dispose()),
-    );
-  }
-
-  async post(m: TrainingToWebview): Promise<void> {
-    await this.ready;
-    await this.panel.webview.postMessage(m);
-  }
-
-  reveal(): void {
-    this.panel.reveal();
-  }
-
-  dispose(): void {
-    for (const d of this.disposables.splice(0)) d.dispose();
-    this.messageEmitter.dispose();
+    super(extensionUri, TRAINING_VIEW, 'training', title, BODY, existing);
   }
 }

@@ -1,7 +1,7 @@
 /** The Trajectory webview panel: one per sampling run; shows x_t and x̂0 live, a timeline, and the final grid. */
 import * as vscode from 'vscode';
 import type { TrajectoryFromWebview, TrajectoryToWebview } from '../../webview/shared/messages.ts';
-import { renderHtml, webviewOptions } from './html.ts';
+import { PanelHost } from './panelHost.ts';
 
 export const TRAJECTORY_VIEW = 'ddpm.trajectory';
 
@@ -21,35 +21,8 @@ const BODY = `
   <button id="saveGrid">Save grid as PNG…</button><button id="saveStrip">Save trajectory strip as PNG…</button>
 </section>`;
 
-export class TrajectoryPanel implements vscode.Disposable {
-  readonly panel: vscode.WebviewPanel;
-  private ready: Promise<void>;
-  private readonly disposables: vscode.Disposable[] = [];
-  private readonly messageEmitter = new vscode.EventEmitter<TrajectoryFromWebview>();
-  readonly onMessage = this.messageEmitter.event;
-
+export class TrajectoryPanel extends PanelHost<TrajectoryToWebview, TrajectoryFromWebview> {
   constructor(extensionUri: vscode.Uri, title: string, existing?: vscode.WebviewPanel) {
-    this.panel = existing ?? vscode.window.createWebviewPanel(TRAJECTORY_VIEW, title, vscode.ViewColumn.Active, webviewOptions(extensionUri));
-    this.panel.webview.options = webviewOptions(extensionUri);
-    this.panel.webview.html = renderHtml(this.panel.webview, extensionUri, 'trajectory', title, BODY);
-    let markReady!: () => void;
-    this.ready = new Promise((r) => (markReady = r));
-    this.disposables.push(
-      this.panel.webview.onDidReceiveMessage((m: TrajectoryFromWebview) => {
-        if (m.type === 'ready') markReady();
-        this.messageEmitter.fire(m);
-      }),
-      this.panel.onDidDispose(() => this.dispose()),
-    );
-  }
-
-  async post(m: TrajectoryToWebview): Promise<void> {
-    await this.ready;
-    await this.panel.webview.postMessage(m);
-  }
-
-  dispose(): void {
-    for (const d of this.disposables.splice(0)) d.dispose();
-    this.messageEmitter.dispose();
+    super(extensionUri, TRAJECTORY_VIEW, 'trajectory', title, BODY, existing);
   }
 }
