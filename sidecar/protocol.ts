@@ -87,6 +87,7 @@ export interface TrainProgressParams {
   loss: number;
   lr: number;
   gradNorm: number;
+  /** Steps per second (smoothed). */
   itPerSec: number;
   etaSeconds: number;
   lastCheckpoint: string | null;

@@ -18,6 +18,7 @@ import { openDataset } from '../data/open.ts';
 import { EpochOrder } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages } from './sample.ts';
+import type { TrainProgressParams } from '../protocol.ts';
 
 export interface TrainJobOptions {
   /** 'mnist', 'idx:PATH', 'cifar10:PATH' or 'folder:PATH'. */
@@ -47,17 +48,8 @@ export interface TrainJobOptions {
   onEvent?: (e: TrainEvent) => void;
 }
 
-export interface TrainProgress {
-  step: number;
-  steps: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  /** Steps per second (smoothed). */
-  itPerSec: number;
-  etaSeconds: number;
-  lastCheckpoint: string | null;
-}
+/** What the protocol's ddpm/trainProgress carries, without the job id (the job does not know it). */
+export type TrainProgress = Omit<TrainProgressParams, 'jobId'>;
 
 export type TrainEvent =
   | { type: 'checkpoint'; path: string; step: number }
