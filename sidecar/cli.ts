@@ -192,7 +192,8 @@ async function sample(p: Parsed): Promise<number> {
   if (!group) throw new Error(`${ckpt} has no weights`);
   const report = await initBackend(str(p, 'backend', 'auto') as BackendChoice);
   const config = ck.meta.model;
-  console.error(`backend: ${report.name} (${report.device}); ${ckpt}: step ${ck.meta.step}, ${useEma && ck.groups.ema ? 'EMA' : 'raw'} weights`);
+  const which = useEma && ck.groups.ema ? 'EMA' : ck.meta.exportedFrom ? `${ck.meta.exportedFrom.weights === 'ema' ? 'EMA' : 'raw'} (exported)` : 'raw';
+  console.error(`backend: ${report.name} (${report.device}); ${ckpt}: step ${ck.meta.step}, ${which} weights`);
   const params = new Map([...group].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
   try {
     const t0 = Date.now();
@@ -322,7 +323,7 @@ function exportWeights(p: Parsed): number {
   const ck = loadCheckpoint(src, [useEma ? 'ema' : 'model']);
   const weights = ck.groups[useEma ? 'ema' : 'model'];
   if (!weights) throw new Error(`${src} has no ${useEma ? 'EMA' : 'model'} weights`);
-  const meta = { ...ck.meta, kind: 'weights' as const, rng: undefined, exportedFrom: { step: ck.meta.step, weights: useEma ? 'ema' : 'model' } };
+  const meta = { ...ck.meta, kind: 'weights' as const, rng: undefined, exportedFrom: { step: ck.meta.step, weights: useEma ? ('ema' as const) : ('model' as const) } };
   saveCheckpoint(out, { meta, groups: { model: weights } }, p.flags.has('f16') ? 'F16' : 'F32');
   console.error(`wrote ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MB, ${useEma ? 'EMA' : 'raw'} weights of step ${ck.meta.step}${p.flags.has('f16') ? ', float16' : ''})`);
   return 0;

@@ -39,6 +39,8 @@ export interface CheckpointMeta {
   backend?: string;
   created: string;
   lossHistory?: LossHistory;
+  /** For weights-only files made by `ddpm export`: the step and which weights (EMA or raw) they hold. */
+  exportedFrom?: { step: number; weights: 'ema' | 'model' };
 }
 
 export type TensorGroup = 'model' | 'ema' | 'adam.m' | 'adam.v';
