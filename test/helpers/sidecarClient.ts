@@ -11,6 +11,19 @@ export interface Sidecar {
   close: () => Promise<void>;
 }
 
+/** Resolves when the process has exited (at once if it already has). */
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once('exit', () => r()));
+}
+
+/** Closes our ends of the child's pipes, so that nothing keeps the test process alive. */
+export function releasePipes(child: ChildProcess): void {
+  child.stdin?.destroy();
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+}
+
 export function startSidecar(env: Record<string, string> = {}): Sidecar {
   const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'sidecar.js'), '--stdio', '--backend', 'wasm'], {
     cwd: repoRoot,
@@ -26,18 +39,24 @@ export function startSidecar(env: Record<string, string> = {}): Sidecar {
     child,
     stderr: () => err,
     close: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) {
+        const done = exited(child);
         try {
           await connection.sendRequest('shutdown');
           await connection.sendNotification('exit');
         } catch {
           child.kill('SIGKILL');
         }
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, 10_000)))]);
+        clearTimeout(timer);
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL');
+          await exited(child);
+        }
       }
       connection.dispose();
+      releasePipes(child);
     },
   };
 }
