@@ -152,12 +152,12 @@ export function readTensorF32(header: SafetensorsHeader, entry: TensorEntry): Fl
     case 'F16':
       for (let i = 0; i < n; i++) out[i] = float16ToFloat32(bytes.readUInt16LE(i * 2));
       return out;
-    case 'BF16':
-      for (let i = 0; i < n; i++) {
-        const u = new Uint32Array([bytes.readUInt16LE(i * 2) << 16]);
-        out[i] = new Float32Array(u.buffer)[0];
-      }
+    case 'BF16': {
+      // bfloat16 is the top half of a float32: shift the bits into place through a view of the output.
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = bytes.readUInt16LE(i * 2) << 16;
       return out;
+    }
     case 'F64':
       for (let i = 0; i < n; i++) out[i] = bytes.readDoubleLE(i * 8);
       return out;

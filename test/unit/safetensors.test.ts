@@ -141,3 +141,15 @@ test('fuzz: 300 random corruptions of a valid file never crash and never allocat
   assert.ok(rejected > 200, `only ${rejected} corruptions were detected`);
   assert.equal(MAX_HEADER_BYTES, 100 * 1024 * 1024);
 });
+
+test('BF16 tensors (as PyTorch writes them) load as float32', () => {
+  const header = JSON.stringify({ w: { dtype: 'BF16', shape: [3], data_offsets: [0, 6] } });
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  const data = Buffer.alloc(6);
+  data.writeUInt16LE(0x3f80, 0); // 1.0
+  data.writeUInt16LE(0xc040, 2); // −3.0
+  data.writeUInt16LE(0x3eab, 4); // ≈ 0.333984375
+  const h = readHeader(writeFile('bf16.safetensors', [len, Buffer.from(header), data]));
+  assert.deepEqual(Array.from(readTensorF32(h, h.tensors[0])), [1, -3, 0.333984375]);
+});
