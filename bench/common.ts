@@ -48,6 +48,12 @@ export interface MemoryResult {
   tfBytesAtEnd: number;
   /** The wasm backend's linear memory (it only grows; capped at 4 GiB), or null on other backends. */
   wasmHeapBytes: number | null;
+  /**
+   * WebGPU: bytes of GPU buffers tfjs has allocated (its pool keeps released buffers for reuse, so after a step this
+   * is the step's high-water mark), or null on other backends. tfPeakBytes overcounts on every backend: it counts
+   * each reshape or clone of a buffer again.
+   */
+  gpuBytesAllocated?: number | null;
 }
 
 export interface TensorCount {
@@ -69,6 +75,14 @@ export interface TorchResult {
   msMin?: number;
   msMax?: number;
   threads?: number;
+  /** 'cpu' or 'cuda'. */
+  device?: string;
+  /** Peak resident set of the PyTorch process (getrusage ru_maxrss), MB. */
+  peakRssMB?: number;
+  /** On CUDA: torch.cuda.max_memory_allocated, MB (the tensors' peak). */
+  peakDeviceMB?: number;
+  /** On CUDA: torch.cuda.max_memory_reserved, MB (what its caching allocator held, like tfjs-webgpu's buffer pool). */
+  peakReservedMB?: number;
   error?: string;
 }
 
@@ -93,6 +107,11 @@ export interface MeasurementResult {
   torch?: TorchResult;
   /** Ours / torch: train step vs train step, or forward pass vs forward pass. */
   ratioOursToTorch?: number;
+  /**
+   * Ours / torch memory: peak RSS vs peak RSS when both run on the CPU; on a GPU, tfjs-webgpu's allocated buffer
+   * bytes vs torch.cuda.max_memory_reserved (both allocators keep freed memory for reuse).
+   */
+  memoryRatioOursToTorch?: number;
   /** Wall-clock seconds of the measurement (model build, warm-up and timed steps). */
   wallSeconds?: number;
   /** Set when the measurement failed; the other measurements still run. */

@@ -55,7 +55,7 @@ const TORCH_THREADS = 2;
 /** Our presets as torch_reference.py flags (the same architecture; the parameter counts are checked). */
 const TORCH_ARGS: Record<string, string[]> = {
   tiny: ['--ch', '16', '--ch-mult', '1,2', '--blocks', '1', '--attn', '8', '--size', '16', '--channels', '1', '--dropout', '0', '--groups', '8'],
-  mnist: ['--ch', '32', '--ch-mult', '1,2,2', '--blocks', '2', '--attn', '14', '--size', '28', '--channels', '1', '--dropout', '0.1', '--groups', '32'],
+  mnist: ['--ch', '32', '--ch-mult', '1,2,2', '--blocks', '1', '--attn', '', '--size', '28', '--channels', '1', '--dropout', '0', '--groups', '32'],
   cifar10: ['--preset', 'cifar10'],
 };
 
@@ -71,6 +71,8 @@ interface Options {
   seed: number;
   timeoutS: number;
   python: string;
+  /** Where PyTorch runs: 'cpu' (TORCH_THREADS threads) or 'cuda'. */
+  torchDevice: 'cpu' | 'cuda';
   verbose: boolean;
   microBatch: number;
 }
@@ -79,7 +81,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
   const booleans = ['compare-torch', 'json', 'verbose', 'help'];
   const f = parseFlags(argv, booleans);
   if (f.has('help')) return 'help';
-  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python', 'micro-batch'];
+  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python', 'micro-batch', 'torch-device'];
   for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   const presets = listFlag(f, 'preset', PRESETS.join(','));
   for (const p of presets) if (!PRESETS.includes(p)) throw new UsageError(`unknown preset '${p}': choose from ${PRESETS.join(', ')}`);
@@ -88,6 +90,8 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
   const mode = listFlag(f, 'mode', 'both');
   if (mode.length !== 1 || !['train', 'sample', 'both'].includes(mode[0])) throw new UsageError(`--mode must be train, sample or both`);
   const python = f.get('python');
+  const torchDevice = listFlag(f, 'torch-device', 'cpu');
+  if (torchDevice.length !== 1 || !['cpu', 'cuda'].includes(torchDevice[0])) throw new UsageError(`--torch-device must be cpu or cuda`);
   return {
     presets,
     batches: intList(listFlag(f, 'batch', '8'), 'batch', 1),
@@ -100,6 +104,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     seed: intFlag(f, 'seed', 0, 0),
     timeoutS: intFlag(f, 'timeout', 0, 0),
     python: typeof python === 'string' ? python : '/usr/bin/python3',
+    torchDevice: torchDevice[0] as 'cpu' | 'cuda',
     verbose: f.has('verbose'),
     microBatch: intFlag(f, 'micro-batch', 0, 0),
   };
@@ -180,12 +185,15 @@ function childFailure(o: ChildOutcome, what: string): string {
   return `${what} ${how}${last ? `: ${last}` : ''}`;
 }
 
+// Two ways to run: from source (`node --import tsx bench/engine.ts`) or as the esbuild bundle dist/bench.js, which
+// needs no node_modules but Dawn's, so it can be copied to a GPU machine that has only node and a driver.
+const BUNDLED = __filename.endsWith('.js');
 const REPO_ROOT = path.resolve(__dirname, '..');
-const WORKER = path.join(__dirname, 'worker.ts');
-const TORCH_SCRIPT = path.join(__dirname, 'torch_reference.py');
+const WORKER = BUNDLED ? path.join(__dirname, 'bench-worker.js') : path.join(__dirname, 'worker.ts');
+const TORCH_SCRIPT = path.join(REPO_ROOT, 'bench', 'torch_reference.py');
 
 async function measure(o: Options, backend: string, preset: string, batch: number, mode: BenchMode, label: string): Promise<MeasurementResult> {
-  const args = ['--import', 'tsx', WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
+  const args = [...(BUNDLED ? [] : ['--import', 'tsx']), WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
   args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed), '--micro-batch', String(o.microBatch));
   const out = await runChild(process.execPath, args, { timeoutS: o.timeoutS, verbose: o.verbose, label });
   const results: MeasurementResult[] = [];
@@ -215,18 +223,34 @@ interface TorchLine {
   ms_min?: number;
   ms_max?: number;
   threads?: number;
+  device?: string;
+  peak_rss_mb?: number;
+  peak_device_mb?: number;
+  peak_reserved_mb?: number;
 }
 
 async function measureTorch(o: Options, preset: string, batch: number, mode: BenchMode, label: string): Promise<TorchResult> {
   const args = [TORCH_SCRIPT, ...TORCH_ARGS[preset], '--batch', String(batch), '--mode', mode === 'train' ? 'train' : 'forward'];
-  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(TORCH_THREADS));
+  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(TORCH_THREADS), '--device', o.torchDevice);
   const out = await runChild(o.python, args, { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, timeoutS: o.timeoutS, verbose: o.verbose, label });
   const line = [...out.lines].reverse().find((l) => l.trim().startsWith('{'));
   if (out.code === 0 && line) {
     try {
       const raw = JSON.parse(line) as TorchLine;
       if (typeof raw.ms_median === 'number' && typeof raw.params === 'number') {
-        return { impl: raw.impl, mode: raw.mode, params: raw.params, msMedian: raw.ms_median, msMin: raw.ms_min, msMax: raw.ms_max, threads: raw.threads };
+        return {
+          impl: raw.impl,
+          mode: raw.mode,
+          params: raw.params,
+          msMedian: raw.ms_median,
+          msMin: raw.ms_min,
+          msMax: raw.ms_max,
+          threads: raw.threads,
+          device: raw.device,
+          peakRssMB: raw.peak_rss_mb,
+          peakDeviceMB: raw.peak_device_mb,
+          peakReservedMB: raw.peak_reserved_mb,
+        };
       }
     } catch {
       // fall through: reported as an error
@@ -278,29 +302,42 @@ function machineInfo(): MachineInfo {
 
 const fmt = (x: number | undefined | null, digits = 2): string => (x === undefined || x === null || !Number.isFinite(x) ? '-' : String(round(x, digits)));
 
-function torchCells(r: MeasurementResult): [string, string] {
-  if (!r.torch) return ['', ''];
-  if (r.torch.error) return ['error', '-'];
+/** Memory of the compute device: GPU buffers on webgpu, the wasm heap on wasm, tfjs' tensor bytes otherwise. */
+function ourDeviceMB(r: MeasurementResult): number | undefined {
+  const m = r.memory;
+  if (!m) return undefined;
+  const bytes = m.gpuBytesAllocated ?? m.wasmHeapBytes ?? m.tfPeakBytes;
+  return bytes / 2 ** 20;
+}
+
+function torchColumns(r: MeasurementResult): [string, string, string, string] {
+  if (!r.torch) return ['', '', '', ''];
+  if (r.torch.error) return ['error', '-', '-', '-'];
   const ratio = fmt(r.ratioOursToTorch);
-  return [fmt(r.torch.msMedian), r.torch.paramsMatch === false ? `${ratio} (PARAMS DIFFER)` : ratio];
+  const mem = r.torch.device === 'cuda' ? r.torch.peakReservedMB : r.torch.peakRssMB;
+  return [fmt(r.torch.msMedian), r.torch.paramsMatch === false ? `${ratio} (PARAMS DIFFER)` : ratio, fmt(mem, 0), fmt(r.memoryRatioOursToTorch)];
 }
 
 function tableRows(results: readonly MeasurementResult[]): string[][] {
   const rows: string[][] = [];
+  const withTorch = results.some((r) => r.torch);
+  const torchCells = (r: MeasurementResult) => (withTorch ? torchColumns(r) : []);
   for (const r of results) {
     const head = [r.backend, r.preset, String(r.batch)];
     const rss = fmt(r.memory?.peakRssMB, 0);
+    const deviceMB = fmt(ourDeviceMB(r), 0);
     if (r.error) {
-      rows.push([...head, r.mode, 'ERROR', '-', rss, ...torchCells(r)]);
+      rows.push([...head, r.mode, 'ERROR', '-', rss, deviceMB, ...torchCells(r)]);
       continue;
     }
     if (r.mode === 'train' && r.train) {
-      rows.push([...head, 'train step', fmt(r.train.msMedian), fmt(r.train.imagesPerSec), rss, ...torchCells(r)]);
+      rows.push([...head, 'train step', fmt(r.train.msMedian), fmt(r.train.imagesPerSec), rss, deviceMB, ...torchCells(r)]);
     } else if (r.sample) {
       const s = r.sample;
-      rows.push([...head, 'forward', fmt(s.forward.msMedian), '-', rss, ...torchCells(r)]);
-      rows.push([...head, 'ddim step (50-step run)', fmt(s.ddimStep.msMedian), fmt(s.ddim50ImagesPerSec, 3), rss, '', '']);
-      rows.push([...head, 'ddpm step (1000-step run)', fmt(s.ddpmStep.msMedian), fmt(s.ddpm1000ImagesPerSec, 4), rss, '', '']);
+      rows.push([...head, 'forward', fmt(s.forward.msMedian), '-', rss, deviceMB, ...torchCells(r)]);
+      const blank = withTorch ? ['', '', '', ''] : [];
+      rows.push([...head, 'ddim step (50-step run)', fmt(s.ddimStep.msMedian), fmt(s.ddim50ImagesPerSec, 3), rss, deviceMB, ...blank]);
+      rows.push([...head, 'ddpm step (1000-step run)', fmt(s.ddpmStep.msMedian), fmt(s.ddpm1000ImagesPerSec, 4), rss, deviceMB, ...blank]);
     }
   }
   return rows;
@@ -314,7 +351,8 @@ function markdownTable(header: string[], rows: string[][]): string {
 }
 
 function humanReport(results: readonly MeasurementResult[], warnings: readonly string[]): string {
-  const header = ['backend', 'preset', 'batch', 'mode', 'ms/step', 'images/s', 'peak RSS MB', 'torch ms', 'ours/torch'];
+  const header = ['backend', 'preset', 'batch', 'mode', 'ms/step', 'images/s', 'peak RSS MB', 'device MB'];
+  if (results.some((r) => r.torch)) header.push('torch ms', 'ours/torch', 'torch MB', 'mem ours/torch');
   const out = [markdownTable(header, tableRows(results))];
   const errors = results.filter((r) => r.error).map((r) => `${r.backend} ${r.preset} batch ${r.batch} ${r.mode}: ${r.error}`);
   const torchErrors = results.filter((r) => r.torch?.error).map((r) => `torch ${r.preset} batch ${r.batch} ${r.mode}: ${r.torch?.error}`);
@@ -384,6 +422,12 @@ async function main(argv: readonly string[]): Promise<number> {
               }
               const ours = mode === 'train' ? r.train?.msMedian : r.sample?.forward.msMedian;
               if (ours !== undefined && t.msMedian) r.ratioOursToTorch = round(ours / t.msMedian);
+              if (t.device === 'cuda') {
+                const ours = ourDeviceMB(r);
+                if (ours !== undefined && t.peakReservedMB) r.memoryRatioOursToTorch = round(ours / t.peakReservedMB);
+              } else if (r.memory && t.peakRssMB) {
+                r.memoryRatioOursToTorch = round(r.memory.peakRssMB / t.peakRssMB);
+              }
               process.stderr.write(`[${tlabel}] ${fmt(t.msMedian)} ms/step → ours/torch ${fmt(r.ratioOursToTorch)}\n`);
             } else {
               process.stderr.write(`[${tlabel}] ERROR ${t.error}\n`);
@@ -408,7 +452,8 @@ async function main(argv: readonly string[]): Promise<number> {
       warmup: o.warmup,
       seed: o.seed,
       compareTorch: o.compareTorch,
-      torchThreads: o.compareTorch ? TORCH_THREADS : undefined,
+      torchThreads: o.compareTorch && o.torchDevice === 'cpu' ? TORCH_THREADS : undefined,
+      torchDevice: o.compareTorch ? o.torchDevice : undefined,
     },
     results,
     warnings,

@@ -7,7 +7,7 @@ Needs PyTorch: on Debian `apt-get install -y python3-torch` (1.13, CPU; it is fo
       --batch 8 --mode train --steps 5 --threads 2
 prints one JSON line: parameter count and the median milliseconds per step (after warm-up).
 --preset cifar10 is the paper's model (35,746,307 parameters)."""
-import argparse, json, math, os, statistics, time
+import argparse, json, math, os, resource, statistics, time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting OpenMP threads collapse on a shared 2-core box
 import torch
@@ -86,7 +86,7 @@ class UNet(nn.Module):
 
     def forward(self, x, t):
         half = self.ch // 2
-        f = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+        f = torch.exp(torch.arange(half, dtype=torch.float32, device=t.device) * -(math.log(10000) / (half - 1)))
         e = t.float()[:, None] * f[None]
         temb = self.temb(torch.cat([torch.sin(e), torch.cos(e)], 1))
         hs = [self.conv_in(x)]
@@ -122,6 +122,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = p.parse_args()
     if a.preset == "cifar10":
         a.ch, a.ch_mult, a.blocks, a.attn, a.size, a.channels, a.dropout = 128, "1,2,2,2", 2, "16", 32, 3, 0.1
@@ -130,13 +131,20 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     attn = [int(s) for s in a.attn.split(",") if s]
-    net = UNet(a.ch, [int(s) for s in a.ch_mult.split(",")], a.blocks, attn, a.size, a.channels, a.dropout)
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        # Same arithmetic as ours (float32), not TF32 matrix units.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    net = UNet(a.ch, [int(s) for s in a.ch_mult.split(",")], a.blocks, attn, a.size, a.channels, a.dropout).to(dev)
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
-    x0 = torch.rand(a.batch, a.channels, a.size, a.size) * 2 - 1
+    x0 = torch.rand(a.batch, a.channels, a.size, a.size, device=dev) * 2 - 1
     times = []
     for i in range(a.warmup + a.steps):
-        t = torch.randint(0, 1000, (a.batch,))
+        t = torch.randint(0, 1000, (a.batch,), device=dev)
+        if a.device == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         if a.mode == "train":
             net.train()
@@ -150,13 +158,19 @@ def main():
             net.eval()
             with torch.no_grad():
                 net(x0, t)
+        if a.device == "cuda":
+            # Kernels run asynchronously: a step is finished when the device is idle again.
+            torch.cuda.synchronize()
         if i >= a.warmup:
             times.append((time.perf_counter() - start) * 1000)
     print(json.dumps({"impl": "pytorch " + torch.__version__, "mode": a.mode, "batch": a.batch, "params": params,
                       "config": {"ch": a.ch, "ch_mult": a.ch_mult, "blocks": a.blocks, "attn": attn, "size": a.size,
                                  "channels": a.channels, "dropout": a.dropout}, "threads": a.threads,
                       "ms_median": round(statistics.median(times), 2), "ms_min": round(min(times), 2),
-                      "ms_max": round(max(times), 2), "steps": a.steps}))
+                      "ms_max": round(max(times), 2), "steps": a.steps, "device": a.device,
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "peak_device_mb": round(torch.cuda.max_memory_allocated() / 2**20) if a.device == "cuda" else None,
+                      "peak_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20) if a.device == "cuda" else None}))
 
 
 if __name__ == "__main__":

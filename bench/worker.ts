@@ -100,6 +100,13 @@ function wasmHeapBytes(): number | null {
   }
 }
 
+function gpuBytesAllocated(): number | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  // tfjs-webgpu's memory() adds its buffer manager's counters to the generic MemoryInfo.
+  const m = tf.memory() as tf.MemoryInfo & { numBytesAllocatedInGPU?: number };
+  return typeof m.numBytesAllocatedInGPU === 'number' ? m.numBytesAllocatedInGPU : null;
+}
+
 function memoryResult(peak: PeakBytes): MemoryResult {
   return {
     // maxRSS is in kilobytes.
@@ -108,6 +115,7 @@ function memoryResult(peak: PeakBytes): MemoryResult {
     tfPeakSource: peak.profilePeak !== null ? 'profile' : 'between-steps',
     tfBytesAtEnd: tf.memory().numBytes,
     wasmHeapBytes: wasmHeapBytes(),
+    gpuBytesAllocated: gpuBytesAllocated(),
   };
 }
 

@@ -33,6 +33,18 @@ const node = {
 const builds = [
   { ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { sidecar: path.join(root, 'sidecar', 'main.ts') }, outdir: dist },
+  // The engine benchmark as plain node scripts (bench/engine.ts finds bench-worker.js beside itself): with Dawn's
+  // package beside them they run on a machine that has node and a GPU driver but no node_modules.
+  {
+    ...node,
+    entryPoints: {
+      bench: path.join(root, 'bench', 'engine.ts'),
+      'bench-worker': path.join(root, 'bench', 'worker.ts'),
+      'bench-profile': path.join(root, 'bench', 'profile.ts'),
+      'check-golden': path.join(root, 'scripts', 'check-golden.ts'),
+    },
+    outdir: dist,
+  },
   // The extension: VS Code provides `vscode`; everything else is bundled (no node_modules needed at run time).
   { ...node, entryPoints: { extension: path.join(root, 'extension', 'extension.ts') }, outdir: dist, external: ['vscode'] },
   // Webviews: browser bundles with their CSS; no network access, so nothing is loaded from elsewhere.

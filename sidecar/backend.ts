@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { registerWasmTrainingKernels } from './kernels/wasmTrainingKernels.ts';
+import { registerWebgpuTrainingKernels } from './kernels/webgpuTrainingKernels.ts';
 
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -116,8 +117,36 @@ async function tryTensorflow(opts: BackendOptions): Promise<{ ok: true; module: 
 
 interface WebGpuState {
   device: GPUDevice | null;
+  /** The first error the device reported outside any error scope (validation, out of memory, internal). */
+  fault: string | null;
 }
-const webgpuState: WebGpuState = { device: null };
+const webgpuState: WebGpuState = { device: null, fault: null };
+
+/**
+ * Thrown when the GPU reported an error: a command that failed validation or ran out of memory is skipped by
+ * WebGPU, and tfjs reads back whatever the buffers held, so every result since then is garbage.
+ */
+export class BackendFaultError extends Error {
+  constructor(readonly backend: string, detail: string) {
+    super(`the ${backend} device reported an error, so results since then are invalid: ${detail}`);
+    this.name = 'BackendFaultError';
+  }
+}
+
+/** Throws BackendFaultError if the device has reported an error. Training and sampling call this after each step. */
+export function assertBackendHealthy(): void {
+  if (webgpuState.fault) throw new BackendFaultError('webgpu', webgpuState.fault);
+}
+
+function watchForDeviceErrors(device: GPUDevice): void {
+  webgpuState.fault = null;
+  // Without a listener Dawn only prints these; with one, the first is kept and the next step fails with it.
+  device.addEventListener('uncapturederror', (ev: Event) => {
+    const error = (ev as GPUUncapturedErrorEvent).error;
+    const kind = typeof GPUOutOfMemoryError !== 'undefined' && error instanceof GPUOutOfMemoryError ? 'out of GPU memory' : error?.constructor?.name ?? 'error';
+    webgpuState.fault ??= `${kind}: ${String(error?.message ?? '').split('\n').find((l) => l.trim()) ?? ''}`.trim();
+  });
+}
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
 
@@ -163,12 +192,18 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
   // The tfjs webgpu backend registers itself at import time only if navigator.gpu exists, hence the late import.
   await import('@tensorflow/tfjs-backend-webgpu');
   try {
+    registerWebgpuTrainingKernels();
+  } catch (e) {
+    return { ok: false, reason: errorText(e) };
+  }
+  try {
     if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: `tfjs could not initialise WebGPU on ${name}` };
   } catch (e) {
     return { ok: false, reason: `tfjs could not initialise WebGPU on ${name}: ${errorText(e)}` };
   }
   const backend = tf.backend() as unknown as { device?: GPUDevice };
   webgpuState.device = backend.device ?? null;
+  if (webgpuState.device) watchForDeviceErrors(webgpuState.device);
   return { ok: true, device: software ? `${name} (software)` : name };
 }
 

@@ -7,6 +7,7 @@
  * denoising steps; on cancel every tensor is released before the AbortError propagates.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assertBackendHealthy } from '../backend.ts';
 import { ddimTimesteps } from './schedule.ts';
 import type { GaussianDiffusion, VarianceType } from './diffusion.ts';
 import { Rng } from './rng.ts';
@@ -117,6 +118,7 @@ export async function runSampler(
         // Yield to the event loop between steps (on CPU backends every await is a microtask) so that cancellation,
         // signals and other requests get a chance to run.
         await new Promise<void>((r) => setImmediate(r));
+        assertBackendHealthy();
       } finally {
         predX0.dispose();
       }

@@ -8,6 +8,7 @@
  * the same losses; its state is part of the trainer state for exact resume.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from './diffusion.ts';
 import { Rng, type RngState } from './rng.ts';
 import { unetForward, type UNet } from './unet.ts';
@@ -305,6 +306,7 @@ export class Trainer {
       this.stepCount = step;
       const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
       normT.dispose();
+      assertBackendHealthy();
       return { step, loss: loss[0], gradNorm: gradNorm[0], lr };
     } finally {
       tf.dispose([lossT, ...Object.values(grads)]);

@@ -254,7 +254,7 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
         res *= 2;
       }
     }
-    return conv2d(swish(groupNorm(hh, p, 'norm_out', config.groups)), p, 'conv_out');
+    return conv2d(groupNorm(hh, p, 'norm_out', config.groups, 'swish'), p, 'conv_out');
   });
 }
 
