@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { registerWasmTrainingKernels } from './kernels/wasmTrainingKernels.ts';
+import { enableWebgpuDropout } from './kernels/webgpuDropout.ts';
 import { registerWebgpuTrainingKernels } from './kernels/webgpuTrainingKernels.ts';
 
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -190,9 +191,10 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
     Object.defineProperty(navigator, 'gpu', { value: gpu, configurable: true, writable: true });
   }
   // The tfjs webgpu backend registers itself at import time only if navigator.gpu exists, hence the late import.
-  await import('@tensorflow/tfjs-backend-webgpu');
+  const webgpuModule = await import('@tensorflow/tfjs-backend-webgpu');
   try {
     registerWebgpuTrainingKernels();
+    enableWebgpuDropout(webgpuModule.webgpu_util);
   } catch (e) {
     return { ok: false, reason: errorText(e) };
   }

@@ -3,6 +3,8 @@
  * `models/unet.py`), as functions of a parameter lookup. All activations are NHWC.
  */
 import * as tf from '@tensorflow/tfjs';
+import { webgpuDropout, webgpuDropoutAvailable } from '../kernels/webgpuDropout.ts';
+import { Rng } from './rng.ts';
 
 /** Looks up a parameter by its full hierarchical name (see unet.ts for the naming scheme). */
 export type ParamLookup = (name: string) => tf.Tensor;
@@ -137,6 +139,21 @@ export interface BlockContext {
 }
 
 /**
+ * Inverted dropout (rate = probability of zeroing). On WebGPU the mask is computed in the shader
+ * (kernels/webgpuDropout.ts); elsewhere it is drawn on the host by our generator (see Rng.fillDropoutMask for why
+ * not tf.dropout).
+ */
+export function dropout(x: tf.Tensor4D, rate: number, seed: number): tf.Tensor4D {
+  if (webgpuDropoutAvailable()) {
+    const rng = new Rng(seed);
+    return webgpuDropout(x, rate, rng.nextU32(), rng.nextU32());
+  }
+  const mask = new Float32Array(x.size);
+  new Rng(seed).fillDropoutMask(mask, rate);
+  return tf.tidy(() => tf.mul(x, tf.tensor4d(mask, x.shape)));
+}
+
+/**
  * Residual block (the Wide-ResNet-style block of the original code): GN → swish → conv3×3, plus a per-channel
  * projection of the time embedding, GN → swish → dropout → conv3×3 (zero-initialised), and a 1×1 projection
  * of the input when the channel count changes.
@@ -150,7 +167,7 @@ export function resBlock(x: tf.Tensor4D, temb: tf.Tensor2D, ctx: BlockContext, p
     const tproj = dense(swish(temb), p, `${prefix}.temb_proj`);
     h = tf.add(h, tf.reshape(tproj, [-1, 1, 1, cout]));
     h = groupNorm(h, p, `${prefix}.norm2`, ctx.groups, 'swish');
-    if (ctx.training && ctx.dropout > 0) h = tf.dropout(h, ctx.dropout, undefined, ctx.nextSeed()) as tf.Tensor4D;
+    if (ctx.training && ctx.dropout > 0) h = dropout(h, ctx.dropout, ctx.nextSeed());
     h = conv2d(h, p, `${prefix}.conv2`);
     const skip = cin === cout ? x : (dense(x, p, `${prefix}.skip`) as tf.Tensor4D);
     return tf.add<tf.Tensor4D>(skip, h);

@@ -76,6 +76,33 @@ export class Rng {
     }
   }
 
+  /**
+   * Fills `out` with an inverted-dropout mask: 0 with probability `rate`, else 1/(1 − rate). Why here rather than
+   * tf.dropout: tfjs draws its uniforms in JavaScript with seedrandom's Alea, which took 2 s of a 3.8 s cifar10
+   * training step at batch 128 on a GPU (the masks hold ~200M values). This inlines xoshiro128** over local state
+   * (one 32-bit draw per element, keep iff draw ≥ rate·2³²), several times faster, and the result is the same on
+   * every backend for a given seed.
+   */
+  fillDropoutMask(out: Float32Array, rate: number): void {
+    if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must be in [0, 1), got ${rate}`);
+    const threshold = Math.floor(rate * 4294967296);
+    const keep = 1 / (1 - rate);
+    let [s0, s1, s2, s3] = this.s;
+    for (let i = 0; i < out.length; i++) {
+      const m = Math.imul(s1, 5);
+      const r = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[i] = r >= threshold ? keep : 0;
+    }
+    this.s = [s0 >>> 0, s1 >>> 0, s2 >>> 0, s3 >>> 0];
+  }
+
   /** A seed for a tfjs random op (tf.randomNormal, tf.dropout). */
   seed(): number {
     return this.nextU32();

@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy, BackendFaultError, initBackend, shutdownBackend } from '../../sidecar/backend.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
+import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
+import { dropout } from '../../sidecar/ddpm/layers.ts';
 
 const init = () => initBackend('webgpu', { webgpuFlags: ['backend=opengles'], webgpuFeatureLevel: 'compatibility' });
 
@@ -110,4 +112,37 @@ test('an error the GPU reports (here a shader tfjs cannot compile) fails the nex
   bad.dispose();
   await new Promise((r) => setTimeout(r, 50));
   assert.throws(() => assertBackendHealthy(), (e: unknown) => e instanceof BackendFaultError && /webgpu device reported an error.*GPUValidationError/.test(e.message));
+});
+
+test('dropout runs in a shader on webgpu: the asked-for rate, inverted scaling, same mask forward and backward, no leak', async () => {
+  await init();
+  await tf.setBackend('webgpu');
+  assert.ok(webgpuDropoutAvailable());
+  const x = tf.ones([4, 16, 16, 32]) as tf.Tensor4D;
+  const upstream = tf.randomUniform([4, 16, 16, 32], -1, 1, 'float32', 5);
+  const run = async (seed: number) => {
+    const [y, dx] = tf.tidy(() => {
+      const yy = dropout(x, 0.1, seed);
+      const g = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(dropout(a as tf.Tensor4D, 0.1, seed), upstream)))([x])[0];
+      return [yy, g];
+    });
+    const out = { y: await y.data(), dx: await dx.data() };
+    tf.dispose([y, dx]);
+    return out;
+  };
+  const a = await run(7);
+  const again = await run(7);
+  const other = await run(8);
+  const zeros = a.y.filter((v) => v === 0).length / a.y.length;
+  assert.ok(Math.abs(zeros - 0.1) < 0.01, `zero fraction ${zeros}`);
+  assert.ok(a.y.every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-6));
+  assert.deepEqual(Array.from(a.y), Array.from(again.y));
+  assert.notDeepEqual(Array.from(a.y), Array.from(other.y));
+  // dL/dx = upstream ⊙ mask / (1 − rate) = upstream ⊙ y, since x is all ones: the backward shader drew the same mask.
+  const u = await upstream.data();
+  for (let i = 0; i < u.length; i++) assert.ok(Math.abs(a.dx[i] - u[i] * a.y[i]) < 1e-6, `element ${i}`);
+  const before = tf.memory().numTensors;
+  await run(9);
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, upstream]);
 });
