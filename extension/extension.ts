@@ -8,6 +8,7 @@ import { TrajectoryPanel, TRAJECTORY_VIEW } from './panels/trajectoryPanel.ts';
 import { TrainingPanel, TRAINING_VIEW } from './panels/trainingPanel.ts';
 import { CheckpointEditorProvider } from './checkpointEditor.ts';
 import { runInterpolateCommand, type InterpolateOptions } from './commands/interpolate.ts';
+import { runInstallNativeBackend, runRemoveNativeBackend, type InstallCommandOptions } from './commands/nativeBackend.ts';
 
 let sidecar: SidecarClient | null = null;
 
@@ -37,6 +38,10 @@ export function activate(context: vscode.ExtensionContext) {
       return info;
     }),
     vscode.commands.registerCommand('ddpm._sidecarPid', () => sc.pid()),
+    vscode.commands.registerCommand('ddpm.installCudaBackend', (opts?: InstallCommandOptions) =>
+      runInstallNativeBackend(context, sc, () => training.running, isOptions(opts) ? opts : undefined),
+    ),
+    vscode.commands.registerCommand('ddpm.removeNativeBackend', () => runRemoveNativeBackend(context, sc, () => training.running)),
     CheckpointEditorProvider.register(context, sc),
     // After a reload, panels come back with their last state (kept by the webview itself).
     vscode.window.registerWebviewPanelSerializer(TRAJECTORY_VIEW, {

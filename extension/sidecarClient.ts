@@ -4,6 +4,7 @@
  * Requests are typed by sidecar/protocol.ts.
  */
 import * as vscode from 'vscode';
+import { installedNativeBackend } from './nativeBackendInstaller.ts';
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions, CloseAction, ErrorAction, State } from 'vscode-languageclient/node';
 import type { NotificationType, RequestType, CancellationToken } from 'vscode-jsonrpc';
 
@@ -25,7 +26,10 @@ export class SidecarClient implements vscode.Disposable {
   private async start(): Promise<LanguageClient> {
     const module = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'sidecar.js').fsPath;
     const backend = vscode.workspace.getConfiguration('ddpm').get<string>('backend', 'auto');
-    const run = { module, transport: TransportKind.ipc, args: ['--backend', backend], options: { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } } };
+    // A native backend installed by DDPM: Install CUDA Backend lives in the extension's global storage.
+    const native = installedNativeBackend(this.context.globalStorageUri.fsPath);
+    const args = ['--backend', backend, ...(native ? ['--native-path', native.dir] : [])];
+    const run = { module, transport: TransportKind.ipc, args, options: { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } } };
     const serverOptions: ServerOptions = { run, debug: run };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
@@ -49,7 +53,7 @@ export class SidecarClient implements vscode.Disposable {
     await client.start();
     for (const method of this.handlers.keys()) this.listen(client, method);
     this.client = client;
-    this.log.info(`sidecar started (backend setting: ${backend})`);
+    this.log.info(`sidecar started (backend setting: ${backend}${native ? `; native backend ${native.package} in ${native.dir}` : ''})`);
     return client;
   }
 

@@ -11,7 +11,7 @@
  * An explicit choice that cannot be used fails with BackendUnavailableError, whose message says why and what to do.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createRequire } from 'node:module';
+import Module, { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { registerWasmTrainingKernels } from './kernels/wasmTrainingKernels.ts';
@@ -82,6 +82,42 @@ const errorText = (e: unknown): string => (e instanceof Error ? e.message.split(
 
 // ---- tensorflow -------------------------------------------------------------------------------------------------
 
+/**
+ * Loads a native module with `@tensorflow/tfjs` and `@tensorflow/tfjs-core` resolving to this process's own copy.
+ * Why: tfjs-node registers its 'tensorflow' backend with whatever tfjs it requires. Installed on its own (in the
+ * extension's storage, next to nothing) that would be a second copy of tfjs-core, invisible to the engine, which is
+ * bundled with its own. Only the load is redirected, and only for those two package names.
+ */
+function requireWithOurTfjs(req: NodeRequire, resolved: string): unknown {
+  const M = Module as unknown as { _load: (request: string, parent: unknown, isMain: boolean) => unknown };
+  const original = M._load;
+  M._load = function (this: unknown, request: string, parent: unknown, isMain: boolean) {
+    if (request === '@tensorflow/tfjs' || request === '@tensorflow/tfjs-core') return tf;
+    return original.call(this, request, parent, isMain);
+  };
+  try {
+    return req(resolved);
+  } finally {
+    M._load = original;
+  }
+}
+
+/**
+ * Turns a native load failure into what the user can do about it. The GPU package links against the NVIDIA driver
+ * (libcuda) and against CUDA 11.x / cuDNN 8.x runtime libraries, which newer CUDA installs do not provide.
+ */
+export function explainNativeLoadFailure(message: string): string {
+  if (/libcuda\.so|nvcuda\.dll|CUDA driver/i.test(message)) {
+    return `no NVIDIA driver was found (${message}); @tensorflow/tfjs-node-gpu needs an NVIDIA GPU and its driver. Use WebGPU or the native CPU backend instead`;
+  }
+  const lib = /(libcudart|libcublas(Lt)?|libcufft|libcurand|libcusolver|libcusparse|libcudnn)[\w.]*\.so[\w.]*|cudart64_\d+\.dll|cudnn64_\d+\.dll/i.exec(message);
+  if (lib) {
+    return `the CUDA libraries it was built for are missing (${lib[0]}): @tensorflow/tfjs-node-gpu 4.x needs CUDA 11.2 and cuDNN 8.1 (newer CUDA versions do not provide these library versions)`;
+  }
+  if (/libtensorflow/i.test(message)) return `libtensorflow is missing or broken (${message}); reinstall the backend`;
+  return message;
+}
+
 async function tryTensorflow(opts: BackendOptions): Promise<{ ok: true; module: string; device: string } | { ok: false; reason: string }> {
   const requirers = [localRequire, ...(opts.nativeSearchPaths ?? []).map((dir) => createRequire(path.join(dir, 'noop.js')))];
   const problems: string[] = [];
@@ -94,9 +130,9 @@ async function tryTensorflow(opts: BackendOptions): Promise<{ ok: true; module: 
         continue;
       }
       try {
-        req(resolved);
+        requireWithOurTfjs(req, resolved);
       } catch (e) {
-        problems.push(`${mod} is installed but failed to load (${errorText(e)})`);
+        problems.push(`${mod} is installed but failed to load: ${explainNativeLoadFailure(errorText(e))}`);
         continue;
       }
       if (!tf.findBackendFactory('tensorflow')) {
@@ -108,7 +144,10 @@ async function tryTensorflow(opts: BackendOptions): Promise<{ ok: true; module: 
         continue;
       }
       const gpu = mod.endsWith('-gpu');
-      return { ok: true, module: mod, device: gpu ? 'libtensorflow (CUDA)' : 'libtensorflow (CPU)' };
+      // tfjs-node's backend says whether libtensorflow placed ops on a GPU (NodeJSKernelBackend.isUsingGpuDevice).
+      const onGpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+      const device = gpu ? (onGpu ? 'libtensorflow (CUDA, GPU)' : 'libtensorflow (CUDA package, no GPU visible: running on the CPU)') : 'libtensorflow (CPU)';
+      return { ok: true, module: mod, device };
     }
   }
   return { ok: false, reason: problems.length ? problems.join('; ') : 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed' };

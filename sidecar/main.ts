@@ -1,10 +1,18 @@
 /**
  * The sidecar process: `node dist/sidecar.js --stdio` (JSON-RPC on stdin/stdout with Content-Length framing) or
  * `--node-ipc` (when started by vscode-languageclient with TransportKind.ipc). Options: `--backend NAME` (default
- * from DDPM_BACKEND, else auto). stdout belongs to the protocol: everything else goes to stderr.
+ * from DDPM_BACKEND, else auto); `--native-path DIR` (repeatable; also DDPM_NATIVE_PATH, path-delimited): folders
+ * whose node_modules may hold @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (DDPM: Install CUDA Backend puts
+ * them in the extension's storage). stdout belongs to the protocol: everything else goes to stderr.
+ *
+ * `node sidecar.js --probe [--backend NAME] [--native-path DIR]` instead initialises the backend, runs one small
+ * computation, prints one JSON line ({ ok, backend, device, module, attempts } or { ok: false, error, attempts })
+ * and exits: the install command uses it to check a freshly installed native backend in a process of its own.
  */
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { BACKEND_NAMES, shutdownBackend, type BackendChoice } from './backend.ts';
+import { BACKEND_NAMES, BackendUnavailableError, initBackend, shutdownBackend, type BackendChoice } from './backend.ts';
 import { registerHandlers } from './server.ts';
 
 // Any stray console.log (from a dependency) would corrupt the protocol stream.
@@ -16,17 +24,44 @@ if (backendArg !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(back
   console.error(`ddpm sidecar: unknown backend '${backendArg}' (auto, ${BACKEND_NAMES.join(', ')})`);
   process.exit(2);
 }
+const nativeSearchPaths = [
+  ...argv.flatMap((a, i) => (a === '--native-path' && argv[i + 1] ? [argv[i + 1]] : [])),
+  ...(process.env.DDPM_NATIVE_PATH ?? '').split(path.delimiter).filter(Boolean),
+];
 const ipc = argv.includes('--node-ipc');
-if (!ipc && !argv.includes('--stdio')) {
-  console.error('usage: node sidecar.js --stdio | --node-ipc [--backend auto|tensorflow|webgpu|wasm|cpu]');
+if (argv.includes('--probe')) {
+  void probe();
+} else if (!ipc && !argv.includes('--stdio')) {
+  console.error('usage: node sidecar.js --stdio | --node-ipc | --probe [--backend auto|tensorflow|webgpu|wasm|cpu] [--native-path DIR]');
   process.exit(2);
+} else {
+  serve();
 }
+
+async function probe(): Promise<void> {
+  let line: object;
+  try {
+    const report = await initBackend(backendArg as BackendChoice, { nativeSearchPaths });
+    // One real computation, read back: a backend that loads but cannot compute must not pass.
+    const product = tf.tidy(() => tf.sum(tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]))));
+    const value = (await product.data())[0];
+    product.dispose();
+    if (value !== 64 * 64 * 64) throw new Error(`a 64×64 matrix product summed to ${value}, not ${64 ** 3}`);
+    line = { ok: true, backend: report.name, device: report.device, module: report.module ?? null, attempts: report.attempts };
+    await shutdownBackend();
+  } catch (e) {
+    line = { ok: false, error: e instanceof Error ? e.message : String(e), attempts: e instanceof BackendUnavailableError ? e.attempts : [] };
+  }
+  process.stdout.write(`${JSON.stringify(line)}\n`, () => process.exit(0));
+}
+
+function serve(): void {
 
 const connection = ipc
   ? createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process))
   : createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 
-const server = registerHandlers(connection, { backend: backendArg as BackendChoice });
+const server = registerHandlers(connection, { backend: backendArg as BackendChoice, nativeSearchPaths });
 let exiting = false;
 const exit = async (code: number) => {
   if (exiting) return;
@@ -58,3 +93,4 @@ process.on('uncaughtException', (e) => console.error('ddpm sidecar: uncaught exc
 
 connection.listen();
 console.error(`ddpm sidecar: listening on ${ipc ? 'node-ipc' : 'stdio'}, backend ${backendArg}`);
+}

@@ -55,6 +55,8 @@ interface Job {
 
 export interface ServerOptions {
   backend: BackendChoice;
+  /** Folders to look for tfjs-node(-gpu) in (sidecar --native-path). */
+  nativeSearchPaths?: string[];
 }
 
 function b64(buf: Buffer): string {
@@ -82,7 +84,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
   const log = (level: 'info' | 'warn' | 'error', message: string) => {
     void connection.sendNotification(LogNotification, { level, message });
   };
-  const ensureBackend = () => initBackend(opts.backend);
+  const ensureBackend = () => initBackend(opts.backend, { nativeSearchPaths: opts.nativeSearchPaths ?? [] });
   const handle =
     <A, R>(f: (params: A, token: CancellationToken) => Promise<R>) =>
     async (params: A, token: CancellationToken): Promise<R | ResponseError<void>> => {

@@ -88,7 +88,7 @@ test('a native backend that is installed but broken is reported as such, and aut
     fs.writeFileSync(path.join(pkg, 'index.js'), "throw new Error('libtensorflow.so.2: cannot open shared object file');\n");
     const explicit = init('tensorflow', {}, ['--native-path', dir]);
     assert.equal(explicit.ok, false);
-    assert.match(explicit.message!, /@tensorflow\/tfjs-node is installed but failed to load \(libtensorflow\.so\.2: cannot open shared object file\)/);
+    assert.match(explicit.message!, /@tensorflow\/tfjs-node is installed but failed to load: libtensorflow is missing or broken \(libtensorflow\.so\.2: cannot open shared object file\); reinstall the backend/);
     const auto = init('auto', NO_ADAPTER, ['--native-path', dir]);
     assert.equal(auto.report!.name, 'wasm');
   } finally {

@@ -19,7 +19,7 @@ suite('Activation (real VS Code extension host)', () => {
 
   test('the contract commands are registered', async () => {
     const all = new Set(await vscode.commands.getCommands(true));
-    const missing = ['ddpm.info', 'ddpm.sample', 'ddpm.train', 'ddpm.stop', 'ddpm._sidecarPid'].filter((c) => !all.has(c));
+    const missing = ['ddpm.info', 'ddpm.sample', 'ddpm.train', 'ddpm.stop', 'ddpm._sidecarPid', 'ddpm.installCudaBackend', 'ddpm.removeNativeBackend'].filter((c) => !all.has(c));
     assert.deepStrictEqual(missing, [], `missing commands: ${missing.join(', ')}`);
   });
 
