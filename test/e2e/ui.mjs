@@ -498,6 +498,21 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       if (!(await frame.locator('#save').isEnabled())) throw new Error('#save (Save as PNG…) is disabled after done');
       await shot('13-interpolation');
     });
+
+    await test('DDPM: Install CUDA Backend offers the CUDA and the native CPU package; Escape leaves everything as it was', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'DDPM: Install CUDA Backend');
+      const rows = page.locator('.quick-input-list .monaco-list-row');
+      await rows.filter({ hasText: 'CUDA (NVIDIA GPU)' }).first().waitFor({ timeout: 20_000 });
+      const texts = await rows.allInnerTexts();
+      log(`  quick pick: ${JSON.stringify(texts.map((t) => t.replace(/\s+/g, ' ')))}`);
+      if (!texts.some((t) => /CUDA \(NVIDIA GPU\)[\s\S]*@tensorflow\/tfjs-node-gpu@4\.22\.0/.test(t))) throw new Error('no "CUDA (NVIDIA GPU)" row with @tensorflow/tfjs-node-gpu@4.22.0');
+      if (!texts.some((t) => /Native CPU[\s\S]*@tensorflow\/tfjs-node@4\.22\.0/.test(t))) throw new Error('no "Native CPU" row with @tensorflow/tfjs-node@4.22.0');
+      await shot('14-install-native-backend');
+      await page.keyboard.press('Escape');
+      await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
+      if (await page.locator('.notifications-toasts').filter({ hasText: /DDPM: .*(installed|Could not)/ }).count()) throw new Error('a notification appeared after Escape');
+    });
   } finally {
     await context.close().catch(() => {});
     consoleLog.end();
