@@ -99,6 +99,8 @@ export interface MeasurementResult {
   warmup: number;
   /** Training: images per forward/backward pass when the batch is split (gradient accumulation). */
   microBatch?: number;
+  /** Training: threads computing gradients (data parallel; wasm and cpu only). */
+  workers?: number;
   train?: TrainResult;
   sample?: SampleResult;
   memory?: MemoryResult;

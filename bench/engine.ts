@@ -75,13 +75,14 @@ interface Options {
   torchDevice: 'cpu' | 'cuda';
   verbose: boolean;
   microBatch: number;
+  workers: number;
 }
 
 function parseOptions(argv: readonly string[]): Options | 'help' {
   const booleans = ['compare-torch', 'json', 'verbose', 'help'];
   const f = parseFlags(argv, booleans);
   if (f.has('help')) return 'help';
-  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python', 'micro-batch', 'torch-device'];
+  const known = [...booleans, 'preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python', 'micro-batch', 'torch-device', 'workers'];
   for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   const presets = listFlag(f, 'preset', PRESETS.join(','));
   for (const p of presets) if (!PRESETS.includes(p)) throw new UsageError(`unknown preset '${p}': choose from ${PRESETS.join(', ')}`);
@@ -107,6 +108,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     torchDevice: torchDevice[0] as 'cpu' | 'cuda',
     verbose: f.has('verbose'),
     microBatch: intFlag(f, 'micro-batch', 0, 0),
+    workers: intFlag(f, 'workers', 1, 1),
   };
 }
 
@@ -194,7 +196,7 @@ const TORCH_SCRIPT = path.join(REPO_ROOT, 'bench', 'torch_reference.py');
 
 async function measure(o: Options, backend: string, preset: string, batch: number, mode: BenchMode, label: string): Promise<MeasurementResult> {
   const args = [...(BUNDLED ? [] : ['--import', 'tsx']), WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
-  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed), '--micro-batch', String(o.microBatch));
+  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed), '--micro-batch', String(o.microBatch), '--workers', String(o.workers));
   const out = await runChild(process.execPath, args, { timeoutS: o.timeoutS, verbose: o.verbose, label });
   const results: MeasurementResult[] = [];
   for (const line of out.lines) {

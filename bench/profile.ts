@@ -28,7 +28,7 @@ import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
 import { errorText, intFlag, listFlag, parseFlags, round, UsageError } from './common.ts';
 
 const USAGE =
-  'usage: npm run bench:profile -- [--backend NAME] [--preset tiny|mnist|cifar10] [--batch N] [--mode train|forward] [--warmup N] [--steps N] [--top N] [--json] [--cpu-profile FILE]';
+  'usage: npm run bench:profile -- [--backend NAME] [--preset tiny|mnist|cifar10] [--batch N] [--mode train|forward] [--warmup N] [--steps N] [--workers N] [--top N] [--json] [--cpu-profile FILE]';
 
 function post<T>(session: inspector.Session, method: string, params?: object): Promise<T> {
   return new Promise((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
@@ -52,7 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const known = ['json', 'help', 'backend', 'preset', 'batch', 'mode', 'warmup', 'steps', 'top', 'seed', 'cpu-profile'];
+  const known = ['json', 'help', 'backend', 'preset', 'batch', 'mode', 'warmup', 'steps', 'top', 'seed', 'cpu-profile', 'workers'];
   for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   const backend = listFlag(f, 'backend', 'auto')[0] as BackendChoice;
   const preset = listFlag(f, 'preset', 'tiny')[0];
@@ -63,6 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const top = intFlag(f, 'top', 25, 1);
   const seed = intFlag(f, 'seed', 0, 0);
   const steps = intFlag(f, 'steps', 2, 0);
+  const workers = intFlag(f, 'workers', 1, 1);
   const cpuProfile = f.get('cpu-profile');
   if (cpuProfile === true) throw new UsageError('--cpu-profile needs a file name');
 
@@ -71,7 +72,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const config = presetConfig(preset);
   const model = UNet.create(config, new Rng(seed));
   const diffusion = new GaussianDiffusion(makeSchedule());
-  const trainer = mode === 'train' ? new Trainer(model, diffusion, { lr: 2e-4, warmupSteps: 0 }, seed) : null;
+  const trainer = mode === 'train' ? new Trainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, workers }, seed) : null;
   const shape: [number, number, number, number] = [batch, config.imageSize, config.imageSize, config.channels];
   const x0 = tf.randomUniform(shape, -1, 1, 'float32', seed) as tf.Tensor4D;
   const rng = new Rng(seed);

@@ -47,11 +47,12 @@ interface WorkerOptions {
   warmup: number;
   seed: number;
   microBatch: number;
+  workers: number;
 }
 
 function parseOptions(argv: readonly string[]): WorkerOptions {
   const f = parseFlags(argv, []);
-  const known = ['backend', 'preset', 'batch', 'mode', 'steps', 'warmup', 'seed', 'micro-batch'];
+  const known = ['backend', 'preset', 'batch', 'mode', 'steps', 'warmup', 'seed', 'micro-batch', 'workers'];
   for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   const mode = listFlag(f, 'mode', 'both')[0];
   if (!['train', 'sample', 'both'].includes(mode)) throw new UsageError(`--mode must be train, sample or both, got '${mode}'`);
@@ -64,6 +65,7 @@ function parseOptions(argv: readonly string[]): WorkerOptions {
     warmup: intFlag(f, 'warmup', 2, 0),
     seed: intFlag(f, 'seed', 0, 0),
     microBatch: intFlag(f, 'micro-batch', 0, 0),
+    workers: intFlag(f, 'workers', 1, 1),
   };
 }
 
@@ -162,7 +164,7 @@ function imageShape(ctx: Context): [number, number, number, number] {
 
 async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
-  const trainer = new Trainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, microBatch: o.microBatch }, o.seed);
+  const trainer = new Trainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, microBatch: o.microBatch, workers: o.workers }, o.seed);
   const x0 = tf.randomUniform(imageShape(ctx), -1, 1, 'float32', o.seed) as tf.Tensor4D;
   try {
     const before = tf.memory().numTensors;
@@ -291,6 +293,7 @@ async function main(argv: readonly string[]): Promise<number> {
     steps: o.steps,
     warmup: o.warmup,
     ...(o.microBatch > 0 ? { microBatch: o.microBatch } : {}),
+    ...(o.workers > 1 ? { workers: o.workers } : {}),
   });
 
   let report: BackendReport;

@@ -49,7 +49,7 @@ export function parseArgs(argv: string[]): Parsed {
 const USAGE = `usage:
   ddpm train --data mnist|idx:PATH|cifar10:PATH|folder:PATH --preset ${PRESET_NAMES.join('|')} --steps N --batch B --out RUN_DIR
              [--resume] [--save-every S] [--sample-every S] [--keep K] [--backend NAME] [--seed N] [--lr X] [--warmup N]
-             [--ema-decay X] [--micro-batch M] [--flip|--no-flip]
+             [--ema-decay X] [--micro-batch M] [--workers N|auto] [--flip|--no-flip]
   ddpm sample --ckpt FILE [--n 16] [--sampler ddim|ddpm] [--steps 50] [--eta 0] [--seed 0] [--out grid.png]
              [--trajectory traj.png] [--frames 10] [--x0 x0.png] [--ema|--no-ema] [--backend NAME]
   ddpm interpolate --ckpt FILE --a IMG --b IMG [--t 500] [--lambdas 0,0.25,0.5,0.75,1] [--sampler ddim|ddpm] [--steps 50]
@@ -86,6 +86,15 @@ function num(p: Parsed, name: string, fallback: number): number {
 function flag(p: Parsed, name: string, fallback: boolean): boolean {
   if (p.flags.has(`no-${name}`)) return false;
   return p.flags.has(name) ? true : fallback;
+}
+
+/** --workers: threads computing gradients on the CPU backends, or auto (one per core for models that gain). */
+function workersFlag(p: Parsed): number | 'auto' {
+  const raw = str(p, 'workers');
+  if (raw === 'auto') return 'auto';
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1 || v > 64) throw new UsageError(`--workers must be auto or an integer in 1..64, got '${raw}'`);
+  return v;
 }
 
 function formatDuration(s: number): string {
@@ -136,6 +145,7 @@ async function train(p: Parsed): Promise<number> {
       keep: int(p, 'keep', 3, 1),
       seed: int(p, 'seed', 0),
       backend: report.name,
+      ...(p.flags.has('workers') ? { workers: workersFlag(p) } : {}),
       // Only the options given on the command line: the rest come from the defaults, or from the checkpoint when resuming.
       train: {
         ...(p.flags.has('lr') ? { lr: num(p, 'lr', 0) } : {}),

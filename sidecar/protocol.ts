@@ -63,6 +63,8 @@ export interface TrainParams {
   warmup?: number;
   emaDecay?: number;
   microBatch?: number;
+  /** Threads computing gradients on the CPU backends: a number (1–64) or 'auto' (default: one per core for models big enough to gain). */
+  workers?: number | 'auto';
   flip?: boolean;
 }
 export interface TrainResult {

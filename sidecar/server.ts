@@ -150,6 +150,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
       const keep = P.int(p, 'keep', 3, 1);
       const seed = P.int(p, 'seed', 0, 0, 2 ** 32 - 1);
       const resume = P.bool(p, 'resume', false);
+      const workers = p.workers === undefined || p.workers === 'auto' ? 'auto' : P.int(p, 'workers', undefined, 1, 64);
       if (job) throw new ResponseError(ErrorCodes.JobRunning, `a training job is already running (${job.id}); stop it first`);
       const report = await ensureBackend();
       const id = randomUUID();
@@ -176,6 +177,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         keep,
         seed,
         train,
+        workers,
         backend: report.name,
         signal: controller.signal,
         onProgress: (pr) => {

@@ -104,6 +104,7 @@ export class Training implements vscode.Disposable {
       emaDecay: cfg.get('emaDecay', 0.999),
       saveEvery: cfg.get('saveEvery', 250),
       sampleEvery: cfg.get('sampleEvery', 500),
+      workers: workersSetting(cfg.get<string>('workers', 'auto')),
       resume: true,
     };
     const panel = new TrainingPanel(this.context.extensionUri, `DDPM Training: ${path.basename(o.out)}`);
@@ -169,4 +170,10 @@ export class Training implements vscode.Disposable {
     this.status.dispose();
     this.job?.subs.forEach((d) => d.dispose());
   }
+}
+
+/** ddpm.train.workers: "auto" or a thread count (the setting's pattern allows 1–64); anything else means auto. */
+function workersSetting(raw: string): number | 'auto' {
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 'auto';
 }

@@ -10,8 +10,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from './diffusion.ts';
+import { GradientPool, type WorkerMicroBatch } from './gradientPool.ts';
+import { microBatchGradients } from './gradients.ts';
 import { Rng, type RngState } from './rng.ts';
-import { unetForward, type UNet } from './unet.ts';
+import type { UNet } from './unet.ts';
 
 export interface TrainConfig {
   lr: number;
@@ -31,6 +33,12 @@ export interface TrainConfig {
    * (0 = the whole batch at once). Bounds activation memory, e.g. under wasm's 4 GB heap.
    */
   microBatch: number;
+  /**
+   * Threads computing gradients (data parallel over micro-batches, gradientPool.ts): 1 = this thread only. Used on
+   * the CPU backends (wasm, cpu); a GPU backend computes on the GPU and ignores it. Without `microBatch`, the batch
+   * is split into one micro-batch per thread.
+   */
+  workers: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
@@ -43,6 +51,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
   emaDecay: 0.9999,
   randomFlip: true,
   microBatch: 0,
+  workers: 1,
 };
 
 export interface StepStats {
@@ -76,6 +85,7 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   check(c.gradClip >= 0, `gradClip must be ≥ 0, got ${c.gradClip}`);
   check(c.emaDecay >= 0 && c.emaDecay < 1, `emaDecay must be in [0, 1), got ${c.emaDecay}`);
   check(Number.isInteger(c.microBatch) && c.microBatch >= 0, `microBatch must be an integer ≥ 0, got ${c.microBatch}`);
+  check(Number.isInteger(c.workers) && c.workers >= 1 && c.workers <= 64, `workers must be an integer in 1..64, got ${c.workers}`);
   return c;
 }
 
@@ -120,6 +130,8 @@ export class Trainer {
   private readonly names: string[];
   private readonly shapes = new Map<string, number[]>();
   private readonly chunks: Chunk[] = [];
+  private pool: GradientPool | null = null;
+  private poolStarting: Promise<GradientPool | null> | null = null;
 
   constructor(
     readonly model: UNet,
@@ -221,8 +233,28 @@ export class Trainer {
     this.rng = new Rng(state.rng);
   }
 
+  /** Threads that will compute this step's gradients: `workers` on the CPU backends, else 1. */
+  private threads(): number {
+    const backend = tf.getBackend();
+    return this.config.workers > 1 && (backend === 'wasm' || backend === 'cpu') ? this.config.workers : 1;
+  }
+
+  private async ensurePool(threads: number): Promise<GradientPool | null> {
+    if (threads <= 1) return null;
+    if (this.pool) return this.pool;
+    this.poolStarting ??= GradientPool.start(threads - 1, {
+      backend: tf.getBackend() as 'wasm' | 'cpu',
+      config: this.model.config,
+      schedule: this.diffusion.schedule.config,
+      names: this.names,
+      shapes: this.names.map((n) => this.shapes.get(n)!),
+    }).then((p) => (this.pool = p));
+    return this.poolStarting;
+  }
+
   /**
-   * One training step on a batch x0 ∈ [−1, 1]^{B×H×W×C}. Draws, in order: flips, t, ε, dropout seeds.
+   * One training step on a batch x0 ∈ [−1, 1]^{B×H×W×C}. Draws, in order: flips, t, ε, a dropout seed — all
+   * before any gradient is computed, so that micro-batches can run on other threads.
    * The loss and gradient norm are read asynchronously (no dataSync: it breaks WebGPU in Node).
    */
   async trainStep(x0: tf.Tensor4D): Promise<StepStats> {
@@ -233,40 +265,86 @@ export class Trainer {
     const noiseSeed = this.rng.seed();
     const step = this.stepCount + 1;
     const lr = learningRateAt(step, cfg);
-
+    const threads = this.threads();
     // L_simple is a mean over the batch, so a micro-batch of m images contributes (m/B)·(its mean) to the loss and
-    // its gradient: summing those gives exactly the full-batch gradient. All randomness but dropout is drawn for the
-    // whole batch up front, so micro-batching changes nothing else.
-    const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, b) : b;
-    const vars = this.names.map((n) => model.params.get(n)!);
+    // its gradient: summing those gives exactly the full-batch gradient.
+    const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, b) : threads > 1 ? Math.ceil(b / threads) : b;
+    const starts: number[] = [];
+    for (let s0 = 0; s0 < b; s0 += mb) starts.push(s0);
+    // One draw per step whatever the split, so that micro-batching and threads leave the generator's sequence (and
+    // so every later step) unchanged; micro-batch i seeds its dropout masks from base + i·golden ratio (Rng mixes it).
+    const dropoutBase = this.rng.seed();
+    const dropoutSeeds = starts.map((_, i) => (dropoutBase + Math.imul(i, 0x9e3779b9)) >>> 0);
+    const pool = starts.length > 1 ? await this.ensurePool(threads) : null;
+
     const x = flips ? flipLeftRight(x0, flips) : tf.clone(x0);
     const eps = tf.randomNormal(x.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D;
-    let lossT: tf.Scalar | null = null;
-    let grads: tf.NamedTensorMap = {};
+    // Assigned inside `accumulate`: the cast keeps TypeScript from narrowing them to their initial values.
+    let lossT = null as tf.Scalar | null;
+    let grads = {} as tf.NamedTensorMap;
+    const accumulate = (value: tf.Scalar, g: tf.NamedTensorMap) => {
+      if (lossT === null) {
+        lossT = value;
+        grads = g;
+        return;
+      }
+      const prevLoss: tf.Scalar = lossT;
+      const prevGrads = grads;
+      lossT = tf.add<tf.Scalar>(prevLoss, value);
+      grads = Object.fromEntries(this.names.map((name) => [name, tf.add(prevGrads[name], g[name])]));
+      tf.dispose([prevLoss, value, ...Object.values(prevGrads), ...Object.values(g)]);
+    };
     try {
-      for (let start = 0; start < b; start += mb) {
+      // Micro-batch i runs on thread i mod (workers + 1); thread 0 is this one.
+      const mine = pool ? starts.filter((_, i) => i % (pool.size + 1) === 0) : starts;
+      let remote: Promise<{ loss: number; grads: Float32Array }[]> | null = null;
+      if (pool) {
+        const [hostX, hostEps] = (await Promise.all([x.data(), eps.data()])) as [Float32Array, Float32Array];
+        let offset = 0;
+        for (const name of this.names) {
+          const data = (await model.params.get(name)!.data()) as Float32Array;
+          pool.params.set(data, offset);
+          offset += data.length;
+        }
+        const per = x.shape[1] * x.shape[2] * x.shape[3];
+        const jobs: WorkerMicroBatch[][] = Array.from({ length: pool.size }, () => []);
+        starts.forEach((start, i) => {
+          const k = i % (pool.size + 1);
+          if (k === 0) return;
+          const n = Math.min(mb, b - start);
+          jobs[k - 1].push({
+            x: hostX.slice(start * per, (start + n) * per),
+            eps: hostEps.slice(start * per, (start + n) * per),
+            t: t.slice(start, start + n),
+            weight: n / b,
+            dropoutSeed: dropoutSeeds[i],
+          });
+        });
+        remote = pool.run(x.shape.slice(1), jobs);
+        // Keep a rejection from going unhandled while this thread computes its own share.
+        remote.catch(() => undefined);
+      }
+      for (const start of mine) {
         const n = Math.min(mb, b - start);
-        const ts = t.slice(start, start + n);
+        const i = starts.indexOf(start);
         const part = tf.tidy(() => {
           const xs = n === b ? x : tf.slice(x, [start, 0, 0, 0], [n, -1, -1, -1]);
           const es = n === b ? eps : tf.slice(eps, [start, 0, 0, 0], [n, -1, -1, -1]);
-          const xt = diffusion.qSample(xs, ts, es);
-          const r = tf.variableGrads(() => {
-            const epsTheta = unetForward(model.params, model.config, xt, ts, { training: true, nextSeed: () => this.rng.seed() });
-            return tf.mul(diffusion.lossSimple(es, epsTheta), n / b) as tf.Scalar;
-          }, vars);
-          // variableGrads keys gradients by variable name; re-key them by parameter name.
-          return { value: r.value, grads: Object.fromEntries(this.names.map((name, i) => [name, r.grads[vars[i].name]])) as tf.NamedTensorMap };
+          return microBatchGradients(model.params, this.names, model.config, diffusion, xs, t.slice(start, start + n), es, n / b, dropoutSeeds[i]);
         });
-        if (lossT === null) {
-          lossT = part.value;
-          grads = part.grads;
-        } else {
-          const prevLoss: tf.Scalar = lossT;
-          const prevGrads = grads;
-          lossT = tf.add<tf.Scalar>(prevLoss, part.value);
-          grads = Object.fromEntries(this.names.map((name) => [name, tf.add(prevGrads[name], part.grads[name])]));
-          tf.dispose([prevLoss, part.value, ...Object.values(prevGrads), ...Object.values(part.grads)]);
+        accumulate(part.value, part.grads);
+      }
+      if (remote) {
+        const sizes = this.names.map((n) => this.shapes.get(n)!.reduce((p, q) => p * q, 1));
+        for (const r of await remote) {
+          const part = tf.tidy(() => {
+            const pieces = tf.split(tf.tensor1d(r.grads), sizes);
+            return {
+              value: tf.scalar(r.loss),
+              grads: Object.fromEntries(this.names.map((name, j) => [name, tf.reshape(pieces[j], this.shapes.get(name)!)])) as tf.NamedTensorMap,
+            };
+          });
+          accumulate(part.value, part.grads);
         }
       }
     } catch (e) {
@@ -316,5 +394,9 @@ export class Trainer {
   dispose(): void {
     for (const c of this.chunks) tf.dispose([c.ema, c.m, c.v]);
     this.chunks.length = 0;
+    const pool = this.pool;
+    this.pool = null;
+    this.poolStarting = null;
+    if (pool) void pool.dispose();
   }
 }

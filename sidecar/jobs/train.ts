@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { Rng } from '../ddpm/rng.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
+import { resolveWorkers } from '../ddpm/gradientPool.ts';
 import { Trainer, type TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
 import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
@@ -41,6 +42,11 @@ export interface TrainJobOptions {
   keep?: number;
   seed?: number;
   train?: Partial<TrainConfig>;
+  /**
+   * Threads computing gradients on the CPU backends (data parallel): a number, or 'auto' (the default: one per core
+   * for models big enough to gain from it). A property of this machine, not of the run: never taken from a checkpoint.
+   */
+  workers?: number | 'auto';
   /** Recorded in checkpoints. */
   backend?: string;
   signal?: AbortSignal;
@@ -101,7 +107,8 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     const ema = toTensors(ck.groups.ema);
     const m = toTensors(ck.groups['adam.m']);
     const v = toTensors(ck.groups['adam.v']);
-    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...ck.meta.train, ...o.train }, runSeed + 1);
+    const workers = resolveWorkers(o.workers, o.batch, model.numParams);
+    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...ck.meta.train, ...o.train, workers }, runSeed + 1);
     trainer.restore({ step: ck.meta.step, rng: ck.meta.rng, ema, adamM: m, adamV: v });
     tf.dispose([...weights.values(), ...ema.values(), ...m.values(), ...v.values()]);
     history = ck.meta.lossHistory ?? history;
@@ -113,7 +120,8 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     config = presetConfig(o.preset, { ...o.model, imageSize: probe.imageSize, channels: probe.channels });
     scheduleCfg = makeSchedule(o.schedule).config;
     model = UNet.create(config, new Rng(runSeed));
-    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), o.train ?? {}, runSeed + 1);
+    const workers = resolveWorkers(o.workers, o.batch, model.numParams);
+    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...o.train, workers }, runSeed + 1);
   }
 
   const dataset = await openDataset(dataSource, { imageSize: config.imageSize, channels: config.channels });

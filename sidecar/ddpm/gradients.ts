@@ -1,0 +1,46 @@
+/**
+ * The gradient of L_simple (Ho et al. 2020, eq. 14) for one micro-batch: x_t = q_sample(x_0, t, ε), loss =
+ * mean ‖ε − ε_θ(x_t, t)‖², weighted by the micro-batch's share of the batch so that summing micro-batches gives the
+ * full-batch gradient. Shared by the Trainer (on its own thread) and the gradient workers (gradientWorker.ts), so
+ * that both compute the same function from the same inputs.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { GaussianDiffusion } from './diffusion.ts';
+import { Rng } from './rng.ts';
+import { unetForward, type UNetConfig } from './unet.ts';
+
+// A type alias, not an interface: tf.tidy's TensorContainer needs an index-signature-compatible type.
+export type MicroBatchGradients = {
+  /** weight · loss of this micro-batch. */
+  value: tf.Scalar;
+  /** Gradients by parameter name. */
+  grads: tf.NamedTensorMap;
+};
+
+/**
+ * `params` must be tf.Variables (variableGrads differentiates with respect to them), listed in `names` order.
+ * Dropout masks are seeded from `dropoutSeed` (one per micro-batch, drawn by the trainer up front).
+ */
+export function microBatchGradients(
+  params: ReadonlyMap<string, tf.Variable>,
+  names: readonly string[],
+  config: UNetConfig,
+  diffusion: GaussianDiffusion,
+  x0: tf.Tensor4D,
+  t: readonly number[],
+  eps: tf.Tensor4D,
+  weight: number,
+  dropoutSeed: number,
+): MicroBatchGradients {
+  return tf.tidy(() => {
+    const vars = names.map((n) => params.get(n)!);
+    const dropout = new Rng(dropoutSeed);
+    const xt = diffusion.qSample(x0, t, eps);
+    const r = tf.variableGrads(() => {
+      const epsTheta = unetForward(params, config, xt, t, { training: true, nextSeed: () => dropout.seed() });
+      return tf.mul(diffusion.lossSimple(eps, epsTheta), weight) as tf.Scalar;
+    }, vars);
+    // variableGrads keys gradients by variable name; re-key them by parameter name.
+    return { value: r.value, grads: Object.fromEntries(names.map((name, i) => [name, r.grads[vars[i].name]])) as tf.NamedTensorMap };
+  });
+}
