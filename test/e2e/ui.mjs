@@ -451,14 +451,24 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       await runCommand(page, 'View: Show Explorer', 20_000);
       const row = (name) => page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: name }).first();
       if (!(await row('digit-0.png').isVisible())) await row('digits').click();
-      await row('digit-0.png').click();
-      await row('digit-1.png').click({ modifiers: ['Control'] });
-      const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').allInnerTexts();
-      log(`  explorer selection: ${JSON.stringify(selected.map((t) => t.trim()))}`);
-      if (selected.length !== 2) throw new Error(`expected two selected explorer rows, got ${JSON.stringify(selected)}`);
-      await row('digit-1.png').click({ button: 'right' });
       const item = page.locator('.monaco-menu .action-item').filter({ hasText: 'Interpolate Images' }).first();
-      await item.waitFor({ timeout: 10_000 });
+      // A click opens the image in a preview editor, and when that editor settles the explorer reveals (and selects)
+      // its file again, which can drop a second selection made in between: wait for the editor, and retry.
+      for (let attempt = 1; ; attempt++) {
+        await row('digit-0.png').click();
+        await tab(page, 'digit-0.png').waitFor({ timeout: 10_000 }).catch(() => {});
+        await sleep(800);
+        await row('digit-1.png').click({ modifiers: ['Control'] });
+        await sleep(300);
+        const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').allInnerTexts();
+        log(`  explorer selection (attempt ${attempt}): ${JSON.stringify(selected.map((t) => t.trim()))}`);
+        if (selected.length === 2) {
+          await row('digit-1.png').click({ button: 'right' });
+          if (await item.waitFor({ timeout: 5_000 }).then(() => true, () => false)) break;
+          await page.keyboard.press('Escape');
+        }
+        if (attempt === 3) throw new Error(`no "Interpolate Images" in the context menu of two selected images after 3 attempts (selection ${JSON.stringify(selected)})`);
+      }
       log(`  context menu item: ${JSON.stringify((await item.innerText()).trim())}`);
       await shot('12-explorer-context-menu');
       await item.click();
