@@ -67,7 +67,10 @@ function workerScript(): { file: string; eval: boolean } {
   // with tsx) it is the .ts file, loaded through tsx's require hook: loaders registered with --import do not reach
   // worker threads in Node 20.
   const bundled = path.join(__dirname, 'gradient-worker.js');
-  if (__filename.endsWith('.js') && fs.existsSync(bundled)) return { file: bundled, eval: false };
+  if (__filename.endsWith('.js')) {
+    if (!fs.existsSync(bundled)) throw new Error(`the gradient worker script is missing: ${bundled} (rebuild with npm run build)`);
+    return { file: bundled, eval: false };
+  }
   const source = path.join(__dirname, 'gradientWorker.ts');
   return { file: `require('tsx/cjs'); require(${JSON.stringify(source)});`, eval: true };
 }

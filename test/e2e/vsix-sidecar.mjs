@@ -113,6 +113,18 @@ try {
     if (end.reason !== 'done' || !fs.existsSync(end.checkpoint)) throw new Error(JSON.stringify(end));
     return `${end.reason} at step ${end.step}: ${path.basename(end.checkpoint)}`;
   });
+  await check('ddpm/train with 2 gradient threads (dist/gradient-worker.js from the package): 1 step of `mnist`', async () => {
+    const out = path.join(dir, 'run-workers');
+    const { jobId } = await request('ddpm/train', { data: 'mnist', preset: 'mnist', steps: 1, batch: 4, workers: 2, out, saveEvery: 0, sampleEvery: 0 }, 300_000);
+    const t = Date.now();
+    while (!jobEnded.some((j) => j.jobId === jobId)) {
+      if (Date.now() - t > 120_000) throw new Error('no ddpm/jobEnded within 120 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const end = jobEnded.find((j) => j.jobId === jobId);
+    if (end.reason !== 'done' || !fs.existsSync(end.checkpoint)) throw new Error(JSON.stringify(end));
+    return `${end.reason} at step ${end.step}`;
+  });
   await request('shutdown', undefined, 10_000).catch(() => {});
   await connection.sendNotification('exit').catch(() => {});
   await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
