@@ -46,4 +46,7 @@ test('bad usage exits 2 with a message; an unknown preset exits 1 and names the 
   const preset = ddpm('model', '--preset', 'imagenet');
   assert.equal(preset.code, 1);
   assert.match(preset.stderr, /unknown preset 'imagenet': choose one of cifar10, mnist, tiny/);
+  const workers = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '1', '--batch', '2', '--out', 'unused', '--workers', '0');
+  assert.equal(workers.code, 2);
+  assert.match(workers.stderr, /--workers must be auto or an integer in 1\.\.64, got '0'/);
 });
