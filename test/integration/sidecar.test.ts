@@ -163,7 +163,7 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   await assert.rejects(sc.connection.sendRequest(SampleRequest, { checkpoint: foreign, n: 1 }), (e: ResponseError<void>) => e.code === ErrorCodes.BadInput && /not a DDPM Studio checkpoint/.test(e.message));
 });
 
-test('20 malformed requests get errors naming the field, and the process stays up', async () => {
+test('21 malformed requests get errors naming the field, and the process stays up', async () => {
   const bad: [string, unknown, number, RegExp][] = [
     ['ddpm/sample', {}, ErrorCodes.InvalidParams, /missing field 'checkpoint'/],
     ['ddpm/sample', { checkpoint: 5 }, ErrorCodes.InvalidParams, /field 'checkpoint' must be a non-empty string/],
@@ -176,6 +176,7 @@ test('20 malformed requests get errors naming the field, and the process stays u
     ['ddpm/train', {}, ErrorCodes.InvalidParams, /missing field 'data'/],
     ['ddpm/train', { data: 'mnist', preset: 'huge', steps: 1, batch: 1, out: tmp }, ErrorCodes.InvalidParams, /field 'preset' must be one of/],
     ['ddpm/train', { data: 'mnist', preset: 'tiny', steps: -1, batch: 1, out: tmp }, ErrorCodes.InvalidParams, /field 'steps'/],
+    ['ddpm/train', { data: 'mnist', preset: 'tiny', steps: 1, batch: 1, out: tmp, workers: 0 }, ErrorCodes.InvalidParams, /field 'workers'/],
     ['ddpm/train', { data: 'imagenet', preset: 'tiny', steps: 1, batch: 1, out: path.join(tmp, 'x') }, ErrorCodes.BadInput, /unknown data source 'imagenet'/],
     ['ddpm/train', { data: `folder:${path.join(tmp, 'missing')}`, preset: 'tiny', steps: 1, batch: 1, out: path.join(tmp, 'y') }, ErrorCodes.NotFound, /no such folder/],
     ['ddpm/trainStop', { jobId: 'nope' }, ErrorCodes.NoSuchJob, /no running training job/],
@@ -186,7 +187,7 @@ test('20 malformed requests get errors naming the field, and the process stays u
     ['ddpm/interpolate', { checkpoint, imageA: 'x', imageB: 'y', lambdas: [2] }, ErrorCodes.InvalidParams, /field 'lambdas'/],
     ['ddpm/unknownMethod', {}, -32601, /Unhandled method/],
   ];
-  assert.equal(bad.length, 20);
+  assert.equal(bad.length, 21);
   for (const [method, params, code, re] of bad) {
     await assert.rejects(sc.connection.sendRequest(method, params), (e: ResponseError<void>) => {
       assert.equal(e.code, code, `${method} ${JSON.stringify(params)}: ${e.code} ${e.message}`);
