@@ -80,8 +80,33 @@ export function groupsFor(c: number, groups: number): number {
 
 /** 2-D convolution with bias; `same` padding, as in the original code (TF's SAME also for the stride-2 downsample). */
 export function conv2d(x: tf.Tensor4D, p: ParamLookup, prefix: string, stride = 1): tf.Tensor4D {
-  // Bias fused into the convolution: one kernel and one activation on the gradient tape instead of two.
-  return tf.fused.conv2d({ x, filter: p(`${prefix}.weight`) as tf.Tensor4D, strides: stride, pad: 'same', bias: p(`${prefix}.bias`) });
+  return conv2dBias(x, p(`${prefix}.weight`) as tf.Tensor4D, p(`${prefix}.bias`) as tf.Tensor1D, stride);
+}
+
+/**
+ * y = conv(x, w) + b with a gradient that keeps only x and w. Why not tf.fused.conv2d: its gradient also keeps y
+ * (for activations we do not use), an activation-sized buffer per convolution for the whole backward pass; and why
+ * not conv2d + add: that is two kernels. Forward: the fused kernel. Backward: the two convolution-gradient kernels
+ * (ours on wasm and webgpu, see kernels/) and the bias gradient Σ dy.
+ */
+export function conv2dBias(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: number): tf.Tensor4D {
+  const attrs = { strides: [stride, stride] as [number, number], pad: 'same' as const, dataFormat: 'NHWC' as const, dimRoundingMode: undefined };
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, wi, bi] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    save([xi, wi]);
+    return {
+      value: tf.fused.conv2d({ x: xi, filter: wi, strides: stride, pad: 'same', bias: bi }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const engine = tf.engine();
+        const dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: ws }, { ...attrs, inputShape: xs.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        const dw = engine.runKernel('Conv2DBackpropFilter', { x: xs, dy }, { ...attrs, filterShape: ws.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        return [dx, dw, tf.sum(dy, [0, 1, 2])];
+      },
+    };
+  });
+  return op(x, w, b) as tf.Tensor4D;
 }
 
 /** Fully connected layer on the last axis (also the 1×1 "network-in-network" projections). */
