@@ -48,24 +48,27 @@ export function groupNormAct(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor
     save([xx, gammaIn, betaIn, mean, rstd]);
     return {
       value: act === 'swish' ? tf.mul(y, tf.sigmoid(y)) : y,
-      gradFunc: (dOut: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, gm, bt, mu, rs] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D];
-        const xhatRows = normalise(xs, mu, rs);
-        const xhat = fromRows(xhatRows);
-        let dy = dOut as tf.Tensor4D;
-        if (act === 'swish') {
-          const yy = tf.add(tf.mul(xhat, gm), bt);
-          const sig = tf.sigmoid(yy);
-          dy = tf.mul(dy, tf.mul(sig, tf.add(1, tf.mul(yy, tf.sub(1, sig)))));
-        }
-        const dGamma = tf.sum(tf.mul(dy, xhat), [0, 1, 2]);
-        const dBeta = tf.sum(dy, [0, 1, 2]);
-        const gRows = toRows(tf.mul(dy, gm));
-        const m1 = tf.mean(gRows, 1, true);
-        const m2 = tf.mean(tf.mul(gRows, xhatRows), 1, true);
-        const dx = fromRows(tf.mul(rs, tf.sub(tf.sub(gRows, m1), tf.mul(xhatRows, m2))));
-        return [dx, dGamma, dBeta];
-      },
+      // tfjs calls a custom gradient outside any tidy scope, so without this tidy its temporaries would live until
+      // the whole backward pass ends (they were most of a training step's peak memory).
+      gradFunc: (dOut: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xs, gm, bt, mu, rs] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D];
+          const xhatRows = normalise(xs, mu, rs);
+          const xhat = fromRows(xhatRows);
+          let dy = dOut as tf.Tensor4D;
+          if (act === 'swish') {
+            const yy = tf.add(tf.mul(xhat, gm), bt);
+            const sig = tf.sigmoid(yy);
+            dy = tf.mul(dy, tf.mul(sig, tf.add(1, tf.mul(yy, tf.sub(1, sig)))));
+          }
+          const dGamma = tf.sum(tf.mul(dy, xhat), [0, 1, 2]);
+          const dBeta = tf.sum(dy, [0, 1, 2]);
+          const gRows = toRows(tf.mul(dy, gm));
+          const m1 = tf.mean(gRows, 1, true);
+          const m2 = tf.mean(tf.mul(gRows, xhatRows), 1, true);
+          const dx = fromRows(tf.mul(rs, tf.sub(tf.sub(gRows, m1), tf.mul(xhatRows, m2))));
+          return [dx, dGamma, dBeta];
+        }),
     };
   });
   return op(x, gamma, beta) as tf.Tensor4D;
