@@ -21,23 +21,19 @@ async function main(): Promise<void> {
   const diffusion = new GaussianDiffusion(makeSchedule(init.schedule as Partial<ScheduleConfig>));
   const shared = new Float32Array(init.params);
   const params = new Map<string, tf.Variable>();
-  let offset = 0;
+  const sizes = init.shapes.map((sh) => sh.reduce((a, b) => a * b, 1));
   const offsets: number[] = [];
+  let total = 0;
   for (let i = 0; i < init.names.length; i++) {
-    const size = init.shapes[i].reduce((a, b) => a * b, 1);
-    offsets.push(offset);
+    offsets.push(total);
     params.set(init.names[i], tf.variable(tf.zeros(init.shapes[i]), true, `gw_${i}`));
-    offset += size;
+    total += sizes[i];
   }
-  const total = offset;
   port.on('message', async (job: WorkerJob) => {
     let reply: WorkerReply;
     try {
       tf.tidy(() => {
-        init.names.forEach((n, i) => {
-          const size = init.shapes[i].reduce((a, b) => a * b, 1);
-          params.get(n)!.assign(tf.tensor(shared.subarray(offsets[i], offsets[i] + size), init.shapes[i]));
-        });
+        init.names.forEach((n, i) => params.get(n)!.assign(tf.tensor(shared.subarray(offsets[i], offsets[i] + sizes[i]), init.shapes[i])));
       });
       let loss: tf.Scalar | null = null;
       let sums: tf.NamedTensorMap | null = null;

@@ -296,7 +296,7 @@ export class Trainer {
     };
     try {
       // Micro-batch i runs on thread i mod (workers + 1); thread 0 is this one.
-      const mine = pool ? starts.filter((_, i) => i % (pool.size + 1) === 0) : starts;
+      const mine = starts.map((_, i) => i).filter((i) => !pool || i % (pool.size + 1) === 0);
       let remote: Promise<{ loss: number; grads: Float32Array }[]> | null = null;
       if (pool) {
         const [hostX, hostEps] = (await Promise.all([x.data(), eps.data()])) as [Float32Array, Float32Array];
@@ -324,9 +324,9 @@ export class Trainer {
         // Keep a rejection from going unhandled while this thread computes its own share.
         remote.catch(() => undefined);
       }
-      for (const start of mine) {
+      for (const i of mine) {
+        const start = starts[i];
         const n = Math.min(mb, b - start);
-        const i = starts.indexOf(start);
         const part = tf.tidy(() => {
           const xs = n === b ? x : tf.slice(x, [start, 0, 0, 0], [n, -1, -1, -1]);
           const es = n === b ? eps : tf.slice(eps, [start, 0, 0, 0], [n, -1, -1, -1]);

@@ -10,6 +10,7 @@
  *   training step of a small U-Net. Tensors are immutable, so sharing is safe.
  */
 import * as tf from '@tensorflow/tfjs';
+import { replaceKernel } from './replaceKernel.ts';
 
 /** The part of BackendWasm these kernels use (the class is not exported in a typed way from the package). */
 interface WasmHeapBackend {
@@ -118,10 +119,5 @@ const KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
 
 /** Replaces the wasm Slice, SplitV, Unpack and Identity kernels. Call before `tf.setBackend('wasm')`. */
 export function registerWasmCopyKernels(): void {
-  for (const [name, make] of Object.entries(KERNELS)) {
-    const original = tf.getKernel(name, BACKEND);
-    if (!original) throw new Error(`wasm kernel ${name} is not registered: is @tensorflow/tfjs-backend-wasm loaded?`);
-    tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
-  }
+  for (const [name, make] of Object.entries(KERNELS)) replaceKernel(BACKEND, name, make);
 }

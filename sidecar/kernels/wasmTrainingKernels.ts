@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { asTensor, conv2dBackpropFilter, input, makeConv2dBackpropInput, type KernelArgs } from './convGradients.ts';
+import { replaceKernel } from './replaceKernel.ts';
 import { registerWasmCopyKernels } from './wasmCopyKernels.ts';
 
 const BACKEND = 'wasm';
@@ -49,13 +50,6 @@ function makeBatchMatMul(original: tf.KernelFunc) {
   };
 }
 
-function replaceKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
-  const original = tf.getKernel(name, BACKEND);
-  if (!original) throw new Error(`wasm kernel ${name} is not registered: is @tensorflow/tfjs-backend-wasm loaded?`);
-  tf.unregisterKernel(name, BACKEND);
-  tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
-}
-
 /** Registers the training kernels for the wasm backend (idempotent). Call before `tf.setBackend('wasm')`. */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -63,7 +57,7 @@ export function registerWasmTrainingKernels(): void {
   if (!tf.getKernel('Conv2DBackpropFilter', BACKEND)) {
     tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: BACKEND, kernelFunc: conv2dBackpropFilter as tf.KernelFunc });
   }
-  replaceKernel('Conv2DBackpropInput', makeConv2dBackpropInput);
-  replaceKernel('BatchMatMul', makeBatchMatMul);
+  replaceKernel(BACKEND, 'Conv2DBackpropInput', makeConv2dBackpropInput);
+  replaceKernel(BACKEND, 'BatchMatMul', makeBatchMatMul);
   registerWasmCopyKernels();
 }

@@ -11,26 +11,20 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { conv2dBackpropFilter, makeConv2dBackpropInput } from './convGradients.ts';
+import { replaceKernel } from './replaceKernel.ts';
 
 const BACKEND = 'webgpu';
 
 /** Which of tfjs-webgpu's gradient kernels to replace; DDPM_WEBGPU_KERNELS=filter,input (or "none") overrides it. */
 export type WebgpuKernelChoice = 'filter' | 'input';
 
-function replace(name: string, kernelFunc: (original: tf.KernelFunc) => tf.KernelFunc): void {
-  const original = tf.getKernel(name, BACKEND);
-  if (!original) throw new Error(`webgpu kernel ${name} is not registered: is @tensorflow/tfjs-backend-webgpu loaded?`);
-  tf.unregisterKernel(name, BACKEND);
-  tf.registerKernel({ ...original, kernelFunc: kernelFunc(original.kernelFunc) });
-}
-
 let registered: readonly WebgpuKernelChoice[] | null = null;
 
 /** Replaces the chosen kernels once per process; returns what is in place. */
 export function registerWebgpuTrainingKernels(choice: readonly WebgpuKernelChoice[] = webgpuKernelsFromEnv()): readonly WebgpuKernelChoice[] {
   if (registered) return registered;
-  if (choice.includes('filter')) replace('Conv2DBackpropFilter', () => conv2dBackpropFilter as tf.KernelFunc);
-  if (choice.includes('input')) replace('Conv2DBackpropInput', makeConv2dBackpropInput);
+  if (choice.includes('filter')) replaceKernel(BACKEND, 'Conv2DBackpropFilter', () => conv2dBackpropFilter as tf.KernelFunc);
+  if (choice.includes('input')) replaceKernel(BACKEND, 'Conv2DBackpropInput', makeConv2dBackpropInput);
   registered = [...choice];
   return registered;
 }

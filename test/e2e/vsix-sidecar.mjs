@@ -101,9 +101,8 @@ try {
       return `strip ${pngSize(r.strip)}`;
     });
   }
-  await check('ddpm/train: 2 steps of `tiny` on the bundled MNIST digits', async () => {
-    const out = path.join(dir, 'run');
-    const { jobId } = await request('ddpm/train', { data: 'mnist', preset: 'tiny', steps: 2, batch: 4, out, saveEvery: 0, sampleEvery: 0 }, 300_000);
+  /** Waits for a training job's ddpm/jobEnded; it must end 'done' with a checkpoint on disk. */
+  const trainedToTheEnd = async (jobId) => {
     const t = Date.now();
     while (!jobEnded.some((j) => j.jobId === jobId)) {
       if (Date.now() - t > 120_000) throw new Error('no ddpm/jobEnded within 120 s');
@@ -111,18 +110,18 @@ try {
     }
     const end = jobEnded.find((j) => j.jobId === jobId);
     if (end.reason !== 'done' || !fs.existsSync(end.checkpoint)) throw new Error(JSON.stringify(end));
+    return end;
+  };
+  await check('ddpm/train: 2 steps of `tiny` on the bundled MNIST digits', async () => {
+    const out = path.join(dir, 'run');
+    const { jobId } = await request('ddpm/train', { data: 'mnist', preset: 'tiny', steps: 2, batch: 4, out, saveEvery: 0, sampleEvery: 0 }, 300_000);
+    const end = await trainedToTheEnd(jobId);
     return `${end.reason} at step ${end.step}: ${path.basename(end.checkpoint)}`;
   });
   await check('ddpm/train with 2 gradient threads (dist/gradient-worker.js from the package): 1 step of `mnist`', async () => {
     const out = path.join(dir, 'run-workers');
     const { jobId } = await request('ddpm/train', { data: 'mnist', preset: 'mnist', steps: 1, batch: 4, workers: 2, out, saveEvery: 0, sampleEvery: 0 }, 300_000);
-    const t = Date.now();
-    while (!jobEnded.some((j) => j.jobId === jobId)) {
-      if (Date.now() - t > 120_000) throw new Error('no ddpm/jobEnded within 120 s');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const end = jobEnded.find((j) => j.jobId === jobId);
-    if (end.reason !== 'done' || !fs.existsSync(end.checkpoint)) throw new Error(JSON.stringify(end));
+    const end = await trainedToTheEnd(jobId);
     return `${end.reason} at step ${end.step}`;
   });
   await request('shutdown', undefined, 10_000).catch(() => {});

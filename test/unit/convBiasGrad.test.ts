@@ -6,16 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { conv2dBias } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
-
-async function maxRelDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  const [x, y] = [await a.data(), await b.data()];
-  assert.equal(x.length, y.length);
-  let scale = 0;
-  for (const v of y) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
-  return worst;
-}
+import { maxRelDiff } from '../helpers/tensors.ts';
 
 const reference = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: number) => tf.add(tf.conv2d(x, w, stride, 'same'), b) as tf.Tensor4D;
 

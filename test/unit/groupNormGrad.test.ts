@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { groupNormAct } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
+import { maxRelDiff } from '../helpers/tensors.ts';
 
 /** The textbook definition, taped op by op. */
 function reference(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups: number, act: 'none' | 'swish'): tf.Tensor4D {
@@ -15,16 +16,6 @@ function reference(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups
   const xhat = tf.reshape(tf.div(tf.sub(xg, mean), tf.sqrt(tf.add(variance, 1e-6))), [b, h, w, c]);
   const y = tf.add(tf.mul(xhat, gamma), beta);
   return (act === 'swish' ? tf.mul(y, tf.sigmoid(y)) : y) as tf.Tensor4D;
-}
-
-async function maxRelDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  const [x, y] = [await a.data(), await b.data()];
-  assert.equal(x.length, y.length);
-  let scale = 0;
-  for (const v of y) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
-  return worst;
 }
 
 const cases: { shape: [number, number, number, number]; groups: number; act: 'none' | 'swish' }[] = [

@@ -4,40 +4,17 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
+import { CONV_GRAD_CASES, maxRelDiff, mk, randn } from '../helpers/tensors.ts';
 
 async function onBackend<T>(name: string, f: () => T): Promise<T> {
   await tf.setBackend(name);
   return f();
 }
 
-async function maxRelDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  const [x, y] = [await a.data(), await b.data()];
-  assert.equal(x.length, y.length);
-  let scale = 0;
-  for (const v of y) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
-  return worst;
-}
-
-/** Host data, so that each backend builds its own tensors (no cross-backend data moves). */
-function randn(shape: number[], rng: Rng): { shape: number[]; values: Float32Array } {
-  const values = new Float32Array(shape.reduce((p, q) => p * q, 1));
-  for (let i = 0; i < values.length; i++) values[i] = rng.uniform() * 2 - 1;
-  return { shape, values };
-}
-const mk = (h: { shape: number[]; values: Float32Array }) => tf.tensor(h.values, h.shape);
-
 test('wasm conv2d gradients match tfjs-cpu (3×3 same, stride 2, 1×1, valid)', async () => {
   const report = await initBackend('wasm');
   assert.equal(report.name, 'wasm');
-  const cases: { x: number[]; f: number[]; stride: number; pad: 'same' | 'valid' }[] = [
-    { x: [2, 8, 8, 3], f: [3, 3, 3, 5], stride: 1, pad: 'same' },
-    { x: [3, 8, 8, 4], f: [3, 3, 4, 4], stride: 2, pad: 'same' },
-    { x: [2, 7, 9, 4], f: [3, 3, 4, 2], stride: 2, pad: 'same' },
-    { x: [2, 6, 6, 4], f: [1, 1, 4, 6], stride: 1, pad: 'same' },
-    { x: [1, 9, 9, 2], f: [3, 3, 2, 3], stride: 2, pad: 'valid' },
-  ];
+  const cases = CONV_GRAD_CASES;
   const rng = new Rng(7);
   for (const c of cases) {
     const x = randn(c.x, rng);

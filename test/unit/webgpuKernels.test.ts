@@ -11,6 +11,7 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
 import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
 import { dropout } from '../../sidecar/ddpm/layers.ts';
+import { CONV_GRAD_CASES, maxRelDiff, mk, randn } from '../helpers/tensors.ts';
 
 const init = () => initBackend('webgpu', { webgpuFlags: ['backend=opengles'], webgpuFeatureLevel: 'compatibility' });
 
@@ -19,36 +20,11 @@ after(async () => {
   await shutdownBackend();
 });
 
-async function maxRelDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  const [x, y] = [await a.data(), await b.data()];
-  assert.equal(x.length, y.length);
-  let scale = 0;
-  for (const v of y) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
-  return worst;
-}
-
-function randn(shape: number[], rng: Rng): { shape: number[]; values: Float32Array } {
-  const values = new Float32Array(shape.reduce((p, q) => p * q, 1));
-  for (let i = 0; i < values.length; i++) values[i] = rng.uniform() * 2 - 1;
-  return { shape, values };
-}
-const mk = (h: { shape: number[]; values: Float32Array }) => tf.tensor(h.values, h.shape);
-
 test('webgpu conv2d gradients (filter and input kernels replaced) match tfjs-cpu, odd shapes included', async () => {
   const report = await init();
   assert.equal(report.name, 'webgpu');
   assert.equal(tf.getKernel('Conv2DBackpropFilter', 'webgpu')?.kernelFunc.name, 'conv2dBackpropFilter');
-  const cases: { x: number[]; f: number[]; stride: number; pad: 'same' | 'valid' }[] = [
-    { x: [2, 8, 8, 3], f: [3, 3, 3, 5], stride: 1, pad: 'same' },
-    { x: [3, 8, 8, 4], f: [3, 3, 4, 4], stride: 2, pad: 'same' },
-    { x: [2, 7, 9, 4], f: [3, 3, 4, 2], stride: 2, pad: 'same' },
-    { x: [2, 6, 6, 4], f: [1, 1, 4, 6], stride: 1, pad: 'same' },
-    { x: [1, 9, 9, 2], f: [3, 3, 2, 3], stride: 2, pad: 'valid' },
-    { x: [5, 5, 3, 7], f: [3, 3, 7, 1], stride: 1, pad: 'same' },
-    { x: [1, 1, 1, 3], f: [3, 3, 3, 2], stride: 1, pad: 'same' },
-  ];
+  const cases = CONV_GRAD_CASES;
   const rng = new Rng(11);
   for (const c of cases) {
     const x = randn(c.x, rng);
