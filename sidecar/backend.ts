@@ -41,7 +41,11 @@ export interface BackendReport {
 }
 
 export interface BackendOptions {
-  /** Extra folders (each containing node_modules) searched for @tensorflow/tfjs-node(-gpu), e.g. an install location of the extension. */
+  /**
+   * Extra folders (each containing node_modules) searched for @tensorflow/tfjs-node(-gpu), e.g. an install location of
+   * the extension. DDPM_NATIVE_PATH (path-delimited) is always searched after these, so benchmarks and the CLI see the
+   * same install as the sidecar.
+   */
   nativeSearchPaths?: string[];
   /** Dawn toggles passed to `create()`, e.g. ['backend=opengles'] for Mesa's GL ES driver. Default: DDPM_WEBGPU_FLAGS (comma-separated). */
   webgpuFlags?: string[];
@@ -119,7 +123,8 @@ export function explainNativeLoadFailure(message: string): string {
 }
 
 async function tryTensorflow(opts: BackendOptions): Promise<{ ok: true; module: string; device: string } | { ok: false; reason: string }> {
-  const requirers = [localRequire, ...(opts.nativeSearchPaths ?? []).map((dir) => createRequire(path.join(dir, 'noop.js')))];
+  const dirs = [...(opts.nativeSearchPaths ?? []), ...(process.env.DDPM_NATIVE_PATH ?? '').split(path.delimiter).filter(Boolean)];
+  const requirers = [localRequire, ...dirs.map((dir) => createRequire(path.join(dir, 'noop.js')))];
   const problems: string[] = [];
   for (const mod of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     for (const req of requirers) {

@@ -9,7 +9,6 @@
  * computation, prints one JSON line ({ ok, backend, device, module, attempts } or { ok: false, error, attempts })
  * and exits: the install command uses it to check a freshly installed native backend in a process of its own.
  */
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { BACKEND_NAMES, BackendUnavailableError, initBackend, shutdownBackend, type BackendChoice } from './backend.ts';
@@ -24,10 +23,8 @@ if (backendArg !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(back
   console.error(`ddpm sidecar: unknown backend '${backendArg}' (auto, ${BACKEND_NAMES.join(', ')})`);
   process.exit(2);
 }
-const nativeSearchPaths = [
-  ...argv.flatMap((a, i) => (a === '--native-path' && argv[i + 1] ? [argv[i + 1]] : [])),
-  ...(process.env.DDPM_NATIVE_PATH ?? '').split(path.delimiter).filter(Boolean),
-];
+// DDPM_NATIVE_PATH is added by initBackend itself.
+const nativeSearchPaths = argv.flatMap((a, i) => (a === '--native-path' && argv[i + 1] ? [argv[i + 1]] : []));
 const ipc = argv.includes('--node-ipc');
 if (argv.includes('--probe')) {
   void probe();

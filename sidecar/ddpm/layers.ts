@@ -30,21 +30,70 @@ export function groupNorm(x: tf.Tensor4D, p: ParamLookup, prefix: string, groups
   return groupNormAct(x, p(`${prefix}.gamma`) as tf.Tensor1D, p(`${prefix}.beta`) as tf.Tensor1D, groupsFor(x.shape[3], groups), act, eps);
 }
 
-export function groupNormAct(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups: number, act: 'none' | 'swish', eps = 1e-6): tf.Tensor4D {
-  const [b, h, w, c] = x.shape;
-  const g = groups;
-  // Statistics on a [B·G, (C/G)·H·W] view: reductions and broadcasts along the last axis are the fast paths of
-  // the wasm backend (a middle-axis broadcast such as [B, HW, G, C/G] ⊙ [B, 1, G, 1] is ~5× slower).
-  const toRows = (t: tf.Tensor4D): tf.Tensor2D => tf.reshape(tf.transpose(tf.reshape(t, [b, h * w, c]), [0, 2, 1]), [b * g, (c / g) * h * w]);
-  const fromRows = (r: tf.Tensor2D): tf.Tensor4D => tf.reshape(tf.transpose(tf.reshape(r, [b, c, h * w]), [0, 2, 1]), [b, h, w, c]);
-  const normalise = (xx: tf.Tensor4D, mean: tf.Tensor, rstd: tf.Tensor): tf.Tensor2D => tf.mul(tf.sub(toRows(xx), mean), rstd);
+/**
+ * How the per-group statistics are laid out. `rows`: a [B·G, (C/G)·H·W] view (a transpose in and out), because
+ * reductions and broadcasts along the last axis are the fast paths of the wasm and JavaScript backends (a middle-axis
+ * broadcast such as [B, HW, G, C/G] ⊙ [B, 1, G, 1] is ~5× slower there). `channels`: x stays NHWC and each group's
+ * statistic is spread over its channels as a [B, 1, 1, C] tensor, for libtensorflow: its Eigen kernels reduce over
+ * H, W and broadcast a per-channel vector at full speed, while a reduction over two non-adjacent axes or a
+ * [B, 1, G, 1] broadcast is 3–8× slower, and every extra op (a transpose and its reshapes) costs ~20–40 µs of dispatch.
+ */
+export type GroupNormLayout = 'rows' | 'channels';
+
+export function groupNormLayoutFor(backend: string): GroupNormLayout {
+  return backend === 'tensorflow' ? 'channels' : 'rows';
+}
+
+interface GroupView {
+  /** x (NHWC) as the layout's view, in which statistics are taken. */
+  toView(t: tf.Tensor4D): tf.Tensor;
+  fromView(v: tf.Tensor): tf.Tensor4D;
+  /** Mean over each group, broadcastable against the view. */
+  groupMean(v: tf.Tensor): tf.Tensor;
+}
+
+function groupView(shape: [number, number, number, number], g: number, layout: GroupNormLayout): GroupView {
+  const [b, h, w, c] = shape;
+  if (layout === 'channels') {
+    return {
+      toView: (t) => t,
+      fromView: (v) => v as tf.Tensor4D,
+      groupMean: (v) => {
+        const perChannel = tf.mean(v, [1, 2], true);
+        if (g === c) return perChannel;
+        return tf.reshape(tf.tile(tf.mean(tf.reshape(perChannel, [b, g, c / g]), 2, true), [1, 1, c / g]), [b, 1, 1, c]);
+      },
+    };
+  }
+  return {
+    toView: (t) => tf.reshape(tf.transpose(tf.reshape(t, [b, h * w, c]), [0, 2, 1]), [b * g, (c / g) * h * w]),
+    fromView: (v) => tf.reshape(tf.transpose(tf.reshape(v, [b, c, h * w]), [0, 2, 1]), shape),
+    groupMean: (v) => tf.mean(v, 1, true),
+  };
+}
+
+export function groupNormAct(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  groups: number,
+  act: 'none' | 'swish',
+  eps = 1e-6,
+  layout: GroupNormLayout = groupNormLayoutFor(tf.getBackend()),
+): tf.Tensor4D {
+  const view = groupView(x.shape, groups, layout);
+  const normalise = (xx: tf.Tensor4D, mean: tf.Tensor, rstd: tf.Tensor): tf.Tensor => tf.mul(tf.sub(view.toView(xx), mean), rstd);
   // tfjs types customGrad's arguments as one list of tensors followed by the save function.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xx, gammaIn, betaIn] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
     const save = args[3] as tf.GradSaveFunc;
-    const { mean, variance } = tf.moments(toRows(xx), 1, true);
-    const rstd = tf.rsqrt(tf.add(variance, eps));
-    const y = tf.add(tf.mul(fromRows(normalise(xx, mean, rstd)), gammaIn), betaIn);
+    // Mean and biased variance by hand rather than tf.moments: moments casts its input to float32 first, which is
+    // a copy of the activation on libtensorflow.
+    const xv = view.toView(xx);
+    const mean = view.groupMean(xv);
+    const centred = tf.sub(xv, mean);
+    const rstd = tf.rsqrt(tf.add(view.groupMean(tf.square(centred)), eps));
+    const y = tf.add(tf.mul(view.fromView(tf.mul(centred, rstd)), gammaIn), betaIn);
     save([xx, gammaIn, betaIn, mean, rstd]);
     return {
       value: act === 'swish' ? tf.mul(y, tf.sigmoid(y)) : y,
@@ -52,9 +101,9 @@ export function groupNormAct(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor
       // the whole backward pass ends (they were most of a training step's peak memory).
       gradFunc: (dOut: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [xs, gm, bt, mu, rs] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D];
-          const xhatRows = normalise(xs, mu, rs);
-          const xhat = fromRows(xhatRows);
+          const [xs, gm, bt, mu, rs] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor, tf.Tensor];
+          const xhatView = normalise(xs, mu, rs);
+          const xhat = view.fromView(xhatView);
           let dy = dOut as tf.Tensor4D;
           if (act === 'swish') {
             const yy = tf.add(tf.mul(xhat, gm), bt);
@@ -63,10 +112,10 @@ export function groupNormAct(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor
           }
           const dGamma = tf.sum(tf.mul(dy, xhat), [0, 1, 2]);
           const dBeta = tf.sum(dy, [0, 1, 2]);
-          const gRows = toRows(tf.mul(dy, gm));
-          const m1 = tf.mean(gRows, 1, true);
-          const m2 = tf.mean(tf.mul(gRows, xhatRows), 1, true);
-          const dx = fromRows(tf.mul(rs, tf.sub(tf.sub(gRows, m1), tf.mul(xhatRows, m2))));
+          const gView = view.toView(tf.mul(dy, gm));
+          const m1 = view.groupMean(gView);
+          const m2 = view.groupMean(tf.mul(gView, xhatView));
+          const dx = view.fromView(tf.mul(rs, tf.sub(tf.sub(gView, m1), tf.mul(xhatView, m2))));
           return [dx, dGamma, dBeta];
         }),
     };

@@ -354,19 +354,26 @@ export class Trainer {
       tf.dispose([x, eps]);
     }
     if (lossT === null) throw new Error('empty batch');
+    let flatGrads: tf.Tensor1D[] = [];
     try {
+      // Each chunk's gradients flattened once, for both the norm and the update; the per-tensor gradients go as
+      // soon as they are copied, so this holds no more than before.
+      flatGrads = this.chunks.map((c) => {
+        const parts = c.names.map((n) => grads[n]);
+        const flat = this.flatten(parts);
+        tf.dispose(parts);
+        return flat;
+      });
       // A chain of adds rather than addN: WebGPU binds one buffer per addN input and allows only a few per shader.
-      const normT = tf.tidy(() =>
-        tf.sqrt(this.chunks.map((c) => tf.sum(tf.square(this.flatten(c.names.map((n) => grads[n]))))).reduce((a, b) => tf.add(a, b))),
-      );
+      const normT = tf.tidy(() => tf.sqrt(flatGrads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b))));
       // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
       const scale = tf.tidy(() => (cfg.gradClip > 0 ? tf.div(cfg.gradClip, tf.maximum(normT, cfg.gradClip)) : tf.scalar(1)));
       const stepSize = lr / (1 - cfg.adamBeta1 ** step);
       const bc2 = 1 - cfg.adamBeta2 ** step;
-      for (const c of this.chunks) {
+      this.chunks.forEach((c, ci) => {
         tf.tidy(() => {
           const vars = c.names.map((n) => model.params.get(n)!);
-          const g = tf.mul(this.flatten(c.names.map((n) => grads[n])), scale);
+          const g = tf.mul(flatGrads[ci], scale);
           // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
           const m = tf.add(tf.mul(c.m, cfg.adamBeta1), tf.mul(g, 1 - cfg.adamBeta1));
           const v = tf.add(tf.mul(c.v, cfg.adamBeta2), tf.mul(tf.square(g), 1 - cfg.adamBeta2));
@@ -379,7 +386,8 @@ export class Trainer {
           const parts = tf.split(p, c.sizes);
           vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], c.shapes[i])));
         });
-      }
+        flatGrads[ci].dispose();
+      });
       scale.dispose();
       this.stepCount = step;
       const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
@@ -387,7 +395,7 @@ export class Trainer {
       assertBackendHealthy();
       return { step, loss: loss[0], gradNorm: gradNorm[0], lr };
     } finally {
-      tf.dispose([lossT, ...Object.values(grads)]);
+      tf.dispose([lossT, ...Object.values(grads), ...flatGrads]);
     }
   }
 

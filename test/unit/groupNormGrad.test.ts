@@ -1,10 +1,11 @@
 // The fused GroupNorm (+ swish) with its closed-form gradient (sidecar/ddpm/layers.ts) against the same function
-// composed from plain tfjs ops, differentiated by tfjs: values and all three gradients, on tfjs-cpu and on wasm.
+// composed from plain tfjs ops, differentiated by tfjs: values and all three gradients, on tfjs-cpu and on wasm, in
+// both statistics layouts (libtensorflow's `channels` runs on any backend).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
-import { groupNormAct } from '../../sidecar/ddpm/layers.ts';
+import { groupNormAct, groupNormLayoutFor, type GroupNormLayout } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { maxRelDiff } from '../helpers/tensors.ts';
 
@@ -26,8 +27,8 @@ const cases: { shape: [number, number, number, number]; groups: number; act: 'no
   { shape: [4, 1, 1, 32], groups: 8, act: 'none' },
 ];
 
-for (const backend of ['cpu', 'wasm']) {
-  test(`fused GroupNorm(+swish) matches the composed ops in value and gradients on ${backend}`, async () => {
+for (const [backend, layout] of [['cpu', 'rows'], ['wasm', 'rows'], ['cpu', 'channels'], ['wasm', 'channels']] as const) {
+  test(`fused GroupNorm(+swish), ${layout} layout, matches the composed ops in value and gradients on ${backend}`, async () => {
     if (backend === 'wasm') await initBackend('wasm');
     await tf.setBackend(backend);
     const rng = new Rng(3);
@@ -46,7 +47,7 @@ for (const backend of ['cpu', 'wasm']) {
           return [value, ...grads];
         });
       const want = run(reference);
-      const got = run(groupNormAct);
+      const got = run((a, g, b, groups, act) => groupNormAct(a, g, b, groups, act, 1e-6, layout as GroupNormLayout));
       const names = ['value', 'dx', 'dgamma', 'dbeta'];
       for (let i = 0; i < 4; i++) {
         assert.deepEqual(got[i].shape, want[i].shape, `${names[i]} ${JSON.stringify(c)}`);
@@ -115,4 +116,9 @@ test('the backward pass frees each layer\'s temporaries as it goes: peak memory 
   const eight = await peak(8);
   assert.ok(eight < one * 2, `peak tensor bytes: 1 layer ${one}, 8 layers ${eight}`);
   tf.dispose([x, gamma, beta]);
+});
+
+test('libtensorflow takes the channels layout, the wasm, JavaScript and WebGPU backends the row layout', () => {
+  assert.equal(groupNormLayoutFor('tensorflow'), 'channels');
+  for (const b of ['wasm', 'cpu', 'webgpu']) assert.equal(groupNormLayoutFor(b), 'rows', b);
 });
