@@ -104,6 +104,9 @@ function wasmHeapBytes(): number | null {
 
 function gpuBytesAllocated(): number | null {
   if (tf.getBackend() !== 'webgpu') return null;
+  // Our pool (sidecar/kernels/webgpuBufferPool.ts) gives memory back, so its current figure is not the peak.
+  const pool = (tf.backend() as unknown as { bufferManager?: { peakBytesAllocated?: number } }).bufferManager;
+  if (typeof pool?.peakBytesAllocated === 'number') return pool.peakBytesAllocated;
   // tfjs-webgpu's memory() adds its buffer manager's counters to the generic MemoryInfo.
   const m = tf.memory() as tf.MemoryInfo & { numBytesAllocatedInGPU?: number };
   return typeof m.numBytesAllocatedInGPU === 'number' ? m.numBytesAllocatedInGPU : null;

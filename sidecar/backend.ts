@@ -17,6 +17,7 @@ import path from 'node:path';
 import { registerWasmTrainingKernels } from './kernels/wasmTrainingKernels.ts';
 import { enableWebgpuDropout } from './kernels/webgpuDropout.ts';
 import { registerWebgpuTrainingKernels } from './kernels/webgpuTrainingKernels.ts';
+import { installWebgpuBufferPool, webgpuPoolFromEnv } from './kernels/webgpuBufferPool.ts';
 
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -236,9 +237,11 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
   }
   // The tfjs webgpu backend registers itself at import time only if navigator.gpu exists, hence the late import.
   const webgpuModule = await import('@tensorflow/tfjs-backend-webgpu');
+  let pool: 'classes' | 'exact';
   try {
     registerWebgpuTrainingKernels();
     enableWebgpuDropout(webgpuModule.webgpu_util);
+    pool = webgpuPoolFromEnv();
   } catch (e) {
     return { ok: false, reason: errorText(e) };
   }
@@ -247,6 +250,7 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
   } catch (e) {
     return { ok: false, reason: `tfjs could not initialise WebGPU on ${name}: ${errorText(e)}` };
   }
+  if (pool === 'classes') installWebgpuBufferPool(tf.backend());
   const backend = tf.backend() as unknown as { device?: GPUDevice };
   webgpuState.device = backend.device ?? null;
   if (webgpuState.device) watchForDeviceErrors(webgpuState.device);

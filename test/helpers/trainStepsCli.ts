@@ -1,4 +1,5 @@
-// Trains the tiny preset for a few steps on a chosen backend in a fresh process and prints the losses as JSON.
+// Trains the tiny preset for a few steps on a chosen backend in a fresh process and prints the losses (and, on WebGPU,
+// the most bytes of GPU buffers held at once) as JSON.
 // usage: node --import tsx trainStepsCli.ts BACKEND STEPS
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, type BackendChoice } from '../../sidecar/backend.ts';
@@ -19,11 +20,14 @@ async function main() {
   const leakBefore = tf.memory().numTensors;
   await trainer.trainStep(x0);
   const leaked = tf.memory().numTensors - leakBefore;
+  // WebGPU: what the buffer pool held at most (ours keeps a peak; tfjs' own never shrinks, so its current figure is).
+  const pool = (tf.backend() as unknown as { bufferManager?: { peakBytesAllocated?: number; numBytesAllocated?: number } }).bufferManager;
+  const gpuPeakBytes = backend === 'webgpu' ? (pool?.peakBytesAllocated ?? pool?.numBytesAllocated ?? null) : null;
   x0.dispose();
   trainer.dispose();
   model.dispose();
   await shutdownBackend();
-  console.log(JSON.stringify({ backend: report.name, device: report.device, losses, leaked }));
+  console.log(JSON.stringify({ backend: report.name, device: report.device, losses, leaked, gpuPeakBytes }));
 }
 main().catch((e) => {
   console.log(JSON.stringify({ error: (e as Error).message }));

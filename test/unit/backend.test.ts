@@ -102,7 +102,7 @@ test('cpu is always available when asked for explicitly', () => {
   assert.equal(o.report!.name, 'cpu');
 });
 
-function trainSteps(backend: string, env: Record<string, string> = {}): { backend: string; device: string; losses: number[]; leaked: number; error?: string } {
+function trainSteps(backend: string, env: Record<string, string> = {}): { backend: string; device: string; losses: number[]; leaked: number; gpuPeakBytes: number | null; error?: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'helpers', 'trainStepsCli.ts'), backend, '3'], {
     cwd: repoRoot,
     encoding: 'utf8',
@@ -123,6 +123,18 @@ test('training steps on WebGPU (software adapter) match wasm, with async reads o
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(gpu.losses[i] - wasm.losses[i]) < 1e-4, `step ${i}: webgpu ${gpu.losses[i]} vs wasm ${wasm.losses[i]}`);
   assert.equal(gpu.leaked, 0);
   assert.equal(wasm.leaked, 0);
+});
+
+test('the WebGPU buffer pool holds far less than tfjs\' exact-size pool for the same steps, with the same losses', () => {
+  const ours = trainSteps('webgpu', SOFTWARE_ADAPTER);
+  const tfjs = trainSteps('webgpu', { ...SOFTWARE_ADAPTER, DDPM_WEBGPU_POOL: 'exact' });
+  assert.equal(ours.error, undefined, ours.error);
+  assert.equal(tfjs.error, undefined, tfjs.error);
+  // Bigger buffers and reuse across sizes change where tensors live, not what any kernel computes.
+  assert.deepEqual(ours.losses, tfjs.losses);
+  assert.equal(ours.leaked, 0);
+  assert.ok(ours.gpuPeakBytes! > 0 && tfjs.gpuPeakBytes! > 0);
+  assert.ok(ours.gpuPeakBytes! < 0.75 * tfjs.gpuPeakBytes!, `pool peak ${ours.gpuPeakBytes} B vs tfjs' ${tfjs.gpuPeakBytes} B`);
 });
 
 test('the golden vectors also hold on WebGPU (check-golden --backend webgpu)', () => {

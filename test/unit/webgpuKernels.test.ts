@@ -11,6 +11,7 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
 import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
 import { dropout } from '../../sidecar/ddpm/layers.ts';
+import { SizeClassBufferPool, sizeClass, webgpuPoolFromEnv } from '../../sidecar/kernels/webgpuBufferPool.ts';
 import { CONV_GRAD_CASES, maxRelDiff, mk, randn } from '../helpers/tensors.ts';
 
 const init = () => initBackend('webgpu', { webgpuFlags: ['backend=opengles'], webgpuFeatureLevel: 'compatibility' });
@@ -121,4 +122,35 @@ test('dropout runs in a shader on webgpu: the asked-for rate, inverted scaling, 
   await run(9);
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x, upstream]);
+});
+
+test('buffer pool size classes: never smaller than asked, at most 12.5 % larger above 64 KiB, 256-byte multiples', () => {
+  for (let size = 4; size < 1 << 30; size = Math.ceil(size * 1.37) + 4) {
+    const c = sizeClass(size);
+    assert.ok(c >= size && c % 256 === 0, `${size} → ${c}`);
+    if (size > 65536) assert.ok(c <= size * 1.125, `${size} → ${c}`);
+  }
+  assert.equal(sizeClass(400_000), sizeClass(396_000));
+  assert.equal(webgpuPoolFromEnv({}), 'classes');
+  assert.equal(webgpuPoolFromEnv({ DDPM_WEBGPU_POOL: 'exact' }), 'exact');
+  assert.throws(() => webgpuPoolFromEnv({ DDPM_WEBGPU_POOL: 'huge' }), /DDPM_WEBGPU_POOL: unknown pool 'huge'/);
+});
+
+test('the buffer pool serves a tensor from a larger freed buffer, and its values read back at the tensor\'s own size', async () => {
+  await init();
+  const backend = tf.backend() as unknown as { bufferManager: unknown; tensorMap: { get(id: object): { resource: unknown } } };
+  assert.ok(backend.bufferManager instanceof SizeClassBufferPool, 'the size-class pool is installed');
+  // Both made by shaders, so that each lives in a GPU buffer of its own from the start.
+  const a = tf.fill([100_000], 3);
+  const bufferA = backend.tensorMap.get(a.dataId).resource;
+  assert.ok(bufferA);
+  // Reading submits the queued commands: only then does disposing free the buffer at once (not after the next submit).
+  await a.data();
+  a.dispose();
+  const b = tf.fill([99_000], 7);
+  assert.equal(backend.tensorMap.get(b.dataId).resource, bufferA, 'the freed 400,000-byte buffer is reused for 396,000 bytes');
+  const values = await b.data();
+  assert.equal(values.length, 99_000);
+  assert.ok(values.every((v) => v === 7));
+  tf.dispose(b);
 });
