@@ -153,8 +153,10 @@ export class Trainer {
         shapes,
         sizes: shapes.map((sh) => sh.reduce((a, b) => a * b, 1)),
         ema: tf.variable(flat, false),
-        m: tf.variable(tf.zerosLike(flat), false),
-        v: tf.variable(tf.zerosLike(flat), false),
+        // Inside tidy: a variable shares its initial tensor's buffer, so an initial tensor left alive would keep the
+        // zeros in memory after the first update (two copies of the weights, 273 MB for the cifar10 preset).
+        m: tf.tidy(() => tf.variable(tf.zerosLike(flat), false)),
+        v: tf.tidy(() => tf.variable(tf.zerosLike(flat), false)),
       });
       flat.dispose();
       group = [];
