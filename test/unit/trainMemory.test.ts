@@ -23,7 +23,11 @@ test('cifar10 preset: training steps at batch 4 (micro-batches of 2) fit in the 
   assert.ok(Number.isFinite(first.loss) && Number.isFinite(second.loss));
   assert.ok(first.gradNorm > 0);
   assert.equal(tf.memory().numTensors, tensors);
-  // Weights, EMA and two Adam moments alone are 4 × 143 MB.
+  // Between steps exactly the weights, their EMA and Adam's two moments stay: 4 × 143 MB, and nothing else of that
+  // size (the initial zero moments once stayed alive behind their variables).
+  const paramBytes = [...model.params.values()].reduce((n, p) => n + p.size * 4, 0);
+  const between = tf.memory().numBytes - x0.size * 4;
+  assert.ok(between >= 4 * paramBytes && between < 4 * paramBytes + 2 ** 20, `${between} bytes live between steps; 4 × weights = ${4 * paramBytes}`);
   const heap = heapBytes();
   assert.ok(heap < 3 * 2 ** 30, `wasm heap ${(heap / 2 ** 20).toFixed(0)} MB`);
   x0.dispose();
