@@ -36,7 +36,7 @@ export function groupNorm(x: tf.Tensor4D, p: ParamLookup, prefix: string, groups
  * broadcast such as [B, HW, G, C/G] ⊙ [B, 1, G, 1] is ~5× slower there). `channels`: x stays NHWC and each group's
  * statistic is spread over its channels as a [B, 1, 1, C] tensor, for libtensorflow: its Eigen kernels reduce over
  * H, W and broadcast a per-channel vector at full speed, while a reduction over two non-adjacent axes or a
- * [B, 1, G, 1] broadcast is 3–8× slower, and every extra op (a transpose and its reshapes) costs ~20–40 µs of dispatch.
+ * [B, 1, G, 1] broadcast is ~3–8× slower, and every extra op (a transpose and its reshapes) costs ~20–40 µs of dispatch.
  */
 export type GroupNormLayout = 'rows' | 'channels';
 
@@ -87,8 +87,8 @@ export function groupNormAct(
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xx, gammaIn, betaIn] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
     const save = args[3] as tf.GradSaveFunc;
-    // Mean and biased variance by hand rather than tf.moments: moments casts its input to float32 first, which is
-    // a copy of the activation on libtensorflow.
+    // Mean and biased variance by hand rather than tf.moments, which adds a cast op per call (on libtensorflow each op
+    // costs dispatch time) and would take the statistics a second time for the normalisation.
     const xv = view.toView(xx);
     const mean = view.groupMean(xv);
     const centred = tf.sub(xv, mean);

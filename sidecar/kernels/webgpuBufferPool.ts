@@ -4,15 +4,15 @@
  * Why: tfjs-webgpu 4.22 keeps every released buffer for reuse, keyed by its exact byte size, and never frees one. A
  * GPUBuffer cannot be split or merged, so in a U-Net's training step the buffers freed by one resolution cannot serve
  * the next: the pool held about twice the step's peak of live tensors (on the software adapter, mnist preset at
- * batch 12: 451 MB for a 190 MB peak), and at the cifar10 preset's batch 128 on an H200 it held 52.6 GB against
- * PyTorch's 11.3 GB (bench/RESULTS.md). Here:
+ * batch 12: 451 MB for a 190 MB peak). Here:
  *  - storage buffers are allocated in size classes (eight per power of two above 64 KiB, so at most 12.5 % is
  *    unused), and a request may take a free buffer of its class or of the next two up;
  *  - a request that finds none, when the pool already holds 10 % more than the most its tensors ever needed at once,
  *    first destroys free buffers, oldest first: the device's own allocator can reuse their memory for any size.
- * Measured on the software adapter (mnist preset, batch 12): 224 MB held instead of 451 MB, ~370 buffers created per
- * step instead of ~100. What the extra buffer creations cost on a real GPU has not been measured yet; DDPM_WEBGPU_POOL=exact
- * keeps tfjs' own pool.
+ * Measured on the software adapter (bench/RESULTS.md): 0.44–0.59× of what tfjs' pool held for the same steps (mnist
+ * preset, batch 12: 219 MB instead of 443 MB), with ~370 buffers created per step instead of ~100, at the same speed
+ * there. What the extra buffer creations cost on a real GPU has not been measured yet; DDPM_WEBGPU_POOL=exact keeps
+ * tfjs' own pool.
  *
  * A buffer can now be larger than its tensor. Kernels are unaffected (tfjs-webgpu's shaders bound every access by
  * shape uniforms, none uses arrayLength), but a read-back copies the whole buffer, so `read` trims the values to the
@@ -111,7 +111,7 @@ export class SizeClassBufferPool implements BufferManagerLike {
       // Before growing, give back free buffers (oldest first) beyond the allowance: the device's allocator can reuse
       // their memory for this size, which this pool cannot (a GPUBuffer cannot be split or merged). Without this the
       // pool held twice its tensors' peak: freed high-resolution activations sit idle while differently sized ones
-      // are created (mnist preset, batch 12: 451 MB held for a 190 MB peak; with it 224 MB).
+      // are created.
       this.peakUsed = Math.max(this.peakUsed, this.numBytesUsed + alloc);
       const allowance = this.peakUsed * (1 + SLACK);
       if (this.numBytesAllocated + alloc > allowance) {
