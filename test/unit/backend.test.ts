@@ -10,7 +10,7 @@ import { repoRoot } from '../helpers/paths.ts';
 
 interface Outcome {
   ok: boolean;
-  report?: { name: string; device: string; attempts: { name: string; ok: boolean; reason?: string }[] };
+  report?: { name: string; device: string; module?: string; attempts: { name: string; ok: boolean; reason?: string }[] };
   error?: string;
   message?: string;
   attempts?: { name: string; ok: boolean; reason?: string }[];
@@ -42,14 +42,58 @@ const NO_ADAPTER = { DDPM_WEBGPU_FLAGS: 'backend=d3d12' };
 /** Mesa's llvmpipe through Dawn's OpenGL ES backend: a software adapter (Debian: libegl1, libegl-mesa0, libgles2). */
 const SOFTWARE_ADAPTER = { DDPM_WEBGPU_FLAGS: 'backend=opengles', DDPM_WEBGPU_FEATURE_LEVEL: 'compatibility', EGL_PLATFORM: 'surfaceless' };
 
-test('auto tries tensorflow, then webgpu, then wasm, and picks the first that works', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
+test('auto tries CUDA libtensorflow, then webgpu, then CPU libtensorflow, then wasm, and picks the first that works', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
   const o = init('auto', NO_ADAPTER);
   assert.ok(o.ok, o.message);
   assert.equal(o.report!.name, 'wasm');
   assert.match(o.report!.device, /WebAssembly/);
-  assert.deepEqual(o.report!.attempts.map((a) => [a.name, a.ok]), [['tensorflow', false], ['webgpu', false], ['wasm', true]]);
-  assert.match(o.report!.attempts[0].reason!, /neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed/);
+  assert.deepEqual(o.report!.attempts.map((a) => [a.name, a.ok]), [['tensorflow', false], ['webgpu', false], ['tensorflow', false], ['wasm', true]]);
+  assert.match(o.report!.attempts[0].reason!, /^@tensorflow\/tfjs-node-gpu is not installed$/);
   assert.match(o.report!.attempts[1].reason!, /no WebGPU adapter/);
+  assert.match(o.report!.attempts[2].reason!, /^@tensorflow\/tfjs-node is not installed$/);
+});
+
+/**
+ * A folder holding a stand-in @tensorflow/tfjs-node that registers a `tensorflow` backend (tfjs' JavaScript backend
+ * under that name): the real package downloads libtensorflow at install, which CI cannot. Enough to see where `auto`
+ * ranks it; no op runs on it.
+ */
+function standInNative(pkgName: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-native-'));
+  const pkg = path.join(dir, 'node_modules', ...pkgName.split('/'));
+  fs.mkdirSync(pkg, { recursive: true });
+  fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: pkgName, version: '4.22.0', main: 'index.js' }));
+  fs.writeFileSync(path.join(pkg, 'index.js'), "const tf = require('@tensorflow/tfjs');\ntf.registerBackend('tensorflow', tf.findBackendFactory('cpu'));\n");
+  return dir;
+}
+
+test('with only the CPU build of libtensorflow installed, auto tries a GPU (webgpu) before it', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
+  const dir = standInNative('@tensorflow/tfjs-node');
+  try {
+    const auto = init('auto', NO_ADAPTER, ['--native-path', dir]);
+    assert.ok(auto.ok, auto.message);
+    assert.equal(auto.report!.name, 'tensorflow');
+    assert.equal(auto.report!.device, 'libtensorflow (CPU)');
+    assert.deepEqual(auto.report!.attempts.map((a) => [a.name, a.ok]), [['tensorflow', false], ['webgpu', false], ['tensorflow', true]]);
+    const explicit = init('tensorflow', {}, ['--native-path', dir]);
+    assert.equal(explicit.report!.name, 'tensorflow');
+    assert.deepEqual(explicit.report!.attempts.map((a) => a.name), ['tensorflow']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the CUDA build of libtensorflow comes before webgpu', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
+  const dir = standInNative('@tensorflow/tfjs-node-gpu');
+  try {
+    const auto = init('auto', SOFTWARE_ADAPTER, ['--native-path', dir]);
+    assert.ok(auto.ok, auto.message);
+    assert.equal(auto.report!.name, 'tensorflow');
+    assert.equal(auto.report!.module, '@tensorflow/tfjs-node-gpu');
+    assert.deepEqual(auto.report!.attempts.map((a) => [a.name, a.ok]), [['tensorflow', true]]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('auto passes over a software WebGPU adapter (slower than wasm); an explicit webgpu takes it', () => {
