@@ -19,7 +19,7 @@ import path from 'node:path';
 import { registerWasmTrainingKernels } from './kernels/wasmTrainingKernels.ts';
 import { enableWebgpuDropout } from './kernels/webgpuDropout.ts';
 import { registerWebgpuTrainingKernels } from './kernels/webgpuTrainingKernels.ts';
-import { installWebgpuBufferPool, webgpuPoolFromEnv } from './kernels/webgpuBufferPool.ts';
+import { installWebgpuBufferPool, SizeClassBufferPool, webgpuPoolFromEnv } from './kernels/webgpuBufferPool.ts';
 
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -348,6 +348,16 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
     throw new BackendUnavailableError(choice, reason.includes(HOW_TO_GET[choice]) ? reason : `${reason}. To get it: ${HOW_TO_GET[choice]}`, attempts);
   }
   throw new BackendUnavailableError('cpu', attempts.map((a) => `${a.name}: ${a.reason}`).join('; '), attempts);
+}
+
+/**
+ * Gives memory that tensors no longer use back to the device: on WebGPU, the free buffers of our pool (a finished
+ * job's activations would otherwise stay reserved while the sidecar idles or samples). Returns the bytes released.
+ */
+export function releaseCachedMemory(): number {
+  if (current?.name !== 'webgpu') return 0;
+  const pool = (tf.backend() as unknown as { bufferManager?: unknown }).bufferManager;
+  return pool instanceof SizeClassBufferPool ? pool.releaseFree() : 0;
 }
 
 export function currentBackend(): BackendReport | null {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc';
-import { initBackend, type BackendChoice, BackendUnavailableError } from './backend.ts';
+import { initBackend, releaseCachedMemory, type BackendChoice, BackendUnavailableError } from './backend.ts';
 import { CHECKPOINT_FORMAT, loadCheckpoint, readCheckpointMeta } from './checkpoint/checkpoint.ts';
 import { readHeader, readTensorF32, SafetensorsError } from './checkpoint/safetensors.ts';
 import { GaussianDiffusion } from './ddpm/diffusion.ts';
@@ -206,12 +206,14 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         (r) => {
           started();
           job = null;
+          releaseCachedMemory();
           void connection.sendNotification(JobEndedNotification, { jobId: id, reason: r.reason, step: r.step, checkpoint: r.checkpoint });
           return { step: r.step, checkpoint: r.checkpoint };
         },
         (e: unknown) => {
           failedEarly(e);
           job = null;
+          releaseCachedMemory();
           const message = e instanceof Error ? e.message : String(e);
           void connection.sendNotification(JobEndedNotification, { jobId: id, reason: 'failed', step: current.step, checkpoint: lastCheckpoint, error: message });
           return { step: current.step, checkpoint: lastCheckpoint };
@@ -278,6 +280,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         return { images: images.map(b64), grid: b64(await encodeGrid({ data: r.images, n, ...dims }, cols)), imageSize: c.imageSize, channels: c.channels, seconds: (Date.now() - t0) / 1000 };
       } finally {
         tf.dispose([...params.values()]);
+        releaseCachedMemory();
       }
     }),
   );
@@ -346,6 +349,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         };
       } finally {
         tf.dispose([x1, x2, ...params.values()]);
+        releaseCachedMemory();
       }
     }),
   );

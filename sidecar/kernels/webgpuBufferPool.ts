@@ -163,6 +163,18 @@ export class SizeClassBufferPool implements BufferManagerLike {
     }
   }
 
+  /**
+   * Destroys every free buffer (WebGPU frees a destroyed buffer once the work already submitted with it is done) and
+   * forgets the peak, so that memory one job needed is not held for the next: called when a job ends. Returns the
+   * bytes given back.
+   */
+  releaseFree(): number {
+    const before = this.numBytesAllocated;
+    for (const b of [...this.freeOrder]) this.destroyFree(b);
+    this.peakUsed = this.numBytesUsed;
+    return before - this.numBytesAllocated;
+  }
+
   getNumUsedBuffers(): number {
     return this.used.size;
   }

@@ -6,7 +6,7 @@ process.env.DDPM_WEBGPU_KERNELS = 'filter,input';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { assertBackendHealthy, BackendFaultError, initBackend, shutdownBackend } from '../../sidecar/backend.ts';
+import { assertBackendHealthy, BackendFaultError, initBackend, releaseCachedMemory, shutdownBackend } from '../../sidecar/backend.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
 import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
@@ -153,4 +153,20 @@ test('the buffer pool serves a tensor from a larger freed buffer, and its values
   assert.equal(values.length, 99_000);
   assert.ok(values.every((v) => v === 7));
   tf.dispose(b);
+});
+
+test('releasing cached memory destroys the pool\'s free buffers, and the backend keeps working', async () => {
+  await init();
+  const pool = (tf.backend() as unknown as { bufferManager: SizeClassBufferPool }).bufferManager;
+  const made = Array.from({ length: 6 }, (_, i) => tf.fill([50_000 * (i + 1)], i));
+  await Promise.all(made.map((t) => t.data()));
+  tf.dispose(made);
+  assert.ok(pool.getNumFreeBuffers() >= 6);
+  const released = releaseCachedMemory();
+  assert.ok(released >= 21 * 50_000 * 4, `released ${released} bytes`);
+  assert.equal(pool.getNumFreeBuffers(), 0);
+  assert.equal(pool.numBytesAllocated, pool.numBytesUsed);
+  const sum = tf.tidy(() => tf.sum(tf.fill([100_000], 2)));
+  assert.equal((await sum.data())[0], 200_000);
+  sum.dispose();
 });
