@@ -8,7 +8,8 @@
  *  - storage buffers are allocated in size classes (eight per power of two above 64 KiB, so at most 12.5 % is
  *    unused), and a request may take a free buffer of its class or of the next two up;
  *  - a request that finds none, when the pool already holds 10 % more than the most its tensors ever needed at once,
- *    first destroys free buffers, oldest first: the device's own allocator can reuse their memory for any size.
+ *    first destroys free buffers, oldest first: the device's own allocator can reuse their memory for any size;
+ *  - when a job ends, the sidecar gives every free buffer back (releaseFree, via releaseCachedMemory in backend.ts).
  * Measured on the software adapter (bench/RESULTS.md): 0.44–0.59× of what tfjs' pool held for the same steps (mnist
  * preset, batch 12: 219 MB instead of 443 MB), with ~370 buffers created per step instead of ~100, at the same speed
  * there. What the extra buffer creations cost on a real GPU has not been measured yet; DDPM_WEBGPU_POOL=exact keeps
