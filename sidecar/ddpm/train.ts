@@ -356,16 +356,15 @@ export class Trainer {
       tf.dispose([x, eps]);
     }
     if (lossT === null) throw new Error('empty batch');
-    let flatGrads: tf.Tensor1D[] = [];
+    const flatGrads: tf.Tensor1D[] = [];
     try {
       // Each chunk's gradients flattened once, for both the norm and the update; the per-tensor gradients go as
       // soon as they are copied, so this holds no more than before.
-      flatGrads = this.chunks.map((c) => {
+      for (const c of this.chunks) {
         const parts = c.names.map((n) => grads[n]);
-        const flat = this.flatten(parts);
+        flatGrads.push(this.flatten(parts));
         tf.dispose(parts);
-        return flat;
-      });
+      }
       // A chain of adds rather than addN: WebGPU binds one buffer per addN input and allows only a few per shader.
       const normT = tf.tidy(() => tf.sqrt(flatGrads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b))));
       // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
