@@ -58,18 +58,21 @@ test('auto tries CUDA libtensorflow, then webgpu, then CPU libtensorflow, then w
  * under that name): the real package downloads libtensorflow at install, which CI cannot. Enough to see where `auto`
  * ranks it; no op runs on it.
  */
-function standInNative(pkgName: string): string {
+function withStandInNative(pkgName: string, body: (dir: string) => void): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-native-'));
-  const pkg = path.join(dir, 'node_modules', ...pkgName.split('/'));
-  fs.mkdirSync(pkg, { recursive: true });
-  fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: pkgName, version: '4.22.0', main: 'index.js' }));
-  fs.writeFileSync(path.join(pkg, 'index.js'), "const tf = require('@tensorflow/tfjs');\ntf.registerBackend('tensorflow', tf.findBackendFactory('cpu'));\n");
-  return dir;
+  try {
+    const pkg = path.join(dir, 'node_modules', ...pkgName.split('/'));
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: pkgName, version: '4.22.0', main: 'index.js' }));
+    fs.writeFileSync(path.join(pkg, 'index.js'), "const tf = require('@tensorflow/tfjs');\ntf.registerBackend('tensorflow', tf.findBackendFactory('cpu'));\n");
+    body(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 test('with only the CPU build of libtensorflow installed, auto tries a GPU (webgpu) before it', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
-  const dir = standInNative('@tensorflow/tfjs-node');
-  try {
+  withStandInNative('@tensorflow/tfjs-node', (dir) => {
     const auto = init('auto', NO_ADAPTER, ['--native-path', dir]);
     assert.ok(auto.ok, auto.message);
     assert.equal(auto.report!.name, 'tensorflow');
@@ -78,22 +81,17 @@ test('with only the CPU build of libtensorflow installed, auto tries a GPU (webg
     const explicit = init('tensorflow', {}, ['--native-path', dir]);
     assert.equal(explicit.report!.name, 'tensorflow');
     assert.deepEqual(explicit.report!.attempts.map((a) => a.name), ['tensorflow']);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('the CUDA build of libtensorflow comes before webgpu', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
-  const dir = standInNative('@tensorflow/tfjs-node-gpu');
-  try {
+  withStandInNative('@tensorflow/tfjs-node-gpu', (dir) => {
     const auto = init('auto', SOFTWARE_ADAPTER, ['--native-path', dir]);
     assert.ok(auto.ok, auto.message);
     assert.equal(auto.report!.name, 'tensorflow');
     assert.equal(auto.report!.module, '@tensorflow/tfjs-node-gpu');
     assert.deepEqual(auto.report!.attempts.map((a) => [a.name, a.ok]), [['tensorflow', true]]);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('auto passes over a software WebGPU adapter (slower than wasm); an explicit webgpu takes it', () => {
