@@ -26,6 +26,7 @@ import { makeSchedule } from '../sidecar/ddpm/schedule.ts';
 import { Trainer } from '../sidecar/ddpm/train.ts';
 import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
 import { errorText, intFlag, listFlag, parseFlags, round, UsageError } from './common.ts';
+import { forwardAtRandomTimesteps } from './forward.ts';
 
 const USAGE =
   'usage: npm run bench:profile -- [--backend NAME] [--preset tiny|mnist|cifar10] [--batch N] [--mode train|forward] [--warmup N] [--steps N] [--workers N] [--top N] [--json] [--cpu-profile FILE]';
@@ -81,13 +82,7 @@ async function main(argv: readonly string[]): Promise<number> {
       await trainer.trainStep(x0);
       return;
     }
-    const t = Array.from({ length: batch }, () => rng.int(diffusion.T));
-    const y = model.predictEps(x0, t);
-    try {
-      await y.data();
-    } finally {
-      y.dispose();
-    }
+    await forwardAtRandomTimesteps(model, x0, diffusion.T, rng);
   };
   try {
     for (let i = 0; i < warmup; i++) await step();

@@ -20,6 +20,7 @@ import { runSampler, type EpsModel, type SamplerKind } from '../sidecar/ddpm/sam
 import { makeSchedule } from '../sidecar/ddpm/schedule.ts';
 import { Trainer } from '../sidecar/ddpm/train.ts';
 import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
+import { forwardAtRandomTimesteps } from './forward.ts';
 import {
   errorText,
   intFlag,
@@ -216,15 +217,7 @@ async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memo
     peak.poll();
 
     // A bare forward pass at a random timestep per image.
-    const forward = async () => {
-      const t = Array.from({ length: batch }, () => rng.int(diffusion.T));
-      const y = model.predictEps(x, t);
-      try {
-        await y.data();
-      } finally {
-        y.dispose();
-      }
-    };
+    const forward = () => forwardAtRandomTimesteps(model, x, diffusion.T, rng);
 
     // Sampler steps, timed one by one inside a real runSampler run: each step ends when its x_{t−1} has been read.
     // DDPM runs from x at t = steps−1 (runSampler's start), so that it takes `steps` steps instead of T.

@@ -38,3 +38,22 @@ export const CONV_GRAD_CASES: { x: number[]; f: number[]; stride: number; pad: '
   { x: [5, 5, 3, 7], f: [3, 3, 7, 1], stride: 1, pad: 'same' },
   { x: [1, 1, 1, 3], f: [3, 3, 3, 2], stride: 1, pad: 'same' },
 ];
+
+/**
+ * Buffers alive at the end of the forward pass of `layers` stacked applications of `layer`, inside tf.grads: what
+ * the tape keeps for the backward pass, plus whatever else is alive (callers subtract a baseline). Counted as the
+ * backend's data ids: tf.memory().numBytes would count every reshape and clone of a buffer again.
+ */
+export function buffersKeptForBackward(x: tf.Tensor4D, layers: number, layer: (h: tf.Tensor4D) => tf.Tensor4D): number {
+  let kept = 0;
+  tf.dispose(
+    tf.grads((a: tf.Tensor) => {
+      let h = a as tf.Tensor4D;
+      for (let i = 0; i < layers; i++) h = layer(h);
+      const loss = tf.sum(h);
+      kept = tf.engine().backend.numDataIds();
+      return loss;
+    })([x]),
+  );
+  return kept;
+}

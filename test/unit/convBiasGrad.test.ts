@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { conv2dBias } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
-import { maxRelDiff } from '../helpers/tensors.ts';
+import { buffersKeptForBackward, maxRelDiff } from '../helpers/tensors.ts';
 
 const reference = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: number) => tf.add(tf.conv2d(x, w, stride, 'same'), b) as tf.Tensor4D;
 
@@ -53,23 +53,8 @@ test('conv2dBias keeps fewer buffers for the backward pass than tf.fused.conv2d 
   const b = tf.zeros([8]) as tf.Tensor1D;
   const fused = (a: tf.Tensor4D, ww: tf.Tensor4D, bb: tf.Tensor1D, s: number) => tf.fused.conv2d({ x: a, filter: ww, strides: s, pad: 'same', bias: bb });
   // 6 stacked convolutions with a negation between (a new buffer whose gradient needs no saved input).
-  const kept = (f: typeof reference): number => {
-    let count = 0;
-    tf.dispose(
-      tf.grads((a: tf.Tensor) => {
-        let h = a as tf.Tensor4D;
-        for (let i = 0; i < 6; i++) {
-          const hin = h;
-          // Each layer in its own tidy, as in the model: what the tape does not keep is freed at its end.
-          h = tf.tidy(() => tf.neg(f(hin, w, b, 1)));
-        }
-        const loss = tf.sum(h);
-        count = tf.engine().backend.numDataIds();
-        return loss;
-      })([x]),
-    );
-    return count;
-  };
+  // Each layer in its own tidy, as in the model: what the tape does not keep is freed at its end.
+  const kept = (f: typeof reference): number => buffersKeptForBackward(x, 6, (h) => tf.tidy(() => tf.neg(f(h, w, b, 1))));
   const base = tf.engine().backend.numDataIds();
   const ours = kept(conv2dBias) - base;
   const theirs = kept(fused) - base;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { groupNormAct, groupNormLayoutFor, type GroupNormLayout } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
-import { maxRelDiff } from '../helpers/tensors.ts';
+import { buffersKeptForBackward, maxRelDiff } from '../helpers/tensors.ts';
 
 /** The textbook definition, taped op by op. */
 function reference(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups: number, act: 'none' | 'swish'): tf.Tensor4D {
@@ -64,21 +64,8 @@ test('the fused GroupNorm keeps fewer tensors alive for its gradient and leaks n
   const x = tf.randomNormal([2, 8, 8, 16]) as tf.Tensor4D;
   const gamma = tf.ones([16]) as tf.Tensor1D;
   const beta = tf.zeros([16]) as tf.Tensor1D;
-  // Buffers alive at the end of the forward pass of 8 stacked layers, inside tf.grads: what the tape keeps for the
-  // backward pass. (tf.memory().numBytes would not tell: it counts every reshape and clone of a buffer again.)
-  const keptBuffers = (f: typeof reference): number => {
-    let kept = 0;
-    tf.dispose(
-      tf.grads((a: tf.Tensor) => {
-        let h = a as tf.Tensor4D;
-        for (let i = 0; i < 8; i++) h = f(h, gamma, beta, 4, 'swish');
-        const loss = tf.sum(h);
-        kept = tf.engine().backend.numDataIds();
-        return loss;
-      })([x]),
-    );
-    return kept;
-  };
+  // What the tape keeps for the backward pass of 8 stacked layers.
+  const keptBuffers = (f: typeof reference): number => buffersKeptForBackward(x, 8, (h) => f(h, gamma, beta, 4, 'swish'));
   const base = tf.engine().backend.numDataIds();
   const fused = keptBuffers(groupNormAct) - base;
   const composed = keptBuffers(reference) - base;
