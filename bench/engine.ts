@@ -44,7 +44,7 @@ const USAGE = `usage: npm run bench -- [options]
   --compare-torch     after each measurement, run the same one in PyTorch (bench/torch_reference.py, 2 threads)
   --torch-device DEV  where PyTorch runs: cpu (default) or cuda
   --micro-batch M     training: images per forward/backward pass (gradient accumulation; 0 = whole batch)
-  --workers N         training: threads computing gradients on wasm/cpu (data parallel; default 1)
+  --workers N         threads running the model on wasm/cpu (training: gradients; sampling: slices of the batch; default 1)
   --json              print only the JSON document on stdout
   --seed N            seed of the model, data and noise (default: 0)
   --timeout S         kill a measurement (or torch run) after S seconds; 0 = never (default: 0)

@@ -82,7 +82,7 @@ async function main(argv: readonly string[]): Promise<number> {
       await trainer.trainStep(x0);
       return;
     }
-    await forwardAtRandomTimesteps(model, x0, diffusion.T, rng);
+    await forwardAtRandomTimesteps((x, t) => model.predictEps(x, t), x0, diffusion.T, rng);
   };
   try {
     for (let i = 0; i < warmup; i++) await step();

@@ -19,7 +19,8 @@ import { Rng } from '../sidecar/ddpm/rng.ts';
 import { runSampler, type EpsModel, type SamplerKind } from '../sidecar/ddpm/sampler.ts';
 import { makeSchedule } from '../sidecar/ddpm/schedule.ts';
 import { Trainer } from '../sidecar/ddpm/train.ts';
-import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
+import { inferenceEps, presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
+import { backendUsesWorkers, ModelWorkerPool, threadedEpsModel } from '../sidecar/ddpm/workerPool.ts';
 import { forwardAtRandomTimesteps } from './forward.ts';
 import {
   errorText,
@@ -208,7 +209,20 @@ async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory:
 async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
   const shape = imageShape(ctx);
-  const epsModel: EpsModel = (x, t) => model.predictEps(x, t);
+  // With --workers, the sampler's threads (workerPool.ts), started and loaded before anything is timed.
+  const pool =
+    o.workers > 1 && backendUsesWorkers()
+      ? await ModelWorkerPool.start(Math.min(o.workers, batch) - 1, {
+          backend: tf.getBackend() as BackendChoice,
+          config: model.config,
+          schedule: diffusion.schedule.config,
+          names: [...model.params.keys()],
+          shapes: [...model.params.values()].map((p) => p.shape),
+        })
+      : null;
+  if (pool) await pool.setParams(model.params);
+  const local = inferenceEps(model.params, model.config);
+  const epsModel: EpsModel = pool ? threadedEpsModel(pool, local) : local;
   const x = tf.randomNormal(shape, 0, 1, 'float32', o.seed) as tf.Tensor4D;
   const rng = new Rng(o.seed);
   try {
@@ -217,7 +231,7 @@ async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memo
     peak.poll();
 
     // A bare forward pass at a random timestep per image.
-    const forward = () => forwardAtRandomTimesteps(model, x, diffusion.T, rng);
+    const forward = () => forwardAtRandomTimesteps(epsModel, x, diffusion.T, rng);
 
     // Sampler steps, timed one by one inside a real runSampler run: each step ends when its x_{t−1} has been read.
     // DDPM runs from x at t = steps−1 (runSampler's start), so that it takes `steps` steps instead of T.
@@ -275,6 +289,7 @@ async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memo
     };
   } finally {
     x.dispose();
+    await pool?.dispose();
   }
 }
 

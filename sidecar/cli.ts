@@ -51,7 +51,7 @@ const USAGE = `usage:
              [--resume] [--save-every S] [--sample-every S] [--keep K] [--backend NAME] [--seed N] [--lr X] [--warmup N]
              [--ema-decay X] [--micro-batch M] [--workers N|auto] [--flip|--no-flip]
   ddpm sample --ckpt FILE [--n 16] [--sampler ddim|ddpm] [--steps 50] [--eta 0] [--seed 0] [--out grid.png]
-             [--trajectory traj.png] [--frames 10] [--x0 x0.png] [--ema|--no-ema] [--backend NAME]
+             [--trajectory traj.png] [--frames 10] [--x0 x0.png] [--ema|--no-ema] [--backend NAME] [--workers N|auto]
   ddpm interpolate --ckpt FILE --a IMG --b IMG [--t 500] [--lambdas 0,0.25,0.5,0.75,1] [--sampler ddim|ddpm] [--steps 50]
              [--seed 0] [--out strip.png] [--backend NAME]
   ddpm inspect FILE [--json]
@@ -88,7 +88,7 @@ function flag(p: Parsed, name: string, fallback: boolean): boolean {
   return p.flags.has(name) ? true : fallback;
 }
 
-/** --workers: threads computing gradients on the CPU backends, or auto (one per core for models that gain). */
+/** --workers: threads running the model on the CPU backends (train: gradients; sample: forward passes), or auto. */
 function workersFlag(p: Parsed): number | 'auto' {
   const raw = str(p, 'workers');
   if (raw === 'auto') return 'auto';
@@ -207,7 +207,16 @@ async function sample(p: Parsed): Promise<number> {
   const params = new Map([...group].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
   try {
     const t0 = Date.now();
-    const r = await sampleImages(params, config, ck.meta.schedule, { n, sampler, steps, eta, seed, frames });
+    const r = await sampleImages(params, config, ck.meta.schedule, {
+      n,
+      sampler,
+      steps,
+      eta,
+      seed,
+      frames,
+      ...(p.flags.has('workers') ? { workers: workersFlag(p) } : {}),
+      onWarning: (m) => console.error(`warning: ${m}`),
+    });
     const cols = Math.ceil(Math.sqrt(n));
     const dims = { height: config.imageSize, width: config.imageSize, channels: config.channels };
     const write = async (file: string, image: Promise<Buffer>) => {
@@ -219,7 +228,7 @@ async function sample(p: Parsed): Promise<number> {
     await write(out, encodeGrid({ data: r.images, n, ...dims }, cols));
     if (trajectory) await write(trajectory, encodeGrid({ data: trajectoryBatch(r.frames, r.shape, 'xt'), n: n * r.frames.length, ...dims }, r.frames.length));
     if (x0Out) await write(x0Out, encodeGrid({ data: trajectoryBatch(r.frames, r.shape, 'predX0'), n: n * r.frames.length, ...dims }, r.frames.length));
-    console.error(`${n} samples, ${sampler}${sampler === 'ddim' ? `-${steps}` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(`${n} samples, ${sampler}${sampler === 'ddim' ? `-${steps}` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s on ${r.threads} thread${r.threads === 1 ? '' : 's'}`);
     return 0;
   } finally {
     tf.dispose([...params.values()]);

@@ -137,6 +137,8 @@ export interface SampleParams {
   frames?: number;
   /** Echoed in ddpm/sampleProgress so that a client can tell runs apart. */
   token?: string;
+  /** Threads running the model on the CPU backends: a number (1–64) or 'auto' (default: one per core, up to one per image, for models big enough to gain). */
+  workers?: number | 'auto';
 }
 export interface SampleResult {
   /** One PNG per image. */
@@ -146,6 +148,8 @@ export interface SampleResult {
   imageSize: number;
   channels: number;
   seconds: number;
+  /** Threads the model ran on. */
+  threads: number;
 }
 export const SampleRequest = new RequestType<SampleParams, SampleResult, void>('ddpm/sample');
 

@@ -252,6 +252,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
       const useEma = P.bool(p, 'ema', true);
       const frames = P.int(p, 'frames', 0, 0, 1000);
       const tok = P.optional(p, 'token', () => P.str(p, 'token'));
+      const workers = p.workers === undefined || p.workers === 'auto' ? 'auto' : P.int(p, 'workers', undefined, 1, 64);
       await ensureBackend();
       const { meta, params } = weightsOf(checkpoint, useEma);
       const c = meta.model;
@@ -266,6 +267,8 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
           eta,
           seed,
           frames,
+          workers,
+          onWarning: (m) => log('warn', m),
           signal: abortOn(token).signal,
           onStep: (s) => {
             void connection.sendNotification(SampleProgressNotification, { token: tok, step: s.index, total: s.total, t: s.t });
@@ -277,7 +280,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         });
         const per = c.imageSize * c.imageSize * c.channels;
         const images = await Promise.all(Array.from({ length: n }, (_, i) => encodeGrid({ data: r.images.subarray(i * per, (i + 1) * per), n: 1, ...dims }, 1, 0)));
-        return { images: images.map(b64), grid: b64(await encodeGrid({ data: r.images, n, ...dims }, cols)), imageSize: c.imageSize, channels: c.channels, seconds: (Date.now() - t0) / 1000 };
+        return { images: images.map(b64), grid: b64(await encodeGrid({ data: r.images, n, ...dims }, cols)), imageSize: c.imageSize, channels: c.channels, seconds: (Date.now() - t0) / 1000, threads: r.threads };
       } finally {
         tf.dispose([...params.values()]);
         releaseCachedMemory();

@@ -41,3 +41,9 @@ export async function saveDialog(name: string): Promise<vscode.Uri | undefined> 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** ddpm.train.workers, ddpm.sampleWorkers: "auto" or a thread count (the settings' pattern allows 1–64); anything else means auto. */
+export function workersSetting(raw: string): number | 'auto' {
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 'auto';
+}

@@ -7,7 +7,7 @@ import { CancellationTokenSource } from 'vscode-jsonrpc';
 import { SampleProgressNotification, SampleRequest } from '../../sidecar/protocol.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { TrajectoryPanel } from '../panels/trajectoryPanel.ts';
-import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
+import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog, workersSetting } from './common.ts';
 
 export interface SampleOptions {
   checkpoint?: string;
@@ -91,11 +91,11 @@ export async function runSampleCommand(context: vscode.ExtensionContext, sidecar
         { location: vscode.ProgressLocation.Notification, title: `DDPM: sampling ${s.n} images`, cancellable: true },
         (_progress, cancel) => {
           cancel.onCancellationRequested(() => cts.cancel());
-          return sidecar.request(SampleRequest, { checkpoint: s.checkpoint, n: s.n, sampler: s.sampler, steps: s.steps, seed: s.seed, frames, token }, cts.token);
+          return sidecar.request(SampleRequest, { checkpoint: s.checkpoint, n: s.n, sampler: s.sampler, steps: s.steps, seed: s.seed, frames, token, workers: workersSetting(cfg.get<string>('sampleWorkers', 'auto')) }, cts.token);
         },
       );
       lastGrid = r.grid;
-      await panel.post({ type: 'done', runId: token, grid: r.grid, seconds: r.seconds });
+      await panel.post({ type: 'done', runId: token, grid: r.grid, seconds: r.seconds, threads: r.threads });
       return { grid: null, images: r.images.length, seconds: r.seconds };
     } catch (e) {
       const cancelled = cts.token.isCancellationRequested;

@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { CheckpointSavedNotification, JobEndedNotification, TrainPreviewNotification, TrainProgressNotification, TrainRequest, TrainStopRequest, type TrainParams } from '../../sidecar/protocol.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { TrainingPanel } from '../panels/trainingPanel.ts';
-import { errorMessage } from './common.ts';
+import { errorMessage, workersSetting } from './common.ts';
 
 export interface TrainOptions {
   data: string;
@@ -170,10 +170,4 @@ export class Training implements vscode.Disposable {
     this.status.dispose();
     this.job?.subs.forEach((d) => d.dispose());
   }
-}
-
-/** ddpm.train.workers: "auto" or a thread count (the setting's pattern allows 1–64); anything else means auto. */
-function workersSetting(raw: string): number | 'auto' {
-  const n = Number(raw);
-  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 'auto';
 }

@@ -12,8 +12,12 @@ import { ddimTimesteps } from './schedule.ts';
 import type { GaussianDiffusion, VarianceType } from './diffusion.ts';
 import { Rng } from './rng.ts';
 
-/** ε_θ(x_t, t) in inference mode. */
-export type EpsModel = (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D;
+/**
+ * ε_θ(x_t, t) in inference mode. It may answer asynchronously (workerPool.ts spreads a batch over threads), so the
+ * sampler calls it outside tf.tidy: it must release its own intermediates (unet.ts's inferenceEps does). The sampler
+ * owns the returned tensor and disposes it after the step.
+ */
+export type EpsModel = (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D | Promise<tf.Tensor4D>;
 
 export type SamplerKind = 'ddpm' | 'ddim';
 
@@ -97,8 +101,8 @@ export async function runSampler(
       const tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
       const tb = new Array<number>(shape[0]).fill(t);
       const noiseSeed = rng.seed();
+      const eps = await model(x, tb);
       const [xPrev, predX0] = tf.tidy(() => {
-        const eps = model(x, tb);
         const r =
           opts.sampler === 'ddpm'
             ? diffusion.pSampleStep(x, tb, eps, tf.randomNormal(shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D, { varianceType, clip })
@@ -108,6 +112,7 @@ export async function runSampler(
               });
         return [r.xPrev, r.predX0];
       });
+      eps.dispose();
       x.dispose();
       x = xPrev;
       try {

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from './diffusion.ts';
-import { GradientPool, type WorkerMicroBatch } from './gradientPool.ts';
+import { backendUsesWorkers, ModelWorkerPool, type WorkerMicroBatch } from './workerPool.ts';
 import { microBatchGradients } from './gradients.ts';
 import { Rng, type RngState } from './rng.ts';
 import type { UNet } from './unet.ts';
@@ -34,7 +34,7 @@ export interface TrainConfig {
    */
   microBatch: number;
   /**
-   * Threads computing gradients (data parallel over micro-batches, gradientPool.ts): 1 = this thread only. Used on
+   * Threads computing gradients (data parallel over micro-batches, workerPool.ts): 1 = this thread only. Used on
    * the CPU backends (wasm, cpu); a GPU backend computes on the GPU and ignores it. Without `microBatch`, the batch
    * is split into one micro-batch per thread.
    */
@@ -130,8 +130,8 @@ export class Trainer {
   private readonly names: string[];
   private readonly shapes = new Map<string, number[]>();
   private readonly chunks: Chunk[] = [];
-  private pool: GradientPool | null = null;
-  private poolStarting: Promise<GradientPool | null> | null = null;
+  private pool: ModelWorkerPool | null = null;
+  private poolStarting: Promise<ModelWorkerPool | null> | null = null;
 
   constructor(
     readonly model: UNet,
@@ -235,16 +235,20 @@ export class Trainer {
     this.rng = new Rng(state.rng);
   }
 
-  /** Threads that will compute this step's gradients: `workers` on the CPU backends, else 1. */
-  private threads(): number {
-    const backend = tf.getBackend();
-    return this.config.workers > 1 && (backend === 'wasm' || backend === 'cpu') ? this.config.workers : 1;
+  /** The running gradient workers (null before the first step that uses them, or on one thread). */
+  get workerPool(): ModelWorkerPool | null {
+    return this.pool;
   }
 
-  private async ensurePool(threads: number): Promise<GradientPool | null> {
+  /** Threads that will compute this step's gradients: `workers` on the CPU backends, else 1. */
+  private threads(): number {
+    return this.config.workers > 1 && backendUsesWorkers() ? this.config.workers : 1;
+  }
+
+  private async ensurePool(threads: number): Promise<ModelWorkerPool | null> {
     if (threads <= 1) return null;
     if (this.pool) return this.pool;
-    this.poolStarting ??= GradientPool.start(threads - 1, {
+    this.poolStarting ??= ModelWorkerPool.start(threads - 1, {
       backend: tf.getBackend() as 'wasm' | 'cpu',
       config: this.model.config,
       schedule: this.diffusion.schedule.config,
@@ -302,12 +306,7 @@ export class Trainer {
       let remote: Promise<{ loss: number; grads: Float32Array }[]> | null = null;
       if (pool) {
         const [hostX, hostEps] = (await Promise.all([x.data(), eps.data()])) as [Float32Array, Float32Array];
-        let offset = 0;
-        for (const name of this.names) {
-          const data = (await model.params.get(name)!.data()) as Float32Array;
-          pool.params.set(data, offset);
-          offset += data.length;
-        }
+        await pool.setParams(model.params);
         const per = x.shape[1] * x.shape[2] * x.shape[3];
         const jobs: WorkerMicroBatch[][] = Array.from({ length: pool.size }, () => []);
         starts.forEach((start, i) => {
@@ -322,7 +321,7 @@ export class Trainer {
             dropoutSeed: dropoutSeeds[i],
           });
         });
-        remote = pool.run(x.shape.slice(1), jobs);
+        remote = pool.gradients(x.shape.slice(1), jobs);
         // Keep a rejection from going unhandled while this thread computes its own share.
         remote.catch(() => undefined);
       }

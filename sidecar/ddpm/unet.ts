@@ -259,6 +259,14 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
 }
 
 /** A model: its configuration and live parameters. */
+/**
+ * ε_θ(x, t) in inference mode (dropout off) as a function of (x, t) alone, which releases its intermediates itself
+ * (tf.tidy): samplers call it outside any tidy of theirs, as a model may also answer asynchronously.
+ */
+export function inferenceEps(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
+  return (x, t) => tf.tidy(() => unetForward(params, config, x, t, { training: false }));
+}
+
 export class UNet {
   readonly specs: ParamSpec[];
   constructor(
@@ -284,7 +292,7 @@ export class UNet {
 
   /** Inference: ε_θ(x, t) with dropout off. */
   predictEps(x: tf.Tensor4D, t: readonly number[], params: ReadonlyMap<string, tf.Tensor> = this.params): tf.Tensor4D {
-    return unetForward(params, this.config, x, t, { training: false });
+    return inferenceEps(params, this.config)(x, t);
   }
 
   dispose(): void {

@@ -3,12 +3,72 @@
  * as in the paper's Fig. 6), all as host arrays in [−1, 1]. Shared by the CLI and the sidecar.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { BackendChoice } from '../backend.ts';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
-import { runSampler, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
+import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
-import { unetForward, type UNetConfig } from '../ddpm/unet.ts';
+import { inferenceEps, type UNetConfig } from '../ddpm/unet.ts';
+import { backendUsesWorkers, ModelWorkerPool, resolveSamplingWorkers, threadedEpsModel } from '../ddpm/workerPool.ts';
 
-export interface SampleJobOptions {
+/** How a sampling run spreads over threads on the CPU backends (workerPool.ts). */
+export interface SamplingThreadOptions {
+  /** Threads running the model: a number, or 'auto' (default: one per core for models that gain from it). */
+  workers?: number | 'auto';
+  /** Told when the extra threads could not start (the run then goes on one thread). */
+  onWarning?: (message: string) => void;
+  /**
+   * A running pool for this architecture to use instead of starting one (the trainer's, for its preview samples):
+   * its workers' weights are replaced by the sampled ones, and it stays running afterwards. `workers` is ignored.
+   */
+  pool?: ModelWorkerPool;
+}
+
+/**
+ * Runs `fn` with ε_θ for `params`, spread over `resolveSamplingWorkers` threads for a batch of `batch` images when
+ * the backend is a single-threaded CPU one (GPU and native backends use their own parallelism). Passes fn the
+ * number of threads; the workers (started before fn, about a second) are stopped when fn settles.
+ */
+export async function withSamplingThreads<T>(
+  params: ReadonlyMap<string, tf.Tensor>,
+  config: UNetConfig,
+  schedule: Partial<ScheduleConfig>,
+  batch: number,
+  o: SamplingThreadOptions,
+  fn: (eps: EpsModel, threads: number) => Promise<T>,
+): Promise<T> {
+  const local = inferenceEps(params, config);
+  const pool = o.pool;
+  if (pool && backendUsesWorkers() && batch > 1) {
+    await pool.setParams(params);
+    return fn(threadedEpsModel(pool, local), Math.min(pool.size + 1, batch));
+  }
+  const numParams = [...params.values()].reduce((s, p) => s + p.size, 0);
+  const threads = backendUsesWorkers() ? resolveSamplingWorkers(o.workers, batch, numParams) : 1;
+  if (threads <= 1) return fn(local, 1);
+  const names = [...params.keys()];
+  let workers: ModelWorkerPool | null = null;
+  try {
+    workers = await ModelWorkerPool.start(threads - 1, {
+      backend: tf.getBackend() as BackendChoice,
+      config,
+      schedule: makeSchedule(schedule).config,
+      names,
+      shapes: names.map((n) => params.get(n)!.shape),
+    });
+    await workers.setParams(params);
+  } catch (e) {
+    await workers?.dispose();
+    o.onWarning?.(`sampling on one thread: the model workers could not start (${e instanceof Error ? e.message : String(e)})`);
+    return fn(local, 1);
+  }
+  try {
+    return await fn(threadedEpsModel(workers, local), threads);
+  } finally {
+    await workers.dispose();
+  }
+}
+
+export interface SampleJobOptions extends SamplingThreadOptions {
   n: number;
   sampler: SamplerKind;
   /** DDIM steps (ignored by DDPM, which uses all T). */
@@ -34,6 +94,8 @@ export interface SampleJobResult {
   images: Float32Array;
   shape: [number, number, number, number];
   frames: TrajectoryFrame[];
+  /** Threads the model ran on (1 unless the backend is wasm or cpu and workers were used). */
+  threads: number;
 }
 
 /** Which of `total` steps to record so that `frames` of them are evenly spaced and the last step is included. */
@@ -49,26 +111,28 @@ export async function sampleImages(params: ReadonlyMap<string, tf.Tensor>, confi
   const shape: [number, number, number, number] = [o.n, config.imageSize, config.imageSize, config.channels];
   const frames: TrajectoryFrame[] = [];
   let wanted: Set<number> | null = null;
-  const x0 = await runSampler((x, t) => unetForward(params, config, x, t, { training: false }), diffusion, shape, {
-    sampler: o.sampler,
-    steps: o.steps,
-    eta: o.eta,
-    seed: o.seed,
-    signal: o.signal,
-    wantTensors: (i, total) => (wanted ??= frameIndices(total, o.frames ?? 0)).has(i),
-    onStep: async (info) => {
-      o.onStep?.({ index: info.index, total: info.total, t: info.t, tPrev: info.tPrev });
-      if (info.xt && info.predX0) {
-        const [xt, p] = await Promise.all([info.xt.data(), info.predX0.data()]);
-        const frame = { index: info.index, t: info.t, xt: xt as Float32Array, predX0: p as Float32Array };
-        frames.push(frame);
-        await o.onFrame?.(frame);
-      }
-    },
+  return withSamplingThreads(params, config, schedule, o.n, o, async (eps, threads) => {
+    const x0 = await runSampler(eps, diffusion, shape, {
+      sampler: o.sampler,
+      steps: o.steps,
+      eta: o.eta,
+      seed: o.seed,
+      signal: o.signal,
+      wantTensors: (i, total) => (wanted ??= frameIndices(total, o.frames ?? 0)).has(i),
+      onStep: async (info) => {
+        o.onStep?.({ index: info.index, total: info.total, t: info.t, tPrev: info.tPrev });
+        if (info.xt && info.predX0) {
+          const [xt, p] = await Promise.all([info.xt.data(), info.predX0.data()]);
+          const frame = { index: info.index, t: info.t, xt: xt as Float32Array, predX0: p as Float32Array };
+          frames.push(frame);
+          await o.onFrame?.(frame);
+        }
+      },
+    });
+    const images = (await x0.data()) as Float32Array;
+    x0.dispose();
+    return { images, shape, frames, threads };
   });
-  const images = (await x0.data()) as Float32Array;
-  x0.dispose();
-  return { images, shape, frames };
 }
 
 /** Rearranges frames into one image per (sample, frame), row-major by sample: the layout of a trajectory strip. */

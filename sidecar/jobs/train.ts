@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { Rng } from '../ddpm/rng.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
-import { resolveWorkers } from '../ddpm/gradientPool.ts';
+import { resolveWorkers } from '../ddpm/workerPool.ts';
 import { Trainer, type TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
 import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
@@ -188,7 +188,9 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     const ema = trainer.emaParams();
     try {
       const n = o.sampleCount ?? 16;
-      const r = await sampleImages(ema, config, scheduleCfg, { n, sampler: 'ddim', steps: o.sampleSteps ?? 20, seed: runSeed });
+      // On the trainer's threads, if it has any: a pool of its own would cost a second set of workers.
+      const threads = trainer.workerPool ? { pool: trainer.workerPool } : { workers: 1 };
+      const r = await sampleImages(ema, config, scheduleCfg, { n, sampler: 'ddim', steps: o.sampleSteps ?? 20, seed: runSeed, ...threads });
       const dir = path.join(o.out, 'samples');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `step-${pad(trainer.step)}.png`);

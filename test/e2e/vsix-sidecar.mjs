@@ -90,6 +90,13 @@ try {
       if (r.images.length !== 4 || pngSize(r.grid) !== '62×62') throw new Error(`${r.images.length} images, grid ${pngSize(r.grid)}`);
       return `grid ${pngSize(r.grid)} in ${r.seconds.toFixed(1)} s`;
     });
+    await check('ddpm/sample on 2 threads (dist/model-worker.js from the package): the same images', async () => {
+      const one = await request('ddpm/sample', { checkpoint, n: 4, sampler: 'ddim', steps: 10, seed: 0, workers: 1 });
+      const two = await request('ddpm/sample', { checkpoint, n: 4, sampler: 'ddim', steps: 10, seed: 0, workers: 2 });
+      if (one.threads !== 1 || two.threads !== 2) throw new Error(`threads ${one.threads} and ${two.threads}`);
+      if (two.images.join() !== one.images.join()) throw new Error('the images differ between 1 and 2 threads');
+      return `${two.threads} threads in ${two.seconds.toFixed(1)} s (1 thread: ${one.seconds.toFixed(1)} s)`;
+    });
     await check('ddpm/interpolate (sharp reads the inputs)', async () => {
       const img = (x0) => { const px = Buffer.alloc(28 * 28); for (let y = 6; y < 22; y++) for (let x = x0; x < x0 + 4; x++) px[y * 28 + x] = 255; return px; };
       const a = path.join(dir, 'a.png');
@@ -118,7 +125,7 @@ try {
     const end = await trainedToTheEnd(jobId);
     return `${end.reason} at step ${end.step}: ${path.basename(end.checkpoint)}`;
   });
-  await check('ddpm/train with 2 gradient threads (dist/gradient-worker.js from the package): 1 step of `mnist`', async () => {
+  await check('ddpm/train with 2 gradient threads (dist/model-worker.js from the package): 1 step of `mnist`', async () => {
     const out = path.join(dir, 'run-workers');
     const { jobId } = await request('ddpm/train', { data: 'mnist', preset: 'mnist', steps: 1, batch: 4, workers: 2, out, saveEvery: 0, sampleEvery: 0 }, 300_000);
     const end = await trainedToTheEnd(jobId);

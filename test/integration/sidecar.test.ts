@@ -115,6 +115,12 @@ test('ddpm/sample: trajectory frames stream in order, and the PNGs have the righ
   }
   const again = await sc.connection.sendRequest(SampleRequest, { checkpoint, n: 4, sampler: 'ddim', steps: 10, seed: 3 });
   assert.deepEqual(again.images, r.images, 'same seed, same images (with or without frames)');
+  // The tiny model samples on one thread by default; asked for two, it uses a worker thread for half the batch
+  // and draws the same images.
+  assert.equal(r.threads, 1);
+  const threaded = await sc.connection.sendRequest(SampleRequest, { checkpoint, n: 4, sampler: 'ddim', steps: 10, seed: 3, workers: 2 });
+  assert.equal(threaded.threads, 2);
+  assert.deepEqual(threaded.images, r.images, 'same seed, same images on two threads');
 });
 
 test('cancellation mid-sample answers RequestCancelled within a step', async () => {
@@ -163,7 +169,7 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   await assert.rejects(sc.connection.sendRequest(SampleRequest, { checkpoint: foreign, n: 1 }), (e: ResponseError<void>) => e.code === ErrorCodes.BadInput && /not a DDPM Studio checkpoint/.test(e.message));
 });
 
-test('21 malformed requests get errors naming the field, and the process stays up', async () => {
+test('22 malformed requests get errors naming the field, and the process stays up', async () => {
   const bad: [string, unknown, number, RegExp][] = [
     ['ddpm/sample', {}, ErrorCodes.InvalidParams, /missing field 'checkpoint'/],
     ['ddpm/sample', { checkpoint: 5 }, ErrorCodes.InvalidParams, /field 'checkpoint' must be a non-empty string/],
@@ -171,6 +177,7 @@ test('21 malformed requests get errors naming the field, and the process stays u
     ['ddpm/sample', { checkpoint, n: 2.5 }, ErrorCodes.InvalidParams, /field 'n'/],
     ['ddpm/sample', { checkpoint, sampler: 'euler' }, ErrorCodes.InvalidParams, /field 'sampler' must be one of ddim, ddpm/],
     ['ddpm/sample', { checkpoint, eta: 'x' }, ErrorCodes.InvalidParams, /field 'eta'/],
+    ['ddpm/sample', { checkpoint, workers: 0 }, ErrorCodes.InvalidParams, /field 'workers'/],
     ['ddpm/sample', { checkpoint: path.join(tmp, 'nope.safetensors') }, ErrorCodes.NotFound, /checkpoint not found/],
     ['ddpm/sample', [1, 2], ErrorCodes.InvalidParams, /params must be an object/],
     ['ddpm/train', {}, ErrorCodes.InvalidParams, /missing field 'data'/],
@@ -187,7 +194,7 @@ test('21 malformed requests get errors naming the field, and the process stays u
     ['ddpm/interpolate', { checkpoint, imageA: 'x', imageB: 'y', lambdas: [2] }, ErrorCodes.InvalidParams, /field 'lambdas'/],
     ['ddpm/unknownMethod', {}, -32601, /Unhandled method/],
   ];
-  assert.equal(bad.length, 21);
+  assert.equal(bad.length, 22);
   for (const [method, params, code, re] of bad) {
     await assert.rejects(sc.connection.sendRequest(method, params), (e: ResponseError<void>) => {
       assert.equal(e.code, code, `${method} ${JSON.stringify(params)}: ${e.code} ${e.message}`);

@@ -7,7 +7,7 @@ export type TrajectoryToWebview =
   | { type: 'start'; runId: string; n: number; total: number; sampler: string; checkpoint: string }
   | { type: 'step'; runId: string; step: number; total: number; t: number; at: number }
   | { type: 'frame'; runId: string; index: number; t: number; xt: string; x0: string }
-  | { type: 'done'; runId: string; grid: string; seconds: number }
+  | { type: 'done'; runId: string; grid: string; seconds: number; threads?: number }
   | { type: 'error'; runId: string; message: string };
 
 export type TrajectoryFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'again' } | { type: 'saveGrid' } | { type: 'saveStrip'; png: string };

@@ -104,7 +104,7 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
       break;
     case 'done':
       void drawPng(grid, m.grid).then(() => setState('done'));
-      rateLabel.textContent = `done in ${m.seconds.toFixed(1)} s`;
+      rateLabel.textContent = `done in ${m.seconds.toFixed(1)} s${m.threads && m.threads > 1 ? ` on ${m.threads} threads` : ''}`;
       api.setState({ ...api.getState(), grid: m.grid });
       break;
     case 'error':
