@@ -16,12 +16,11 @@ import { countParams, paramSpecs, presetConfig, PRESET_NAMES } from './ddpm/unet
 import { CHECKPOINT_FORMAT, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint/checkpoint.ts';
 import { readHeader } from './checkpoint/safetensors.ts';
 import { GaussianDiffusion } from './ddpm/diffusion.ts';
-import { interpolate as interpolateLatents } from './ddpm/sampler.ts';
+import { interpolate as interpolateLatents, INTERPOLATION_BATCH } from './ddpm/sampler.ts';
 import { makeSchedule } from './ddpm/schedule.ts';
-import { unetForward } from './ddpm/unet.ts';
 import { encodeGrid, loadImage } from './image/png.ts';
 import { runTrainJob, type TrainProgress } from './jobs/train.ts';
-import { sampleImages, trajectoryBatch } from './jobs/sample.ts';
+import { sampleImages, trajectoryBatch, withSamplingThreads } from './jobs/sample.ts';
 
 export class UsageError extends Error {}
 
@@ -53,7 +52,7 @@ const USAGE = `usage:
   ddpm sample --ckpt FILE [--n 16] [--sampler ddim|ddpm] [--steps 50] [--eta 0] [--seed 0] [--out grid.png]
              [--trajectory traj.png] [--frames 10] [--x0 x0.png] [--ema|--no-ema] [--backend NAME] [--workers N|auto]
   ddpm interpolate --ckpt FILE --a IMG --b IMG [--t 500] [--lambdas 0,0.25,0.5,0.75,1] [--sampler ddim|ddpm] [--steps 50]
-             [--seed 0] [--out strip.png] [--backend NAME]
+             [--seed 0] [--out strip.png] [--backend NAME] [--workers N|auto]
   ddpm inspect FILE [--json]
   ddpm export --ckpt FILE --out FILE [--f16] [--no-ema]
   ddpm info [--backend auto|${BACKEND_NAMES.join('|')}] [--json]
@@ -264,15 +263,12 @@ async function interpolate(p: Parsed): Promise<number> {
   const shape: [number, number, number, number] = [1, config.imageSize, config.imageSize, config.channels];
   const [x1, x2] = images.map((d) => tf.tensor4d(d, shape));
   try {
-    const strip = await interpolateLatents(
-      (x, ts) => unetForward(params, config, x, ts, { training: false }),
-      new GaussianDiffusion(makeSchedule(ck.meta.schedule)),
-      x1,
-      x2,
-      t,
-      lambdas,
-      { sampler, steps: int(p, 'steps', 50, 1), seed: int(p, 'seed', 0), onLambda: (i) => console.error(`λ = ${lambdas[i]} done`) },
-    );
+    const threadOpts = { ...(p.flags.has('workers') ? { workers: workersFlag(p) } : {}), onWarning: (m: string) => console.error(`warning: ${m}`) };
+    const t0 = Date.now();
+    const strip = await withSamplingThreads(params, config, ck.meta.schedule, Math.min(lambdas.length, INTERPOLATION_BATCH), threadOpts, (eps, threads) => {
+      console.error(`denoising ${lambdas.length} interpolation${lambdas.length === 1 ? '' : 's'} from t = ${t} on ${threads} thread${threads === 1 ? '' : 's'}`);
+      return interpolateLatents(eps, new GaussianDiffusion(makeSchedule(ck.meta.schedule)), x1, x2, t, lambdas, { sampler, steps: int(p, 'steps', 50, 1), seed: int(p, 'seed', 0) });
+    });
     // The strip: the two inputs (as the model sees them) at the ends, the interpolations between.
     const per = config.imageSize * config.imageSize * config.channels;
     const all = new Float32Array((lambdas.length + 2) * per);
@@ -282,7 +278,7 @@ async function interpolate(p: Parsed): Promise<number> {
     tf.dispose(strip);
     fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
     fs.writeFileSync(out, await encodeGrid({ data: all, n: lambdas.length + 2, height: config.imageSize, width: config.imageSize, channels: config.channels }, lambdas.length + 2));
-    console.error(`wrote ${out}: input a, λ = ${lambdas.join(', ')}, input b (t = ${t})`);
+    console.error(`wrote ${out}: input a, λ = ${lambdas.join(', ')}, input b (t = ${t}), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return 0;
   } finally {
     tf.dispose([x1, x2, ...params.values()]);

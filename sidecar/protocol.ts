@@ -176,6 +176,8 @@ export interface InterpolateParams {
   steps?: number;
   seed?: number;
   token?: string;
+  /** Threads running the model on the CPU backends (the λ of a strip are denoised together, one batch): as in ddpm/sample. */
+  workers?: number | 'auto';
 }
 export interface InterpolateResult {
   /** One PNG per λ, in order. */
@@ -187,10 +189,11 @@ export interface InterpolateResult {
 }
 export const InterpolateRequest = new RequestType<InterpolateParams, InterpolateResult, void>('ddpm/interpolate');
 
+/** All λ of a strip are denoised together: progress counts denoising steps. */
 export interface InterpolateProgressParams {
   token?: string;
-  index: number;
-  lambda: number;
+  /** 0-based index of the step just taken, and the number of steps. */
+  step: number;
   total: number;
 }
 export const InterpolateProgressNotification = new NotificationType<InterpolateProgressParams>('ddpm/interpolateProgress');

@@ -11,12 +11,12 @@ import { initBackend, releaseCachedMemory, type BackendChoice, BackendUnavailabl
 import { CHECKPOINT_FORMAT, loadCheckpoint, readCheckpointMeta } from './checkpoint/checkpoint.ts';
 import { readHeader, readTensorF32, SafetensorsError } from './checkpoint/safetensors.ts';
 import { GaussianDiffusion } from './ddpm/diffusion.ts';
-import { interpolate } from './ddpm/sampler.ts';
+import { interpolate, INTERPOLATION_BATCH } from './ddpm/sampler.ts';
 import { makeSchedule } from './ddpm/schedule.ts';
-import { countParams, paramSpecs, presetConfig, PRESET_NAMES, unetForward, type UNetConfig } from './ddpm/unet.ts';
+import { countParams, paramSpecs, presetConfig, PRESET_NAMES, type UNetConfig } from './ddpm/unet.ts';
 import { encodeGrid, loadImage } from './image/png.ts';
 import { runTrainJob } from './jobs/train.ts';
-import { sampleImages } from './jobs/sample.ts';
+import { sampleImages, withSamplingThreads } from './jobs/sample.ts';
 import * as P from './params.ts';
 import {
   CheckpointSavedNotification,
@@ -303,6 +303,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
       const steps = P.int(p, 'steps', 50, 1, 1000);
       const seed = P.int(p, 'seed', 0, 0, 2 ** 32 - 1);
       const tok = P.optional(p, 'token', () => P.str(p, 'token'));
+      const workers = p.workers === undefined || p.workers === 'auto' ? 'auto' : P.int(p, 'workers', undefined, 1, 64);
       for (const f of files) mustExist(f, 'image');
       await ensureBackend();
       const { meta, params } = weightsOf(checkpoint, true);
@@ -328,15 +329,18 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
       }
       const [x1, x2] = inputs.map((d) => tf.tensor4d(d, shape));
       try {
-        const strip = await interpolate((x, ts) => unetForward(params, c, x, ts, { training: false }), new GaussianDiffusion(makeSchedule(meta.schedule)), x1, x2, t, lambdas as number[], {
-          sampler,
-          steps,
-          seed,
-          signal: abortOn(token).signal,
-          onLambda: (i) => {
-            void connection.sendNotification(InterpolateProgressNotification, { token: tok, index: i, lambda: (lambdas as number[])[i], total: (lambdas as number[]).length });
-          },
-        });
+        const batch = Math.min((lambdas as number[]).length, INTERPOLATION_BATCH);
+        const strip = await withSamplingThreads(params, c, meta.schedule, batch, { workers, onWarning: (m) => log('warn', m) }, (eps) =>
+          interpolate(eps, new GaussianDiffusion(makeSchedule(meta.schedule)), x1, x2, t, lambdas as number[], {
+            sampler,
+            steps,
+            seed,
+            signal: abortOn(token).signal,
+            onProgress: (step, total) => {
+              void connection.sendNotification(InterpolateProgressNotification, { token: tok, step, total });
+            },
+          }),
+        );
         const outs = await Promise.all(strip.map(async (s) => (await s.data()) as Float32Array));
         tf.dispose(strip);
         const per = c.imageSize * c.imageSize * c.channels;

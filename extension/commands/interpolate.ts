@@ -11,7 +11,7 @@ import type { InterpolateFromWebview, InterpolateToWebview } from '../../webview
 import { lambdaValues } from '../../webview/shared/lambdas.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { PanelHost } from '../panels/panelHost.ts';
-import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
+import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog, workersSetting } from './common.ts';
 
 const IMAGE = /\.(png|jpe?g|webp)$/i;
 const LAST_KEY = 'ddpm.lastInterpolateCheckpoint';
@@ -89,9 +89,9 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
   try {
     for (const [row, t] of ts.entries()) {
       const token = randomUUID();
-      const sub = sidecar.onNotification(InterpolateProgressNotification, (p) => p.token === token && void post({ type: 'progress', row, index: p.index, total: p.total }));
+      const sub = sidecar.onNotification(InterpolateProgressNotification, (p) => p.token === token && void post({ type: 'progress', row, done: (p.step + 1) / p.total }));
       try {
-        const r = await sidecar.request(InterpolateRequest, { checkpoint, imageA: files[0], imageB: files[1], t, lambdas, steps: opts?.steps ?? 50, seed: 0, token });
+        const r = await sidecar.request(InterpolateRequest, { checkpoint, imageA: files[0], imageB: files[1], t, lambdas, steps: opts?.steps ?? 50, seed: 0, token, workers: workersSetting(vscode.workspace.getConfiguration('ddpm').get<string>('sampleWorkers', 'auto')) });
         if (row === 0) await post({ type: 'inputs', a: r.inputs[0], b: r.inputs[1] });
         await post({ type: 'row', row, t, strip: r.strip });
         if (opts?.saveTo && ts.length === 1) {

@@ -33,6 +33,11 @@ export interface SamplerOptions {
   clip?: boolean;
   /** Seed of the sampling noise (x_T and every z). */
   seed: number;
+  /**
+   * Draw each step's z for this many images and repeat it over the batch, whose size must be a multiple of it
+   * (interpolation: every λ of a strip gets the same noise, so that the strip varies only with λ). Default: the batch.
+   */
+  noiseBatch?: number;
   signal?: AbortSignal;
   /**
    * Called after each denoising step. `xt` (the new x) and `predX0` are given only when `wantTensors(index)`
@@ -92,6 +97,13 @@ export async function runSampler(
   const varianceType = opts.varianceType ?? 'fixedlarge';
   const eta = opts.eta ?? 0;
   const ts = samplingTimesteps(diffusion.T, opts, start?.t);
+  const noiseBatch = opts.noiseBatch ?? shape[0];
+  if (!Number.isInteger(noiseBatch) || noiseBatch < 1 || shape[0] % noiseBatch !== 0) throw new Error(`noiseBatch must divide the batch of ${shape[0]}, got ${noiseBatch}`);
+  const noiseShape: [number, number, number, number] = [noiseBatch, shape[1], shape[2], shape[3]];
+  const noise = (seed: number): tf.Tensor4D => {
+    const z = tf.randomNormal(noiseShape, 0, 1, 'float32', seed) as tf.Tensor4D;
+    return noiseBatch === shape[0] ? z : tf.tile(z, [shape[0] / noiseBatch, 1, 1, 1]);
+  };
   // Every step's noise comes from the seeded generator, in step order: the same seed gives the same samples.
   let x: tf.Tensor4D = start ? tf.clone(start.x) : (tf.randomNormal(shape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D);
   try {
@@ -105,8 +117,8 @@ export async function runSampler(
       const [xPrev, predX0] = tf.tidy(() => {
         const r =
           opts.sampler === 'ddpm'
-            ? diffusion.pSampleStep(x, tb, eps, tf.randomNormal(shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D, { varianceType, clip })
-            : diffusion.ddimStep(x, tb, new Array<number>(shape[0]).fill(tPrev), eps, eta > 0 ? (tf.randomNormal(shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D) : null, {
+            ? diffusion.pSampleStep(x, tb, eps, noise(noiseSeed), { varianceType, clip })
+            : diffusion.ddimStep(x, tb, new Array<number>(shape[0]).fill(tPrev), eps, eta > 0 ? noise(noiseSeed) : null, {
                 eta,
                 clip,
               });
@@ -136,10 +148,14 @@ export async function runSampler(
   }
 }
 
+/** λ per sampler run at most: a strip's images are denoised together, so its length sets the batch (and memory). */
+export const INTERPOLATION_BATCH = 16;
+
 /**
  * Interpolation in latent space (paper §4.3, Fig. 8): x_1, x_2 are diffused to t with their own noise, mixed as
- * (1−λ)·x_t(x_1) + λ·x_t(x_2), and the mix is denoised from t down to 0. Returns one image batch per λ.
- * The same seed gives the same noise for every λ, so the strip varies only with λ.
+ * (1−λ)·x_t(x_1) + λ·x_t(x_2), and the mixes are denoised from t down to 0, all λ together as one batch (in runs of
+ * at most INTERPOLATION_BATCH). Returns one image batch per λ. The same seed gives the same noise for every λ, so
+ * the strip varies only with λ, and a λ's image does not depend on the others in the strip.
  */
 export async function interpolate(
   model: EpsModel,
@@ -148,23 +164,43 @@ export async function interpolate(
   x2: tf.Tensor4D,
   t: number,
   lambdas: readonly number[],
-  opts: Omit<SamplerOptions, 'onStep' | 'wantTensors'> & { onLambda?: (index: number, image: tf.Tensor4D) => void | Promise<void> },
+  opts: Omit<SamplerOptions, 'onStep' | 'wantTensors' | 'noiseBatch'> & {
+    /** After each denoising step of each run: `step` of `total` steps over the whole strip (0-based). */
+    onProgress?: (step: number, total: number) => void | Promise<void>;
+    onLambda?: (index: number, image: tf.Tensor4D) => void | Promise<void>;
+  },
 ): Promise<tf.Tensor4D[]> {
   if (x1.shape.join() !== x2.shape.join()) throw new Error(`images differ in shape: [${x1.shape}] vs [${x2.shape}]`);
+  for (const l of lambdas) if (!(l >= 0 && l <= 1)) throw new Error(`interpolation λ must be in [0, 1], got ${l}`);
   const rng = new Rng(opts.seed);
   const eps1 = tf.randomNormal(x1.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
   const eps2 = tf.randomNormal(x2.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
   const denoiseSeed = rng.seed();
+  const [b, h, w, c] = x1.shape;
+  const runs = Math.ceil(lambdas.length / INTERPOLATION_BATCH);
+  const perRun = samplingTimesteps(diffusion.T, opts, t).length;
   const out: tf.Tensor4D[] = [];
   try {
-    for (let i = 0; i < lambdas.length; i++) {
-      const xt = diffusion.interpolateLatents(x1, x2, t, eps1, eps2, lambdas[i]);
+    for (let r = 0; r < runs; r++) {
+      const group = lambdas.slice(r * INTERPOLATION_BATCH, (r + 1) * INTERPOLATION_BATCH);
+      const xt = tf.tidy(() => tf.concat(group.map((l) => diffusion.interpolateLatents(x1, x2, t, eps1, eps2, l)), 0));
+      let images: tf.Tensor4D;
       try {
-        const img = await runSampler(model, diffusion, x1.shape, { ...opts, seed: denoiseSeed }, { x: xt, t });
-        out.push(img);
-        await opts.onLambda?.(i, img);
+        images = await runSampler(
+          model,
+          diffusion,
+          [group.length * b, h, w, c],
+          { ...opts, seed: denoiseSeed, noiseBatch: b, onStep: (s) => opts.onProgress?.(r * perRun + s.index, runs * perRun) },
+          { x: xt, t },
+        );
       } finally {
         xt.dispose();
+      }
+      const parts = group.length === 1 ? [images] : (tf.split(images, group.length, 0) as tf.Tensor4D[]);
+      if (group.length > 1) images.dispose();
+      for (const p of parts) {
+        out.push(p);
+        await opts.onLambda?.(out.length - 1, p);
       }
     }
     return out;

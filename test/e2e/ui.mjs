@@ -489,6 +489,9 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
         await sleep(500);
       }
       log(`  interpolation ${await frame.locator('#status').innerText()}`);
+      // Progress counts the denoising steps of the whole strip (all λ run as one batch): full when done.
+      const [barValue, barMax] = await frame.locator('#bar').evaluate((b) => [b.value, b.max]);
+      if (barMax !== 1 || barValue !== 1) throw new Error(`#bar at ${barValue} of ${barMax} after done`);
       let strip;
       for (;;) { // the strip is drawn asynchronously (image decode) after its message
         strip = await canvasPixels(frame, 'canvas#strip-0');

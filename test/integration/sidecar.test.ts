@@ -12,6 +12,7 @@ import {
   ErrorCodes,
   InfoRequest,
   InspectRequest,
+  InterpolateProgressNotification,
   InterpolateRequest,
   JobEndedNotification,
   SampleProgressNotification,
@@ -22,6 +23,7 @@ import {
   TrainStopRequest,
   CheckpointSavedNotification,
   EmaDiffRequest,
+  type InterpolateProgressParams,
   type JobEndedParams,
   type SampleProgressParams,
   type TrainProgressParams,
@@ -144,8 +146,16 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   const b = path.join(tmp, 'b.png');
   fs.writeFileSync(a, Buffer.from(r.images[0], 'base64'));
   fs.writeFileSync(b, Buffer.from(r.images[1], 'base64'));
-  const it = await sc.connection.sendRequest(InterpolateRequest, { checkpoint, imageA: a, imageB: b, t: 200, lambdas: [0, 0.5, 1], steps: 5 });
+  const progress: InterpolateProgressParams[] = [];
+  const sub = sc.connection.onNotification(InterpolateProgressNotification, (p) => p.token === 'lerp' && progress.push(p));
+  const it = await sc.connection.sendRequest(InterpolateRequest, { checkpoint, imageA: a, imageB: b, t: 200, lambdas: [0, 0.5, 1], steps: 5, token: 'lerp' });
+  sub.dispose();
   assert.equal(it.images.length, 3);
+  // The three λ are denoised together: DDIM from t = 200 on the 5-step grid visits 200, 0 → 2 steps, in order.
+  assert.deepEqual(progress.map((p) => [p.step, p.total]), [[0, 2], [1, 2]]);
+  // On two threads (the λ split between them): the same strip.
+  const threaded = await sc.connection.sendRequest(InterpolateRequest, { checkpoint, imageA: a, imageB: b, t: 200, lambdas: [0, 0.5, 1], steps: 5, workers: 2 });
+  assert.deepEqual(threaded.images, it.images);
   const strip = await png(it.strip);
   assert.deepEqual([strip.width, strip.height], [5 * 28 + 6 * 2, 28 + 4]);
 

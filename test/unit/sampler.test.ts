@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
-import { runSampler, interpolate, samplingTimesteps, type EpsModel, type StepInfo } from '../../sidecar/ddpm/sampler.ts';
+import { runSampler, interpolate, samplingTimesteps, INTERPOLATION_BATCH, type EpsModel, type StepInfo } from '../../sidecar/ddpm/sampler.ts';
 import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 
@@ -144,5 +144,43 @@ test('interpolation diffuses to t, mixes with λ and denoises from t (checked wi
   tf.dispose([...s1, ...s2]);
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x1, x2, a1, a2]);
+  model.dispose();
+});
+
+test('interpolation denoises all λ as one batch with the same noise for each: each image equals its own run at batch 1', async () => {
+  await initBackend('wasm');
+  const diffusion = new GaussianDiffusion(makeSchedule());
+  const model = tinyModel(6);
+  const a1 = tf.randomUniform([1, 16, 16, 1], -1, 1, 'float32', 4) as tf.Tensor4D;
+  const a2 = tf.randomUniform([1, 16, 16, 1], -1, 1, 'float32', 5) as tf.Tensor4D;
+  const t = 12;
+  const seed = 31;
+  // More λ than one run takes, so that the strip is denoised in two runs; ancestral DDPM draws z at every step.
+  const lambdas = Array.from({ length: INTERPOLATION_BATCH + 2 }, (_, i) => i / (INTERPOLATION_BATCH + 1));
+  const progress: [number, number][] = [];
+  const before = tf.memory().numTensors;
+  const strip = await interpolate(asEps(model), diffusion, a1, a2, t, lambdas, { sampler: 'ddpm', seed, onProgress: (s, total) => void progress.push([s, total]) });
+  assert.equal(tf.memory().numTensors, before + lambdas.length);
+  assert.equal(strip.length, lambdas.length);
+  // 13 steps (t = 12 … 0) per run, two runs.
+  assert.deepEqual(progress, Array.from({ length: 26 }, (_, i) => [i, 26]));
+  // The reference: each λ on its own, as a batch of one, with the interpolation's noise (same generator order).
+  const rng = new Rng(seed);
+  const e1 = tf.randomNormal([1, 16, 16, 1], 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
+  const e2 = tf.randomNormal([1, 16, 16, 1], 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
+  const denoiseSeed = rng.seed();
+  for (const i of [0, 7, INTERPOLATION_BATCH, INTERPOLATION_BATCH + 1]) {
+    const xt = diffusion.interpolateLatents(a1, a2, t, e1, e2, lambdas[i]);
+    const alone = await runSampler(asEps(model), diffusion, [1, 16, 16, 1], { sampler: 'ddpm', seed: denoiseSeed }, { x: xt, t });
+    const want = await alone.data();
+    const got = await strip[i].data();
+    let worst = 0;
+    for (let k = 0; k < got.length; k++) worst = Math.max(worst, Math.abs(got[k] - want[k]));
+    assert.ok(worst < 1e-5, `λ #${i}: differs from its own run by ${worst}`);
+    tf.dispose([xt, alone]);
+  }
+  await assert.rejects(runSampler(asEps(model), diffusion, [3, 16, 16, 1], { sampler: 'ddim', steps: 2, seed: 1, noiseBatch: 2 }), /noiseBatch must divide the batch of 3, got 2/);
+  await assert.rejects(interpolate(asEps(model), diffusion, a1, a2, t, [0, 1.5], { sampler: 'ddim', seed: 1 }), /interpolation λ must be in \[0, 1\], got 1.5/);
+  tf.dispose([...strip, a1, a2, e1, e2]);
   model.dispose();
 });

@@ -10,7 +10,6 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const post = (m: InterpolateFromWebview) => api.postMessage(m);
 const strips = new Map<number, HTMLCanvasElement>();
 let rowsT: number[] = [];
-let perRow = 1;
 
 $('save').addEventListener('click', () => {
   const canvases = rowsT.map((_, i) => strips.get(i)).filter((c): c is HTMLCanvasElement => !!c);
@@ -33,7 +32,6 @@ window.addEventListener('message', (ev: MessageEvent<InterpolateToWebview>) => {
   switch (m.type) {
     case 'start': {
       rowsT = m.rows;
-      perRow = m.lambdas.length;
       $('caption').textContent = `${m.a} ↔ ${m.b} · λ = ${m.lambdas.map((l) => +l.toFixed(3)).join(', ')} · ${m.checkpoint}`;
       const host = $('rows');
       host.replaceChildren();
@@ -48,7 +46,7 @@ window.addEventListener('message', (ev: MessageEvent<InterpolateToWebview>) => {
         fig.append(c, cap);
         host.append(fig);
       });
-      ($('bar') as HTMLProgressElement).max = m.rows.length * perRow;
+      ($('bar') as HTMLProgressElement).max = m.rows.length;
       ($('bar') as HTMLProgressElement).value = 0;
       ($('save') as HTMLButtonElement).disabled = true;
       document.body.dataset.state = 'running';
@@ -59,7 +57,7 @@ window.addEventListener('message', (ev: MessageEvent<InterpolateToWebview>) => {
       void drawPng($<HTMLCanvasElement>('inputB'), m.b, 3);
       break;
     case 'progress':
-      ($('bar') as HTMLProgressElement).value = m.row * perRow + m.index + 1;
+      ($('bar') as HTMLProgressElement).value = m.row + m.done;
       break;
     case 'row': {
       const c = $<HTMLCanvasElement>(`strip-${m.row}`);

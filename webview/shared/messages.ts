@@ -46,7 +46,8 @@ export type CheckpointFromWebview = { type: 'ready' } | { type: 'stats'; name: s
 export type InterpolateToWebview =
   | { type: 'start'; rows: number[]; lambdas: number[]; a: string; b: string; checkpoint: string }
   | { type: 'inputs'; a: string; b: string }
-  | { type: 'progress'; row: number; index: number; total: number }
+  /** `done`: the fraction of this row's denoising steps taken. */
+  | { type: 'progress'; row: number; done: number }
   | { type: 'row'; row: number; t: number; strip: string }
   | { type: 'done'; seconds: number }
   | { type: 'error'; message: string };
