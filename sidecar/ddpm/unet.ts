@@ -221,36 +221,56 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
     training: opts.training,
     nextSeed: opts.nextSeed ?? (() => 0),
   };
+  // Inference runs each block in a tidy of its own and releases each block's output as soon as nothing needs it: a
+  // forward pass then holds the skip connections and one block's tensors, not every block's output until the end
+  // (cifar10 at batch 8 on wasm: ~100 MB less heap). Training keeps them: the backward pass needs them.
+  const inference = !opts.training;
+  const block = <T extends tf.Tensor>(f: () => T): T => (inference ? tf.tidy(f) : f());
   return tf.tidy(() => {
     const temb0 = timestepEmbedding(t, config.ch);
     const temb = dense(swish(dense(temb0, p, 'time_embed.dense_0')), p, 'time_embed.dense_1') as tf.Tensor2D;
-    const hs: tf.Tensor4D[] = [conv2d(x, p, 'conv_in')];
+    const hs: tf.Tensor4D[] = [block(() => conv2d(x, p, 'conv_in'))];
+    const release = (...done: tf.Tensor[]) => {
+      if (inference) for (const d of done) if (!hs.includes(d as tf.Tensor4D)) d.dispose();
+    };
     let res = config.imageSize;
     const levels = config.chMult.length;
     for (let l = 0; l < levels; l++) {
       for (let i = 0; i < config.numResBlocks; i++) {
-        let hh = resBlock(hs[hs.length - 1], temb, ctx, `down.${l}.res.${i}`);
-        if (config.attnResolutions.includes(res)) hh = attnBlock(hh, ctx, `down.${l}.attn.${i}`);
+        const input = hs[hs.length - 1];
+        let hh = block(() => resBlock(input, temb, ctx, `down.${l}.res.${i}`));
+        if (config.attnResolutions.includes(res)) {
+          const r = hh;
+          hh = block(() => attnBlock(r, ctx, `down.${l}.attn.${i}`));
+          release(r);
+        }
         hs.push(hh);
       }
       if (l !== levels - 1) {
-        hs.push(downsample(hs[hs.length - 1], p, `down.${l}.downsample`));
+        const input = hs[hs.length - 1];
+        hs.push(block(() => downsample(input, p, `down.${l}.downsample`)));
         res /= 2;
       }
     }
     let hh = hs[hs.length - 1];
-    hh = resBlock(hh, temb, ctx, 'mid.res_0');
-    hh = attnBlock(hh, ctx, 'mid.attn');
-    hh = resBlock(hh, temb, ctx, 'mid.res_1');
+    const step = (f: (input: tf.Tensor4D) => tf.Tensor4D) => {
+      const input = hh;
+      hh = block(() => f(input));
+      release(input);
+    };
+    step((input) => resBlock(input, temb, ctx, 'mid.res_0'));
+    step((input) => attnBlock(input, ctx, 'mid.attn'));
+    step((input) => resBlock(input, temb, ctx, 'mid.res_1'));
     for (let l = levels - 1; l >= 0; l--) {
       for (let i = 0; i < config.numResBlocks + 1; i++) {
         const skip = hs.pop();
         if (!skip) throw new Error('internal: skip stack underflow');
-        hh = resBlock(tf.concat([hh, skip], 3), temb, ctx, `up.${l}.res.${i}`);
-        if (config.attnResolutions.includes(res)) hh = attnBlock(hh, ctx, `up.${l}.attn.${i}`);
+        step((input) => resBlock(tf.concat([input, skip], 3), temb, ctx, `up.${l}.res.${i}`));
+        release(skip);
+        if (config.attnResolutions.includes(res)) step((input) => attnBlock(input, ctx, `up.${l}.attn.${i}`));
       }
       if (l !== 0) {
-        hh = upsample(hh, p, `up.${l}.upsample`);
+        step((input) => upsample(input, p, `up.${l}.upsample`));
         res *= 2;
       }
     }

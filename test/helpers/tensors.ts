@@ -57,3 +57,26 @@ export function buffersKeptForBackward(x: tf.Tensor4D, layers: number, layer: (h
   );
   return kept;
 }
+
+/**
+ * The most tensor bytes alive after any kernel that `fn` runs, above those alive before it (synchronous fn). Sampled
+ * after every engine.runKernel call, so it sees what tf.profile's per-kernel snapshots can miss inside custom ops.
+ */
+export function peakBytesDuring(fn: () => void): number {
+  // engine.runKernel is public API, but not in the exported Engine type's surface as a writable member.
+  const engine = tf.engine() as unknown as { runKernel: (...args: unknown[]) => unknown };
+  const runKernel = engine.runKernel;
+  const start = tf.memory().numBytes;
+  let peak = start;
+  engine.runKernel = (...args: unknown[]) => {
+    const out = runKernel.apply(engine, args);
+    peak = Math.max(peak, tf.memory().numBytes);
+    return out;
+  };
+  try {
+    fn();
+  } finally {
+    engine.runKernel = runKernel;
+  }
+  return peak - start;
+}
