@@ -38,7 +38,8 @@ export async function withSamplingThreads<T>(
 ): Promise<T> {
   const local = inferenceEps(params, config);
   const pool = o.pool;
-  if (pool && backendUsesWorkers() && batch > 1) {
+  if (pool) {
+    if (!backendUsesWorkers() || batch < 2) return fn(local, 1);
     await pool.setParams(params);
     return fn(threadedEpsModel(pool, local), Math.min(pool.size + 1, batch));
   }
