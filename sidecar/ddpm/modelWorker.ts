@@ -10,7 +10,7 @@ import { initBackend } from '../backend.ts';
 import { GaussianDiffusion } from './diffusion.ts';
 import { microBatchGradients } from './gradients.ts';
 import { makeSchedule, type ScheduleConfig } from './schedule.ts';
-import { unetForward, type UNetConfig } from './unet.ts';
+import { inferenceEps, type UNetConfig } from './unet.ts';
 import type { WorkerInit, WorkerJob, WorkerMicroBatch, WorkerReply } from './workerPool.ts';
 
 async function main(): Promise<void> {
@@ -73,8 +73,9 @@ async function main(): Promise<void> {
     }
   };
 
+  const eps = inferenceEps(params, config);
   const forward = async (id: number, imageShape: number[], x: Float32Array, t: number[]): Promise<WorkerReply> => {
-    const y = tf.tidy(() => unetForward(params, config, tf.tensor4d(x, [t.length, imageShape[0], imageShape[1], imageShape[2]]), t, { training: false }));
+    const y = tf.tidy(() => eps(tf.tensor4d(x, [t.length, imageShape[0], imageShape[1], imageShape[2]]), t));
     try {
       // A copy of its own: the reply transfers it, and a backend may hand out its own storage from data().
       return { id, eps: new Float32Array((await y.data()) as Float32Array) };

@@ -12,6 +12,7 @@ import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from './diffusion.ts';
 import { backendUsesWorkers, ModelWorkerPool, type WorkerMicroBatch } from './workerPool.ts';
 import { microBatchGradients } from './gradients.ts';
+import { maxTrainingMicroBatch } from './wasmMemory.ts';
 import { Rng, type RngState } from './rng.ts';
 import type { UNet } from './unet.ts';
 
@@ -30,7 +31,8 @@ export interface TrainConfig {
   randomFlip: boolean;
   /**
    * Largest number of images per forward/backward pass; a larger batch is split and its gradients accumulated
-   * (0 = the whole batch at once). Bounds activation memory, e.g. under wasm's 4 GB heap.
+   * (0 = the whole batch at once, or one micro-batch per thread). On wasm, never more than its 4 GiB heap holds
+   * (wasmMemory.ts): a larger batch is split as needed whatever this says.
    */
   microBatch: number;
   /**
@@ -39,6 +41,20 @@ export interface TrainConfig {
    * is split into one micro-batch per thread.
    */
   workers: number;
+}
+
+/**
+ * Images per micro-batch for a batch of `batch` on `threads` threads: `microBatch` if set (> 0), else an even share
+ * per thread, and in either case at most `limit` (what one pass may take: wasmMemory.ts). Under the limit the split
+ * stays even: each thread gets the same number of micro-batches (cifar10 at batch 32 on 2 threads, limit 12: four
+ * of 8, not 12 + 12 + 8).
+ */
+export function microBatchSize(batch: number, threads: number, microBatch: number, limit = Infinity): number {
+  if (microBatch > 0) return Math.max(1, Math.min(microBatch, batch, limit));
+  const share = Math.ceil(batch / threads);
+  if (share <= limit) return share;
+  const perThread = Math.ceil(share / limit);
+  return Math.max(1, Math.ceil(batch / (threads * perThread)));
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
@@ -274,7 +290,7 @@ export class Trainer {
     const threads = this.threads();
     // L_simple is a mean over the batch, so a micro-batch of m images contributes (m/B)·(its mean) to the loss and
     // its gradient: summing those gives exactly the full-batch gradient.
-    const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, b) : threads > 1 ? Math.ceil(b / threads) : b;
+    const mb = microBatchSize(b, threads, cfg.microBatch, maxTrainingMicroBatch(model.config, model.numParams, tf.getBackend()));
     const starts: number[] = [];
     for (let s0 = 0; s0 < b; s0 += mb) starts.push(s0);
     // One draw per step whatever the split, so that micro-batching and threads leave the generator's sequence (and

@@ -22,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attnBlock, conv2d, downsample, groupNorm, groupsFor, resBlock, swish, timestepEmbedding, upsample, dense, type BlockContext } from './layers.ts';
 import type { Rng } from './rng.ts';
+import { maxInferenceBatch } from './wasmMemory.ts';
 
 export interface UNetConfig {
   /** Height = width of the images. Must be divisible by 2^(levels−1). */
@@ -281,10 +282,26 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
 /** A model: its configuration and live parameters. */
 /**
  * ε_θ(x, t) in inference mode (dropout off) as a function of (x, t) alone, which releases its intermediates itself
- * (tf.tidy): samplers call it outside any tidy of theirs, as a model may also answer asynchronously.
+ * (tf.tidy): samplers call it outside any tidy of theirs, as a model may also answer asynchronously. A batch larger
+ * than `maxBatch` runs in passes of at most that many images, which gives the same result bit for bit (every layer
+ * works per image).
  */
-export function inferenceEps(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
-  return (x, t) => tf.tidy(() => unetForward(params, config, x, t, { training: false }));
+export function inferenceEps(
+  params: ReadonlyMap<string, tf.Tensor>,
+  config: UNetConfig,
+  maxBatch: number = maxInferenceBatch(config, tf.getBackend()),
+): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
+  return (x, t) =>
+    tf.tidy(() => {
+      const b = x.shape[0];
+      if (b <= maxBatch) return unetForward(params, config, x, t, { training: false });
+      const parts: tf.Tensor4D[] = [];
+      for (let s = 0; s < b; s += maxBatch) {
+        const n = Math.min(maxBatch, b - s);
+        parts.push(tf.tidy(() => unetForward(params, config, tf.slice(x, [s, 0, 0, 0], [n, -1, -1, -1]), t.slice(s, s + n), { training: false })));
+      }
+      return tf.concat(parts, 0);
+    });
 }
 
 export class UNet {

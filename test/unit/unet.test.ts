@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
-import { UNet, countParams, paramSpecs, presetConfig, PRESETS, unetForward, validateConfig, type UNetConfig } from '../../sidecar/ddpm/unet.ts';
+import { UNet, countParams, inferenceEps, paramSpecs, presetConfig, PRESETS, unetForward, validateConfig, type UNetConfig } from '../../sidecar/ddpm/unet.ts';
 import { groupNorm, timestepEmbedding, attnBlock } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { peakBytesDuring } from '../helpers/tensors.ts';
@@ -178,5 +178,29 @@ test('inference releases each block\'s activations as it goes: the same output, 
   // the wasm heap of a forward pass drops by about 100 MB.
   assert.ok(early < 0.95 * keepAll, `peak ${early} vs ${keepAll} bytes`);
   x.dispose();
+  model.dispose();
+});
+
+test('a batch larger than one pass may take runs in passes, with the same result bit for bit', async () => {
+  await initBackend('wasm');
+  const model = UNet.create(presetConfig('tiny'), new Rng(8));
+  const out = model.params.get('conv_out.weight')!;
+  out.assign(tf.randomNormal(out.shape, 0, 0.05, 'float32', 9));
+  const x = tf.randomNormal([7, 16, 16, 1], 0, 1, 'float32', 10) as tf.Tensor4D;
+  const t = [0, 10, 100, 300, 500, 800, 999];
+  const before = tf.memory().numTensors;
+  let whole: tf.Tensor | null = null;
+  let inThrees: tf.Tensor | null = null;
+  const peakWhole = peakBytesDuring(() => {
+    whole = inferenceEps(model.params, model.config, 7)(x, t);
+  });
+  const peakThrees = peakBytesDuring(() => {
+    inThrees = inferenceEps(model.params, model.config, 3)(x, t); // passes of 3, 3 and 1
+  });
+  assert.ok(peakThrees < 0.6 * peakWhole, `peak ${peakThrees} bytes in passes of 3 vs ${peakWhole} in one pass`);
+  assert.equal(tf.memory().numTensors, before + 2);
+  assert.deepEqual(inThrees!.shape, [7, 16, 16, 1]);
+  assert.deepEqual(Array.from(await inThrees!.data()), Array.from(await whole!.data()));
+  tf.dispose([whole!, inThrees!, x]);
   model.dispose();
 });
