@@ -114,17 +114,22 @@ export async function runSampler(
       const tb = new Array<number>(shape[0]).fill(t);
       const noiseSeed = rng.seed();
       const eps = await model(x, tb);
-      const [xPrev, predX0] = tf.tidy(() => {
-        const r =
-          opts.sampler === 'ddpm'
-            ? diffusion.pSampleStep(x, tb, eps, noise(noiseSeed), { varianceType, clip })
-            : diffusion.ddimStep(x, tb, new Array<number>(shape[0]).fill(tPrev), eps, eta > 0 ? noise(noiseSeed) : null, {
-                eta,
-                clip,
-              });
-        return [r.xPrev, r.predX0];
-      });
-      eps.dispose();
+      let xPrev: tf.Tensor4D;
+      let predX0: tf.Tensor4D;
+      try {
+        [xPrev, predX0] = tf.tidy(() => {
+          const r =
+            opts.sampler === 'ddpm'
+              ? diffusion.pSampleStep(x, tb, eps, noise(noiseSeed), { varianceType, clip })
+              : diffusion.ddimStep(x, tb, new Array<number>(shape[0]).fill(tPrev), eps, eta > 0 ? noise(noiseSeed) : null, {
+                  eta,
+                  clip,
+                });
+          return [r.xPrev, r.predX0];
+        });
+      } finally {
+        eps.dispose();
+      }
       x.dispose();
       x = xPrev;
       try {
