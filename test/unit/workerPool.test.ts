@@ -8,13 +8,13 @@ import { initBackend } from '../../sidecar/backend.ts';
 import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
-import { Trainer, type TrainConfig } from '../../sidecar/ddpm/train.ts';
+import { OPTIMIZER_CHUNK_ELEMENTS, Trainer, type TrainConfig } from '../../sidecar/ddpm/train.ts';
 import { inferenceEps, presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
 import { ModelWorkerPool, resolveSamplingWorkers, resolveWorkers, threadedEpsModel } from '../../sidecar/ddpm/workerPool.ts';
 import { sampleImages } from '../../sidecar/jobs/sample.ts';
 
-async function run(train: Partial<TrainConfig>, steps: number, previewAfter = -1) {
-  const model = UNet.create(presetConfig('tiny', { dropout: 0.1 }), new Rng(5));
+async function run(train: Partial<TrainConfig>, steps: number, previewAfter = -1, ch = presetConfig('tiny').ch) {
+  const model = UNet.create(presetConfig('tiny', { dropout: 0.1, ch }), new Rng(5));
   const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-3, warmupSteps: 0, randomFlip: true, ...train }, 77);
   const x0 = tf.randomUniform([6, 16, 16, 1], -1, 1, 'float32', 3) as tf.Tensor4D;
   const losses: number[] = [];
@@ -76,6 +76,23 @@ test('2 and 3 threads give the same steps as the same micro-batches on one threa
   const [pa, pb] = [serial2.preview!.images, parallel2.preview!.images];
   assert.equal(pb.length, 3 * 16 * 16);
   for (let i = 0; i < pa.length; i++) assert.ok(Math.abs(pa[i] - pb[i]) < 1e-4, `preview [${i}]: ${pa[i]} vs ${pb[i]}`);
+});
+
+test('a model of several optimizer chunks: each worker gradient slice lands in its own chunk', async () => {
+  await initBackend('wasm');
+  const ch = 64; // 2.8M parameters: two chunks of the flat optimizer state
+  const probe = UNet.create(presetConfig('tiny', { ch }), new Rng(1));
+  assert.ok(probe.numParams > OPTIMIZER_CHUNK_ELEMENTS, `${probe.numParams} parameters`);
+  probe.dispose();
+  const serial = await run({ microBatch: 3 }, 2, -1, ch);
+  const parallel = await run({ workers: 2 }, 2, -1, ch);
+  let worst = 0;
+  for (const [name, w] of serial.weights) {
+    const v = parallel.weights.get(name)!;
+    for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - v[i]));
+  }
+  assert.ok(worst < 1e-5, `weights differ by ${worst}`);
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(serial.losses[i] - parallel.losses[i]) <= 1e-5 * serial.losses[i]);
 });
 
 test('workers are validated; a GPU backend would ignore them (only wasm and cpu use threads)', () => {
