@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import sharp from 'sharp';
 import { launchBrowser } from './browser.mjs';
 
@@ -258,6 +259,14 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       await frame.$eval('canvas#grid', (c) => c.scrollIntoView({ block: 'center' })).catch(() => {});
       await sleep(300);
       await shot('04-sample-done');
+      // The shipped mnist model (1.06M parameters) samples its 16 images on one thread per core (ddpm.sampleWorkers:
+      // auto, at most 8), and the panel says so.
+      const threads = Math.min(os.availableParallelism(), 8);
+      const rate = await frame.locator('#rate').innerText();
+      if (!(threads > 1 ? new RegExp(`^done in [\\d.]+ s on ${threads} threads$`) : /^done in [\d.]+ s$/).test(rate)) {
+        throw new Error(`#rate says '${rate}' after sampling on ${threads} core(s)`);
+      }
+      log(`  #rate: ${rate}`);
       if (await frame.$('canvas#grid')) {
         const g = await canvasPixels(frame, 'canvas#grid');
         if (g.png) fs.writeFileSync(path.join(outDir, 'ui-canvas-grid.png'), g.png);
