@@ -16,6 +16,7 @@ import { makeSchedule } from './ddpm/schedule.ts';
 import { countParams, paramSpecs, presetConfig, PRESET_NAMES, type UNetConfig } from './ddpm/unet.ts';
 import { encodeGrid, loadImage } from './image/png.ts';
 import { runTrainJob } from './jobs/train.ts';
+import { WasmMemoryError } from './ddpm/wasmMemory.ts';
 import { sampleImages, withSamplingThreads } from './jobs/sample.ts';
 import * as P from './params.ts';
 import {
@@ -72,7 +73,7 @@ export function toResponseError(e: unknown): ResponseError<void> {
   if (e instanceof ResponseError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   if (err.name === 'AbortError') return new ResponseError(ErrorCodes.RequestCancelled, 'cancelled');
-  if (err instanceof BackendUnavailableError) return new ResponseError(ErrorCodes.BackendUnavailable, err.message);
+  if (err instanceof BackendUnavailableError || err instanceof WasmMemoryError) return new ResponseError(ErrorCodes.BackendUnavailable, err.message);
   if (err instanceof SafetensorsError || /not a DDPM Studio checkpoint|not a readable image|unknown data source|no such|not an IDX|CIFAR-10|no readable images/.test(err.message)) {
     return new ResponseError(/no such (file|folder)/.test(err.message) ? ErrorCodes.NotFound : ErrorCodes.BadInput, err.message);
   }

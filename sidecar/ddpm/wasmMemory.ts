@@ -16,6 +16,9 @@ import type { UNetConfig } from './unet.ts';
 /** The heap size passes are planned for: 0.5 GiB below the 4 GiB limit, for fragmentation and host copies. */
 export const WASM_HEAP_BUDGET = 3.5 * 1024 ** 3;
 
+/** What one inference pass may use for activations: the rest holds the weights, their packed copy and the outputs. */
+const INFERENCE_BUDGET = 2 * 1024 ** 3;
+
 /** Activation elements of one image's forward pass, summed over every block output (down path, middle, up path). */
 export function activationElements(config: UNetConfig): number {
   let elements = 0;
@@ -51,26 +54,45 @@ export function activationElements(config: UNetConfig): number {
 }
 
 /**
- * The most images one inference forward pass takes on `backend` (no limit but on wasm). Block outputs are released
- * as the pass goes (unet.ts), so the peak is about 48 full-resolution feature maps per image (measured: 46 for the
- * mnist preset, 45 for cifar10), plus attention matrices; passes get 2 GiB for that. cifar10: 83, mnist: 445.
+ * The most images one inference forward pass takes on `backend` (no limit but on wasm; WasmMemoryError if not even
+ * one fits). Block outputs are released as the pass goes (unet.ts), so the peak is about 48 full-resolution feature
+ * maps per image (measured: 46 for the mnist preset, 45 for cifar10), plus attention matrices; passes get 2 GiB for
+ * that. cifar10: 83, mnist: 445.
  */
 export function maxInferenceBatch(config: UNetConfig, backend: string): number {
   if (backend !== 'wasm') return Infinity;
+  const perImage = inferenceBytesPerImage(config);
+  if (perImage > INFERENCE_BUDGET) throw new WasmMemoryError('a forward pass', perImage, INFERENCE_BUDGET);
+  return Math.floor(INFERENCE_BUDGET / perImage);
+}
+
+function inferenceBytesPerImage(config: UNetConfig): number {
   const maps = 48 * 4 * config.imageSize ** 2 * config.ch;
   const attention = config.attnResolutions.reduce((s, r) => s + 2 * 4 * r ** 4, 0);
-  return Math.max(1, Math.floor((2 * 1024 ** 3) / (maps + attention)));
+  return maps + attention;
+}
+
+/** A model too large for even one image per pass in wasm's heap: a clear error instead of an aborted wasm module. */
+export class WasmMemoryError extends Error {
+  constructor(what: string, bytesPerImage: number, budget: number) {
+    const gb = (b: number) => (b / 1024 ** 3).toFixed(1);
+    super(
+      `this model needs about ${gb(bytesPerImage)} GiB per image for ${what}, more than the wasm backend's 4 GiB memory leaves for it (${gb(budget)} GiB): use a GPU (webgpu) or the native backend (DDPM: Install CUDA Backend)`,
+    );
+    this.name = 'WasmMemoryError';
+  }
 }
 
 /**
- * The most images one training micro-batch takes on `backend` (no limit but on wasm), for a model of `params`
- * parameters. Measured on cifar10: heap 1,458 MB at batch 2 and 2,304 MB at batch 8, i.e. 1,176 MB (8.2 weight
- * sizes) + 141 MB per image (10.9 floats per activation element); mnist at batch 8 fits the same line within 10%.
- * With margins (9 weight sizes, 14 floats per element): cifar10 12 images, mnist 173.
+ * The most images one training micro-batch takes on `backend` (no limit but on wasm; WasmMemoryError if not even
+ * one fits), for a model of `params` parameters. Measured on cifar10: heap 1,458 MB at batch 2 and 2,304 MB at
+ * batch 8, i.e. 1,176 MB (8.2 weight sizes) + 141 MB per image (10.9 floats per activation element); mnist at batch 8
+ * fits the same line within 10%. With margins (9 weight sizes, 14 floats per element): cifar10 12 images, mnist 173.
  */
 export function maxTrainingMicroBatch(config: UNetConfig, params: number, backend: string): number {
   if (backend !== 'wasm') return Infinity;
-  const fixed = 9 * 4 * params;
+  const budget = WASM_HEAP_BUDGET - 9 * 4 * params;
   const perImage = 14 * 4 * activationElements(config);
-  return Math.max(1, Math.floor((WASM_HEAP_BUDGET - fixed) / perImage));
+  if (perImage > budget) throw new WasmMemoryError('a training step', perImage, Math.max(0, budget));
+  return Math.floor(budget / perImage);
 }

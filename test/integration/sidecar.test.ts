@@ -29,6 +29,9 @@ import {
   type TrainProgressParams,
 } from '../../sidecar/protocol.ts';
 import { encodeSafetensors } from '../../sidecar/checkpoint/safetensors.ts';
+import { CHECKPOINT_FORMAT, saveCheckpoint } from '../../sidecar/checkpoint/checkpoint.ts';
+import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
+import { paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-sidecar-'));
 let sc: Sidecar;
@@ -177,6 +180,23 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   assert.deepEqual(fi.tensors, [{ name: 'encoder.layer.0.weight', dtype: 'F32', shape: [2, 3] }]);
   assert.equal((await sc.connection.sendRequest(TensorStatsRequest, { path: foreign, name: 'encoder.layer.0.weight' })).mean, 3.5);
   await assert.rejects(sc.connection.sendRequest(SampleRequest, { checkpoint: foreign, n: 1 }), (e: ResponseError<void>) => e.code === ErrorCodes.BadInput && /not a DDPM Studio checkpoint/.test(e.message));
+});
+
+test('a model too large for the wasm backend: a clear error, and the sidecar keeps serving', async () => {
+  // The tiny preset's weights for 1024×1024 images: a forward pass would need ~3 GiB per image of wasm's 4 GiB heap.
+  const config = presetConfig('tiny', { imageSize: 1024, attnResolutions: [] });
+  const file = path.join(tmp, 'huge.safetensors');
+  const model = new Map(paramSpecs(config).map((sp) => [sp.name, { shape: sp.shape, data: new Float32Array(sp.shape.reduce((a, b) => a * b, 1)) }]));
+  saveCheckpoint(file, {
+    meta: { format: CHECKPOINT_FORMAT, kind: 'weights', model: config, schedule: makeSchedule().config, step: 0, seed: 0, created: new Date().toISOString() },
+    groups: { model },
+  });
+  await assert.rejects(
+    sc.connection.sendRequest(SampleRequest, { checkpoint: file, n: 1, steps: 2 }),
+    (e: ResponseError<void>) => e.code === ErrorCodes.BackendUnavailable && /needs about 3\.0 GiB per image for a forward pass/.test(e.message),
+  );
+  const after = await sc.connection.sendRequest(SampleRequest, { checkpoint, n: 1, steps: 2 });
+  assert.equal(after.images.length, 1);
 });
 
 test('22 malformed requests get errors naming the field, and the process stays up', async () => {

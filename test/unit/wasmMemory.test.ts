@@ -9,7 +9,7 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { microBatchSize, Trainer } from '../../sidecar/ddpm/train.ts';
 import { countParams, paramSpecs, presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
-import { activationElements, maxInferenceBatch, maxTrainingMicroBatch } from '../../sidecar/ddpm/wasmMemory.ts';
+import { activationElements, maxInferenceBatch, maxTrainingMicroBatch, WasmMemoryError } from '../../sidecar/ddpm/wasmMemory.ts';
 
 const paramsOf = (preset: string) => countParams(paramSpecs(presetConfig(preset)));
 
@@ -58,6 +58,26 @@ test('the training estimate bounds the real wasm heap: measured growth per image
   assert.ok(perImage > 0.3 * estimate, `the heap grew ${perImage} bytes per image: the test measured nothing`);
   assert.ok(perImage <= estimate, `measured ${(perImage / 1e6).toFixed(1)} MB per image, estimated ${(estimate / 1e6).toFixed(1)} MB`);
   assert.ok(h16 <= 9 * 4 * model.numParams + 16 * estimate + 64 * 1024 ** 2, `heap ${h16} bytes at batch 16`);
+  trainer.dispose();
+  model.dispose();
+});
+
+test('a model too large for even one image per pass is a clear error before anything runs', async () => {
+  await initBackend('wasm');
+  // The tiny preset's weights, but 1024×1024 images: ~3 GiB of activations per image in a forward pass.
+  const config = presetConfig('tiny', { imageSize: 1024, attnResolutions: [] });
+  const params = countParams(paramSpecs(config));
+  assert.throws(() => maxInferenceBatch(config, 'wasm'), (e: Error) => e instanceof WasmMemoryError && /needs about 3\.0 GiB per image for a forward pass, more than the wasm backend's 4 GiB memory leaves for it \(2\.0 GiB\): use a GPU \(webgpu\) or the native backend/.test(e.message));
+  assert.throws(() => maxTrainingMicroBatch(config, params, 'wasm'), /GiB per image for a training step/);
+  assert.equal(maxInferenceBatch(config, 'webgpu'), Infinity);
+  // Through the trainer: the first step fails with that message, and the backend still works afterwards.
+  const model = UNet.create(config, new Rng(1));
+  const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-4, warmupSteps: 0 }, 1);
+  const x = tf.zeros([1, 1024, 1024, 1]) as tf.Tensor4D;
+  await assert.rejects(trainer.trainStep(x), WasmMemoryError);
+  assert.equal(trainer.step, 0);
+  assert.deepEqual(Array.from(await tf.add(tf.scalar(1), 1).data()), [2]);
+  tf.dispose(x);
   trainer.dispose();
   model.dispose();
 });
