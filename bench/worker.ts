@@ -19,8 +19,8 @@ import { Rng } from '../sidecar/ddpm/rng.ts';
 import { runSampler, type EpsModel, type SamplerKind } from '../sidecar/ddpm/sampler.ts';
 import { makeSchedule } from '../sidecar/ddpm/schedule.ts';
 import { Trainer } from '../sidecar/ddpm/train.ts';
-import { inferenceEps, presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
-import { backendUsesWorkers, ModelWorkerPool, threadedEpsModel } from '../sidecar/ddpm/workerPool.ts';
+import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
+import { withSamplingThreads } from '../sidecar/jobs/sample.ts';
 import { forwardAtRandomTimesteps } from './forward.ts';
 import {
   errorText,
@@ -208,21 +208,20 @@ async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory:
 
 async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
+  // With --workers, the sampler's threads (workerPool.ts), as the sidecar runs them: started and loaded before
+  // anything is timed. A measurement that could not start them fails rather than timing one thread.
+  const threads = {
+    workers: o.workers,
+    onWarning: (m: string) => {
+      throw new Error(m);
+    },
+  };
+  return withSamplingThreads(model.params, model.config, diffusion.schedule.config, batch, threads, (epsModel) => measureSampleWith(ctx, epsModel));
+}
+
+async function measureSampleWith(ctx: Context, epsModel: EpsModel): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
+  const { diffusion, batch, o } = ctx;
   const shape = imageShape(ctx);
-  // With --workers, the sampler's threads (workerPool.ts), started and loaded before anything is timed.
-  const pool =
-    o.workers > 1 && backendUsesWorkers()
-      ? await ModelWorkerPool.start(Math.min(o.workers, batch) - 1, {
-          backend: tf.getBackend() as BackendChoice,
-          config: model.config,
-          schedule: diffusion.schedule.config,
-          names: [...model.params.keys()],
-          shapes: [...model.params.values()].map((p) => p.shape),
-        })
-      : null;
-  if (pool) await pool.setParams(model.params);
-  const local = inferenceEps(model.params, model.config);
-  const epsModel: EpsModel = pool ? threadedEpsModel(pool, local) : local;
   const x = tf.randomNormal(shape, 0, 1, 'float32', o.seed) as tf.Tensor4D;
   const rng = new Rng(o.seed);
   try {
@@ -289,7 +288,6 @@ async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memo
     };
   } finally {
     x.dispose();
-    await pool?.dispose();
   }
 }
 

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from './diffusion.ts';
-import { backendUsesWorkers, ModelWorkerPool, type WorkerMicroBatch } from './workerPool.ts';
+import { backendUsesWorkers, ModelWorkerPool, workerInit, type WorkerMicroBatch } from './workerPool.ts';
 import { microBatchGradients } from './gradients.ts';
 import { maxTrainingMicroBatch } from './wasmMemory.ts';
 import { Rng, type RngState } from './rng.ts';
@@ -264,13 +264,7 @@ export class Trainer {
   private async ensurePool(threads: number): Promise<ModelWorkerPool | null> {
     if (threads <= 1) return null;
     if (this.pool) return this.pool;
-    this.poolStarting ??= ModelWorkerPool.start(threads - 1, {
-      backend: tf.getBackend() as 'wasm' | 'cpu',
-      config: this.model.config,
-      schedule: this.diffusion.schedule.config,
-      names: this.names,
-      shapes: this.names.map((n) => this.shapes.get(n)!),
-    }).then((p) => (this.pool = p));
+    this.poolStarting ??= ModelWorkerPool.start(threads - 1, workerInit(this.model.params, this.model.config, this.diffusion.schedule.config)).then((p) => (this.pool = p));
     return this.poolStarting;
   }
 

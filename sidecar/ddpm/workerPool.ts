@@ -103,6 +103,12 @@ export function backendUsesWorkers(): boolean {
   return backend === 'wasm' || backend === 'cpu';
 }
 
+/** What workers need to build the model of `params` (names and shapes in the map's order) on this thread's backend. */
+export function workerInit(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig, schedule: Required<ScheduleConfig>): Omit<WorkerInit, 'params'> {
+  const names = [...params.keys()];
+  return { backend: tf.getBackend() as BackendChoice, config, schedule, names, shapes: names.map((n) => params.get(n)!.shape) };
+}
+
 function workerScript(): { file: string; eval: boolean } {
   // From the esbuild bundle (dist/*.js) the worker is dist/model-worker.js; from source (tests, npm scripts run
   // with tsx) it is the .ts file, loaded through tsx's require hook: loaders registered with --import do not reach

@@ -3,12 +3,11 @@
  * as in the paper's Fig. 6), all as host arrays in [−1, 1]. Shared by the CLI and the sidecar.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { BackendChoice } from '../backend.ts';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
 import { inferenceEps, type UNetConfig } from '../ddpm/unet.ts';
-import { backendUsesWorkers, ModelWorkerPool, resolveSamplingWorkers, threadedEpsModel } from '../ddpm/workerPool.ts';
+import { backendUsesWorkers, ModelWorkerPool, resolveSamplingWorkers, threadedEpsModel, workerInit } from '../ddpm/workerPool.ts';
 
 /** How a sampling run spreads over threads on the CPU backends (workerPool.ts). */
 export interface SamplingThreadOptions {
@@ -46,16 +45,9 @@ export async function withSamplingThreads<T>(
   const numParams = [...params.values()].reduce((s, p) => s + p.size, 0);
   const threads = backendUsesWorkers() ? resolveSamplingWorkers(o.workers, batch, numParams) : 1;
   if (threads <= 1) return fn(local, 1);
-  const names = [...params.keys()];
   let workers: ModelWorkerPool | null = null;
   try {
-    workers = await ModelWorkerPool.start(threads - 1, {
-      backend: tf.getBackend() as BackendChoice,
-      config,
-      schedule: makeSchedule(schedule).config,
-      names,
-      shapes: names.map((n) => params.get(n)!.shape),
-    });
+    workers = await ModelWorkerPool.start(threads - 1, workerInit(params, config, makeSchedule(schedule).config));
     await workers.setParams(params);
   } catch (e) {
     await workers?.dispose();
