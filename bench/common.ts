@@ -2,6 +2,10 @@
  * What bench/engine.ts (the parent) and bench/worker.ts (one child per measurement) share: the result format,
  * the line protocol between them, a small argument parser and the statistics helpers.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
 
 /** Each result line a worker prints on stdout starts with this marker; anything else on its stdout is noise (e.g. native warnings). */
 export const RESULT_PREFIX = '@@ddpm-bench ';
@@ -188,3 +192,121 @@ export function stats(ms: readonly number[]): Stats {
 }
 
 export const errorText = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e));
+
+// ---- machine ----------------------------------------------------------------------------------------------------
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGB: number;
+  platform: string;
+  node: string;
+  tfjs: string;
+  torch?: string;
+}
+
+/** The machine a result was measured on (recorded with every result). */
+export function machineInfo(): MachineInfo {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1].trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  let tfjs = 'unknown';
+  try {
+    tfjs = (createRequire(__filename)('@tensorflow/tfjs/package.json') as { version: string }).version;
+  } catch {
+    // leave 'unknown'
+  }
+  return {
+    cpu,
+    cores: os.availableParallelism(),
+    memoryGB: round(os.totalmem() / 2 ** 30, 1),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    tfjs,
+  };
+}
+
+// ---- child processes --------------------------------------------------------------------------------------------
+
+export interface ChildOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** Complete stdout lines. */
+  lines: string[];
+  /** The child's stderr and non-result stdout, last part only (shown when the child fails). */
+  tail: string;
+  /** Set when the process could not be started at all. */
+  spawnError?: string;
+}
+
+const TAIL_CHARS = 4000;
+
+/** Runs a child to completion, collecting its stdout lines; a timeout kills it. Never rejects. */
+export function runChild(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutS: number; verbose: boolean; label: string },
+): Promise<ChildOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let tail = '';
+    let partial = '';
+    const noise = (text: string) => {
+      tail = (tail + text).slice(-TAIL_CHARS);
+      if (opts.verbose) process.stderr.write(text.replace(/^(?=.)/gm, `  [${opts.label}] `));
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        lines.push(line);
+        if (!line.startsWith(RESULT_PREFIX) && !line.startsWith('{')) noise(line + '\n');
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => noise(chunk));
+    let timedOut = false;
+    const timer =
+      opts.timeoutS > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, opts.timeoutS * 1000)
+        : null;
+    let spawnError: string | undefined;
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      if (partial) lines.push(partial);
+      resolve({ code, signal, timedOut, lines, tail, ...(spawnError ? { spawnError } : {}) });
+    };
+    child.on('error', (e) => {
+      // Failed to start (ENOENT, EACCES): there will be no output; 'close' may or may not follow.
+      spawnError = errorText(e);
+      finish(null, null);
+    });
+    child.on('close', finish);
+  });
+}
+
+/** One line saying how a child failed, with the last line it printed. */
+export function childFailure(o: ChildOutcome, what: string): string {
+  if (o.timedOut) return `${what} timed out`;
+  if (o.spawnError) return `${what} could not be started: ${o.spawnError}`;
+  const last = o.tail
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s && !/^at /.test(s))
+    .slice(-1)[0];
+  const how = o.signal ? `was killed by ${o.signal}` : o.code === 0 ? 'printed no result' : `exited with code ${o.code}`;
+  return `${what} ${how}${last ? `: ${last}` : ''}`;
+}

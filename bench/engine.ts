@@ -13,12 +13,13 @@
  * Output: a table (markdown) and one JSON document on stdout; with --json only the JSON document. Progress, and the
  * output of children that failed, go to stderr.
  */
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  childFailure,
+  machineInfo,
   errorText,
   intFlag,
   intList,
@@ -26,6 +27,7 @@ import {
   parseFlags,
   RESULT_PREFIX,
   round,
+  runChild,
   UsageError,
   type BenchMode,
   type MeasurementResult,
@@ -117,79 +119,6 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
 
 // ---- child processes --------------------------------------------------------------------------------------------
 
-interface ChildOutcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  /** Complete stdout lines. */
-  lines: string[];
-  /** The child's stderr and non-result stdout, last part only (shown when the child fails). */
-  tail: string;
-  /** Set when the process could not be started at all. */
-  spawnError?: string;
-}
-
-const TAIL_CHARS = 4000;
-
-function runChild(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutS: number; verbose: boolean; label: string }): Promise<ChildOutcome> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let tail = '';
-    let partial = '';
-    const noise = (text: string) => {
-      tail = (tail + text).slice(-TAIL_CHARS);
-      if (opts.verbose) process.stderr.write(text.replace(/^(?=.)/gm, `  [${opts.label}] `));
-    };
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop() ?? '';
-      for (const line of parts) {
-        lines.push(line);
-        if (!line.startsWith(RESULT_PREFIX) && !line.startsWith('{')) noise(line + '\n');
-      }
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => noise(chunk));
-    let timedOut = false;
-    const timer =
-      opts.timeoutS > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGKILL');
-          }, opts.timeoutS * 1000)
-        : null;
-    let spawnError: string | undefined;
-    let done = false;
-    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      if (partial) lines.push(partial);
-      resolve({ code, signal, timedOut, lines, tail, ...(spawnError ? { spawnError } : {}) });
-    };
-    child.on('error', (e) => {
-      // Failed to start (ENOENT, EACCES): there will be no output; 'close' may or may not follow.
-      spawnError = errorText(e);
-      finish(null, null);
-    });
-    child.on('close', finish);
-  });
-}
-
-function childFailure(o: ChildOutcome, what: string): string {
-  if (o.timedOut) return `${what} timed out`;
-  if (o.spawnError) return `${what} could not be started: ${o.spawnError}`;
-  const last = o.tail
-    .split('\n')
-    .map((s) => s.trim())
-    .filter((s) => s && !/^at /.test(s))
-    .slice(-1)[0];
-  const how = o.signal ? `was killed by ${o.signal}` : o.code === 0 ? 'printed no result' : `exited with code ${o.code}`;
-  return `${what} ${how}${last ? `: ${last}` : ''}`;
-}
-
 // Two ways to run: from source (`node --import tsx bench/engine.ts`) or as the esbuild bundle dist/bench.js, which
 // needs no node_modules but Dawn's, so it can be copied to a GPU machine that has only node and a driver.
 const BUNDLED = __filename.endsWith('.js');
@@ -200,7 +129,7 @@ const TORCH_SCRIPT = path.join(REPO_ROOT, 'bench', 'torch_reference.py');
 async function measure(o: Options, backend: string, preset: string, batch: number, mode: BenchMode, label: string): Promise<MeasurementResult> {
   const args = [...(BUNDLED ? [] : ['--import', 'tsx']), WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
   args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed), '--micro-batch', String(o.microBatch), '--workers', String(o.workers));
-  const out = await runChild(process.execPath, args, { timeoutS: o.timeoutS, verbose: o.verbose, label });
+  const out = await runChild(process.execPath, args, { cwd: REPO_ROOT, timeoutS: o.timeoutS, verbose: o.verbose, label });
   const results: MeasurementResult[] = [];
   for (const line of out.lines) {
     if (!line.startsWith(RESULT_PREFIX)) continue;
@@ -237,7 +166,7 @@ interface TorchLine {
 async function measureTorch(o: Options, preset: string, batch: number, mode: BenchMode, label: string): Promise<TorchResult> {
   const args = [TORCH_SCRIPT, ...TORCH_ARGS[preset], '--batch', String(batch), '--mode', mode === 'train' ? 'train' : 'forward'];
   args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(TORCH_THREADS), '--device', o.torchDevice);
-  const out = await runChild(o.python, args, { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, timeoutS: o.timeoutS, verbose: o.verbose, label });
+  const out = await runChild(o.python, args, { cwd: REPO_ROOT, env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, timeoutS: o.timeoutS, verbose: o.verbose, label });
   const line = [...out.lines].reverse().find((l) => l.trim().startsWith('{'));
   if (out.code === 0 && line) {
     try {
@@ -267,41 +196,6 @@ async function measureTorch(o: Options, preset: string, batch: number, mode: Ben
 
 const indent = (text: string, prefix: string): string => text.replace(/^(?=.)/gm, prefix).replace(/\n?$/, '\n');
 
-// ---- machine ----------------------------------------------------------------------------------------------------
-
-interface MachineInfo {
-  cpu: string;
-  cores: number;
-  memoryGB: number;
-  platform: string;
-  node: string;
-  tfjs: string;
-  torch?: string;
-}
-
-function machineInfo(): MachineInfo {
-  let cpu = os.cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpu = m[1].trim();
-  } catch {
-    // not Linux: os.cpus() it is
-  }
-  let tfjs = 'unknown';
-  try {
-    tfjs = (createRequire(__filename)('@tensorflow/tfjs/package.json') as { version: string }).version;
-  } catch {
-    // leave 'unknown'
-  }
-  return {
-    cpu,
-    cores: os.availableParallelism(),
-    memoryGB: round(os.totalmem() / 2 ** 30, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    tfjs,
-  };
-}
 
 // ---- report -----------------------------------------------------------------------------------------------------
 

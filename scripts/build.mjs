@@ -43,6 +43,7 @@ const builds = [
       bench: path.join(root, 'bench', 'engine.ts'),
       'bench-worker': path.join(root, 'bench', 'worker.ts'),
       'bench-profile': path.join(root, 'bench', 'profile.ts'),
+      'bench-kernels': path.join(root, 'bench', 'kernels.ts'),
       'check-golden': path.join(root, 'scripts', 'check-golden.ts'),
     },
     outdir: dist,
