@@ -292,7 +292,7 @@ async function tryWasm(opts: BackendOptions): Promise<{ ok: true; device: string
     registerWasmTrainingKernels();
     if (!(await tf.setBackend('wasm'))) return { ok: false, reason: 'tfjs could not initialise the wasm backend' };
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-    return { ok: true, device: `WebAssembly${simd ? ' SIMD' : ''}, 1 thread (XNNPACK)` };
+    return { ok: true, device: `WebAssembly${simd ? ' SIMD' : ''} (XNNPACK)` };
   } catch (e) {
     if (isModuleNotFound(e)) return { ok: false, reason: HOW_TO_GET.wasm };
     return { ok: false, reason: errorText(e) };

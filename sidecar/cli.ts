@@ -108,7 +108,7 @@ function formatDuration(s: number): string {
 function progressLine(pr: TrainProgress): string {
   const width = 24;
   const filled = Math.round((pr.step / pr.steps) * width);
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] step ${pr.step}/${pr.steps}  loss ${pr.loss.toFixed(4)}  ${pr.itPerSec.toFixed(2)} it/s  ETA ${formatDuration(pr.etaSeconds)}`;
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] step ${pr.step}/${pr.steps}  loss ${pr.loss.toFixed(4)}  ${pr.itPerSec.toFixed(2)} it/s${pr.threads > 1 ? ` on ${pr.threads} threads` : ''}  ETA ${formatDuration(pr.etaSeconds)}`;
 }
 
 async function train(p: Parsed): Promise<number> {
@@ -119,7 +119,7 @@ async function train(p: Parsed): Promise<number> {
   const out = str(p, 'out');
   presetConfig(preset);
   const report = await initBackend(str(p, 'backend', 'auto') as BackendChoice);
-  console.error(`backend: ${report.name} (${report.device})`);
+  console.error(`backend: ${report.name} — ${report.device}`);
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -202,7 +202,7 @@ async function sample(p: Parsed): Promise<number> {
   const report = await initBackend(str(p, 'backend', 'auto') as BackendChoice);
   const config = ck.meta.model;
   const which = useEma && ck.groups.ema ? 'EMA' : ck.meta.exportedFrom ? `${ck.meta.exportedFrom.weights === 'ema' ? 'EMA' : 'raw'} (exported)` : 'raw';
-  console.error(`backend: ${report.name} (${report.device}); ${ckpt}: step ${ck.meta.step}, ${which} weights`);
+  console.error(`backend: ${report.name} — ${report.device}; ${ckpt}: step ${ck.meta.step}, ${which} weights`);
   const params = new Map([...group].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
   try {
     const t0 = Date.now();

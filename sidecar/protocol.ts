@@ -69,6 +69,8 @@ export interface TrainParams {
 }
 export interface TrainResult {
   jobId: string;
+  /** The compute backend the job trains on and its device (as in ddpm/info), e.g. to suggest a faster one. */
+  backend: { name: string; device: string };
 }
 export const TrainRequest = new RequestType<TrainParams, TrainResult, void>('ddpm/train');
 
@@ -92,6 +94,8 @@ export interface TrainProgressParams {
   /** Steps per second (smoothed). */
   itPerSec: number;
   etaSeconds: number;
+  /** Threads that computed the last step's gradients (more than 1 only on the CPU backends, with workers). */
+  threads: number;
   lastCheckpoint: string | null;
 }
 export const TrainProgressNotification = new NotificationType<TrainProgressParams>('ddpm/trainProgress');

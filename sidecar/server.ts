@@ -222,7 +222,7 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
       );
       job = current;
       await startup;
-      return { jobId: id };
+      return { jobId: id, backend: { name: report.name, device: report.device } };
     }),
   );
 

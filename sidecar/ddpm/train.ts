@@ -78,6 +78,8 @@ export interface StepStats {
   gradNorm: number;
   /** Learning rate used for this update. */
   lr: number;
+  /** Threads that computed this step's gradients (1 unless the batch was spread over worker threads). */
+  threads: number;
 }
 
 /** What a checkpoint must hold to resume exactly. */
@@ -409,7 +411,7 @@ export class Trainer {
       const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
       normT.dispose();
       assertBackendHealthy();
-      return { step, loss: loss[0], gradNorm: gradNorm[0], lr };
+      return { step, loss: loss[0], gradNorm: gradNorm[0], lr, threads: pool ? Math.min(pool.size + 1, starts.length) : 1 };
     } finally {
       tf.dispose([lossT, ...Object.values(grads), ...flatGrads]);
     }

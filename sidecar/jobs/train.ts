@@ -228,7 +228,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       history.loss.push(stats.loss);
       if (history.steps.length > 4000) history = downsampleHistory(history, 2000);
       fs.appendFileSync(csv, `${stats.step},${stats.loss},${stats.gradNorm},${stats.lr},${((Date.now() - started) / 1000).toFixed(2)}\n`);
-      o.onProgress?.({ step: stats.step, steps: o.steps, loss: stats.loss, lr: stats.lr, gradNorm: stats.gradNorm, itPerSec: rate, etaSeconds: (o.steps - stats.step) / rate, lastCheckpoint });
+      o.onProgress?.({ step: stats.step, steps: o.steps, loss: stats.loss, lr: stats.lr, gradNorm: stats.gradNorm, itPerSec: rate, etaSeconds: (o.steps - stats.step) / rate, threads: stats.threads, lastCheckpoint });
       if (saveEvery > 0 && stats.step % saveEvery === 0 && stats.step < o.steps) await save();
       if (sampleEvery > 0 && stats.step % sampleEvery === 0) await preview();
     }

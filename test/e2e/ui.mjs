@@ -307,6 +307,33 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       log(`  #loss canvas changed: ${a.hash} -> ${b.hash}`);
     });
 
+    await test('the training panel names its backend and threads, and offers the native backend on wasm', async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      const frame = await findFrame(page, '#loss canvas', 10_000);
+      const device = await frame.$eval('#device', (e) => e.textContent);
+      log(`  #device: ${device}`);
+      if (!/^backend: wasm — WebAssembly SIMD/.test(device)) throw new Error(`#device says ${JSON.stringify(device)}`);
+      const stats = await frame.$eval('#stats', (e) => e.textContent);
+      log(`  #stats: ${stats}`);
+      // The default preset (mnist) trains on one thread per core under workers: 'auto'.
+      if (os.availableParallelism() >= 2 && !/ it\/s on \d+ threads · ETA /.test(stats)) throw new Error(`#stats does not give the thread count: ${JSON.stringify(stats)}`);
+      if (await frame.$eval('#hint', (e) => e.hidden)) throw new Error('the native backend hint is hidden while training on wasm');
+      await frame.click('#installNative');
+      const t = Date.now();
+      let q;
+      while (!(q = await describeQuickInput(page)) || q.title !== 'DDPM: Install a native TensorFlow backend') {
+        if (Date.now() - t > 15_000) throw new Error(`the install button did not open the install pick (quick input: ${JSON.stringify(q)})`);
+        await sleep(250);
+      }
+      log(`  install pick: ${JSON.stringify(q)}`);
+      await shot('06b-install-native-offer');
+      await page.keyboard.press('Escape');
+      while (await describeQuickInput(page)) {
+        if (Date.now() - t > 25_000) throw new Error('the install pick did not close on Escape');
+        await sleep(250);
+      }
+    });
+
     await test('DDPM: Stop ends the training (the loss curve stops changing)', async () => {
       if (!trainingStarted) throw new Error('training did not start in the previous test');
       const frame = await findFrame(page, '#loss canvas', 10_000);

@@ -63,8 +63,10 @@ test('ddpm/train: progress notifications (≤ 10/s), a stop that leaves a loadab
   const d2 = sc.connection.onNotification(JobEndedNotification, (p) => ended.push(p));
   const d3 = sc.connection.onNotification(CheckpointSavedNotification, (p) => saved.push(p.path));
   const out = path.join(tmp, 'run');
-  const { jobId } = await sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 100000, batch: 2, out, saveEvery: 10, lr: 1e-3, warmup: 5 });
+  const { jobId, backend } = await sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 100000, batch: 2, out, saveEvery: 10, lr: 1e-3, warmup: 5 });
   assert.match(jobId, /^[0-9a-f-]{36}$/);
+  assert.equal(backend.name, 'wasm');
+  assert.match(backend.device, /WebAssembly SIMD/);
   await assert.rejects(sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 5, batch: 2, out: path.join(tmp, 'other') }), (e: ResponseError<void>) => e.code === ErrorCodes.JobRunning);
   // Sampling and inspection are served while training runs.
   while (saved.length === 0) await new Promise((r) => setTimeout(r, 100));
@@ -83,6 +85,8 @@ test('ddpm/train: progress notifications (≤ 10/s), a stop that leaves a loadab
   assert.equal(ended[0].reason, 'stopped');
   assert.equal(ended[0].step, stop.step);
   assert.ok(progress.length >= 3);
+  // tiny stays on one thread under workers: 'auto' (too small to gain from more).
+  assert.deepEqual([...new Set(progress.map((p) => p.threads))], [1]);
   const steps = progress.map((p) => p.step);
   assert.deepEqual(steps, [...steps].sort((a, b) => a - b));
   // The rate limit: at most 10 per second (measured over the run, with slack for timer granularity).
@@ -94,6 +98,23 @@ test('ddpm/train: progress notifications (≤ 10/s), a stop that leaves a loadab
   assert.equal(inspect.format, 'ddpm-studio/1');
   checkpoint = stop.checkpoint;
   await assert.rejects(sc.connection.sendRequest(TrainStopRequest, { jobId }), (e: ResponseError<void>) => e.code === ErrorCodes.NoSuchJob);
+});
+
+test('ddpm/train with workers: 2 reports the two threads that computed each step', async () => {
+  const progress: TrainProgressParams[] = [];
+  const ended: JobEndedParams[] = [];
+  const d1 = sc.connection.onNotification(TrainProgressNotification, (p) => progress.push(p));
+  const d2 = sc.connection.onNotification(JobEndedNotification, (p) => ended.push(p));
+  try {
+    await sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 3, batch: 4, out: path.join(tmp, 'threads'), workers: 2, saveEvery: 0 });
+    while (ended.length === 0) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    d1.dispose();
+    d2.dispose();
+  }
+  assert.equal(ended[0].reason, 'done', ended[0].error);
+  assert.equal(progress.at(-1)?.step, 3);
+  assert.deepEqual([...new Set(progress.map((p) => p.threads))], [2]);
 });
 
 test('ddpm/sample: trajectory frames stream in order, and the PNGs have the right size', async () => {

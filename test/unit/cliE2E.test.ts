@@ -114,3 +114,10 @@ test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () =
   const inspect = ddpm('inspect', path.join('interrupted', 'latest.safetensors'), '--json');
   assert.equal(JSON.parse(inspect.stdout).step, Number(m[1]));
 });
+
+test('train --workers 2: the progress line says the step ran on 2 threads', () => {
+  const r = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '2', '--batch', '4', '--workers', '2', '--out', 'threads', '--save-every', '0', '--seed', '2');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^backend: wasm — WebAssembly SIMD \(XNNPACK\)$/m);
+  assert.match(r.stderr, /step 2\/2 {2}loss \d\.\d{4} {2}[\d.]+ it\/s on 2 threads {2}ETA/);
+});

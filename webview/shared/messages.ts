@@ -13,14 +13,25 @@ export type TrajectoryToWebview =
 export type TrajectoryFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'again' } | { type: 'saveGrid' } | { type: 'saveStrip'; png: string };
 
 export type TrainingToWebview =
-  | { type: 'start'; jobId: string; steps: number; out: string; preset: string; data: string }
-  | { type: 'progress'; step: number; steps: number; loss: number; lr: number; itPerSec: number; etaSeconds: number }
+  | {
+      type: 'start';
+      jobId: string;
+      steps: number;
+      out: string;
+      preset: string;
+      data: string;
+      /** The sidecar's compute backend and device. */
+      backend: { name: string; device: string };
+      /** Training runs on a CPU backend that the native one beats: show the hint with its install button. */
+      suggestNative: boolean;
+    }
+  | { type: 'progress'; step: number; steps: number; loss: number; lr: number; itPerSec: number; etaSeconds: number; threads: number }
   | { type: 'history'; steps: number[]; loss: number[] }
   | { type: 'preview'; step: number; png: string }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'ended'; reason: string; step: number; checkpoint: string | null; error?: string };
 
-export type TrainingFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean };
+export type TrainingFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean } | { type: 'installNative' };
 
 export type CheckpointToWebview =
   | { type: 'loading'; path: string }

@@ -66,6 +66,7 @@ logBox.addEventListener('change', () => {
   api.postMessage({ type: 'setLogScale', value: logScale } satisfies TrainingFromWebview);
 });
 $('stop').addEventListener('click', () => api.postMessage({ type: 'stop' } satisfies TrainingFromWebview));
+$('installNative').addEventListener('click', () => api.postMessage({ type: 'installNative' } satisfies TrainingFromWebview));
 window.addEventListener('resize', () => plot?.setSize({ width: Math.max(300, lossEl.clientWidth), height: 260 }));
 
 const fmt = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s` : '?');
@@ -75,6 +76,8 @@ window.addEventListener('message', (ev: MessageEvent<TrainingToWebview>) => {
   switch (m.type) {
     case 'start':
       $('title').textContent = `${m.preset} on ${m.data} → ${m.out}`;
+      $('device').textContent = `backend: ${m.backend.name} — ${m.backend.device}`;
+      $('hint').hidden = !m.suggestNative;
       document.body.dataset.state = 'running';
       break;
     case 'history':
@@ -84,7 +87,7 @@ window.addEventListener('message', (ev: MessageEvent<TrainingToWebview>) => {
     case 'progress':
       history.add(m.step, m.loss);
       redraw();
-      $('stats').textContent = `step ${m.step}/${m.steps} · loss ${m.loss.toFixed(4)} · lr ${m.lr.toExponential(2)} · ${m.itPerSec.toFixed(2)} it/s · ETA ${fmt(m.etaSeconds)}`;
+      $('stats').textContent = `step ${m.step}/${m.steps} · loss ${m.loss.toFixed(4)} · lr ${m.lr.toExponential(2)} · ${m.itPerSec.toFixed(2)} it/s${m.threads > 1 ? ` on ${m.threads} threads` : ''} · ETA ${fmt(m.etaSeconds)}`;
       break;
     case 'preview':
       void drawPng($<HTMLCanvasElement>('preview'), m.png, 2);

@@ -18,6 +18,8 @@ suite('Training (ddpm.train / ddpm.stop)', () => {
     const t0 = Date.now();
     const r = await exec('ddpm.train', { data, preset: 'tiny', steps: 20, batch: 4, out });
     assert.ok(r && typeof r.jobId !== 'undefined', `ddpm.train returned ${JSON.stringify(r)}`);
+    assert.strictEqual(r.backend.name, 'wasm');
+    assert.match(r.backend.device, /WebAssembly/);
     const latest = path.join(out, 'latest.safetensors');
     await waitFor(`${latest}`, () => fs.existsSync(latest), 120000);
     await waitTrainingIdle(120000);
