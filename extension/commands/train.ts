@@ -141,7 +141,7 @@ export class Training implements vscode.Disposable {
     }
     this.job = { jobId, panel, subs };
     // wasm and tfjs-cpu are what a machine without a GPU or the native backend gets. The native CPU backend trains
-    // mnist 1.8× and cifar10 3.7× faster than wasm on 2 threads (bench/RESULTS.md), but not tiny (its ops are too
+    // mnist 1.9× and cifar10 3.4–3.7× faster than wasm on 2 threads (bench/RESULTS.md), but not tiny (its ops are too
     // small for libtensorflow's per-op cost), so the panel offers it for the other presets.
     const suggestNative = (backend.name === 'wasm' || backend.name === 'cpu') && o.preset !== 'tiny';
     await panel.post({ type: 'start', jobId, steps: o.steps, out: o.out, preset: o.preset, data: o.data, backend, suggestNative });
