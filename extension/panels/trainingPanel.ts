@@ -8,8 +8,9 @@ export const TRAINING_VIEW = 'ddpm.training';
 const BODY = `
 <header><h1>DDPM Training</h1><span id="title"></span></header>
 <div id="device"></div>
-<div id="hint" hidden>Training on the CPU with WebAssembly. On the same cores the native CPU backend (libtensorflow)
-  trains the mnist model about 2× and the CIFAR-10 model about 3.5× faster; a GPU, far more.
+<div id="hint" hidden>Training on the CPU without a native backend. On the same cores the native CPU backend
+  (libtensorflow) trains the mnist model about 2× and the CIFAR-10 model about 3.5× faster than WebAssembly; a GPU, far
+  more.
   <button id="installNative">Install Native Backend…</button></div>
 <section><div id="stats">starting…</div>
   <label><input id="logScale" type="checkbox"> log scale</label> <button id="stop">Stop (saves a checkpoint)</button></section>
