@@ -1,13 +1,15 @@
 /**
- * Convolution gradients re-expressed as forward convolutions, for backends whose own gradient kernels are missing
- * or slow (registered per backend by wasmTrainingKernels.ts and webgpuTrainingKernels.ts):
+ * Convolution gradients re-expressed with the backends' fast kernels, for backends whose own gradient kernels are
+ * missing or slow (registered per backend by wasmTrainingKernels.ts and webgpuTrainingKernels.ts):
  *  - filter gradient = a forward convolution of the input (batch ↔ channels swapped) with dy as the filter,
  *    dilated by the stride. tfjs-wasm has no Conv2DBackpropFilter at all; tfjs-webgpu's is one thread per filter
  *    element looping over batch × height × width, which took 70% of a cifar10 training step on an H200;
+ *  - or, for large convolutions on a GPU, filter gradient = an im2col matrix product with its reduction split
+ *    across a batched matMul (makeConv2dBackpropFilterIm2col);
  *  - input gradient = a forward convolution of dy (zero-dilated by the stride, padded) with the flipped,
  *    transposed filter (a "full" correlation). tfjs-wasm's own is a naive loop (~1 GFLOP/s against 10–20 GFLOP/s
  *    for its XNNPACK forward convolution).
- * 1×1 convolutions become plain matrix products. Both are checked against tfjs-cpu in the unit tests.
+ * 1×1 convolutions become plain matrix products. All are checked against tfjs-cpu in the unit tests.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -94,6 +96,81 @@ export function conv2dBackpropFilter({ inputs, attrs }: KernelArgs): tf.TensorIn
     const cropped = tf.slice(r, [0, 0, 0, 0], [ci, kh, kw, co]);
     return tf.transpose(cropped, [1, 2, 0, 3]);
   });
+}
+
+export interface Im2colOptions {
+  /** Rows of the reduction (images × output pixels) per matrix of the batched product. */
+  splitKRows: number;
+  /** Largest patch matrix built at once; larger batches are done in groups of images and summed. */
+  maxPatchBytes: number;
+}
+
+const IM2COL_DEFAULTS: Im2colOptions = { splitKRows: 4096, maxPatchBytes: 256 * 2 ** 20 };
+
+/** The largest divisor of n that is at most `limit` (at least 1). */
+function largestDivisorAtMost(n: number, limit: number): number {
+  for (let d = Math.max(1, Math.min(n, Math.floor(limit))); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
+
+/**
+ * Filter gradient as an explicit im2col product with the reduction split across a batched matMul (for GPUs):
+ * dW[(i,j,c), o] = Σ_rows P[row, (i,j,c)]·dy[row, o], rows = (n, y, x), P the shifted copies of x side by side.
+ *
+ * Why not the forward-convolution form (conv2dBackpropFilter) on a GPU: there the "image" is 3×3 output pixels,
+ * so tfjs-webgpu's 32-row tiles are 9/32 used, and every workgroup loops over all N·H·W rows alone. Here each
+ * matrix of the batched product covers `splitKRows` rows, so a large batch becomes many short workgroups that a GPU
+ * runs side by side (split-K); the partial products are summed. The patch matrix holds kh·kw copies of x, so it is
+ * built for groups of images of at most `maxPatchBytes` (and half the device's largest storage buffer).
+ */
+export function makeConv2dBackpropFilterIm2col(options: Partial<Im2colOptions> = {}) {
+  const { splitKRows, maxPatchBytes } = { ...IM2COL_DEFAULTS, ...options };
+  return function conv2dBackpropFilterIm2col({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+    const a = attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+    const xInfo = input(inputs, 'x');
+    const info = convInfoOf(xInfo.shape, a.filterShape, a);
+    const [kh, kw, ci, co] = a.filterShape;
+    const { batchSize: n, outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw } = info;
+    const k = kh * kw * ci;
+    const perImage = ho * wo;
+    // Images per matrix of the batched product, and per group of patches built at once (a multiple of it).
+    const chunk = largestDivisorAtMost(n, splitKRows / perImage);
+    const maxBinding = (backend as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device?.limits?.maxStorageBufferBindingSize;
+    const budget = Math.min(maxPatchBytes, maxBinding ? maxBinding / 2 : maxPatchBytes);
+    const groupChunks = largestDivisorAtMost(n / chunk, budget / (chunk * perImage * k * 4));
+    const group = chunk * groupChunks;
+    return tf.tidy(() => {
+      const x = asTensor<tf.Rank.R4>(xInfo);
+      const dy = asTensor<tf.Rank.R4>(input(inputs, 'dy'));
+      const { top, bottom, left, right } = info.padInfo;
+      const xp = tf.pad(x, [
+        [0, 0],
+        [top, Math.max(bottom, 0)],
+        [left, Math.max(right, 0)],
+        [0, 0],
+      ]);
+      let sum: tf.Tensor2D | null = null;
+      for (let n0 = 0; n0 < n; n0 += group) {
+        const taps: tf.Tensor4D[] = [];
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            const begin = [n0, i, j, 0];
+            taps.push(
+              sh === 1 && sw === 1
+                ? tf.slice(xp, begin, [group, ho, wo, ci])
+                : (tf.stridedSlice(xp, begin, [n0 + group, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, ci], [1, sh, sw, 1]) as tf.Tensor4D),
+            );
+          }
+        }
+        // Columns ordered (i, j, c): the filter's own layout once reshaped to [kh, kw, ci, co].
+        const patches = tf.reshape(taps.length === 1 ? taps[0] : tf.concat(taps, 3), [groupChunks, chunk * perImage, k]);
+        const dys = tf.reshape(group === n ? dy : tf.slice(dy, [n0, 0, 0, 0], [group, ho, wo, co]), [groupChunks, chunk * perImage, co]);
+        const partial = tf.sum(tf.matMul(patches, dys, true, false), 0) as tf.Tensor2D; // [k, co]
+        sum = sum ? tf.add<tf.Tensor2D>(sum, partial) : partial;
+      }
+      return tf.reshape(sum!, [kh, kw, ci, co]);
+    });
+  };
 }
 
 export function makeConv2dBackpropInput(original: tf.KernelFunc) {

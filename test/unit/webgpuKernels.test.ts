@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy, BackendFaultError, initBackend, releaseCachedMemory, shutdownBackend } from '../../sidecar/backend.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
-import { webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
+import { IM2COL_MIN_WORK, webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
+import { conv2dBackpropFilter, makeConv2dBackpropFilterIm2col } from '../../sidecar/kernels/convGradients.ts';
 import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
 import { dropout } from '../../sidecar/ddpm/layers.ts';
 import { SizeClassBufferPool, sizeClass, webgpuPoolFromEnv } from '../../sidecar/kernels/webgpuBufferPool.ts';
@@ -24,7 +25,7 @@ after(async () => {
 test('webgpu conv2d gradients (filter and input kernels replaced) match tfjs-cpu, odd shapes included', async () => {
   const report = await init();
   assert.equal(report.name, 'webgpu');
-  assert.equal(tf.getKernel('Conv2DBackpropFilter', 'webgpu')?.kernelFunc.name, 'conv2dBackpropFilter');
+  assert.equal(tf.getKernel('Conv2DBackpropFilter', 'webgpu')?.kernelFunc.name, 'conv2dBackpropFilterBySize');
   const cases = CONV_GRAD_CASES;
   const rng = new Rng(11);
   for (const c of cases) {
@@ -55,6 +56,58 @@ test('webgpu conv2d gradients (filter and input kernels replaced) match tfjs-cpu
   await tf.setBackend('webgpu');
 });
 
+test('on webgpu, the im2col filter gradient split into batched products and groups, and the forward-conv form, match tfjs-cpu', async () => {
+  await init();
+  const forms: [string, tf.KernelFunc][] = [
+    ['im2col, 8-row matrices, 1200-byte groups', makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 1200 }) as tf.KernelFunc],
+    ['forward-conv form', conv2dBackpropFilter as tf.KernelFunc],
+  ];
+  const rng = new Rng(12);
+  for (const c of [{ x: [8, 4, 4, 2], f: [3, 3, 2, 3], stride: 1, pad: 'valid' as const }, ...CONV_GRAD_CASES]) {
+    const xh = randn(c.x, rng);
+    const attrs = { strides: [c.stride, c.stride], pad: c.pad, dataFormat: 'NHWC', dilations: [1, 1], filterShape: c.f } as unknown as tf.NamedAttrMap;
+    await tf.setBackend('cpu');
+    const yShape = tf.tidy(() => tf.conv2d(mk(xh) as tf.Tensor4D, tf.zeros(c.f as [number, number, number, number]), c.stride, c.pad).shape);
+    const dyh = randn(yShape, rng);
+    const ref = tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: mk(xh), dy: mk(dyh) }, attrs) as tf.Tensor);
+    await tf.setBackend('webgpu');
+    const [x, dy] = [mk(xh), mk(dyh)];
+    for (const [name, kernel] of forms) {
+      const got = kernel({ inputs: { x, dy }, attrs, backend: tf.backend() }) as tf.Tensor;
+      const err = await maxRelDiff(got, ref);
+      assert.ok(err < 1e-5, `${name} ${JSON.stringify(c)}: ${err}`);
+      got.dispose();
+    }
+    tf.dispose([x, dy, ref]);
+  }
+});
+
+test('webgpu filter gradient: the im2col form from IM2COL_MIN_WORK on, the convolution form below, both matching tfjs-cpu', async () => {
+  await init();
+  const rng = new Rng(13);
+  // N·Ho·Wo·Ci·Co: 8·16·16·48·48 ≈ 4.7M (im2col) and 2·16·16·48·48 ≈ 1.2M (convolution).
+  for (const [n, expectIm2col] of [
+    [8, true],
+    [2, false],
+  ] as const) {
+    assert.equal(n * 16 * 16 * 48 * 48 >= IM2COL_MIN_WORK, expectIm2col);
+    const xh = randn([n, 16, 16, 48], rng);
+    const dyh = randn([n, 16, 16, 48], rng);
+    const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], filterShape: [3, 3, 48, 48] } as unknown as tf.NamedAttrMap;
+    await tf.setBackend('cpu');
+    const ref = tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: mk(xh), dy: mk(dyh) }, attrs) as tf.Tensor);
+    await tf.setBackend('webgpu');
+    const [x, dy] = [mk(xh), mk(dyh)];
+    const info = await tf.profile(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as tf.Tensor);
+    const names = info.kernels.map((k) => k.name);
+    assert.equal(names.includes('BatchMatMul'), expectIm2col, `n=${n}: ${names.join(',')}`);
+    assert.equal(names.includes('Conv2D'), !expectIm2col, `n=${n}: ${names.join(',')}`);
+    const err = await maxRelDiff(info.result as tf.Tensor, ref);
+    assert.ok(err < 1e-5, `n=${n}: ${err}`);
+    tf.dispose([info.result as tf.Tensor, x, dy, ref]);
+  }
+});
+
 test('the webgpu gradient kernels leak no tensors', async () => {
   await init();
   await tf.setBackend('webgpu');
@@ -76,6 +129,9 @@ test('DDPM_WEBGPU_KERNELS picks the replaced kernels and rejects unknown names',
   assert.deepEqual(webgpuKernelsFromEnv({}), ['filter']);
   assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'none' }), []);
   assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'input, filter' }), ['input', 'filter']);
+  assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter-conv' }), ['filter-conv']);
+  assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter-im2col,input' }), ['filter-im2col', 'input']);
+  assert.throws(() => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter,filter-conv' }), /choose one of filter, filter-im2col, filter-conv/);
   assert.throws(() => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'fliter' }), /unknown kernel 'fliter'/);
 });
 
