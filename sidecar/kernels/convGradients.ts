@@ -70,6 +70,17 @@ function dilateSpatially(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   return tf.slice(tf.reshape<tf.Rank.R4>(rows, [n, h * sh, w * sw, c]), [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]);
 }
 
+/** x padded as the forward convolution pads it (a negative bottom/right pad, rows it never reads, becomes 0). */
+function padAsForward(x: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
+  const { top, bottom, left, right } = info.padInfo;
+  return tf.pad(x, [
+    [0, 0],
+    [top, Math.max(bottom, 0)],
+    [left, Math.max(right, 0)],
+    [0, 0],
+  ]);
+}
+
 export function conv2dBackpropFilter({ inputs, attrs }: KernelArgs): tf.TensorInfo {
   const a = attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
   const info = convInfoOf(input(inputs, 'x').shape, a.filterShape, a);
@@ -81,13 +92,7 @@ export function conv2dBackpropFilter({ inputs, attrs }: KernelArgs): tf.TensorIn
       const g = tf.matMul(tf.reshape(x, [-1, ci]), tf.reshape(dy, [-1, co]), true, false);
       return tf.reshape(g, [1, 1, ci, co]);
     }
-    const { top, bottom, left, right } = info.padInfo;
-    const xp = tf.pad(x, [
-      [0, 0],
-      [top, Math.max(bottom, 0)],
-      [left, Math.max(right, 0)],
-      [0, 0],
-    ]);
+    const xp = padAsForward(x, info);
     // dW[i,j,c,o] = Σ_{n,y,x} xp[n, y·s+i, x·s+j, c]·dy[n,y,x,o]: a valid convolution of xp (channels as batch,
     // batch as channels) with dy (as a filter) dilated by the stride.
     const xT = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, Hp, Wp, n]
@@ -142,13 +147,7 @@ export function makeConv2dBackpropFilterIm2col(options: Partial<Im2colOptions> =
     return tf.tidy(() => {
       const x = asTensor<tf.Rank.R4>(xInfo);
       const dy = asTensor<tf.Rank.R4>(input(inputs, 'dy'));
-      const { top, bottom, left, right } = info.padInfo;
-      const xp = tf.pad(x, [
-        [0, 0],
-        [top, Math.max(bottom, 0)],
-        [left, Math.max(right, 0)],
-        [0, 0],
-      ]);
+      const xp = padAsForward(x, info);
       let sum: tf.Tensor2D | null = null;
       for (let n0 = 0; n0 < n; n0 += group) {
         const taps: tf.Tensor4D[] = [];
