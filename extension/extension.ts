@@ -6,6 +6,7 @@ import { runSampleCommand, type SampleOptions } from './commands/sample.ts';
 import { Training, type TrainOptions } from './commands/train.ts';
 import { TrajectoryPanel, TRAJECTORY_VIEW } from './panels/trajectoryPanel.ts';
 import { TrainingPanel, TRAINING_VIEW } from './panels/trainingPanel.ts';
+import { InterpolatePanel, INTERPOLATE_VIEW } from './panels/interpolatePanel.ts';
 import { CheckpointEditorProvider } from './checkpointEditor.ts';
 import { runInterpolateCommand, type InterpolateOptions } from './commands/interpolate.ts';
 import { runInstallNativeBackend, runRemoveNativeBackend, type InstallCommandOptions } from './commands/nativeBackend.ts';
@@ -49,6 +50,9 @@ export function activate(context: vscode.ExtensionContext) {
     }),
     vscode.window.registerWebviewPanelSerializer(TRAINING_VIEW, {
       deserializeWebviewPanel: async (panel) => void new TrainingPanel(context.extensionUri, panel.title, panel),
+    }),
+    vscode.window.registerWebviewPanelSerializer(INTERPOLATE_VIEW, {
+      deserializeWebviewPanel: async (panel) => void new InterpolatePanel(context.extensionUri, panel.title, panel),
     }),
   );
   log.info(`DDPM Studio activated (extension host: node ${process.version}, ${vscode.env.uiKind === vscode.UIKind.Web ? 'web' : 'desktop'} UI)`);

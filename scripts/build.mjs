@@ -48,8 +48,9 @@ const builds = [
     },
     outdir: dist,
   },
-  // The extension: VS Code provides `vscode`; everything else is bundled (no node_modules needed at run time).
-  { ...node, entryPoints: { extension: path.join(root, 'extension', 'extension.ts') }, outdir: dist, external: ['vscode'] },
+  // The extension: VS Code provides `vscode`; everything else is bundled (no node_modules needed at run time), the
+  // views' markup (webview/<view>/index.html) too, as text: the package then needs no file besides the bundles.
+  { ...node, entryPoints: { extension: path.join(root, 'extension', 'extension.ts') }, outdir: dist, external: ['vscode'], loader: { '.html': 'text' } },
   // Webviews: browser bundles with their CSS; no network access, so nothing is loaded from elsewhere.
   {
     bundle: true,
@@ -58,12 +59,13 @@ const builds = [
     target: 'es2022',
     sourcemap: true,
     minify: production,
-    entryPoints: {
-      trajectory: path.join(root, 'webview', 'trajectory', 'main.ts'),
-      training: path.join(root, 'webview', 'training', 'main.ts'),
-      checkpoint: path.join(root, 'webview', 'checkpoint', 'main.ts'),
-      interpolate: path.join(root, 'webview', 'interpolate', 'main.ts'),
-    },
+    // Every folder of webview/ with a main.ts is a view: dist/webview/<view>.js and .css.
+    entryPoints: Object.fromEntries(
+      fs
+        .readdirSync(path.join(root, 'webview'), { withFileTypes: true })
+        .filter((d) => d.isDirectory() && fs.existsSync(path.join(root, 'webview', d.name, 'main.ts')))
+        .map((d) => [d.name, path.join(root, 'webview', d.name, 'main.ts')]),
+    ),
     outdir: path.join(dist, 'webview'),
     logLevel: 'info',
   },

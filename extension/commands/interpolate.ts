@@ -7,11 +7,12 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { InterpolateProgressNotification, InterpolateRequest } from '../../sidecar/protocol.ts';
-import type { InterpolateFromWebview, InterpolateToWebview } from '../../webview/shared/messages.ts';
+import type { InterpolateToWebview } from '../../webview/shared/messages.ts';
 import { lambdaValues } from '../../webview/shared/lambdas.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
-import { PanelHost } from '../panels/panelHost.ts';
-import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog, workersSetting } from './common.ts';
+import { InterpolatePanel } from '../panels/interpolatePanel.ts';
+import { errorMessage, pickCheckpoint, rememberCheckpoint } from './common.ts';
+import { setting, workersSetting } from '../settings.ts';
 
 const IMAGE = /\.(png|jpe?g|webp)$/i;
 const LAST_KEY = 'ddpm.lastInterpolateCheckpoint';
@@ -26,14 +27,6 @@ export interface InterpolateOptions {
   lambdas?: number;
   saveTo?: string;
 }
-
-const BODY = `
-<header><h1>DDPM Interpolation</h1><span id="caption"></span></header>
-<section id="inputs"><canvas id="inputA" width="0" height="0"></canvas><canvas id="inputB" width="0" height="0"></canvas>
-  <div class="note">inputs converted to the model's size and channels</div></section>
-<section><progress id="bar" value="0" max="1"></progress> <span id="status"></span></section>
-<section id="rows"></section>
-<section><button id="save">Save as PNG…</button></section>`;
 
 export async function runInterpolateCommand(context: vscode.ExtensionContext, sidecar: SidecarClient, clicked?: vscode.Uri, selected?: vscode.Uri[], opts?: InterpolateOptions): Promise<{ strip: string | null } | undefined> {
   let files: string[] = opts ? [opts.a, opts.b] : (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath).filter((f) => IMAGE.test(f));
@@ -68,21 +61,8 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
   void context.globalState.update(LAST_KEY, checkpoint);
   rememberCheckpoint(context, checkpoint);
   const lambdas = lambdaValues(count);
-  const panel = new PanelHost<InterpolateToWebview, InterpolateFromWebview>(
-    context.extensionUri,
-    'ddpm.interpolate',
-    'interpolate',
-    `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`,
-    BODY,
-  );
+  const panel = new InterpolatePanel(context.extensionUri, `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`);
   let saved: string | null = null;
-  let savePng: ((png: string) => void) | null = null;
-  panel.onMessage(async (m) => {
-    if (m.type !== 'save') return;
-    if (savePng) return savePng(m.png);
-    const target = await saveDialog('ddpm-interpolation.png');
-    if (target) fs.writeFileSync(target.fsPath, Buffer.from(m.png, 'base64'));
-  });
   const post = (m: InterpolateToWebview) => panel.post(m);
   await post({ type: 'start', rows: ts, lambdas, a: path.basename(files[0]), b: path.basename(files[1]), checkpoint });
   const t0 = Date.now();
@@ -91,7 +71,7 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
       const token = randomUUID();
       const sub = sidecar.onNotification(InterpolateProgressNotification, (p) => p.token === token && void post({ type: 'progress', row, done: (p.step + 1) / p.total }));
       try {
-        const r = await sidecar.request(InterpolateRequest, { checkpoint, imageA: files[0], imageB: files[1], t, lambdas, steps: opts?.steps ?? 50, seed: 0, token, workers: workersSetting(vscode.workspace.getConfiguration('ddpm').get<string>('sampleWorkers', 'auto')) });
+        const r = await sidecar.request(InterpolateRequest, { checkpoint, imageA: files[0], imageB: files[1], t, lambdas, steps: opts?.steps ?? setting<number>('ddimSteps'), seed: 0, token, workers: workersSetting('sampleWorkers') });
         if (row === 0) await post({ type: 'inputs', a: r.inputs[0], b: r.inputs[1] });
         await post({ type: 'row', row, t, strip: r.strip });
         if (opts?.saveTo && ts.length === 1) {
@@ -107,7 +87,7 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
     if (opts?.saveTo && ts.length > 1) {
       // The webview composes the rows; ask it for the PNG.
       saved = await new Promise<string>((resolve) => {
-        savePng = (png) => {
+        panel.savePng = (png) => {
           fs.writeFileSync(opts.saveTo!, Buffer.from(png, 'base64'));
           resolve(opts.saveTo!);
         };

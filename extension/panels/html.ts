@@ -1,33 +1,31 @@
-/** Webview HTML with a strict Content-Security-Policy: only our bundled script (by nonce) and styles; no network. */
+/** A view's webview document and options: its markup and bundles come from dist/webview/ only. */
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { webviewDocument } from './webviewDocument.ts';
+
+/**
+ * One webview: `name` is its folder under webview/ and the base name of its bundle and stylesheet in dist/webview/;
+ * `markup` its webview/<name>/index.html, which esbuild inlines into the extension bundle as text (so that the
+ * packaged extension needs no extra file).
+ */
+export interface WebviewView {
+  name: string;
+  viewType: string;
+  markup: string;
+}
 
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
   return { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')] };
 }
 
-export function renderHtml(webview: vscode.Webview, extensionUri: vscode.Uri, name: string, title: string, body: string): string {
-  const nonce = randomBytes(16).toString('base64');
-  const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file));
-  const csp = [
-    "default-src 'none'",
-    `img-src ${webview.cspSource} data:`,
-    `style-src ${webview.cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-    `font-src ${webview.cspSource}`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="${asset(`${name}.css`)}">
-<title>${title}</title>
-</head>
-<body data-state="idle">
-${body}
-<script nonce="${nonce}" src="${asset(`${name}.js`)}"></script>
-</body>
-</html>`;
+export function renderHtml(webview: vscode.Webview, extensionUri: vscode.Uri, view: WebviewView, title: string): string {
+  const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
+  return webviewDocument({
+    nonce: randomBytes(16).toString('base64'),
+    cspSource: webview.cspSource,
+    script: asset(`${view.name}.js`),
+    style: asset(`${view.name}.css`),
+    title,
+    markup: view.markup,
+  });
 }

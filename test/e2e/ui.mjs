@@ -471,6 +471,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       await shot('11-inspector-foreign');
     });
 
+    /** What the interpolation panel showed, to compare with the panel a reloaded window restores. */
+    let interpolation = null;
     await test('two images selected in the explorer: context menu "Interpolate Images" with the default answers draws the strip', async () => {
       // The first quick pick item is ddpm.defaultCheckpoint or the shipped model; make sure it exists.
       const env = process.env.DDPM_E2E_CHECKPOINT && path.resolve(process.env.DDPM_E2E_CHECKPOINT);
@@ -546,6 +548,44 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       if (await frame.locator('#strip-1').count()) throw new Error('"Only t = 500" drew more than one strip');
       if (!(await frame.locator('#save').isEnabled())) throw new Error('#save (Save as PNG…) is disabled after done');
       await shot('13-interpolation');
+      interpolation = { width: strip.width, height: strip.height, hash: strip.hash, status: await frame.locator('#status').innerText(), caption: await frame.locator('#caption').innerText() };
+    });
+
+    await test('a reloaded window restores the Interpolation panel with its inputs, strip and status', async () => {
+      if (!interpolation) throw new Error('the interpolation test did not draw a strip');
+      await page.evaluate(() => { window.__ddpmBeforeReload = true; });
+      await runCommand(page, 'Developer: Reload Window', 20_000);
+      const t = Date.now();
+      while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
+        if (Date.now() - t > 30_000) throw new Error('the window did not reload');
+        await sleep(250);
+      }
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await tab(page, 'DDPM Interpolation').waitFor({ timeout: 60_000 });
+      // The panel comes back through its serializer (the extension is activated by onWebviewPanel:ddpm.interpolate)
+      // and the webview redraws what it kept with setState.
+      const frame = await findFrame(page, 'canvas#strip-0', 60_000);
+      let strip;
+      for (;;) {
+        strip = await canvasPixels(frame, 'canvas#strip-0');
+        if (!strip.uniform) break;
+        if (Date.now() - t > 90_000) throw new Error(`the restored canvas#strip-0 (${strip.width}×${strip.height}) stayed blank`);
+        await sleep(250);
+      }
+      log(`  restored canvas#strip-0 ${strip.width}×${strip.height} hash ${strip.hash} (before the reload: ${interpolation.hash})`);
+      if (strip.width !== interpolation.width || strip.height !== interpolation.height || strip.hash !== interpolation.hash) {
+        throw new Error(`the restored strip is ${strip.width}×${strip.height} ${strip.hash}, it was ${interpolation.width}×${interpolation.height} ${interpolation.hash}`);
+      }
+      for (const id of ['inputA', 'inputB']) {
+        if ((await canvasPixels(frame, `canvas#${id}`)).uniform) throw new Error(`the restored canvas#${id} is blank`);
+      }
+      const restored = { status: await frame.locator('#status').innerText(), caption: await frame.locator('#caption').innerText(), state: await bodyState(frame) };
+      log(`  restored: ${JSON.stringify(restored)}`);
+      if (restored.status !== interpolation.status || restored.caption !== interpolation.caption || restored.state !== 'done') {
+        throw new Error(`restored ${JSON.stringify(restored)}, before the reload ${JSON.stringify({ status: interpolation.status, caption: interpolation.caption, state: 'done' })}`);
+      }
+      if (!(await frame.locator('#save').isEnabled())) throw new Error('#save (Save as PNG…) is disabled in the restored panel');
+      await shot('13b-interpolation-restored');
     });
 
     await test('DDPM: Install CUDA Backend offers the CUDA and the native CPU package; Escape leaves everything as it was', async () => {

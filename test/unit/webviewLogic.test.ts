@@ -97,3 +97,137 @@ test('interpolation λ values: evenly spaced from 0 to 1, endpoints exact', () =
   assert.equal(nine[8], 1);
   assert.deepEqual(lambdaValues(1), [0.5]);
 });
+
+// ---- views: markup (webview/<view>/index.html), the document around it, restorable state ----------------------------
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { contentSecurityPolicy, escapeHtml, webviewDocument } from '../../extension/panels/webviewDocument.ts';
+
+const WEBVIEW = path.join(import.meta.dirname, '..', '..', 'webview');
+const EXTENSION = path.join(import.meta.dirname, '..', '..', 'extension');
+/** The views: the folders of webview/ with a main.ts (scripts/build.mjs bundles each as dist/webview/<view>.js). */
+const views = fs.readdirSync(WEBVIEW).filter((d) => fs.existsSync(path.join(WEBVIEW, d, 'main.ts')));
+const read = (...p: string[]) => fs.readFileSync(path.join(...p), 'utf8');
+const sourcesUnder = (dir: string): string[] =>
+  fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).map((f) => path.join(dir, f));
+
+test('every view has its markup beside its script, and the markup has every element the script looks up', () => {
+  assert.deepEqual([...views].sort(), ['checkpoint', 'interpolate', 'training', 'trajectory']);
+  for (const view of views) {
+    const markup = read(WEBVIEW, view, 'index.html');
+    // A fragment: the document, its CSP and the script tag come from webviewDocument().
+    assert.doesNotMatch(markup, /<(!doctype|html|head|body|script)\b/i, `${view}: index.html is a body fragment`);
+    // The CSP lets in only our nonce'd script and our stylesheets: inline handlers and style attributes would not work.
+    assert.doesNotMatch(markup, /\son[a-z]+\s*=|\sstyle\s*=/i, `${view}: no inline event handlers or styles`);
+    const ids = new Set([...markup.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]));
+    const script = sourcesUnder(path.join(WEBVIEW, view)).map((f) => read(f)).join('\n');
+    // Lookups by a literal id: byId('x', …), $('x'), $<T>('x'), and the lists a script loops over: for (const id of ['x', …]).
+    const looked = [...script.matchAll(/(?:byId|\$)(?:<[^>()]*>)?\(\s*'([^']+)'/g)].map((m) => m[1]);
+    for (const list of script.matchAll(/for \(const id of \[([^\]]*)\]\)/g)) looked.push(...[...list[1].matchAll(/'([^']+)'/g)].map((m) => m[1]));
+    assert.ok(looked.length > 3, `${view}: found the script's lookups`);
+    for (const id of looked) assert.ok(ids.has(id), `${view}: main.ts looks up #${id}, which index.html does not have`);
+  }
+});
+
+test('each view\'s markup is imported by one extension module, which names the view by its folder', () => {
+  const imports = new Map<string, string[]>();
+  for (const file of sourcesUnder(EXTENSION)) {
+    const text = read(file);
+    for (const m of text.matchAll(/^import \w+ from '([^']+\/webview\/(\w+)\/index\.html)';$/gm)) {
+      assert.ok(fs.existsSync(path.resolve(path.dirname(file), m[1])), `${file}: ${m[1]} does not exist`);
+      assert.match(text, new RegExp(`name: '${m[2]}'`), `${file} imports the ${m[2]} markup: its view is named '${m[2]}' (the bundle's name)`);
+      imports.set(m[2], [...(imports.get(m[2]) ?? []), path.relative(EXTENSION, file)]);
+    }
+  }
+  for (const view of views) assert.equal(imports.get(view)?.length, 1, `${view}: imported by ${JSON.stringify(imports.get(view))}`);
+});
+
+test('the webview document: strict CSP with the nonce, our script and stylesheet only, the markup in the body', () => {
+  const nonce = 'bm9uY2Ugbm9uY2Ugbm9uY2U=';
+  const cspSource = 'https://file+.vscode-resource.vscode-cdn.net';
+  const markup = read(WEBVIEW, 'trajectory', 'index.html');
+  const html = webviewDocument({
+    nonce,
+    cspSource,
+    script: `${cspSource}/ext/dist/webview/trajectory.js`,
+    style: `${cspSource}/ext/dist/webview/trajectory.css`,
+    title: 'DDPM Trajectory: <a&b>.safetensors',
+    markup,
+  });
+  const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1];
+  assert.equal(csp, contentSecurityPolicy(cspSource, nonce));
+  assert.deepEqual(csp?.split('; '), ["default-src 'none'", `img-src ${cspSource} data:`, `style-src ${cspSource}`, `script-src 'nonce-${nonce}'`, `font-src ${cspSource}`]);
+  assert.ok(!/unsafe-(inline|eval)/.test(html), 'nothing unsafe');
+  const scripts = [...html.matchAll(/<script\b([^>]*)>/g)].map((m) => m[1]);
+  assert.deepEqual(scripts, [` nonce="${nonce}" src="${cspSource}/ext/dist/webview/trajectory.js"`], 'one script, ours, with the nonce');
+  assert.ok(html.includes(`<link rel="stylesheet" href="${cspSource}/ext/dist/webview/trajectory.css">`));
+  assert.ok(html.includes('<title>DDPM Trajectory: &#60;a&#38;b&#62;.safetensors</title>'), 'the title is escaped');
+  assert.ok(html.includes(`<body data-state="idle">\n${markup}`), 'the markup is the body');
+  assert.equal(escapeHtml(`"x" & 'y'`), '&#34;x&#34; &#38; &#39;y&#39;');
+});
+
+import { isOurs, modelCard } from '../../webview/checkpoint/modelCard.ts';
+import type { InspectResult } from '../../sidecar/protocol.ts';
+
+test('the inspector\'s model card: our checkpoint, and a foreign safetensors file with its metadata', () => {
+  const base: InspectResult = { path: '/x.safetensors', fileSize: 3 * 2 ** 20, format: null, params: 1234567, tensors: [], lossHistory: null, metadata: {} };
+  const ours: InspectResult = {
+    ...base,
+    format: 'ddpm-studio/1',
+    kind: 'training',
+    preset: 'mnist',
+    step: 2000,
+    model: { imageSize: 28, channels: 1, ch: 32, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [] },
+    schedule: { kind: 'linear', T: 1000 },
+    data: { source: 'mnist', size: 60000 },
+    backend: 'wasm',
+    created: '2025-01-01T00:00:00Z',
+  };
+  assert.ok(isOurs(ours) && !isOurs(base));
+  const card = Object.fromEntries(modelCard(ours).map((r) => [r.label, r.value]));
+  assert.deepEqual(card, {
+    kind: 'training',
+    preset: 'mnist',
+    parameters: '1,234,567',
+    step: '2000',
+    images: '28×28×1',
+    architecture: 'ch 32, mult (1,2,2), 1 res blocks, attention at middle only',
+    schedule: 'linear, T = 1000',
+    dataset: 'mnist (60,000 images)',
+    backend: 'wasm',
+    created: '2025-01-01T00:00:00Z',
+    'file size': '3.0 MB',
+  });
+  const foreign = modelCard({ ...base, metadata: { format: 'pt', long: 'x'.repeat(300) } });
+  assert.deepEqual(foreign.map((r) => r.label), ['format', 'values', 'file size', 'metadata: format', 'metadata: long']);
+  assert.equal(foreign[4].value, `${'x'.repeat(200)}…`);
+});
+
+import { isSortKey } from '../../webview/shared/tensorTable.ts';
+
+test('tensor table sort keys', () => {
+  assert.ok(['name', 'dtype', 'shape', 'params'].every(isSortKey));
+  assert.ok(!isSortKey('size'));
+});
+
+import { nextState, restoredState } from '../../webview/interpolate/state.ts';
+
+test('interpolation view state: what a reloaded window restores', () => {
+  assert.equal(nextState(undefined, { type: 'progress', row: 0, done: 0.5 }), undefined, 'nothing before start');
+  let s = nextState(undefined, { type: 'start', rows: [250, 500], lambdas: [0, 0.5, 1], a: 'a.png', b: 'b.png', checkpoint: 'm.safetensors' });
+  assert.deepEqual(s, { caption: 'a.png ↔ b.png · λ = 0, 0.5, 1 · m.safetensors', rows: [250, 500], strips: [null, null], inputs: null, status: '', phase: 'running' });
+  s = nextState(s, { type: 'inputs', a: 'A', b: 'B' });
+  const before = s;
+  assert.equal(nextState(s, { type: 'progress', row: 0, done: 0.5 }), before, 'progress is not kept (no setState per step)');
+  s = nextState(s, { type: 'row', row: 1, t: 500, strip: 'S1' });
+  assert.deepEqual(s?.strips, [null, 'S1']);
+  assert.deepEqual(before?.strips, [null, null], 'states are not mutated');
+  assert.equal(restoredState(s!).phase, 'interrupted', 'a run cut by the reload says so');
+  assert.match(restoredState(s!).status, /interrupted/);
+  s = nextState(s, { type: 'row', row: 0, t: 250, strip: 'S0' });
+  s = nextState(s, { type: 'done', seconds: 1.25 });
+  assert.deepEqual(s, { caption: 'a.png ↔ b.png · λ = 0, 0.5, 1 · m.safetensors', rows: [250, 500], strips: ['S0', 'S1'], inputs: { a: 'A', b: 'B' }, status: 'done in 1.3 s', phase: 'done' });
+  assert.equal(restoredState(s!), s, 'a finished run comes back as it was');
+  assert.deepEqual(nextState(s, { type: 'error', message: 'boom' }), { ...s, status: 'boom', phase: 'error' });
+});

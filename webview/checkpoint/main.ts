@@ -5,24 +5,31 @@ import 'uplot/dist/uPlot.min.css';
 import './checkpoint.css';
 import uPlot from 'uplot';
 import type { CheckpointFromWebview, CheckpointToWebview } from '../shared/messages.ts';
-import { buildTable, formatCount, type SortKey, type TensorRow } from '../shared/tensorTable.ts';
+import { buildTable, formatCount, isSortKey, type TensorRow } from '../shared/tensorTable.ts';
 import { smoothSeries } from '../shared/lossSeries.ts';
+import { byId } from '../shared/dom.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
+import { isOurs, modelCard } from './modelCard.ts';
 
 const api = vscodeApi<unknown>();
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const post = (m: CheckpointFromWebview) => api.postMessage(m);
+const filter = byId('filter', HTMLInputElement);
+const sort = byId('sort', HTMLSelectElement);
+const descending = byId('desc', HTMLInputElement);
+const sampleButton = byId('sample', HTMLButtonElement);
+const previewButton = byId('previewBtn', HTMLButtonElement);
+const stats = byId('stats');
 let rows: TensorRow[] = [];
 let selected = '';
 
 function renderTable(): void {
-  const groups = buildTable(rows, $<HTMLInputElement>('filter').value, $<HTMLSelectElement>('sort').value as SortKey, $<HTMLInputElement>('desc').checked);
-  const host = $('table');
+  const groups = buildTable(rows, filter.value, isSortKey(sort.value) ? sort.value : 'name', descending.checked);
+  const host = byId('table');
   host.replaceChildren();
   let shown = 0;
   for (const g of groups) {
     const det = document.createElement('details');
-    det.open = groups.length <= 12 || $<HTMLInputElement>('filter').value.length > 0;
+    det.open = groups.length <= 12 || filter.value.length > 0;
     const sum = document.createElement('summary');
     sum.textContent = `${g.module || '(top level)'} — ${g.rows.length} tensor${g.rows.length > 1 ? 's' : ''}, ${formatCount(g.params)} values`;
     det.append(sum);
@@ -39,8 +46,8 @@ function renderTable(): void {
         selected = r.name;
         host.querySelectorAll('.row-item.selected').forEach((e) => e.classList.remove('selected'));
         div.classList.add('selected');
-        $('statsName').textContent = r.name;
-        $('stats').textContent = 'computing…';
+        byId('statsName').textContent = r.name;
+        stats.textContent = 'computing…';
         post({ type: 'stats', name: r.name });
       });
       det.append(div);
@@ -48,18 +55,18 @@ function renderTable(): void {
     }
     host.append(det);
   }
-  $('count').textContent = `(${shown} of ${rows.length})`;
+  byId('count').textContent = `(${shown} of ${rows.length})`;
 }
 
-for (const id of ['filter', 'sort', 'desc']) $(id).addEventListener('input', renderTable);
-$('sample').addEventListener('click', () => post({ type: 'sample' }));
-$('previewBtn').addEventListener('click', () => {
-  $('previewCaption').textContent = 'sampling…';
+for (const control of [filter, sort, descending]) control.addEventListener('input', renderTable);
+sampleButton.addEventListener('click', () => post({ type: 'sample' }));
+previewButton.addEventListener('click', () => {
+  byId('previewCaption').textContent = 'sampling…';
   post({ type: 'preview' });
 });
 
 function histogram(edges: number[], counts: number[]): void {
-  const c = $<HTMLCanvasElement>('hist');
+  const c = byId('hist', HTMLCanvasElement);
   const ctx = c.getContext('2d');
   if (!ctx) return;
   ctx.clearRect(0, 0, c.width, c.height);
@@ -81,67 +88,71 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
   const m = ev.data;
   switch (m.type) {
     case 'loading':
-      $('path').textContent = m.path;
+      byId('path').textContent = m.path;
       document.body.dataset.state = 'loading';
       break;
     case 'error':
-      $('error').hidden = false;
-      $('error').textContent = `This file cannot be opened as a checkpoint.\n\n${m.message}`;
+      byId('error').hidden = false;
+      byId('error').textContent = `This file cannot be opened as a checkpoint.\n\n${m.message}`;
       document.body.dataset.state = 'error';
-      for (const id of ['sample', 'previewBtn']) ($(id) as HTMLButtonElement).disabled = true;
+      sampleButton.disabled = previewButton.disabled = true;
       // Nothing else can be shown for a file whose header cannot be read.
       document.querySelectorAll('section').forEach((el) => (el.hidden = true));
       break;
     case 'header': {
-      rows = m.tensors;
-      const card = $<HTMLTableElement>('card');
+      const r = m.inspect;
+      const ours = isOurs(r);
+      rows = r.tensors;
+      const card = byId('card', HTMLTableElement);
       card.replaceChildren();
-      for (const { label, value } of m.card) {
+      for (const { label, value } of modelCard(r)) {
         const tr = card.insertRow();
         tr.insertCell().textContent = label;
         tr.insertCell().textContent = value;
       }
-      card.dataset.params = String(rows.filter((r) => !m.ours || r.name.startsWith('model.')).reduce((a, r) => a + r.shape.reduce((x, y) => x * y, 1), 0));
-      if (!m.ours) {
-        $('note').hidden = false;
-        $('note').textContent = 'This safetensors file was not written by DDPM Studio: its tensors can be listed and inspected, but it cannot be sampled from.';
-        for (const id of ['sample', 'previewBtn']) ($(id) as HTMLButtonElement).disabled = true;
+      card.dataset.params = String(rows.filter((t) => !ours || t.name.startsWith('model.')).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
+      if (!ours) {
+        byId('note').hidden = false;
+        byId('note').textContent = 'This safetensors file was not written by DDPM Studio: its tensors can be listed and inspected, but it cannot be sampled from.';
+        sampleButton.disabled = previewButton.disabled = true;
       }
-      if (m.lossHistory && m.lossHistory.steps.length > 1) {
-        const h = m.lossHistory;
+      if (r.lossHistory && r.lossHistory.steps.length > 1) {
+        const h = r.lossHistory;
         new uPlot(
-          { width: Math.max(320, $('loss').clientWidth || 600), height: 200, scales: { x: { time: false }, y: { distr: 3 } }, series: [{ label: 'step' }, { label: 'loss', stroke: '#3794ff', alpha: 0.4 }, { label: 'smoothed', stroke: '#d18616', width: 2 }] },
+          { width: Math.max(320, byId('loss').clientWidth || 600), height: 200, scales: { x: { time: false }, y: { distr: 3 } }, series: [{ label: 'step' }, { label: 'loss', stroke: '#3794ff', alpha: 0.4 }, { label: 'smoothed', stroke: '#d18616', width: 2 }] },
           [h.steps, h.loss, smoothSeries(h.loss)],
-          $('loss'),
+          byId('loss'),
         );
-      } else $('lossSection').hidden = true;
+      } else byId('lossSection').hidden = true;
       document.body.dataset.state = 'ready';
       document.body.dataset.openMs = String(m.openMs);
       renderTable();
       break;
     }
-    case 'stats':
-      if (m.name !== selected) break;
-      $('stats').textContent = `count ${formatCount(m.count)}\nmin   ${m.min.toPrecision(6)}\nmax   ${m.max.toPrecision(6)}\nmean  ${m.mean.toPrecision(6)}\nstd   ${m.std.toPrecision(6)}`;
-      $('stats').dataset.mean = String(m.mean);
-      histogram(m.edges, m.counts);
+    case 'stats': {
+      const s = m.stats;
+      if (s.name !== selected) break;
+      stats.textContent = `count ${formatCount(s.count)}\nmin   ${s.min.toPrecision(6)}\nmax   ${s.max.toPrecision(6)}\nmean  ${s.mean.toPrecision(6)}\nstd   ${s.std.toPrecision(6)}`;
+      stats.dataset.mean = String(s.mean);
+      histogram(s.histogram.edges, s.histogram.counts);
       break;
+    }
     case 'statsError':
-      if (m.name === selected) $('stats').textContent = m.message;
+      if (m.name === selected) stats.textContent = m.message;
       break;
     case 'emaDiff':
-      $('emaSection').hidden = false;
-      $('ema').textContent = `‖EMA − raw‖ / ‖raw‖ = ${(m.relative * 100).toFixed(3)} % overall; most different: ${m.top
+      byId('emaSection').hidden = false;
+      byId('ema').textContent = `‖EMA − raw‖ / ‖raw‖ = ${(m.diff.relative * 100).toFixed(3)} % overall; most different: ${m.diff.top
         .slice(0, 5)
         .map((t) => `${t.name} (${(t.relative * 100).toFixed(2)} %)`)
         .join(', ')}`;
       break;
     case 'preview':
-      void drawPng($<HTMLCanvasElement>('preview'), m.png, 2);
-      $('previewCaption').textContent = `16 samples, DDIM-20, ${m.seconds.toFixed(1)} s`;
+      void drawPng(byId('preview', HTMLCanvasElement), m.png, 2);
+      byId('previewCaption').textContent = `16 samples, DDIM-20, ${m.seconds.toFixed(1)} s`;
       break;
     case 'previewError':
-      $('previewCaption').textContent = m.message;
+      byId('previewCaption').textContent = m.message;
       break;
   }
 });

@@ -1,7 +1,9 @@
 /**
  * Messages between the extension's panels and their webviews (postMessage), typed once for both sides.
- * Images are base64 PNGs (as they arrive from the sidecar).
+ * Images are base64 PNGs (as they arrive from the sidecar). Results of the sidecar travel as its protocol types them;
+ * webview code imports those types only (`import type`): none of the sidecar's code may end up in a webview bundle.
  */
+import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../../sidecar/protocol.ts';
 
 export type TrajectoryToWebview =
   | { type: 'start'; runId: string; n: number; total: number; sampler: string; checkpoint: string }
@@ -33,22 +35,15 @@ export type TrainingToWebview =
 
 export type TrainingFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean } | { type: 'installNative' };
 
+/** The checkpoint inspector (a custom editor): the sidecar's results as they come, the webview formats them. */
 export type CheckpointToWebview =
   | { type: 'loading'; path: string }
   | { type: 'error'; path: string; message: string }
-  | {
-      type: 'header';
-      path: string;
-      fileSize: number;
-      ours: boolean;
-      card: { label: string; value: string }[];
-      tensors: { name: string; dtype: string; shape: number[] }[];
-      lossHistory: { steps: number[]; loss: number[] } | null;
-      openMs: number;
-    }
-  | { type: 'stats'; name: string; min: number; max: number; mean: number; std: number; count: number; edges: number[]; counts: number[] }
+  /** `openMs`: how long reading the header took (ddpm/inspect). */
+  | { type: 'header'; inspect: InspectResult; openMs: number }
+  | { type: 'stats'; stats: TensorStatsResult }
   | { type: 'statsError'; name: string; message: string }
-  | { type: 'emaDiff'; relative: number; top: { name: string; relative: number }[] }
+  | { type: 'emaDiff'; diff: EmaDiffResult }
   | { type: 'preview'; png: string; seconds: number }
   | { type: 'previewError'; message: string };
 

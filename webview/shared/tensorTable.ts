@@ -3,13 +3,14 @@
  * `model.down.1.res.0.conv1` for `model.down.1.res.0.conv1.weight`), filtered by a substring, sorted by a column.
  * Pure logic, unit-tested.
  */
-export interface TensorRow {
-  name: string;
-  dtype: string;
-  shape: number[];
-}
+import type { InspectResult } from '../../sidecar/protocol.ts';
 
-export type SortKey = 'name' | 'dtype' | 'shape' | 'params';
+/** A tensor as ddpm/inspect lists it. */
+export type TensorRow = InspectResult['tensors'][number];
+
+export const SORT_KEYS = ['name', 'dtype', 'shape', 'params'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+export const isSortKey = (s: string): s is SortKey => (SORT_KEYS as readonly string[]).includes(s);
 
 export interface TableGroup {
   module: string;

@@ -40,6 +40,9 @@ const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]
 const meanAbsDiff = (a, b) => a.reduce((m, v, i) => m + Math.abs(v - b[i]), 0) / a.length;
 const max = (a) => a.reduce((m, v) => Math.max(m, v), 0);
 
+/** The view type of a webview panel's tab (the workbench reports extension panels' types with a prefix). */
+const panelViewType = (tab) => tab.input.viewType.replace(/^mainThreadWebview-/, '');
+
 function interpolationTabs() {
   return vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview && t.label.startsWith('DDPM Interpolation'));
 }
@@ -92,5 +95,34 @@ suite('Interpolation (ddpm.interpolate with options)', () => {
     assert.deepStrictEqual({ width: png.width, height: png.height }, { width: 7 * 16 + 8 * 2, height: 16 + 4 });
     const tile = await stripTiles(saveTo, s);
     assert.ok(max(tile(0)) > 128 && max(tile(6)) > 128, 'the converted inputs are not black');
+  });
+
+  // A reloaded window restores a panel only through the serializer of its view type, after activating the extension
+  // by the view type's activation event. The extension host cannot reload itself, so this checks both are in place;
+  // the UI suite reloads the window and checks what the restored Interpolation panel shows.
+  test('the Interpolation panel, like every panel, is restored after a reload: activation event and serializer of its view type', async () => {
+    const r = await exec('ddpm.interpolate', {
+      a: path.join(workspaceRoot(), 'digits', 'digit-3.png'), b: path.join(workspaceRoot(), 'digits', 'digit-4.png'),
+      checkpoint: path.join(workspaceRoot(), 'checkpoints', 'tiny-e2e.safetensors'), t: 100, steps: 2, lambdas: 3,
+    });
+    assert.ok(r, 'the interpolation ran');
+    const tabs = interpolationTabs();
+    assert.strictEqual(tabs.length, 1, 'one "DDPM Interpolation" webview tab');
+    const interpolate = panelViewType(tabs[0]);
+    assert.strictEqual(interpolate, 'ddpm.interpolate');
+    const activationEvents = extension().packageJSON.activationEvents;
+    for (const viewType of [interpolate, 'ddpm.trajectory', 'ddpm.training']) {
+      assert.ok(activationEvents.includes(`onWebviewPanel:${viewType}`), `package.json has no activation event onWebviewPanel:${viewType}`);
+      // A second serializer for a view type is refused: this one must be, as the extension has registered its own.
+      let registered;
+      try {
+        vscode.window.registerWebviewPanelSerializer(viewType, { deserializeWebviewPanel: async () => undefined }).dispose();
+        registered = false;
+      } catch (e) {
+        assert.match(String(e.message), /already registered/);
+        registered = true;
+      }
+      assert.ok(registered, `no webview panel serializer is registered for ${viewType}`);
+    }
   });
 });
