@@ -178,7 +178,7 @@ test('the inspector\'s model card: our checkpoint, and a foreign safetensors fil
     kind: 'training',
     preset: 'mnist',
     step: 2000,
-    model: { imageSize: 28, channels: 1, ch: 32, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [] },
+    model: { imageSize: 28, channels: 1, ch: 32, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], dropout: 0, groups: 32 },
     schedule: { kind: 'linear', T: 1000 },
     data: { source: 'mnist', size: 60000 },
     backend: 'wasm',

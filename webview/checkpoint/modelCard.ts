@@ -11,20 +11,6 @@ export const isOurs = (r: InspectResult): boolean => r.format !== null;
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
 
-/**
- * The architecture fields of `InspectResult.model`, which the protocol types only as a record: read here, in one
- * place, by the names of the U-Net's config (UNetConfig), and optional since a foreign writer may leave them out.
- */
-interface ModelFields {
-  imageSize?: number;
-  channels?: number;
-  ch?: number;
-  chMult?: number[];
-  numResBlocks?: number;
-  attnResolutions?: number[];
-}
-const modelFields = (model: InspectResult['model']): ModelFields | undefined => model as ModelFields | undefined;
-
 export function modelCard(r: InspectResult): CardRow[] {
   if (!isOurs(r)) {
     return [
@@ -34,15 +20,15 @@ export function modelCard(r: InspectResult): CardRow[] {
       ...Object.entries(r.metadata).map(([label, value]) => ({ label: `metadata: ${label}`, value: value.length > 200 ? `${value.slice(0, 200)}…` : value })),
     ];
   }
-  const m = modelFields(r.model);
+  const m = r.model;
   return [
     { label: 'kind', value: r.kind ?? '' },
     { label: 'preset', value: r.preset ?? '(custom)' },
     { label: 'parameters', value: r.params.toLocaleString('en-US') },
     { label: 'step', value: String(r.step ?? '') },
     { label: 'images', value: m ? `${m.imageSize}×${m.imageSize}×${m.channels}` : '' },
-    { label: 'architecture', value: m ? `ch ${m.ch}, mult (${m.chMult?.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions?.join(', ') || 'middle only'}` : '' },
-    { label: 'schedule', value: r.schedule ? `${String(r.schedule.kind)}, T = ${String(r.schedule.T)}` : '' },
+    { label: 'architecture', value: m ? `ch ${m.ch}, mult (${m.chMult.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions.join(', ') || 'middle only'}` : '' },
+    { label: 'schedule', value: r.schedule ? `${r.schedule.kind}, T = ${r.schedule.T}` : '' },
     { label: 'dataset', value: r.data ? `${r.data.source} (${r.data.size.toLocaleString('en-US')} images)` : '' },
     { label: 'backend', value: r.backend ?? '' },
     { label: 'created', value: r.created ?? '' },
