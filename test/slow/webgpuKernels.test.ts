@@ -1,5 +1,7 @@
 // Our WebGPU gradient kernels (sidecar/kernels/webgpuTrainingKernels.ts) against tfjs-cpu on random inputs, on Mesa's
-// software adapter (Dawn's OpenGL ES backend): both replaceable kernels are switched on for this process.
+// software adapter (Dawn's OpenGL ES backend): both replaceable kernels are switched on for this process. Their settings
+// (DDPM_WEBGPU_KERNELS, DDPM_WEBGPU_POOL) and the pool's size classes, which need no adapter, are in
+// test/unit/webgpuConfig.test.ts.
 process.env.EGL_PLATFORM = 'surfaceless';
 process.env.DDPM_WEBGPU_KERNELS = 'filter,input';
 
@@ -8,11 +10,11 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy, BackendFaultError, initBackend, releaseCachedMemory, shutdownBackend } from '../../sidecar/backend.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
-import { IM2COL_MIN_WORK, webgpuKernelsFromEnv } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
+import { IM2COL_MIN_WORK } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
 import { conv2dBackpropFilter, makeConv2dBackpropFilterIm2col } from '../../sidecar/kernels/convGradients.ts';
 import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
 import { dropout } from '../../sidecar/ddpm/layers.ts';
-import { SizeClassBufferPool, sizeClass, webgpuPoolFromEnv } from '../../sidecar/kernels/webgpuBufferPool.ts';
+import { SizeClassBufferPool } from '../../sidecar/kernels/webgpuBufferPool.ts';
 import { CONV_GRAD_CASES, maxRelDiff, mk, randn } from '../helpers/tensors.ts';
 
 const init = () => initBackend('webgpu', { webgpuFlags: ['backend=opengles'], webgpuFeatureLevel: 'compatibility' });
@@ -125,16 +127,6 @@ test('the webgpu gradient kernels leak no tensors', async () => {
   tf.dispose([x, w]);
 });
 
-test('DDPM_WEBGPU_KERNELS picks the replaced kernels and rejects unknown names', () => {
-  assert.deepEqual(webgpuKernelsFromEnv({}), ['filter']);
-  assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'none' }), []);
-  assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'input, filter' }), ['input', 'filter']);
-  assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter-conv' }), ['filter-conv']);
-  assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter-im2col,input' }), ['filter-im2col', 'input']);
-  assert.throws(() => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter,filter-conv' }), /choose one of filter, filter-im2col, filter-conv/);
-  assert.throws(() => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'fliter' }), /unknown kernel 'fliter'/);
-});
-
 test('an error the GPU reports (here a shader tfjs cannot compile) fails the next health check instead of passing garbage on', async () => {
   await init();
   await tf.setBackend('webgpu');
@@ -178,18 +170,6 @@ test('dropout runs in a shader on webgpu: the asked-for rate, inverted scaling, 
   await run(9);
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x, upstream]);
-});
-
-test('buffer pool size classes: never smaller than asked, at most 12.5 % larger above 64 KiB, 256-byte multiples', () => {
-  for (let size = 4; size < 1 << 30; size = Math.ceil(size * 1.37) + 4) {
-    const c = sizeClass(size);
-    assert.ok(c >= size && c % 256 === 0, `${size} → ${c}`);
-    if (size > 65536) assert.ok(c <= size * 1.125, `${size} → ${c}`);
-  }
-  assert.equal(sizeClass(400_000), sizeClass(396_000));
-  assert.equal(webgpuPoolFromEnv({}), 'classes');
-  assert.equal(webgpuPoolFromEnv({ DDPM_WEBGPU_POOL: 'exact' }), 'exact');
-  assert.throws(() => webgpuPoolFromEnv({ DDPM_WEBGPU_POOL: 'huge' }), /DDPM_WEBGPU_POOL: unknown pool 'huge'/);
 });
 
 test('the buffer pool serves a tensor from a larger freed buffer, and its values read back at the tensor\'s own size', async () => {

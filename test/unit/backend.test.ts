@@ -1,32 +1,13 @@
-// Backend selection, each case in a fresh process (tfjs can initialise one backend per process).
+// Backend selection, each case in a fresh process (tfjs can initialise one backend per process). What needs the software
+// WebGPU adapter (taking it, training on it) is in test/slow/backendWebgpu.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { repoRoot } from '../helpers/paths.ts';
-
-interface Outcome {
-  ok: boolean;
-  report?: { name: string; device: string; module?: string; attempts: { name: string; ok: boolean; reason?: string }[] };
-  error?: string;
-  message?: string;
-  attempts?: { name: string; ok: boolean; reason?: string }[];
-}
-
-function init(choice: string, env: Record<string, string> = {}, extra: string[] = []): Outcome {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'helpers', 'initBackendCli.ts'), choice, ...extra], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    timeout: 120_000,
-  });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
-  assert.ok(line, `no outcome printed (exit ${r.status}): ${r.stderr.slice(-2000)}`);
-  return JSON.parse(line) as Outcome;
-}
+import { initInChild as init, NO_ADAPTER, SOFTWARE_ADAPTER } from '../helpers/backendProcess.ts';
 
 const installed = (mod: string) => {
   try {
@@ -37,10 +18,6 @@ const installed = (mod: string) => {
   }
 };
 const nativeInstalled = installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node');
-/** Dawn cannot find D3D12 outside Windows: a reliable "no adapter" on Linux. */
-const NO_ADAPTER = { DDPM_WEBGPU_FLAGS: 'backend=d3d12' };
-/** Mesa's llvmpipe through Dawn's OpenGL ES backend: a software adapter (Debian: libegl1, libegl-mesa0, libgles2). */
-const SOFTWARE_ADAPTER = { DDPM_WEBGPU_FLAGS: 'backend=opengles', DDPM_WEBGPU_FEATURE_LEVEL: 'compatibility', EGL_PLATFORM: 'surfaceless' };
 
 test('auto tries CUDA libtensorflow, then webgpu, then CPU libtensorflow, then wasm, and picks the first that works', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
   const o = init('auto', NO_ADAPTER);
@@ -94,17 +71,6 @@ test('the CUDA build of libtensorflow comes before webgpu', { skip: nativeInstal
   });
 });
 
-test('auto passes over a software WebGPU adapter (slower than wasm); an explicit webgpu takes it', () => {
-  const auto = init('auto', SOFTWARE_ADAPTER);
-  assert.ok(auto.ok, auto.message);
-  const webgpu = auto.report!.attempts.find((a) => a.name === 'webgpu')!;
-  assert.match(webgpu.reason!, /only a software adapter was found \(.*llvmpipe/);
-  const explicit = init('webgpu', SOFTWARE_ADAPTER);
-  assert.ok(explicit.ok, explicit.message);
-  assert.equal(explicit.report!.name, 'webgpu');
-  assert.match(explicit.report!.device, /llvmpipe.*\(software\)/);
-});
-
 test('asking for an unavailable backend fails with a message that says why and how to get it', { skip: nativeInstalled && 'tfjs-node is installed here' }, () => {
   const tfn = init('tensorflow');
   assert.equal(tfn.ok, false);
@@ -142,51 +108,4 @@ test('cpu is always available when asked for explicitly', () => {
   const o = init('cpu');
   assert.ok(o.ok);
   assert.equal(o.report!.name, 'cpu');
-});
-
-function trainSteps(backend: string, env: Record<string, string> = {}): { backend: string; device: string; losses: number[]; leaked: number; gpuPeakBytes: number | null; error?: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'helpers', 'trainStepsCli.ts'), backend, '3'], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    timeout: 300_000,
-  });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
-  assert.ok(line, `no result (exit ${r.status}): ${r.stderr.slice(-2000)}`);
-  return JSON.parse(line);
-}
-
-test('training steps on WebGPU (software adapter) match wasm, with async reads only and no leak', () => {
-  const wasm = trainSteps('wasm');
-  const gpu = trainSteps('webgpu', SOFTWARE_ADAPTER);
-  assert.equal(gpu.error, undefined, gpu.error);
-  assert.equal(gpu.backend, 'webgpu');
-  assert.equal(gpu.losses.length, 3);
-  for (let i = 0; i < 3; i++) assert.ok(Math.abs(gpu.losses[i] - wasm.losses[i]) < 1e-4, `step ${i}: webgpu ${gpu.losses[i]} vs wasm ${wasm.losses[i]}`);
-  assert.equal(gpu.leaked, 0);
-  assert.equal(wasm.leaked, 0);
-});
-
-test('the WebGPU buffer pool holds far less than tfjs\' exact-size pool for the same steps, with the same losses', () => {
-  const ours = trainSteps('webgpu', SOFTWARE_ADAPTER);
-  const tfjs = trainSteps('webgpu', { ...SOFTWARE_ADAPTER, DDPM_WEBGPU_POOL: 'exact' });
-  assert.equal(ours.error, undefined, ours.error);
-  assert.equal(tfjs.error, undefined, tfjs.error);
-  // Bigger buffers and reuse across sizes change where tensors live, not what any kernel computes.
-  assert.deepEqual(ours.losses, tfjs.losses);
-  assert.equal(ours.leaked, 0);
-  assert.ok(ours.gpuPeakBytes! > 0 && tfjs.gpuPeakBytes! > 0);
-  assert.ok(ours.gpuPeakBytes! < 0.75 * tfjs.gpuPeakBytes!, `pool peak ${ours.gpuPeakBytes} B vs tfjs' ${tfjs.gpuPeakBytes} B`);
-});
-
-test('the golden vectors also hold on WebGPU (check-golden --backend webgpu)', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts', 'check-golden.ts'), path.join(repoRoot, 'test', 'fixtures', 'golden', 'steps_small.json'), '--backend', 'webgpu'], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, ...SOFTWARE_ADAPTER },
-    timeout: 300_000,
-  });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /backend: webgpu/);
-  assert.match(r.stdout, /133 fields checked, 0 out of tolerance/);
 });

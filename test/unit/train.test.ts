@@ -1,52 +1,14 @@
-// The training step: it learns (a tiny model overfits 8 images), it is deterministic, it leaks nothing, and its
-// pieces (warm-up, clipping, Adam, EMA, flips) do what the paper's recipe says.
+// The training step: it is deterministic, it leaks nothing, and its pieces (warm-up, clipping, Adam, EMA, flips) do
+// what the paper's recipe says. That it learns (a tiny model overfits 8 images) is in test/slow/trainOverfit.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
-import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
+import type { UNet } from '../../sidecar/ddpm/unet.ts';
 import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
-import { Trainer, learningRateAt, flipLeftRight, DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../../sidecar/ddpm/train.ts';
-import { Rng } from '../../sidecar/ddpm/rng.ts';
-
-/** 8 binary 16×16 images: squares at different places (a fixed batch to overfit). */
-function squares(): tf.Tensor4D {
-  const data = new Float32Array(8 * 16 * 16);
-  for (let i = 0; i < 8; i++) {
-    for (let y = 0; y < 16; y++) {
-      for (let x = 0; x < 16; x++) {
-        const inside = x >= i && x < i + 6 && y >= (i * 3) % 10 && y < ((i * 3) % 10) + 6;
-        data[i * 256 + y * 16 + x] = inside ? 1 : -1;
-      }
-    }
-  }
-  return tf.tensor4d(data, [8, 16, 16, 1]);
-}
-
-function setup(seed: number, train: Partial<TrainConfig>, dropout = 0) {
-  const model = UNet.create(presetConfig('tiny', { dropout }), new Rng(seed));
-  const diffusion = new GaussianDiffusion(makeSchedule());
-  const trainer = new Trainer(model, diffusion, train, seed + 1000);
-  return { model, diffusion, trainer, dispose: () => (trainer.dispose(), model.dispose()) };
-}
-
-const mean = (a: number[]) => a.reduce((p, q) => p + q, 0) / a.length;
-
-test('a tiny model overfits a fixed batch of 8 images: the loss falls by at least 5×', async () => {
-  await initBackend('auto');
-  const { trainer, dispose } = setup(1, { lr: 1e-3, warmupSteps: 0, emaDecay: 0.99, randomFlip: false });
-  const x0 = squares();
-  const losses: number[] = [];
-  for (let s = 0; s < 250; s++) losses.push((await trainer.trainStep(x0)).loss);
-  const first = mean(losses.slice(0, 10));
-  const last = mean(losses.slice(-30));
-  assert.ok(first > 0.5, `initial loss ${first} (a zero-output model has loss ≈ 1)`);
-  assert.ok(first / last >= 5, `loss fell only ${(first / last).toFixed(2)}× (${first.toFixed(4)} → ${last.toFixed(4)})`);
-  assert.equal(trainer.step, 250);
-  x0.dispose();
-  dispose();
-});
+import { Trainer, learningRateAt, flipLeftRight, DEFAULT_TRAIN_CONFIG } from '../../sidecar/ddpm/train.ts';
+import { setupTiny as setup, squares } from '../helpers/training.ts';
 
 test('same seed → identical losses for 20 steps (with dropout and flips); another seed differs', async () => {
   await initBackend('auto');

@@ -1,4 +1,5 @@
-// The U-Net: exact parameter counts, forward shapes for 1/3 channels and sizes 16/28/32, building blocks' values.
+// The U-Net: exact parameter counts, forward shapes for 1/3 channels and sizes 16/28/32, building blocks' values. The
+// cifar10 preset's forward pass is in test/slow/unetCifar10.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -59,13 +60,12 @@ test('forward shapes for 1 and 3 channels at sizes 16, 28 and 32; output depends
   }
 });
 
-test('a fresh model outputs exactly zero (zero-initialised conv_out) and the cifar10 preset runs forward', async () => {
+test('a fresh model outputs exactly zero (zero-initialised conv_out)', async () => {
   await initBackend('auto');
-  const model = UNet.create(presetConfig('cifar10'), new Rng(1));
-  assert.equal(model.numParams, 35_746_307);
-  const x = tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const y = model.predictEps(x, [999]);
-  assert.deepEqual(y.shape, [1, 32, 32, 3]);
+  const model = UNet.create(presetConfig('tiny'), new Rng(1));
+  const x = tf.randomNormal([2, 16, 16, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const y = model.predictEps(x, [999, 3]);
+  assert.deepEqual(y.shape, [2, 16, 16, 1]);
   assert.equal((await tf.max(tf.abs(y)).data())[0], 0);
   tf.dispose([x, y]);
   model.dispose();
@@ -126,30 +126,79 @@ test('GroupNorm matches a direct computation (per image, per group over H, W and
   tf.dispose([x, gamma, beta, y]);
 });
 
-test('attention block is the identity at initialisation (zero output projection) and residual after', async () => {
+test('attention block: the identity at initialisation (zero output projection), then x plus a convex combination of v', async () => {
   await initBackend('auto');
-  const c = 8;
+  const [b, h, w, c] = [2, 4, 4, 8];
   const rng = new Rng(4);
   const p = new Map<string, tf.Tensor>();
-  p.set('a.norm.gamma', tf.ones([c]));
-  p.set('a.norm.beta', tf.zeros([c]));
+  const set = (name: string, t: tf.Tensor) => {
+    p.get(name)?.dispose();
+    p.set(name, t);
+  };
+  set('a.norm.gamma', tf.ones([c]));
+  set('a.norm.beta', tf.zeros([c]));
   for (const n of ['q', 'k', 'v']) {
-    p.set(`a.${n}.weight`, tf.randomNormal([c, c], 0, 0.3, 'float32', rng.seed()));
-    p.set(`a.${n}.bias`, tf.zeros([c]));
+    set(`a.${n}.weight`, tf.randomNormal([c, c], 0, 0.3, 'float32', rng.seed()));
+    set(`a.${n}.bias`, tf.zeros([c]));
   }
-  p.set('a.proj_out.weight', tf.zeros([c, c]));
-  p.set('a.proj_out.bias', tf.zeros([c]));
-  const x = tf.randomNormal([2, 4, 4, c], 0, 1, 'float32', 9) as tf.Tensor4D;
+  set('a.proj_out.weight', tf.zeros([c, c]));
+  set('a.proj_out.bias', tf.zeros([c]));
+  const x = tf.randomNormal([b, h, w, c], 0, 1, 'float32', 9) as tf.Tensor4D;
   const ctx = { p: (n: string) => p.get(n)!, groups: 4, dropout: 0, training: false, nextSeed: () => 0 };
-  const y = attnBlock(x, ctx, 'a');
-  assert.deepEqual(Array.from(await y.data()), Array.from(await x.data()));
-  p.get('a.proj_out.weight')!.dispose();
-  p.set('a.proj_out.weight', tf.eye(c));
-  const y2 = attnBlock(x, ctx, 'a');
-  // With proj = I, out − x is a convex combination of v over positions: check its row sums via v's range.
-  const d = await tf.sub(y2, x).data();
-  assert.ok(d.some((v) => Math.abs(v) > 1e-3));
-  tf.dispose([x, y, y2, ...p.values()]);
+  const xs = await x.data();
+  const residual = async () => {
+    const y = attnBlock(x, ctx, 'a');
+    const d = await y.data();
+    y.dispose();
+    return d.map((v, i) => v - xs[i]);
+  };
+  assert.ok((await residual()).every((v) => v === 0), 'zero output projection: the block is the identity');
+
+  // With proj_out = I (bias 0), out − x = softmax(q·kᵀ/√c)·v at each position. Make v the same row vb at every
+  // position (weight 0, bias vb): a combination of equal rows is vb exactly when each row of attention weights sums to 1.
+  set('a.proj_out.weight', tf.eye(c));
+  const vb = [0.5, -1, 2, 0.25, -3, 1.5, 0.75, -0.125];
+  const vWeight = p.get('a.v.weight')!.clone();
+  set('a.v.weight', tf.zeros([c, c]));
+  set('a.v.bias', tf.tensor1d(vb));
+  const constant = await residual();
+  for (let i = 0; i < constant.length; i++) assert.ok(Math.abs(constant[i] - vb[i % c]) < 1e-5, `element ${i}: ${constant[i]} vs ${vb[i % c]} (a row of attention weights does not sum to 1)`);
+
+  // v from the input again: out − x against a direct computation from the normalised input, and inside the range of
+  // v's values over the image's positions (a convex combination), channel by channel.
+  set('a.v.weight', vWeight);
+  set('a.v.bias', tf.zeros([c]));
+  const normed = groupNorm(x, ctx.p, 'a.norm', ctx.groups);
+  const hn = await normed.data();
+  normed.dispose();
+  const [wq, wk, wv] = await Promise.all(['q', 'k', 'v'].map((n) => p.get(`a.${n}.weight`)!.data()));
+  const n = h * w;
+  const project = (wt: Float32Array | Int32Array | Uint8Array, img: number, pos: number) =>
+    Array.from({ length: c }, (_, j) => {
+      let s = 0;
+      for (let k = 0; k < c; k++) s += hn[(img * n + pos) * c + k] * wt[k * c + j];
+      return s;
+    });
+  const got = await residual();
+  for (let img = 0; img < b; img++) {
+    const q = Array.from({ length: n }, (_, i) => project(wq, img, i));
+    const k = Array.from({ length: n }, (_, i) => project(wk, img, i));
+    const v = Array.from({ length: n }, (_, i) => project(wv, img, i));
+    for (let i = 0; i < n; i++) {
+      const logits = k.map((kj) => kj.reduce((s, kv, ch) => s + kv * q[i][ch], 0) / Math.sqrt(c));
+      const top = Math.max(...logits);
+      const e = logits.map((l) => Math.exp(l - top));
+      const z = e.reduce((s, v2) => s + v2, 0);
+      for (let ch = 0; ch < c; ch++) {
+        const want = e.reduce((s, ej, j) => s + (ej / z) * v[j][ch], 0);
+        const d = got[(img * n + i) * c + ch];
+        assert.ok(Math.abs(d - want) < 1e-4, `image ${img}, position ${i}, channel ${ch}: ${d} vs ${want}`);
+        const column = v.map((vj) => vj[ch]);
+        assert.ok(d >= Math.min(...column) - 1e-5 && d <= Math.max(...column) + 1e-5, `image ${img}, position ${i}, channel ${ch}: ${d} outside v's range`);
+      }
+    }
+  }
+  tf.dispose([x, ...p.values()]);
 });
 
 test('inference releases each block\'s activations as it goes: the same output, a lower peak, no leak', async () => {
