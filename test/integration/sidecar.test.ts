@@ -44,6 +44,21 @@ test.after(async () => {
 });
 
 const png = async (b64: string) => sharp(Buffer.from(b64, 'base64')).metadata();
+
+/** An F32 tensor read straight from a safetensors file's bytes (8-byte header length, JSON header, data), not through sidecar/checkpoint. */
+function readF32Tensor(file: string, name: string): { shape: number[]; values: number[] } {
+  const bytes = fs.readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const entry = header[name];
+  assert.ok(entry, `${file} has no tensor ${name}`);
+  assert.equal(entry.dtype, 'F32');
+  const [begin, end] = entry.data_offsets.map((o) => 8 + headerLength + o);
+  const values = Array.from({ length: (end - begin) / 4 }, (_, i) => bytes.readFloatLE(begin + 4 * i));
+  return { shape: entry.shape, values };
+}
+
+const assertClose = (got: number, want: number, what: string) => assert.ok(Math.abs(got - want) <= 1e-9 * Math.max(1, Math.abs(want)), `${what}: ${got} vs ${want}`);
 let checkpoint = '';
 
 test('ddpm/info: versions, backend and presets', async () => {
@@ -189,9 +204,29 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   assert.ok(diff.top[0].relative >= diff.top[9].relative);
 
   const stats = await sc.connection.sendRequest(TensorStatsRequest, { path: checkpoint, name: 'model.conv_in.weight', bins: 10 });
-  assert.equal(stats.count, 3 * 3 * 1 * 16);
-  assert.equal(stats.histogram.counts.reduce((x, y) => x + y, 0), stats.count);
-  assert.ok(stats.min <= stats.mean && stats.mean <= stats.max && stats.std > 0);
+  // The same statistics computed here from the file's bytes.
+  const { shape, values } = readF32Tensor(checkpoint, 'model.conv_in.weight');
+  assert.deepEqual(shape, [3, 3, 1, 16]);
+  assert.equal(values.length, 3 * 3 * 1 * 16);
+  assert.equal(stats.dtype, 'F32');
+  assert.deepEqual(stats.shape, shape);
+  assert.equal(stats.count, values.length);
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  const mean = values.reduce((a, v) => a + v, 0) / values.length;
+  const std = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
+  assert.ok(std > 0 && max > min, 'trained weights are not all equal');
+  assert.equal(stats.min, min);
+  assert.equal(stats.max, max);
+  assertClose(stats.mean, mean, 'mean');
+  assertClose(stats.std, std, 'std');
+  // 10 equal bins from min to max, the last one closed.
+  const edges = Array.from({ length: 11 }, (_, i) => min + ((max - min) * i) / 10);
+  assert.equal(stats.histogram.edges.length, 11);
+  stats.histogram.edges.forEach((e, i) => assertClose(e, edges[i], `edge ${i}`));
+  const counts = edges.slice(0, 10).map((lo, i) => values.filter((v) => v >= lo && (i === 9 ? v <= max : v < edges[i + 1])).length);
+  assert.deepEqual(stats.histogram.counts, counts);
+  assert.equal(counts.reduce((x, y) => x + y, 0), values.length);
 
   const foreign = path.join(tmp, 'foreign.safetensors');
   fs.writeFileSync(foreign, Buffer.concat(encodeSafetensors([{ name: 'encoder.layer.0.weight', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }], { format: 'pt' })));
@@ -199,7 +234,11 @@ test('ddpm/interpolate two generated PNGs; inspect and tensorStats on ours and o
   assert.equal(fi.format, null);
   assert.equal(fi.params, 6);
   assert.deepEqual(fi.tensors, [{ name: 'encoder.layer.0.weight', dtype: 'F32', shape: [2, 3] }]);
-  assert.equal((await sc.connection.sendRequest(TensorStatsRequest, { path: foreign, name: 'encoder.layer.0.weight' })).mean, 3.5);
+  const fs6 = await sc.connection.sendRequest(TensorStatsRequest, { path: foreign, name: 'encoder.layer.0.weight', bins: 5 });
+  assert.deepEqual([fs6.count, fs6.min, fs6.max, fs6.mean], [6, 1, 6, 3.5]);
+  assertClose(fs6.std, Math.sqrt(17.5 / 6), 'std of 1…6');
+  assert.deepEqual(fs6.histogram.edges, [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(fs6.histogram.counts, [1, 1, 1, 1, 2]);
   await assert.rejects(sc.connection.sendRequest(SampleRequest, { checkpoint: foreign, n: 1 }), (e: ResponseError<void>) => e.code === ErrorCodes.BadInput && /not a DDPM Studio checkpoint/.test(e.message));
 });
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { repoRoot } from '../helpers/paths.ts';
+import { countParams, paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
 
 const bundle = path.join(repoRoot, 'dist', 'ddpm.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-cli-'));
@@ -57,7 +58,9 @@ test('train 20 steps → sample → interpolate → inspect → export', async (
   assert.equal(j.preset, 'tiny');
   assert.equal(j.lossHistory.points, 20);
   assert.equal(j.tensors.length, 4 * j.tensors.filter((t: { name: string }) => t.name.startsWith('model.')).length);
-  assert.ok(j.params > 100_000);
+  // Only the model's weights count (not the EMA copy or Adam's moments): the tiny preset's, from its definition.
+  assert.equal(j.params, countParams(paramSpecs(presetConfig('tiny'))));
+  assert.equal(j.params, 176_849);
 
   const exp = ddpm('export', '--ckpt', 'run/latest.safetensors', '--out', 'out/weights.safetensors', '--f16');
   assert.equal(exp.code, 0, exp.stderr);
