@@ -21,6 +21,9 @@ import { enableWebgpuDropout } from './kernels/webgpuDropout.ts';
 import { registerWebgpuTrainingKernels } from './kernels/webgpuTrainingKernels.ts';
 import { installWebgpuBufferPool, SizeClassBufferPool, webgpuPoolFromEnv } from './kernels/webgpuBufferPool.ts';
 
+// Node 21+ has a global navigator; this project type-checks without the DOM lib and @types/node 20 lacks it.
+declare const navigator: { gpu?: unknown } | undefined;
+
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendChoice = 'auto' | BackendName;

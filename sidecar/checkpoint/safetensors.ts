@@ -112,7 +112,7 @@ export function readHeader(file: string): SafetensorsHeader {
     fd = fs.openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file} is a folder, not a file` : `${file}: ${(e as Error).message}`);
+    throw new Error(code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file} is a folder, not a file` : `${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const stat = fs.fstatSync(fd);

@@ -12,7 +12,7 @@ export function parseIdxImages(buf: Buffer, file: string): { n: number; height: 
     try {
       buf = zlib.gunzipSync(buf);
     } catch (e) {
-      throw new Error(`${file}: the gzip stream is damaged (${(e as Error).message})`);
+      throw new Error(`${file}: the gzip stream is damaged (${(e as Error).message})`, { cause: e });
     }
   }
   if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw new Error(`${file}: not an IDX file (bad magic number)`);

