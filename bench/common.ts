@@ -2,6 +2,7 @@
  * What bench/engine.ts (the parent) and bench/worker.ts (one child per measurement) share: the result format,
  * the line protocol between them, a small argument parser and the statistics helpers.
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -128,24 +129,23 @@ export interface MeasurementResult {
 
 export class UsageError extends Error {}
 
-/** `--name value`, `--name=value` and boolean `--name`; no positional arguments. */
-export function parseFlags(argv: readonly string[], booleans: readonly string[]): Map<string, string | true> {
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (booleans.includes(name)) {
-      if (eq > 0) throw new UsageError(`--${name} takes no value`);
-      flags.set(name, true);
-    } else if (eq > 0) {
-      flags.set(name, a.slice(eq + 1));
-    } else {
-      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`--${name} needs a value`);
-      flags.set(name, argv[++i]);
-    }
+/**
+ * `--name value`, `--name=value` and boolean `--name` (node:util parseArgs, strict: an unknown option or a
+ * positional argument is a UsageError); no positional arguments.
+ */
+export function parseFlags(argv: readonly string[], booleans: readonly string[], strings: readonly string[]): Map<string, string | true> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const b of booleans) options[b] = { type: 'boolean' };
+  for (const n of strings) options[n] = { type: 'string' };
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (e) {
+    const m = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(m[0].toLowerCase() + m.slice(1));
   }
+  const flags = new Map<string, string | true>();
+  for (const [k, v] of Object.entries(values)) if (typeof v === 'string' || v === true) flags.set(k, v);
   return flags;
 }
 

@@ -112,7 +112,7 @@ export function removeNativeBackend(storageDir: string): boolean {
 
 /** Staging and backup folders of installs that were interrupted (the editor closed, the machine stopped). */
 export function cleanLeftovers(storageDir: string): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = fs.readdirSync(storageDir);
   } catch {

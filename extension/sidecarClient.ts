@@ -4,6 +4,7 @@
  * Requests are typed by sidecar/protocol.ts.
  */
 import * as vscode from 'vscode';
+import { setting } from './settings.ts';
 import { installedNativeBackend } from './nativeBackendInstaller.ts';
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions, CloseAction, ErrorAction, State } from 'vscode-languageclient/node';
 import type { NotificationType, RequestType, CancellationToken } from 'vscode-jsonrpc';
@@ -25,7 +26,7 @@ export class SidecarClient implements vscode.Disposable {
 
   private async start(): Promise<LanguageClient> {
     const module = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'sidecar.js').fsPath;
-    const backend = vscode.workspace.getConfiguration('ddpm').get<string>('backend', 'auto');
+    const backend = setting<string>('backend');
     // A native backend installed by DDPM: Install CUDA Backend lives in the extension's global storage.
     const native = installedNativeBackend(this.context.globalStorageUri.fsPath);
     const args = ['--backend', backend, ...(native ? ['--native-path', native.dir] : [])];

@@ -9,6 +9,7 @@
  * computation, prints one JSON line ({ ok, backend, device, module, attempts } or { ok: false, error, attempts })
  * and exits: the install command uses it to check a freshly installed native backend in a process of its own.
  */
+import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { BACKEND_NAMES, BackendUnavailableError, initBackend, shutdownBackend, type BackendChoice } from './backend.ts';
@@ -17,18 +18,35 @@ import { registerHandlers } from './server.ts';
 // Any stray console.log (from a dependency) would corrupt the protocol stream.
 console.log = (...args: unknown[]) => console.error(...args);
 
-const argv = process.argv.slice(2);
-const backendArg = argv.includes('--backend') ? argv[argv.indexOf('--backend') + 1] : (process.env.DDPM_BACKEND ?? 'auto');
+let args: { backend: string; nativePaths: string[]; probe: boolean; stdio: boolean; ipc: boolean };
+try {
+  const { values } = parseArgs({
+    options: {
+      backend: { type: 'string', default: process.env.DDPM_BACKEND ?? 'auto' },
+      'native-path': { type: 'string', multiple: true, default: [] },
+      probe: { type: 'boolean', default: false },
+      stdio: { type: 'boolean', default: false },
+      'node-ipc': { type: 'boolean', default: false },
+      // vscode-languageclient adds --clientProcessId=PID to a server's arguments.
+      clientProcessId: { type: 'string' },
+    },
+  });
+  args = { backend: values.backend, nativePaths: values['native-path'], probe: values.probe, stdio: values.stdio, ipc: values['node-ipc'] };
+} catch (e) {
+  console.error(`ddpm sidecar: ${(e as Error).message}`);
+  process.exit(2);
+}
+const backendArg = args.backend;
 if (backendArg !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(backendArg)) {
   console.error(`ddpm sidecar: unknown backend '${backendArg}' (auto, ${BACKEND_NAMES.join(', ')})`);
   process.exit(2);
 }
 // DDPM_NATIVE_PATH is added by initBackend itself.
-const nativeSearchPaths = argv.flatMap((a, i) => (a === '--native-path' && argv[i + 1] ? [argv[i + 1]] : []));
-const ipc = argv.includes('--node-ipc');
-if (argv.includes('--probe')) {
+const nativeSearchPaths = args.nativePaths;
+const ipc = args.ipc;
+if (args.probe) {
   void probe();
-} else if (!ipc && !argv.includes('--stdio')) {
+} else if (!ipc && !args.stdio) {
   console.error('usage: node sidecar.js --stdio | --node-ipc | --probe [--backend auto|tensorflow|webgpu|wasm|cpu] [--native-path DIR]');
   process.exit(2);
 } else {

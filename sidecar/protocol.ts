@@ -6,8 +6,15 @@
  * Images travel as base64 PNG. Long-running requests report through notifications that carry the client's
  * `token` (sampling, interpolation) or the `jobId` (training). `$/cancelRequest` cancels sampling and
  * interpolation within one denoising step; the request then fails with RequestCancelled.
+ *
+ * Each request's parameters are a zod schema: the TypeScript types (`…Params` what a client sends, `…Options` what
+ * a handler gets, defaults filled in), the defaults, the bounds and the error messages all come from it. The sidecar
+ * validates every request with it, the CLI maps its flags onto it, the extension's settings default to its values
+ * (a test holds package.json to them) and its input boxes validate with it.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import { z } from 'zod';
+import { bool, int, num, oneOf, str, workers } from './validation.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -42,31 +49,64 @@ export interface InfoResult {
   /** Whether a training job is running, and which. */
   training: { jobId: string; step: number; steps: number } | null;
 }
+export const InfoParamsSchema = z.object({});
 export const InfoRequest = new RequestType<Record<string, never> | null, InfoResult, void>('ddpm/info');
 
 // ---- training -----------------------------------------------------------------------------------------------------
 
-export interface TrainParams {
+/** The model presets (sidecar/ddpm/unet.ts defines them; a test holds the two lists equal). */
+export const PRESET_NAMES = ['mnist', 'tiny', 'cifar10'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** Seeds are 32-bit: the generator's state is seeded from one. */
+const seed = () => int(0, 2 ** 32 - 1);
+
+/**
+ * The optimisation recipe a new run gets for what its request leaves out. A resumed run keeps its checkpoint's
+ * recipe instead, except for what the request sets, which is why these fields are optional in TrainParamsSchema.
+ */
+export const TrainRecipeSchema = z.object({
+  /** Adam's learning rate (the paper: 2e-4). */
+  lr: num(0, 1, true).default(2e-4),
+  /** Linear learning-rate warm-up steps (the paper: 5000 at batch 128; short CPU runs want fewer). */
+  warmup: int(0).default(500),
+  /** EMA decay of the sampled weights (the paper: 0.9999 over 800k steps; 0.999 suits runs of a few thousand). */
+  emaDecay: num(0, 0.999999999).default(0.999),
+  /** Largest images per forward/backward pass; a larger batch accumulates gradients (0: the whole batch). */
+  microBatch: int(0).default(0),
+});
+export type TrainRecipe = z.output<typeof TrainRecipeSchema>;
+
+export const TrainParamsSchema = z.object({
   /** 'mnist', 'idx:PATH', 'cifar10:PATH' or 'folder:PATH'. */
-  data: string;
-  preset: string;
-  steps: number;
-  batch: number;
+  data: str(),
+  preset: oneOf(PRESET_NAMES).default('mnist'),
+  /** Total steps of the run (a resumed run continues up to this). */
+  steps: int(1, 1e9).default(2000),
+  batch: int(1, 4096).default(16),
   /** Run folder (created if missing). */
-  out: string;
-  resume?: boolean;
-  saveEvery?: number;
-  sampleEvery?: number;
-  keep?: number;
-  seed?: number;
-  lr?: number;
-  warmup?: number;
-  emaDecay?: number;
-  microBatch?: number;
-  /** Threads computing gradients on the CPU backends: a number (1–64) or 'auto' (default: one per core for models big enough to gain). */
-  workers?: number | 'auto';
-  flip?: boolean;
-}
+  out: str(),
+  /** Continue the run in `out` if it has a checkpoint. */
+  resume: bool().default(false),
+  /** Save a checkpoint every N steps (0: only at the end). */
+  saveEvery: int(0).default(250),
+  /** Write a preview grid every N steps (0: never). */
+  sampleEvery: int(0).default(500),
+  /** Checkpoints kept besides latest.safetensors. */
+  keep: int(1, 10000).default(3),
+  seed: seed().default(0),
+  /** Threads computing gradients on the CPU backends: 1–64, or 'auto' (one per core for models big enough to gain). */
+  workers: workers().default('auto'),
+  lr: TrainRecipeSchema.shape.lr.unwrap().optional(),
+  warmup: TrainRecipeSchema.shape.warmup.unwrap().optional(),
+  emaDecay: TrainRecipeSchema.shape.emaDecay.unwrap().optional(),
+  microBatch: TrainRecipeSchema.shape.microBatch.unwrap().optional(),
+  /** Random left–right flips; default: off for digit datasets (mnist, idx:), on otherwise; a resumed run keeps its own. */
+  flip: bool().optional(),
+});
+export type TrainParams = z.input<typeof TrainParamsSchema>;
+export type TrainOptions = z.output<typeof TrainParamsSchema>;
+
 export interface TrainResult {
   jobId: string;
   /** The compute backend the job trains on and its device (as in ddpm/info), e.g. to suggest a faster one. */
@@ -74,9 +114,8 @@ export interface TrainResult {
 }
 export const TrainRequest = new RequestType<TrainParams, TrainResult, void>('ddpm/train');
 
-export interface TrainStopParams {
-  jobId: string;
-}
+export const TrainStopParamsSchema = z.object({ jobId: str() });
+export type TrainStopParams = z.input<typeof TrainStopParamsSchema>;
 export interface TrainStopResult {
   step: number;
   checkpoint: string;
@@ -127,23 +166,30 @@ export const JobEndedNotification = new NotificationType<JobEndedParams>('ddpm/j
 
 // ---- sampling -----------------------------------------------------------------------------------------------------
 
-export interface SampleParams {
-  checkpoint: string;
-  n: number;
-  sampler?: 'ddpm' | 'ddim';
-  /** DDIM steps (default 50). */
-  steps?: number;
-  eta?: number;
-  seed?: number;
-  /** Use the EMA weights (default true when the checkpoint has them). */
-  ema?: boolean;
+export const SAMPLERS = ['ddim', 'ddpm'] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
+export const SampleParamsSchema = z.object({
+  checkpoint: str(),
+  n: int(1, 1024).default(16),
+  sampler: oneOf(SAMPLERS).default('ddim'),
+  /** DDIM steps (DDPM always takes all T). */
+  steps: int(1, 1000).default(50),
+  /** DDIM's η: 0 deterministic, 1 as stochastic as DDPM. */
+  eta: num(0, 10).default(0),
+  seed: seed().default(0),
+  /** Use the EMA weights (when the checkpoint has them). */
+  ema: bool().default(true),
   /** Trajectory frames to stream (x_t and x̂0 grids), 0 for none. */
-  frames?: number;
+  frames: int(0, 1000).default(0),
   /** Echoed in ddpm/sampleProgress so that a client can tell runs apart. */
-  token?: string;
-  /** Threads running the model on the CPU backends: a number (1–64) or 'auto' (default: one per core, up to one per image, for models big enough to gain). */
-  workers?: number | 'auto';
-}
+  token: str().optional(),
+  /** Threads running the model on the CPU backends: 1–64 or 'auto' (one per core, up to one per image, for models big enough to gain). */
+  workers: workers().default('auto'),
+});
+export type SampleParams = z.input<typeof SampleParamsSchema>;
+export type SampleOptions = z.output<typeof SampleParamsSchema>;
+
 export interface SampleResult {
   /** One PNG per image. */
   images: string[];
@@ -170,19 +216,28 @@ export const SampleProgressNotification = new NotificationType<SampleProgressPar
 
 // ---- interpolation ------------------------------------------------------------------------------------------------
 
-export interface InterpolateParams {
-  checkpoint: string;
-  imageA: string;
-  imageB: string;
-  t?: number;
-  lambdas?: number[];
-  sampler?: 'ddpm' | 'ddim';
-  steps?: number;
-  seed?: number;
-  token?: string;
+export const InterpolateParamsSchema = z.object({
+  checkpoint: str(),
+  imageA: str(),
+  imageB: str(),
+  /** The step both images are diffused to (below the checkpoint's T). */
+  t: int(0, 100000).default(500),
+  lambdas: z
+    .array(num(0, 1), { error: 'must be a list of numbers in [0, 1]' })
+    .min(1, { error: 'must be a non-empty list of numbers in [0, 1]' })
+    .max(256, { error: 'must hold at most 256 numbers' })
+    .default([0, 0.25, 0.5, 0.75, 1]),
+  sampler: oneOf(SAMPLERS).default('ddim'),
+  steps: int(1, 1000).default(50),
+  seed: seed().default(0),
+  ema: bool().default(true),
+  token: str().optional(),
   /** Threads running the model on the CPU backends (the λ of a strip are denoised together, one batch): as in ddpm/sample. */
-  workers?: number | 'auto';
-}
+  workers: workers().default('auto'),
+});
+export type InterpolateParams = z.input<typeof InterpolateParamsSchema>;
+export type InterpolateOptions = z.output<typeof InterpolateParamsSchema>;
+
 export interface InterpolateResult {
   /** One PNG per λ, in order. */
   images: string[];
@@ -204,9 +259,30 @@ export const InterpolateProgressNotification = new NotificationType<InterpolateP
 
 // ---- checkpoints --------------------------------------------------------------------------------------------------
 
-export interface InspectParams {
-  path: string;
+/** A checkpoint's model: the U-Net's architecture (sidecar/ddpm/unet.ts UNetConfig). */
+export interface ModelConfig {
+  imageSize: number;
+  channels: number;
+  ch: number;
+  chMult: number[];
+  numResBlocks: number;
+  attnResolutions: number[];
+  dropout: number;
+  groups: number;
 }
+
+/** A checkpoint's noise schedule (sidecar/ddpm/schedule.ts ScheduleConfig). */
+export interface ScheduleInfo {
+  kind: 'linear' | 'cosine';
+  T: number;
+  betaStart?: number;
+  betaEnd?: number;
+  cosineS?: number;
+  maxBeta?: number;
+}
+
+export const InspectParamsSchema = z.object({ path: str() });
+export type InspectParams = z.input<typeof InspectParamsSchema>;
 export interface InspectResult {
   path: string;
   fileSize: number;
@@ -214,8 +290,8 @@ export interface InspectResult {
   format: string | null;
   kind?: 'training' | 'weights';
   preset?: string;
-  model?: Record<string, unknown>;
-  schedule?: Record<string, unknown>;
+  model?: ModelConfig;
+  schedule?: ScheduleInfo;
   step?: number;
   data?: { source: string; size: number };
   backend?: string;
@@ -227,11 +303,12 @@ export interface InspectResult {
 }
 export const InspectRequest = new RequestType<InspectParams, InspectResult, void>('ddpm/inspect');
 
-export interface TensorStatsParams {
-  path: string;
-  name: string;
-  bins?: number;
-}
+export const TensorStatsParamsSchema = z.object({
+  path: str(),
+  name: str(),
+  bins: int(1, 4096).default(64),
+});
+export type TensorStatsParams = z.input<typeof TensorStatsParamsSchema>;
 export interface TensorStatsResult {
   name: string;
   dtype: string;
@@ -245,9 +322,8 @@ export interface TensorStatsResult {
 }
 export const TensorStatsRequest = new RequestType<TensorStatsParams, TensorStatsResult, void>('ddpm/tensorStats');
 
-export interface EmaDiffParams {
-  path: string;
-}
+export const EmaDiffParamsSchema = z.object({ path: str() });
+export type EmaDiffParams = z.input<typeof EmaDiffParamsSchema>;
 export interface EmaDiffResult {
   /** ‖ema − model‖ / ‖model‖ over all parameters. */
   relative: number;

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { setting } from '../settings.ts';
 
 const RECENT_KEY = 'ddpm.recentCheckpoints';
 
@@ -16,7 +17,7 @@ export function rememberCheckpoint(context: vscode.ExtensionContext, file: strin
 
 /** The checkpoint to use: the setting, the shipped model, recent ones, or one chosen from disk. */
 export async function pickCheckpoint(context: vscode.ExtensionContext, useDefault = false, title = 'DDPM: Sample — checkpoint'): Promise<string | undefined> {
-  const configured = vscode.workspace.getConfiguration('ddpm').get<string>('defaultCheckpoint', '');
+  const configured = setting<string>('defaultCheckpoint');
   const fallback = configured || shippedCheckpoint(context);
   if (useDefault) return fallback;
   const recent = context.globalState.get<string[]>(RECENT_KEY, []).filter((f) => f !== fallback && fs.existsSync(f));
@@ -40,10 +41,4 @@ export async function saveDialog(name: string): Promise<vscode.Uri | undefined> 
 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** ddpm.train.workers, ddpm.sampleWorkers: "auto" or a thread count (the settings' pattern allows 1–64); anything else means auto. */
-export function workersSetting(raw: string): number | 'auto' {
-  const n = Number(raw);
-  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 'auto';
 }

@@ -1,10 +1,12 @@
 /** DDPM: Train / DDPM: Train on This Folder / DDPM: Stop — one training job at a time, shown in the Training view. */
 import path from 'node:path';
 import * as vscode from 'vscode';
-import { CheckpointSavedNotification, JobEndedNotification, TrainPreviewNotification, TrainProgressNotification, TrainRequest, TrainStopRequest, type TrainParams, type TrainResult } from '../../sidecar/protocol.ts';
+import { CheckpointSavedNotification, JobEndedNotification, TrainPreviewNotification, TrainProgressNotification, TrainParamsSchema, TrainRequest, TrainStopRequest, PRESET_NAMES, type TrainParams, type TrainResult } from '../../sidecar/protocol.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { TrainingPanel } from '../panels/trainingPanel.ts';
-import { errorMessage, workersSetting } from './common.ts';
+import { errorMessage } from './common.ts';
+import { setting, workersSetting } from '../settings.ts';
+import { fieldError } from '../../sidecar/validation.ts';
 
 export interface TrainOptions {
   data: string;
@@ -45,7 +47,6 @@ export class Training implements vscode.Disposable {
   }
 
   private async ask(folder?: vscode.Uri): Promise<TrainOptions | undefined> {
-    const cfg = vscode.workspace.getConfiguration('ddpm.train');
     let data: string | undefined;
     if (folder) data = `folder:${folder.fsPath}`;
     else {
@@ -66,21 +67,20 @@ export class Training implements vscode.Disposable {
         data = `${pick.source}:${uri[0].fsPath}`;
       }
     }
-    const presets = ['mnist', 'tiny', 'cifar10'];
-    const preferred = cfg.get<string>('preset', 'mnist');
+    const preferred = setting<string>('train.preset');
     const preset = await vscode.window.showQuickPick(
-      [preferred, ...presets.filter((p) => p !== preferred)].map((p) => ({ label: p, description: p === 'mnist' ? '1.1M parameters, trains on a CPU' : p === 'tiny' ? 'a quick smoke run' : 'the paper’s 35.7M-parameter CIFAR-10 model (GPU)' })),
+      [preferred, ...PRESET_NAMES.filter((p) => p !== preferred)].map((p) => ({ label: p, description: p === 'mnist' ? '1.1M parameters, trains on a CPU' : p === 'tiny' ? 'a quick smoke run' : 'the paper’s 35.7M-parameter CIFAR-10 model (GPU)' })),
       { title: 'DDPM: Train — model preset' },
     );
     if (!preset) return undefined;
-    const stepsText = await vscode.window.showInputBox({ title: 'DDPM: Train — steps', value: String(cfg.get('steps', 2000)), validateInput: (v) => (/^[1-9]\d*$/.test(v) ? null : 'a positive integer') });
+    const stepsText = await vscode.window.showInputBox({ title: 'DDPM: Train — steps', value: String(setting<number>('train.steps')), validateInput: (v) => fieldError(TrainParamsSchema, 'steps', /^\d+$/.test(v) ? Number(v) : v) });
     if (!stepsText) return undefined;
     const ws = vscode.workspace.workspaceFolders?.[0]?.uri;
     const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
     let out: string | undefined = ws ? vscode.Uri.joinPath(ws, 'runs', `${preset.label}-${stamp}`).fsPath : undefined;
     out = await vscode.window.showInputBox({ title: 'DDPM: Train — output folder', value: out ?? '', prompt: 'checkpoints, samples and the loss log go here', validateInput: (v) => (path.isAbsolute(v) ? null : 'an absolute path') });
     if (!out) return undefined;
-    return { data, preset: preset.label, steps: Number(stepsText), batch: cfg.get('batch', 16), out };
+    return { data, preset: preset.label, steps: Number(stepsText), batch: setting<number>('train.batch'), out };
   }
 
   async start(opts?: TrainOptions, folder?: vscode.Uri): Promise<TrainResult | undefined> {
@@ -92,24 +92,23 @@ export class Training implements vscode.Disposable {
     }
     const o = opts ?? (await this.ask(folder));
     if (!o) return undefined;
-    const cfg = vscode.workspace.getConfiguration('ddpm.train');
     const params: TrainParams = {
       data: o.data,
-      preset: o.preset,
+      preset: o.preset as TrainParams['preset'],
       steps: o.steps,
-      batch: o.batch ?? cfg.get('batch', 16),
+      batch: o.batch ?? setting<number>('train.batch'),
       out: o.out,
-      lr: cfg.get('lr', 2e-4),
-      warmup: cfg.get('warmup', 500),
-      emaDecay: cfg.get('emaDecay', 0.999),
-      saveEvery: cfg.get('saveEvery', 250),
-      sampleEvery: cfg.get('sampleEvery', 500),
-      workers: workersSetting(cfg.get<string>('workers', 'auto')),
+      lr: setting<number>('train.lr'),
+      warmup: setting<number>('train.warmup'),
+      emaDecay: setting<number>('train.emaDecay'),
+      saveEvery: setting<number>('train.saveEvery'),
+      sampleEvery: setting<number>('train.sampleEvery'),
+      workers: workersSetting('train.workers'),
       resume: true,
     };
     const panel = new TrainingPanel(this.context.extensionUri, `DDPM Training: ${path.basename(o.out)}`);
     let jobId = '';
-    let backend: TrainResult['backend'] = { name: 'unknown', device: 'unknown' };
+    let backend: TrainResult['backend'];
     const subs = [
       this.sidecar.onNotification(TrainProgressNotification, (p) => {
         if (p.jobId !== jobId) return;

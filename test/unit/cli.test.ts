@@ -33,7 +33,7 @@ test('ddpm info initialises a backend from the bundle (wasm binaries found next 
   assert.equal(j.attempts.at(-1).ok, true);
 });
 
-test('bad usage exits 2 with a message; an unknown preset exits 1 and names the choices', () => {
+test('bad usage exits 2 with a message and the usage; --help prints the usage', () => {
   const none = ddpm();
   assert.equal(none.code, 2);
   assert.match(none.stdout, /usage:/);
@@ -44,9 +44,21 @@ test('bad usage exits 2 with a message; an unknown preset exits 1 and names the 
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /missing --preset/);
   const preset = ddpm('model', '--preset', 'imagenet');
-  assert.equal(preset.code, 1);
-  assert.match(preset.stderr, /unknown preset 'imagenet': choose one of cifar10, mnist, tiny/);
+  assert.equal(preset.code, 2);
+  assert.match(preset.stderr, /--preset must be one of mnist, tiny, cifar10, got 'imagenet'/);
+  const unknownFlag = ddpm('sample', '--ckpt', 'models/mnist.safetensors', '--temperature', '2');
+  assert.equal(unknownFlag.code, 2);
+  assert.match(unknownFlag.stderr, /unknown option '--temperature'/);
+  const help = ddpm('--help');
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /ddpm sample --ckpt FILE \[--n 16\]/);
+  const sampleHelp = ddpm('sample', '--help');
+  assert.equal(sampleHelp.code, 0);
+  assert.match(sampleHelp.stdout, /^usage: ddpm sample --ckpt FILE/);
+  const missing2 = ddpm('inspect', 'no/such.safetensors');
+  assert.equal(missing2.code, 1);
+  assert.match(missing2.stderr, /file not found: no\/such\.safetensors/);
   const workers = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '1', '--batch', '2', '--out', 'unused', '--workers', '0');
   assert.equal(workers.code, 2);
-  assert.match(workers.stderr, /--workers must be auto or an integer in 1\.\.64, got '0'/);
+  assert.match(workers.stderr, /--workers must be auto or an integer in 1\.\.64, got 0/);
 });

@@ -1,0 +1,136 @@
+/**
+ * Command-line flags mapped onto a request schema (protocol.ts): each schema field is a flag (`saveEvery` →
+ * `--save-every`, or a name the command gives it), booleans also have `--no-…`, and the values are converted by the
+ * field's type before the schema validates them, so that the CLI accepts, bounds and defaults exactly what the
+ * sidecar does and says so in the same words. node:util parseArgs does the tokenising.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { z } from 'zod';
+import { kebab, ParamsError, parseParams } from './validation.ts';
+
+/** Bad command-line usage: exit status 2 and the usage text. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+type FieldKind = 'boolean' | 'number' | 'numbers' | 'workers' | 'string';
+
+/** The type under optional/default wrappers. */
+function base(field: z.ZodType): z.ZodType {
+  let f = field;
+  while (f instanceof z.ZodOptional || f instanceof z.ZodDefault || f instanceof z.ZodNullable) f = f.unwrap() as z.ZodType;
+  return f;
+}
+
+function kindOf(field: z.ZodType): FieldKind {
+  const b = base(field);
+  if (b instanceof z.ZodBoolean) return 'boolean';
+  if (b instanceof z.ZodNumber) return 'number';
+  if (b instanceof z.ZodArray) return 'numbers';
+  if (b instanceof z.ZodUnion) return 'workers';
+  return 'string';
+}
+
+/** A number if the text is one (else the text, so that the error quotes what was typed). */
+function toNumber(raw: string): number | string {
+  const n = Number(raw);
+  return raw.trim() !== '' && Number.isFinite(n) ? n : raw;
+}
+
+function convert(kind: FieldKind, raw: string): unknown {
+  if (kind === 'number') return toNumber(raw);
+  if (kind === 'numbers') return raw.split(',').map(toNumber);
+  if (kind === 'workers') return raw === 'auto' ? raw : toNumber(raw);
+  return raw;
+}
+
+export interface CommandSpec<S extends z.ZodObject> {
+  schema: S;
+  /** Flag names that differ from the kebab-case of the field (`checkpoint: 'ckpt'`). */
+  rename?: Partial<Record<keyof S['shape'] & string, string>>;
+  /** Fields the CLI does not offer (e.g. the sidecar's progress token). */
+  omit?: (keyof S['shape'] & string)[];
+  /** The field that a first positional argument sets (`ddpm inspect FILE`). */
+  positional?: keyof S['shape'] & string;
+  /** What the usage shows for a field's value where its name says too little (`out: 'RUN_DIR'`). */
+  placeholder?: Partial<Record<keyof S['shape'] & string, string>>;
+  /** Options of the CLI only (output files, --json), with their parseArgs types and defaults. */
+  extra?: Record<string, { type: 'string' | 'boolean'; default?: string | boolean; value?: string }>;
+}
+
+function fieldFlags<S extends z.ZodObject>(spec: CommandSpec<S>): { key: string; flag: string; kind: FieldKind; field: z.ZodType }[] {
+  return Object.entries(spec.schema.shape)
+    .filter(([key]) => !spec.omit?.includes(key as never))
+    .map(([key, field]) => ({ key, flag: (spec.rename as Record<string, string> | undefined)?.[key] ?? kebab(key), kind: kindOf(field as z.ZodType), field: field as z.ZodType }));
+}
+
+/** Parses `argv` (after the command name) into the schema's output and the extra options. */
+export function parseCommand<S extends z.ZodObject>(spec: CommandSpec<S>, argv: string[]): { params: z.output<S>; extra: Record<string, string | boolean | undefined> } {
+  const fields = fieldFlags(spec);
+  const options: ParseArgsConfig['options'] = {};
+  for (const f of fields) {
+    options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+    if (f.kind === 'boolean') options[`no-${f.flag}`] = { type: 'boolean' };
+  }
+  for (const [name, o] of Object.entries(spec.extra ?? {})) options[name] = { type: o.type, ...(o.default !== undefined ? { default: o.default } : {}) };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    // parseArgs' messages name the option and say what is wrong; they end with advice about '--' we don't need.
+    const m = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(m[0].toLowerCase() + m.slice(1));
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const positionals = parsed.positionals;
+  if (positionals.length > (spec.positional ? 1 : 0)) throw new UsageError(`unexpected argument '${positionals.at(-1)}'`);
+  const raw: Record<string, unknown> = {};
+  for (const f of fields) {
+    const v = values[f.flag];
+    if (f.kind === 'boolean') {
+      if (values[`no-${f.flag}`]) raw[f.key] = false;
+      else if (v) raw[f.key] = true;
+    } else if (typeof v === 'string') raw[f.key] = convert(f.kind, v);
+  }
+  if (spec.positional && positionals[0] !== undefined && raw[spec.positional] === undefined) raw[spec.positional] = positionals[0];
+  const flagOf = new Map(fields.map((f) => [f.key, f.flag]));
+  try {
+    const params = parseParams(spec.schema, raw, (p) => `--${flagOf.get(String(p[0])) ?? kebab(String(p[0]))}`);
+    const extra: Record<string, string | boolean | undefined> = {};
+    for (const name of Object.keys(spec.extra ?? {})) extra[name] = values[name];
+    return { params, extra };
+  } catch (e) {
+    throw e instanceof ParamsError ? new UsageError(e.message) : e;
+  }
+}
+
+/** One usage line's options, from the schema: required flags, then [--flag default], [--flag|--no-flag]. */
+export function usageOf<S extends z.ZodObject>(spec: CommandSpec<S>): string {
+  const parts: string[] = [];
+  for (const f of fieldFlags(spec)) {
+    const b = base(f.field);
+    const fallback = f.field.safeParse(undefined);
+    const required = !fallback.success;
+    const placeholder =
+      (spec.placeholder as Record<string, string> | undefined)?.[f.key] ??
+      (b instanceof z.ZodEnum ? (b.options as string[]).join('|') : f.kind === 'workers' ? 'N|auto' : f.kind === 'number' ? 'N' : f.kind === 'numbers' ? 'X,Y,…' : kebab(f.key).toUpperCase().replace(/-/g, '_'));
+    if (f.key === spec.positional) parts.push(required ? placeholder : `[${placeholder}]`);
+    else if (f.kind === 'boolean') parts.push(`[--${f.flag}|--no-${f.flag}]`);
+    else if (required) parts.push(`--${f.flag} ${placeholder}`);
+    else {
+      const d = fallback.success ? fallback.data : undefined;
+      // Choices with the default first; other fields show their default value.
+      const shown =
+        b instanceof z.ZodEnum
+          ? [d, ...(b.options as string[]).filter((o) => o !== d)].filter((o) => o !== undefined).join('|')
+          : d === undefined
+            ? placeholder
+            : Array.isArray(d)
+              ? d.join(',')
+              : String(d);
+      parts.push(`[--${f.flag} ${shown}]`);
+    }
+  }
+  for (const [name, o] of Object.entries(spec.extra ?? {})) parts.push(o.type === 'boolean' ? `[--${name}]` : `[--${name} ${o.value ?? (o.default !== undefined ? String(o.default) : name.toUpperCase())}]`);
+  return parts.join(' ');
+}

@@ -1,0 +1,111 @@
+/**
+ * Reading checkpoints without running them: the summary of a file (its header only), one tensor's statistics and
+ * histogram, and how far the EMA weights are from the raw ones. Any safetensors file can be inspected; only DDPM
+ * Studio checkpoints have a model card.
+ */
+import { CHECKPOINT_FORMAT, readCheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
+import { readHeader, readTensorF32 } from '../checkpoint/safetensors.ts';
+import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../protocol.ts';
+import { NotFoundError, requireFile } from './errors.ts';
+
+export function inspectCheckpoint(file: string): InspectResult {
+  requireFile(file, 'file');
+  const h = readHeader(file);
+  const meta = readCheckpointMeta(h);
+  // A checkpoint's parameters are its model's; a foreign file's, every value it holds.
+  const params = h.tensors.filter((t) => !meta || t.name.startsWith('model.')).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  return {
+    path: file,
+    fileSize: h.fileSize,
+    format: meta ? CHECKPOINT_FORMAT : null,
+    ...(meta
+      ? { kind: meta.kind, preset: meta.preset, model: { ...meta.model }, schedule: { ...meta.schedule }, step: meta.step, data: meta.data, backend: meta.backend, created: meta.created }
+      : {}),
+    params,
+    tensors: h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
+    lossHistory: meta?.lossHistory ?? null,
+    metadata: meta ? {} : h.metadata,
+  };
+}
+
+export interface LossSummary {
+  points: number;
+  firstStep: number;
+  lastStep: number;
+  first: number;
+  last: number;
+  min: number;
+}
+
+/** First, last and lowest loss of a history (a loop, not Math.min(...xs): histories can be long). */
+export function lossSummary(h: LossHistory | null | undefined): LossSummary | null {
+  if (!h || h.loss.length === 0) return null;
+  let min = Infinity;
+  for (const l of h.loss) if (l < min) min = l;
+  return { points: h.loss.length, firstStep: h.steps[0], lastStep: h.steps[h.steps.length - 1], first: h.loss[0], last: h.loss[h.loss.length - 1], min };
+}
+
+/** Min, max, mean, standard deviation and a histogram of `bins` equal bins over [min, max] of one tensor. */
+export function tensorStats(file: string, name: string, bins: number): TensorStatsResult {
+  requireFile(file, 'file');
+  const h = readHeader(file);
+  const entry = h.tensors.find((t) => t.name === name);
+  if (!entry) throw new NotFoundError(`${file} has no tensor '${name}'`);
+  const v = readTensorF32(h, entry);
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  for (const x of v) {
+    if (x < min) min = x;
+    if (x > max) max = x;
+    sum += x;
+  }
+  const mean = v.length ? sum / v.length : 0;
+  let sq = 0;
+  for (const x of v) sq += (x - mean) ** 2;
+  const counts = new Array<number>(bins).fill(0);
+  const width = max > min ? (max - min) / bins : 1;
+  for (const x of v) counts[Math.min(bins - 1, Math.floor((x - min) / width))]++;
+  return {
+    name,
+    dtype: entry.dtype,
+    shape: entry.shape,
+    count: v.length,
+    min: v.length ? min : 0,
+    max: v.length ? max : 0,
+    mean,
+    std: v.length ? Math.sqrt(sq / v.length) : 0,
+    histogram: { edges: Array.from({ length: bins + 1 }, (_, i) => (v.length ? min + i * width : 0)), counts },
+  };
+}
+
+/** ‖ema − model‖ / ‖model‖ over all parameters and the ten weight tensors that differ most; null without EMA weights. */
+export function emaDiff(file: string): EmaDiffResult | null {
+  requireFile(file, 'file');
+  const h = readHeader(file);
+  const byName = new Map(h.tensors.map((t) => [t.name, t]));
+  let num = 0;
+  let den = 0;
+  const per: { name: string; relative: number }[] = [];
+  for (const t of h.tensors) {
+    if (!t.name.startsWith('model.')) continue;
+    const e = byName.get(`ema.${t.name.slice(6)}`);
+    if (!e) continue;
+    const a = readTensorF32(h, t);
+    const b = readTensorF32(h, e);
+    let n = 0;
+    let d = 0;
+    for (let i = 0; i < a.length; i++) {
+      n += (b[i] - a[i]) ** 2;
+      d += a[i] ** 2;
+    }
+    num += n;
+    den += d;
+    // The ranking covers weight matrices and filters: biases and norm offsets start at 0, so their relative
+    // difference is large and says nothing.
+    if (t.shape.length >= 2) per.push({ name: t.name.slice(6), relative: d > 0 ? Math.sqrt(n / d) : Math.sqrt(n) });
+  }
+  if (per.length === 0) return null;
+  per.sort((x, y) => y.relative - x.relative);
+  return { relative: den > 0 ? Math.sqrt(num / den) : 0, top: per.slice(0, 10) };
+}
