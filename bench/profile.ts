@@ -23,8 +23,9 @@ import { initBackend, shutdownBackend, type BackendChoice } from '../sidecar/bac
 import { GaussianDiffusion } from '../sidecar/ddpm/diffusion.ts';
 import { Rng } from '../sidecar/ddpm/rng.ts';
 import { makeSchedule } from '../sidecar/ddpm/schedule.ts';
-import { Trainer } from '../sidecar/ddpm/train.ts';
 import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
+import { ParallelTrainer } from '../sidecar/parallel/trainer.ts';
+import { backendInferenceEps } from '../sidecar/parallel/wasmMemory.ts';
 import { errorText, intFlag, listFlag, parseFlags, round, UsageError } from './common.ts';
 import { forwardAtRandomTimesteps } from './forward.ts';
 
@@ -48,13 +49,11 @@ interface ShapeRow extends KernelRow {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(argv, ['json', 'help']);
+  const f = parseFlags(argv, ['json', 'help'], ['backend', 'preset', 'batch', 'mode', 'warmup', 'steps', 'top', 'seed', 'cpu-profile', 'workers']);
   if (f.has('help')) {
     console.log(USAGE);
     return 0;
   }
-  const known = ['json', 'help', 'backend', 'preset', 'batch', 'mode', 'warmup', 'steps', 'top', 'seed', 'cpu-profile', 'workers'];
-  for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
   const backend = listFlag(f, 'backend', 'auto')[0] as BackendChoice;
   const preset = listFlag(f, 'preset', 'tiny')[0];
   const batch = intFlag(f, 'batch', 8, 1);
@@ -73,7 +72,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const config = presetConfig(preset);
   const model = UNet.create(config, new Rng(seed));
   const diffusion = new GaussianDiffusion(makeSchedule());
-  const trainer = mode === 'train' ? new Trainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, workers }, seed) : null;
+  const trainer = mode === 'train' ? new ParallelTrainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, workers }, seed) : null;
   const shape: [number, number, number, number] = [batch, config.imageSize, config.imageSize, config.channels];
   const x0 = tf.randomUniform(shape, -1, 1, 'float32', seed) as tf.Tensor4D;
   const rng = new Rng(seed);
@@ -82,7 +81,7 @@ async function main(argv: readonly string[]): Promise<number> {
       await trainer.trainStep(x0);
       return;
     }
-    await forwardAtRandomTimesteps((x, t) => model.predictEps(x, t), x0, diffusion.T, rng);
+    await forwardAtRandomTimesteps((x, t) => backendInferenceEps(model.params, model.config)(x, t), x0, diffusion.T, rng);
   };
   try {
     for (let i = 0; i < warmup; i++) await step();

@@ -18,9 +18,9 @@ import { GaussianDiffusion } from '../sidecar/ddpm/diffusion.ts';
 import { Rng } from '../sidecar/ddpm/rng.ts';
 import { runSampler, type EpsModel, type SamplerKind } from '../sidecar/ddpm/sampler.ts';
 import { makeSchedule } from '../sidecar/ddpm/schedule.ts';
-import { Trainer } from '../sidecar/ddpm/train.ts';
 import { presetConfig, UNet } from '../sidecar/ddpm/unet.ts';
 import { withSamplingThreads } from '../sidecar/jobs/sample.ts';
+import { ParallelTrainer } from '../sidecar/parallel/trainer.ts';
 import { forwardAtRandomTimesteps } from './forward.ts';
 import {
   errorText,
@@ -53,9 +53,7 @@ interface WorkerOptions {
 }
 
 function parseOptions(argv: readonly string[]): WorkerOptions {
-  const f = parseFlags(argv, []);
-  const known = ['backend', 'preset', 'batch', 'mode', 'steps', 'warmup', 'seed', 'micro-batch', 'workers'];
-  for (const k of f.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
+  const f = parseFlags(argv, [], ['backend', 'preset', 'batch', 'mode', 'steps', 'warmup', 'seed', 'micro-batch', 'workers']);
   const mode = listFlag(f, 'mode', 'both')[0];
   if (!['train', 'sample', 'both'].includes(mode)) throw new UsageError(`--mode must be train, sample or both, got '${mode}'`);
   return {
@@ -181,7 +179,7 @@ function imageShape(ctx: Context): [number, number, number, number] {
 
 async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
-  const trainer = new Trainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, microBatch: o.microBatch, workers: o.workers }, o.seed);
+  const trainer = new ParallelTrainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, microBatch: o.microBatch, workers: o.workers }, o.seed);
   const x0 = tf.randomUniform(imageShape(ctx), -1, 1, 'float32', o.seed) as tf.Tensor4D;
   try {
     const before = tf.memory().numTensors;
@@ -208,7 +206,7 @@ async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory:
 
 async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
-  // With --workers, the sampler's threads (workerPool.ts), as the sidecar runs them: started and loaded before
+  // With --workers, the sampler's threads (parallel/workerPool.ts), as the sidecar runs them: started and loaded before
   // anything is timed. A measurement that could not start them fails rather than timing one thread.
   const threads = {
     workers: o.workers,

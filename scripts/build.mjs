@@ -33,8 +33,8 @@ const node = {
 const builds = [
   { ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { sidecar: path.join(root, 'sidecar', 'main.ts') }, outdir: dist },
-  // Worker threads of the data-parallel trainer and sampler (sidecar/ddpm/workerPool.ts looks for it beside the bundle).
-  { ...node, entryPoints: { 'model-worker': path.join(root, 'sidecar', 'ddpm', 'modelWorker.ts') }, outdir: dist },
+  // Worker threads of the data-parallel trainer and sampler (sidecar/parallel/workerPool.ts looks for it beside the bundle).
+  { ...node, entryPoints: { 'model-worker': path.join(root, 'sidecar', 'parallel', 'modelWorker.ts') }, outdir: dist },
   // The engine benchmark as plain node scripts (bench/engine.ts finds bench-worker.js beside itself): with Dawn's
   // package beside them they run on a machine that has node and a GPU driver but no node_modules.
   {

@@ -1,11 +1,12 @@
 /**
  * The gradient of L_simple (Ho et al. 2020, eq. 14) for one micro-batch: x_t = q_sample(x_0, t, ε), loss =
  * mean ‖ε − ε_θ(x_t, t)‖², weighted by the micro-batch's share of the batch so that summing micro-batches gives the
- * full-batch gradient. Shared by the Trainer (on its own thread) and the gradient workers (gradientWorker.ts), so
- * that both compute the same function from the same inputs.
+ * full-batch gradient. Shared by the Trainer (on its own thread) and the model worker threads that compute some of
+ * its micro-batches (sidecar/parallel/modelWorker.ts), so that both compute the same function from the same inputs.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GaussianDiffusion } from './diffusion.ts';
+import type { DropoutFn } from './layers.ts';
 import { Rng } from './rng.ts';
 import { unetForward, type UNetConfig } from './unet.ts';
 
@@ -19,7 +20,8 @@ export type MicroBatchGradients = {
 
 /**
  * `params` must be tf.Variables (variableGrads differentiates with respect to them), listed in `names` order.
- * Dropout masks are seeded from `dropoutSeed` (one per micro-batch, drawn by the trainer up front).
+ * Dropout masks are seeded from `dropoutSeed` (one per micro-batch, drawn by the trainer up front) and computed by
+ * `dropoutOp` (default: layers.ts's host-drawn masks).
  */
 export function microBatchGradients(
   params: ReadonlyMap<string, tf.Variable>,
@@ -31,13 +33,14 @@ export function microBatchGradients(
   eps: tf.Tensor4D,
   weight: number,
   dropoutSeed: number,
+  dropoutOp?: DropoutFn,
 ): MicroBatchGradients {
   return tf.tidy(() => {
     const vars = names.map((n) => params.get(n)!);
     const dropout = new Rng(dropoutSeed);
     const xt = diffusion.qSample(x0, t, eps);
     const r = tf.variableGrads(() => {
-      const epsTheta = unetForward(params, config, xt, t, { training: true, nextSeed: () => dropout.seed() });
+      const epsTheta = unetForward(params, config, xt, t, { training: true, nextSeed: () => dropout.seed(), dropout: dropoutOp });
       return tf.mul(diffusion.lossSimple(eps, epsTheta), weight) as tf.Scalar;
     }, vars);
     // variableGrads keys gradients by variable name; re-key them by parameter name.

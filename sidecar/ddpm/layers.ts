@@ -3,7 +3,6 @@
  * `models/unet.py`), as functions of a parameter lookup. All activations are NHWC.
  */
 import * as tf from '@tensorflow/tfjs';
-import { webgpuDropout, webgpuDropoutAvailable } from '../kernels/webgpuDropout.ts';
 import { Rng } from './rng.ts';
 
 /** Looks up a parameter by its full hierarchical name (see unet.ts for the naming scheme). */
@@ -205,6 +204,12 @@ export function downsample(x: tf.Tensor4D, p: ParamLookup, prefix: string): tf.T
   return conv2d(x, p, `${prefix}.conv`, 2);
 }
 
+/**
+ * Inverted dropout, x ⊙ mask / (1 − rate) with P(mask = 0) = rate, its mask chosen by `seed`: the same seed gives
+ * the same mask, so that a training step is reproducible.
+ */
+export type DropoutFn = (x: tf.Tensor4D, rate: number, seed: number) => tf.Tensor4D;
+
 export interface BlockContext {
   p: ParamLookup;
   groups: number;
@@ -213,18 +218,18 @@ export interface BlockContext {
   training: boolean;
   /** Supplies a seed for each dropout mask (seeded, so training is reproducible). */
   nextSeed: () => number;
+  /**
+   * How dropout is computed: `dropout` below by default; a backend may have its own (the WebGPU shader,
+   * sidecar/kernels/webgpuDropout.ts, chosen by the layer that knows the backend).
+   */
+  dropoutOp?: DropoutFn;
 }
 
 /**
- * Inverted dropout (rate = probability of zeroing). On WebGPU the mask is computed in the shader
- * (kernels/webgpuDropout.ts); elsewhere it is drawn on the host by our generator (see Rng.fillDropoutMask for why
- * not tf.dropout).
+ * Inverted dropout (rate = probability of zeroing) with the mask drawn on the host by our generator (see
+ * Rng.fillDropoutMask for why not tf.dropout).
  */
 export function dropout(x: tf.Tensor4D, rate: number, seed: number): tf.Tensor4D {
-  if (webgpuDropoutAvailable()) {
-    const rng = new Rng(seed);
-    return webgpuDropout(x, rate, rng.nextU32(), rng.nextU32());
-  }
   const mask = new Float32Array(x.size);
   new Rng(seed).fillDropoutMask(mask, rate);
   return tf.tidy(() => tf.mul(x, tf.tensor4d(mask, x.shape)));
@@ -244,7 +249,7 @@ export function resBlock(x: tf.Tensor4D, temb: tf.Tensor2D, ctx: BlockContext, p
     const tproj = dense(swish(temb), p, `${prefix}.temb_proj`);
     h = tf.add(h, tf.reshape(tproj, [-1, 1, 1, cout]));
     h = groupNorm(h, p, `${prefix}.norm2`, ctx.groups, 'swish');
-    if (ctx.training && ctx.dropout > 0) h = dropout(h, ctx.dropout, ctx.nextSeed());
+    if (ctx.training && ctx.dropout > 0) h = (ctx.dropoutOp ?? dropout)(h, ctx.dropout, ctx.nextSeed());
     h = conv2d(h, p, `${prefix}.conv2`);
     const skip = cin === cout ? x : (dense(x, p, `${prefix}.skip`) as tf.Tensor4D);
     return tf.add<tf.Tensor4D>(skip, h);

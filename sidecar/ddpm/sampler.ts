@@ -7,17 +7,24 @@
  * denoising steps; on cancel every tensor is released before the AbortError propagates.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertBackendHealthy } from '../backend.ts';
 import { ddimTimesteps } from './schedule.ts';
 import type { GaussianDiffusion, VarianceType } from './diffusion.ts';
 import { Rng } from './rng.ts';
 
 /**
- * ε_θ(x_t, t) in inference mode. It may answer asynchronously (workerPool.ts spreads a batch over threads), so the
- * sampler calls it outside tf.tidy: it must release its own intermediates (unet.ts's inferenceEps does). The sampler
- * owns the returned tensor and disposes it after the step.
+ * ε_θ(x_t, t) in inference mode. It may answer asynchronously (sidecar/parallel/workerPool.ts spreads a batch over
+ * threads), so the sampler calls it outside tf.tidy: it must release its own intermediates (unet.ts's inferenceEps
+ * does). The sampler owns the returned tensor and disposes it after the step.
  */
-export type EpsModel = (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D | Promise<tf.Tensor4D>;
+export interface EpsModel {
+  (x: tf.Tensor4D, t: readonly number[]): tf.Tensor4D | Promise<tf.Tensor4D>;
+  /**
+   * Throws if the device computing the model has reported an error since, which makes every result after it
+   * garbage (a GPU skips a command that failed; sidecar/backend.ts's assertBackendHealthy). The sampler calls it
+   * after every step, so that a run fails instead of returning such images.
+   */
+  checkHealth?: () => void;
+}
 
 export type SamplerKind = 'ddpm' | 'ddim';
 
@@ -140,7 +147,7 @@ export async function runSampler(
         // Yield to the event loop between steps (on CPU backends every await is a microtask) so that cancellation,
         // signals and other requests get a chance to run.
         await new Promise<void>((r) => setImmediate(r));
-        assertBackendHealthy();
+        model.checkHealth?.();
       } finally {
         predX0.dispose();
       }

@@ -6,13 +6,15 @@
  *
  * Every random draw comes from one seeded generator, in a fixed order, so the same seed on the same backend gives
  * the same losses; its state is part of the trainer state for exact resume.
+ *
+ * What depends on the machine is passed in by the layer that knows it (TrainerHooks; sidecar/parallel/trainer.ts):
+ * how many images one pass may take, other threads computing some of the micro-batches (MicroBatchExecutor), the
+ * backend's dropout kernel and a check of the backend's health. Without them a step runs whole on this thread.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from './diffusion.ts';
-import { backendUsesWorkers, ModelWorkerPool, workerInit, type WorkerMicroBatch } from './workerPool.ts';
-import { microBatchGradients } from './gradients.ts';
-import { maxTrainingMicroBatch } from './wasmMemory.ts';
+import { microBatchGradients, type MicroBatchGradients } from './gradients.ts';
+import type { DropoutFn } from './layers.ts';
 import { Rng, type RngState } from './rng.ts';
 import type { UNet } from './unet.ts';
 
@@ -31,23 +33,24 @@ export interface TrainConfig {
   randomFlip: boolean;
   /**
    * Largest number of images per forward/backward pass; a larger batch is split and its gradients accumulated
-   * (0 = the whole batch at once, or one micro-batch per thread). On wasm, never more than its 4 GiB heap holds
-   * (wasmMemory.ts): a larger batch is split as needed whatever this says.
+   * (0 = the whole batch at once, or one micro-batch per thread). Never more than TrainerHooks.maxMicroBatch allows
+   * (on wasm what its 4 GiB heap holds, sidecar/parallel/wasmMemory.ts): a larger batch is split as needed whatever
+   * this says.
    */
   microBatch: number;
   /**
-   * Threads computing gradients (data parallel over micro-batches, workerPool.ts): 1 = this thread only. Used on
-   * the CPU backends (wasm, cpu); a GPU backend computes on the GPU and ignores it. Without `microBatch`, the batch
-   * is split into one micro-batch per thread.
+   * Threads computing gradients (data parallel over micro-batches, TrainerHooks.executor; sidecar/parallel/): 1 =
+   * this thread only. Used on the CPU backends (wasm, cpu); a GPU backend computes on the GPU and ignores it.
+   * Without `microBatch`, the batch is split into one micro-batch per thread.
    */
   workers: number;
 }
 
 /**
  * Images per micro-batch for a batch of `batch` on `threads` threads: `microBatch` if set (> 0), else an even share
- * per thread, and in either case at most `limit` (what one pass may take: wasmMemory.ts). Under the limit the split
- * stays even: each thread gets the same number of micro-batches (cifar10 at batch 32 on 2 threads, limit 12: four
- * of 8, not 12 + 12 + 8).
+ * per thread, and in either case at most `limit` (what one pass may take: TrainerHooks.maxMicroBatch). Under the
+ * limit the split stays even: each thread gets the same number of micro-batches (cifar10 at batch 32 on 2 threads,
+ * limit 12: four of 8, not 12 + 12 + 8).
  */
 export function microBatchSize(batch: number, threads: number, microBatch: number, limit = Infinity): number {
   if (microBatch > 0) return Math.max(1, Math.min(microBatch, batch, limit));
@@ -141,6 +144,106 @@ interface Chunk {
  */
 export const OPTIMIZER_CHUNK_ELEMENTS = 1 << 21;
 
+/** One micro-batch of a step: images [start, start + size) of the batch. */
+export interface MicroBatch {
+  start: number;
+  size: number;
+  /** size / B: L_simple (eq. 14) is a mean over the batch, so the micro-batches' weighted gradients sum to the batch's. */
+  weight: number;
+  /** Seeds its dropout masks. */
+  dropoutSeed: number;
+}
+
+/** A step's batch as Algorithm 1 draws it: x_0 (flipped where drawn), and t and ε for each image. */
+export interface StepBatch {
+  x0: tf.Tensor4D;
+  t: readonly number[];
+  eps: tf.Tensor4D;
+}
+
+/** Weighted loss and gradients of micro-batches computed elsewhere, summed; the gradients flat, in parameter order. */
+export interface FlatGradients {
+  loss: number;
+  grads: Float32Array;
+}
+
+/** What a MicroBatchExecutor did with a step's micro-batches. */
+export interface DispatchedMicroBatches {
+  /** The micro-batches left to this thread, in order. */
+  local: number[];
+  /** The other threads' results, in thread order (a thread without work answers a zero loss and gradient). */
+  remote: Promise<FlatGradients[]>;
+  /** Threads that got work, this one included. */
+  threads: number;
+}
+
+/**
+ * Computes some of a step's micro-batches on other threads (sidecar/parallel/ does it with worker threads) by the
+ * same function as this thread (gradients.ts) from the same inputs, so that where a micro-batch ran changes nothing
+ * but the order of floating-point sums.
+ */
+export interface MicroBatchExecutor {
+  /** The threads, this one included, that compute a step when `workers` are asked for (TrainConfig.workers). */
+  threads(workers: number): number;
+  /**
+   * Hands out a step's micro-batches to `threads` threads, with the model's current weights, and resolves once they
+   * are under way. Called only with at least two micro-batches and two threads.
+   */
+  dispatch(batch: StepBatch, microBatches: readonly MicroBatch[], threads: number): Promise<DispatchedMicroBatches>;
+  /** Stops its threads; the Trainer calls it from its own dispose(). */
+  dispose(): void;
+}
+
+/** What the layer that knows the machine passes to a Trainer (sidecar/parallel/trainer.ts). All optional. */
+export interface TrainerHooks {
+  /** The most images one forward/backward pass may take (memory), asked at every step. Default: no limit. */
+  maxMicroBatch?: () => number;
+  /** Other threads for micro-batches; the Trainer disposes it with itself. Default: this thread computes all. */
+  executor?: MicroBatchExecutor;
+  /** How dropout is computed (the backend's own kernel). Default: layers.ts's host-drawn masks. */
+  dropout?: DropoutFn;
+  /** Called once a step's results have been read; throws if they cannot be trusted (a GPU that reported an error). */
+  checkHealth?: () => void;
+}
+
+/** Algorithm 1's draws for one step, in the order they are made. */
+interface StepDraws {
+  /** Which images are mirrored (null: flips are off). */
+  flips: boolean[] | null;
+  t: number[];
+  /** Seeds ε ~ N(0, I). */
+  noiseSeed: number;
+}
+
+/** ‖g‖ over every chunk: a chain of adds rather than addN, since WebGPU binds one buffer per addN input and allows few. */
+function globalNorm(flatGrads: readonly tf.Tensor1D[]): tf.Scalar {
+  return tf.tidy(() => tf.sqrt(flatGrads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b))) as tf.Scalar);
+}
+
+/** Clipping at global norm c: g ← g · c / max(‖g‖, c), i.e. a scale of 1 below the threshold (c = 0: no clipping). */
+function clipScale(norm: tf.Scalar, c: number): tf.Scalar {
+  return tf.tidy(() => (c > 0 ? tf.div<tf.Scalar>(c, tf.maximum(norm, c)) : tf.scalar(1)));
+}
+
+/**
+ * Adam (Kingma & Ba 2015, Algorithm 1) on a chunk's gradient g at a (1-based) step: updates the chunk's moments
+ * m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², and returns the step to subtract from θ, lr · m̂ / (√v̂ + ε) with the
+ * bias-corrected m̂ = m / (1 − β₁^step), v̂ = v / (1 − β₂^step). Call inside tf.tidy.
+ */
+function adamStep(c: Chunk, g: tf.Tensor1D, step: number, lr: number, cfg: TrainConfig): tf.Tensor1D {
+  const m = tf.add(tf.mul(c.m, cfg.adamBeta1), tf.mul(g, 1 - cfg.adamBeta1));
+  const v = tf.add(tf.mul(c.v, cfg.adamBeta2), tf.mul(tf.square(g), 1 - cfg.adamBeta2));
+  const denom = tf.add(tf.sqrt(tf.div(v, 1 - cfg.adamBeta2 ** step)), cfg.adamEps);
+  c.m.assign(m);
+  c.v.assign(v);
+  return tf.mul(tf.div(m, denom), lr / (1 - cfg.adamBeta1 ** step));
+}
+
+/** The EMA of the weights (Appendix B: decay 0.9999), ema ← ema − (1 − decay)·(ema − θ); decay 0 keeps θ itself. */
+function emaUpdate(ema: tf.Variable, theta: tf.Tensor1D, decay: number): void {
+  ema.assign(decay > 0 ? tf.sub(ema, tf.mul(tf.sub(ema, theta), 1 - decay)) : theta);
+}
+
 export class Trainer {
   readonly config: TrainConfig;
   private stepCount = 0;
@@ -148,14 +251,13 @@ export class Trainer {
   private readonly names: string[];
   private readonly shapes = new Map<string, number[]>();
   private readonly chunks: Chunk[] = [];
-  private pool: ModelWorkerPool | null = null;
-  private poolStarting: Promise<ModelWorkerPool | null> | null = null;
 
   constructor(
     readonly model: UNet,
     readonly diffusion: GaussianDiffusion,
     config: Partial<TrainConfig>,
     seedOrState: number | RngState,
+    private readonly hooks: TrainerHooks = {},
   ) {
     this.config = validateTrainConfig({ ...DEFAULT_TRAIN_CONFIG, ...config });
     this.rng = new Rng(seedOrState);
@@ -253,176 +355,176 @@ export class Trainer {
     this.rng = new Rng(state.rng);
   }
 
-  /** The running gradient workers (null before the first step that uses them, or on one thread). */
-  get workerPool(): ModelWorkerPool | null {
-    return this.pool;
+  /**
+   * One step of Algorithm 1 on a batch x0 ∈ [−1, 1]^{B×H×W×C}. It draws, in order: flips, t, ε (a seed), the
+   * micro-batches' dropout (a seed), all before any gradient is computed, so that micro-batches can run on other
+   * threads. The loss and gradient norm are read asynchronously (no dataSync: it breaks WebGPU in Node).
+   */
+  async trainStep(x0: tf.Tensor4D): Promise<StepStats> {
+    const cfg = this.config;
+    const b = x0.shape[0];
+    const step = this.stepCount + 1;
+    // Lines 2–4: x_0 ~ q(x_0) (this batch, mirrored at random), t ~ Uniform({1, …, T}) (0-based here), ε ~ N(0, I).
+    const draws = this.drawStep(b);
+    // L_simple (eq. 14) is a mean over the batch: its gradient is the sum of the micro-batches' weighted gradients.
+    const plan = this.planMicroBatches(b);
+    // Line 5: ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖², as one flat vector per optimizer chunk …
+    const { loss, grads, threads } = await this.accumulateGradients(x0, draws, plan.microBatches, plan.threads);
+    let norm: tf.Scalar | null = null;
+    try {
+      // … and the descent step, with the paper's recipe (Appendix B): clip to global norm `gradClip`, Adam at the
+      // warmed-up learning rate, then the EMA of the weights.
+      norm = globalNorm(grads);
+      const scale = clipScale(norm, cfg.gradClip);
+      const lr = learningRateAt(step, cfg);
+      this.updateWeights(grads, scale, step, lr);
+      scale.dispose();
+      this.stepCount = step;
+      const [lossValue, normValue] = await Promise.all([loss.data(), norm.data()]);
+      this.hooks.checkHealth?.();
+      return { step, loss: lossValue[0], gradNorm: normValue[0], lr, threads };
+    } finally {
+      tf.dispose([loss, ...grads, ...(norm ? [norm] : [])]);
+    }
   }
 
-  /** Threads that will compute this step's gradients: `workers` on the CPU backends, else 1. */
-  private threads(): number {
-    return this.config.workers > 1 && backendUsesWorkers() ? this.config.workers : 1;
-  }
-
-  private async ensurePool(threads: number): Promise<ModelWorkerPool | null> {
-    if (threads <= 1) return null;
-    if (this.pool) return this.pool;
-    this.poolStarting ??= ModelWorkerPool.start(threads - 1, workerInit(this.model.params, this.model.config, this.diffusion.schedule.config)).then((p) => (this.pool = p));
-    return this.poolStarting;
+  /** Algorithm 1's draws for a batch of b images (lines 2–4): flips (if on), t, then the seed of ε. */
+  private drawStep(b: number): StepDraws {
+    const flips = this.config.randomFlip ? Array.from({ length: b }, () => this.rng.uniform() < 0.5) : null;
+    const t = Array.from({ length: b }, () => this.rng.int(this.diffusion.T));
+    return { flips, t, noiseSeed: this.rng.seed() };
   }
 
   /**
-   * One training step on a batch x0 ∈ [−1, 1]^{B×H×W×C}. Draws, in order: flips, t, ε, a dropout seed — all
-   * before any gradient is computed, so that micro-batches can run on other threads.
-   * The loss and gradient norm are read asynchronously (no dataSync: it breaks WebGPU in Node).
+   * The batch's micro-batches (microBatchSize: as set, else one share per thread, never more than one pass may take)
+   * and their dropout seeds. One draw per step whatever the split, so that micro-batching and threads leave the
+   * generator's sequence (and so every later step) unchanged; micro-batch i seeds its dropout masks from
+   * base + i·golden ratio (Rng mixes it).
    */
-  async trainStep(x0: tf.Tensor4D): Promise<StepStats> {
-    const { config: cfg, model, diffusion } = this;
-    const b = x0.shape[0];
-    const flips = cfg.randomFlip ? Array.from({ length: b }, () => this.rng.uniform() < 0.5) : null;
-    const t = Array.from({ length: b }, () => this.rng.int(diffusion.T));
-    const noiseSeed = this.rng.seed();
-    const step = this.stepCount + 1;
-    const lr = learningRateAt(step, cfg);
-    const threads = this.threads();
-    // L_simple is a mean over the batch, so a micro-batch of m images contributes (m/B)·(its mean) to the loss and
-    // its gradient: summing those gives exactly the full-batch gradient.
-    const mb = microBatchSize(b, threads, cfg.microBatch, maxTrainingMicroBatch(model.config, model.numParams, tf.getBackend()));
-    const starts: number[] = [];
-    for (let s0 = 0; s0 < b; s0 += mb) starts.push(s0);
-    // One draw per step whatever the split, so that micro-batching and threads leave the generator's sequence (and
-    // so every later step) unchanged; micro-batch i seeds its dropout masks from base + i·golden ratio (Rng mixes it).
+  private planMicroBatches(b: number): { microBatches: MicroBatch[]; threads: number } {
+    const threads = this.hooks.executor?.threads(this.config.workers) ?? 1;
+    const size = microBatchSize(b, threads, this.config.microBatch, this.hooks.maxMicroBatch?.() ?? Infinity);
     const dropoutBase = this.rng.seed();
-    const dropoutSeeds = starts.map((_, i) => (dropoutBase + Math.imul(i, 0x9e3779b9)) >>> 0);
-    const pool = starts.length > 1 ? await this.ensurePool(threads) : null;
+    const microBatches: MicroBatch[] = [];
+    for (let start = 0, i = 0; start < b; start += size, i++) {
+      const n = Math.min(size, b - start);
+      microBatches.push({ start, size: n, weight: n / b, dropoutSeed: (dropoutBase + Math.imul(i, 0x9e3779b9)) >>> 0 });
+    }
+    return { microBatches, threads };
+  }
 
-    const x = flips ? flipLeftRight(x0, flips) : tf.clone(x0);
-    const eps = tf.randomNormal(x.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor4D;
-    // The workers' losses and flat gradients, added once this thread's gradients are flattened.
-    let remoteParts: { loss: number; grads: Float32Array }[] = [];
-    // Assigned inside `accumulate`: the cast keeps TypeScript from narrowing them to their initial values.
-    let lossT = null as tf.Scalar | null;
-    let grads = {} as tf.NamedTensorMap;
-    const accumulate = (value: tf.Scalar, g: tf.NamedTensorMap) => {
-      if (lossT === null) {
-        lossT = value;
-        grads = g;
-        return;
-      }
-      const prevLoss: tf.Scalar = lossT;
-      const prevGrads = grads;
-      lossT = tf.add<tf.Scalar>(prevLoss, value);
-      grads = Object.fromEntries(this.names.map((name) => [name, tf.add(prevGrads[name], g[name])]));
-      tf.dispose([prevLoss, value, ...Object.values(prevGrads), ...Object.values(g)]);
+  /**
+   * The weighted loss and gradients of every micro-batch, summed: this thread's (micro-batch by micro-batch) and the
+   * executor's threads' (flat), as one flat gradient per optimizer chunk. x_0 is mirrored and ε drawn here, and
+   * released as soon as the gradients are computed.
+   */
+  private async accumulateGradients(
+    x0: tf.Tensor4D,
+    draws: StepDraws,
+    microBatches: readonly MicroBatch[],
+    threads: number,
+  ): Promise<{ loss: tf.Scalar; grads: tf.Tensor1D[]; threads: number }> {
+    const batch: StepBatch = {
+      x0: draws.flips ? flipLeftRight(x0, draws.flips) : tf.clone(x0),
+      t: draws.t,
+      eps: tf.randomNormal(x0.shape, 0, 1, 'float32', draws.noiseSeed) as tf.Tensor4D,
     };
+    let sum: MicroBatchGradients | null = null;
+    let remote: FlatGradients[] = [];
+    let used = 1;
     try {
-      // Micro-batch i runs on thread i mod (workers + 1); thread 0 is this one.
-      const mine = starts.map((_, i) => i).filter((i) => !pool || i % (pool.size + 1) === 0);
-      let remote: Promise<{ loss: number; grads: Float32Array }[]> | null = null;
-      if (pool) {
-        const [hostX, hostEps] = (await Promise.all([x.data(), eps.data()])) as [Float32Array, Float32Array];
-        await pool.setParams(model.params);
-        const per = x.shape[1] * x.shape[2] * x.shape[3];
-        const jobs: WorkerMicroBatch[][] = Array.from({ length: pool.size }, () => []);
-        starts.forEach((start, i) => {
-          const k = i % (pool.size + 1);
-          if (k === 0) return;
-          const n = Math.min(mb, b - start);
-          jobs[k - 1].push({
-            x: hostX.slice(start * per, (start + n) * per),
-            eps: hostEps.slice(start * per, (start + n) * per),
-            t: t.slice(start, start + n),
-            weight: n / b,
-            dropoutSeed: dropoutSeeds[i],
-          });
-        });
-        remote = pool.gradients(x.shape.slice(1), jobs);
-        // Keep a rejection from going unhandled while this thread computes its own share.
-        remote.catch(() => undefined);
+      const executor = this.hooks.executor;
+      const dispatched = executor && threads > 1 && microBatches.length > 1 ? await executor.dispatch(batch, microBatches, threads) : null;
+      for (const i of dispatched?.local ?? microBatches.keys()) sum = this.addMicroBatch(sum, batch, microBatches[i]);
+      if (dispatched) {
+        remote = await dispatched.remote;
+        used = dispatched.threads;
       }
-      for (const i of mine) {
-        const start = starts[i];
-        const n = Math.min(mb, b - start);
-        const part = tf.tidy(() => {
-          const xs = n === b ? x : tf.slice(x, [start, 0, 0, 0], [n, -1, -1, -1]);
-          const es = n === b ? eps : tf.slice(eps, [start, 0, 0, 0], [n, -1, -1, -1]);
-          return microBatchGradients(model.params, this.names, model.config, diffusion, xs, t.slice(start, start + n), es, n / b, dropoutSeeds[i]);
-        });
-        accumulate(part.value, part.grads);
-      }
-      if (remote) remoteParts = await remote;
     } catch (e) {
-      tf.dispose([...(lossT ? [lossT] : []), ...Object.values(grads)]);
+      if (sum) tf.dispose([sum.value, ...Object.values(sum.grads)]);
       throw e;
     } finally {
-      tf.dispose([x, eps]);
+      tf.dispose([batch.x0, batch.eps]);
     }
-    if (lossT === null) throw new Error('empty batch');
-    const flatGrads: tf.Tensor1D[] = [];
+    if (sum === null) throw new Error('empty batch');
+    return { ...this.chunkGradients(sum, remote), threads: used };
+  }
+
+  /** `sum` plus one micro-batch's weighted loss and gradients (gradients.ts); `sum` is consumed. */
+  private addMicroBatch(sum: MicroBatchGradients | null, batch: StepBatch, mb: MicroBatch): MicroBatchGradients {
+    const { model, diffusion } = this;
+    const b = batch.x0.shape[0];
+    const part = tf.tidy(() => {
+      const xs = mb.size === b ? batch.x0 : tf.slice(batch.x0, [mb.start, 0, 0, 0], [mb.size, -1, -1, -1]);
+      const es = mb.size === b ? batch.eps : tf.slice(batch.eps, [mb.start, 0, 0, 0], [mb.size, -1, -1, -1]);
+      const t = batch.t.slice(mb.start, mb.start + mb.size);
+      return microBatchGradients(model.params, this.names, model.config, diffusion, xs, t, es, mb.weight, mb.dropoutSeed, this.hooks.dropout);
+    });
+    if (sum === null) return part;
+    const added: MicroBatchGradients = {
+      value: tf.add<tf.Scalar>(sum.value, part.value),
+      grads: Object.fromEntries(this.names.map((name) => [name, tf.add(sum.grads[name], part.grads[name])])),
+    };
+    tf.dispose([sum.value, part.value, ...Object.values(sum.grads), ...Object.values(part.grads)]);
+    return added;
+  }
+
+  /**
+   * This thread's gradients flattened chunk by chunk (each per-tensor gradient released once copied) with the other
+   * threads' added: theirs come flat, in parameter order, which is the chunks' order, so each chunk's slice goes
+   * straight into that chunk's sum (for cifar10, splitting them into per-tensor copies first held ~3 extra weight-sized
+   * buffers at once). Consumes `sum`.
+   */
+  private chunkGradients(sum: MicroBatchGradients, remote: readonly FlatGradients[]): { loss: tf.Scalar; grads: tf.Tensor1D[] } {
+    let loss = sum.value;
+    const flat: tf.Tensor1D[] = [];
     try {
-      // Each chunk's gradients flattened once, for both the norm and the update; the per-tensor gradients go as
-      // soon as they are copied, so this holds no more than before.
       for (const c of this.chunks) {
-        const parts = c.names.map((n) => grads[n]);
-        flatGrads.push(this.flatten(parts));
+        const parts = c.names.map((n) => sum.grads[n]);
+        flat.push(this.flatten(parts));
         tf.dispose(parts);
       }
-      // The workers' gradients come flat, in parameter order, which is the chunks' order: each chunk's slice goes
-      // straight into that chunk's flat gradient, instead of being split into per-tensor copies first (for cifar10
-      // that held ~3 extra weight-sized buffers at once).
       let offset = 0;
       this.chunks.forEach((c, ci) => {
         const length = c.sizes.reduce((p, q) => p + q, 0);
-        const own = flatGrads[ci];
-        flatGrads[ci] = tf.tidy(() => remoteParts.reduce<tf.Tensor1D>((sum, r) => tf.add(sum, tf.tensor1d(r.grads.subarray(offset, offset + length))), own));
-        if (flatGrads[ci] !== own) own.dispose();
+        const own = flat[ci];
+        flat[ci] = tf.tidy(() => remote.reduce<tf.Tensor1D>((acc, r) => tf.add(acc, tf.tensor1d(r.grads.subarray(offset, offset + length))), own));
+        if (flat[ci] !== own) own.dispose();
         offset += length;
       });
-      if (remoteParts.length > 0) {
-        const own: tf.Scalar = lossT;
-        lossT = tf.tidy(() => tf.add<tf.Scalar>(own, tf.scalar(remoteParts.reduce((s, r) => s + r.loss, 0))));
+      if (remote.length > 0) {
+        const own = loss;
+        loss = tf.tidy(() => tf.add<tf.Scalar>(own, tf.scalar(remote.reduce((s, r) => s + r.loss, 0))));
         own.dispose();
       }
-      // A chain of adds rather than addN: WebGPU binds one buffer per addN input and allows only a few per shader.
-      const normT = tf.tidy(() => tf.sqrt(flatGrads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b))));
-      // Clip at global norm: scale = c / max(‖g‖, c) (1 when the norm is below the threshold).
-      const scale = tf.tidy(() => (cfg.gradClip > 0 ? tf.div(cfg.gradClip, tf.maximum(normT, cfg.gradClip)) : tf.scalar(1)));
-      const stepSize = lr / (1 - cfg.adamBeta1 ** step);
-      const bc2 = 1 - cfg.adamBeta2 ** step;
-      this.chunks.forEach((c, ci) => {
-        tf.tidy(() => {
-          const vars = c.names.map((n) => model.params.get(n)!);
-          const g = tf.mul(flatGrads[ci], scale);
-          // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction.
-          const m = tf.add(tf.mul(c.m, cfg.adamBeta1), tf.mul(g, 1 - cfg.adamBeta1));
-          const v = tf.add(tf.mul(c.v, cfg.adamBeta2), tf.mul(tf.square(g), 1 - cfg.adamBeta2));
-          const denom = tf.add(tf.sqrt(tf.div(v, bc2)), cfg.adamEps);
-          const p = tf.sub(this.flatten(vars), tf.mul(tf.div(m, denom), stepSize)) as tf.Tensor1D;
-          c.m.assign(m);
-          c.v.assign(v);
-          // EMA of the weights: ema ← ema − (1 − decay)·(ema − p).
-          c.ema.assign(cfg.emaDecay > 0 ? tf.sub(c.ema, tf.mul(tf.sub(c.ema, p), 1 - cfg.emaDecay)) : p);
-          const parts = tf.split(p, c.sizes);
-          vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], c.shapes[i])));
-        });
-        flatGrads[ci].dispose();
-      });
-      scale.dispose();
-      this.stepCount = step;
-      const [loss, gradNorm] = await Promise.all([lossT.data(), normT.data()]);
-      normT.dispose();
-      assertBackendHealthy();
-      return { step, loss: loss[0], gradNorm: gradNorm[0], lr, threads: pool ? Math.min(pool.size + 1, starts.length) : 1 };
-    } finally {
-      tf.dispose([lossT, ...Object.values(grads), ...flatGrads]);
+      return { loss, grads: flat };
+    } catch (e) {
+      tf.dispose([loss, ...Object.values(sum.grads), ...flat]);
+      throw e;
     }
+  }
+
+  /**
+   * θ ← θ − Adam step on the clipped gradient g · scale, then the EMA of θ, chunk by chunk: each chunk's temporaries
+   * and gradient are released before the next chunk starts.
+   */
+  private updateWeights(grads: readonly tf.Tensor1D[], scale: tf.Scalar, step: number, lr: number): void {
+    this.chunks.forEach((c, ci) => {
+      tf.tidy(() => {
+        const vars = c.names.map((n) => this.model.params.get(n)!);
+        const delta = adamStep(c, tf.mul(grads[ci], scale), step, lr, this.config);
+        const theta = tf.sub<tf.Tensor1D>(this.flatten(vars), delta);
+        emaUpdate(c.ema, theta, this.config.emaDecay);
+        const parts = tf.split(theta, c.sizes);
+        vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], c.shapes[i])));
+      });
+      grads[ci].dispose();
+    });
   }
 
   dispose(): void {
     for (const c of this.chunks) tf.dispose([c.ema, c.m, c.v]);
     this.chunks.length = 0;
-    const pool = this.pool;
-    this.pool = null;
-    this.poolStarting = null;
-    if (pool) void pool.dispose();
+    this.hooks.executor?.dispose();
   }
 }

@@ -20,9 +20,8 @@
  * Shapes: conv weights [kh, kw, in, out] (tfjs HWIO), dense / 1×1 weights [in, out], biases [out].
  */
 import * as tf from '@tensorflow/tfjs';
-import { attnBlock, conv2d, downsample, groupNorm, groupsFor, resBlock, swish, timestepEmbedding, upsample, dense, type BlockContext } from './layers.ts';
+import { attnBlock, conv2d, downsample, groupNorm, groupsFor, resBlock, swish, timestepEmbedding, upsample, dense, type BlockContext, type DropoutFn } from './layers.ts';
 import type { Rng } from './rng.ts';
-import { maxInferenceBatch } from './wasmMemory.ts';
 
 export interface UNetConfig {
   /** Height = width of the images. Must be divisible by 2^(levels−1). */
@@ -200,6 +199,8 @@ export interface ForwardOptions {
   training: boolean;
   /** Needed when training with dropout > 0: supplies one seed per dropout mask. */
   nextSeed?: () => number;
+  /** How dropout is computed (default: layers.ts's host-drawn masks; the backend layer may pass its own). */
+  dropout?: DropoutFn;
 }
 
 /** ε_θ(x_t, t): x is [B, H, W, C] in the model's size and channels, t one integer timestep per image. */
@@ -221,6 +222,7 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
     dropout: config.dropout,
     training: opts.training,
     nextSeed: opts.nextSeed ?? (() => 0),
+    ...(opts.dropout ? { dropoutOp: opts.dropout } : {}),
   };
   // Inference runs each block in a tidy of its own and releases each block's output as soon as nothing needs it: a
   // forward pass then holds the skip connections and one block's tensors, not every block's output until the end
@@ -279,17 +281,16 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
   });
 }
 
-/** A model: its configuration and live parameters. */
 /**
  * ε_θ(x, t) in inference mode (dropout off) as a function of (x, t) alone, which releases its intermediates itself
  * (tf.tidy): samplers call it outside any tidy of theirs, as a model may also answer asynchronously. A batch larger
  * than `maxBatch` runs in passes of at most that many images, which gives the same result bit for bit (every layer
- * works per image).
+ * works per image): a backend with a memory limit sets it (sidecar/parallel/wasmMemory.ts's maxInferenceBatch).
  */
 export function inferenceEps(
   params: ReadonlyMap<string, tf.Tensor>,
   config: UNetConfig,
-  maxBatch: number = maxInferenceBatch(config, tf.getBackend()),
+  maxBatch = Infinity,
 ): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
   return (x, t) =>
     tf.tidy(() => {
@@ -304,6 +305,7 @@ export function inferenceEps(
     });
 }
 
+/** A model: its configuration and live parameters. */
 export class UNet {
   readonly specs: ParamSpec[];
   constructor(
@@ -327,7 +329,7 @@ export class UNet {
     return countParams(this.specs);
   }
 
-  /** Inference: ε_θ(x, t) with dropout off. */
+  /** Inference: ε_θ(x, t) with dropout off, the whole batch in one pass (inferenceEps splits it where memory is bounded). */
   predictEps(x: tf.Tensor4D, t: readonly number[], params: ReadonlyMap<string, tf.Tensor> = this.params): tf.Tensor4D {
     return inferenceEps(params, this.config)(x, t);
   }

@@ -3,13 +3,15 @@
  * as in the paper's Fig. 6), all as host arrays in [−1, 1]. Shared by the CLI and the sidecar.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assertBackendHealthy } from '../backend.ts';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
-import { inferenceEps, type UNetConfig } from '../ddpm/unet.ts';
-import { backendUsesWorkers, ModelWorkerPool, resolveSamplingWorkers, threadedEpsModel, workerInit } from '../ddpm/workerPool.ts';
+import type { UNetConfig } from '../ddpm/unet.ts';
+import { backendInferenceEps } from '../parallel/wasmMemory.ts';
+import { backendUsesWorkers, ModelWorkerPool, resolveSamplingWorkers, threadedEpsModel, workerInit } from '../parallel/workerPool.ts';
 
-/** How a sampling run spreads over threads on the CPU backends (workerPool.ts). */
+/** How a sampling run spreads over threads on the CPU backends (parallel/workerPool.ts). */
 export interface SamplingThreadOptions {
   /** Threads running the model: a number, or 'auto' (default: one per core for models that gain from it). */
   workers?: number | 'auto';
@@ -22,10 +24,16 @@ export interface SamplingThreadOptions {
   pool?: ModelWorkerPool;
 }
 
+/** ε_θ that also carries the backend's health check, which the sampler runs after every step. */
+function checked(eps: EpsModel): EpsModel {
+  return Object.assign((x: tf.Tensor4D, t: readonly number[]) => eps(x, t), { checkHealth: assertBackendHealthy });
+}
+
 /**
  * Runs `fn` with ε_θ for `params`, spread over `resolveSamplingWorkers` threads for a batch of `batch` images when
- * the backend is a single-threaded CPU one (GPU and native backends use their own parallelism). Passes fn the
- * number of threads; the workers (started before fn, about a second) are stopped when fn settles.
+ * the backend is a single-threaded CPU one (GPU and native backends use their own parallelism), in passes that fit
+ * the backend's memory (parallel/wasmMemory.ts) and checked for device errors after every sampler step. Passes fn
+ * the number of threads; the workers (started before fn, about a second) are stopped when fn settles.
  */
 export async function withSamplingThreads<T>(
   params: ReadonlyMap<string, tf.Tensor>,
@@ -35,16 +43,17 @@ export async function withSamplingThreads<T>(
   o: SamplingThreadOptions,
   fn: (eps: EpsModel, threads: number) => Promise<T>,
 ): Promise<T> {
-  const local = inferenceEps(params, config);
+  const run = (eps: EpsModel, threads: number) => fn(checked(eps), threads);
+  const local = backendInferenceEps(params, config);
   const pool = o.pool;
   if (pool) {
-    if (!backendUsesWorkers() || batch < 2) return fn(local, 1);
+    if (!backendUsesWorkers() || batch < 2) return run(local, 1);
     await pool.setParams(params);
-    return fn(threadedEpsModel(pool, local), Math.min(pool.size + 1, batch));
+    return run(threadedEpsModel(pool, local), Math.min(pool.size + 1, batch));
   }
   const numParams = [...params.values()].reduce((s, p) => s + p.size, 0);
   const threads = backendUsesWorkers() ? resolveSamplingWorkers(o.workers, batch, numParams) : 1;
-  if (threads <= 1) return fn(local, 1);
+  if (threads <= 1) return run(local, 1);
   let workers: ModelWorkerPool | null = null;
   try {
     workers = await ModelWorkerPool.start(threads - 1, workerInit(params, config, makeSchedule(schedule).config));
@@ -52,10 +61,10 @@ export async function withSamplingThreads<T>(
   } catch (e) {
     await workers?.dispose();
     o.onWarning?.(`sampling on one thread: the model workers could not start (${e instanceof Error ? e.message : String(e)})`);
-    return fn(local, 1);
+    return run(local, 1);
   }
   try {
-    return await fn(threadedEpsModel(workers, local), threads);
+    return await run(threadedEpsModel(workers, local), threads);
   } finally {
     await workers.dispose();
   }

@@ -11,9 +11,10 @@ import * as tf from '@tensorflow/tfjs';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { Rng } from '../ddpm/rng.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
-import { resolveWorkers } from '../ddpm/workerPool.ts';
-import { Trainer, type TrainConfig } from '../ddpm/train.ts';
+import type { TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
+import { ParallelTrainer } from '../parallel/trainer.ts';
+import { resolveWorkers } from '../parallel/workerPool.ts';
 import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
 import { openDataset } from '../data/open.ts';
 import { EpochOrder } from '../data/dataset.ts';
@@ -42,6 +43,11 @@ export interface TrainJobOptions {
   keep?: number;
   seed?: number;
   train?: Partial<TrainConfig>;
+  /**
+   * The recipe of a new run for what `train` leaves out (a resumed run keeps its checkpoint's instead); without it,
+   * the engine's defaults, which are the paper's.
+   */
+  trainDefaults?: Partial<TrainConfig>;
   /**
    * Threads computing gradients on the CPU backends (data parallel): a number, or 'auto' (the default: one per core
    * for models big enough to gain from it). A property of this machine, not of the run: never taken from a checkpoint.
@@ -88,7 +94,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
 
   let config: UNetConfig;
   let model: UNet;
-  let trainer: Trainer;
+  let trainer: ParallelTrainer;
   let history: LossHistory = { steps: [], loss: [] };
   let scheduleCfg: Required<ScheduleConfig>;
   let runSeed = seed;
@@ -108,7 +114,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     const m = toTensors(ck.groups['adam.m']);
     const v = toTensors(ck.groups['adam.v']);
     const workers = resolveWorkers(o.workers, o.batch, model.numParams);
-    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...ck.meta.train, ...o.train, workers }, runSeed + 1);
+    trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...ck.meta.train, ...o.train, workers }, runSeed + 1);
     trainer.restore({ step: ck.meta.step, rng: ck.meta.rng, ema, adamM: m, adamV: v });
     tf.dispose([...weights.values(), ...ema.values(), ...m.values(), ...v.values()]);
     history = ck.meta.lossHistory ?? history;
@@ -121,7 +127,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     scheduleCfg = makeSchedule(o.schedule).config;
     model = UNet.create(config, new Rng(runSeed));
     const workers = resolveWorkers(o.workers, o.batch, model.numParams);
-    trainer = new Trainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...o.train, workers }, runSeed + 1);
+    trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...o.trainDefaults, ...o.train, workers }, runSeed + 1);
   }
 
   const dataset = await openDataset(dataSource, { imageSize: config.imageSize, channels: config.channels });

@@ -13,6 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { dropout as hostDropout, type DropoutFn } from '../ddpm/layers.ts';
+import { Rng } from '../ddpm/rng.ts';
 
 type WebgpuUtil = (typeof import('@tensorflow/tfjs-backend-webgpu'))['webgpu_util'];
 
@@ -93,3 +95,13 @@ export function webgpuDropout<T extends tf.Tensor>(x: T, rate: number, seedA: nu
   });
   return op(x) as T;
 }
+
+/**
+ * Dropout on whatever backend is active (a DropoutFn for the U-Net's blocks, ddpm/layers.ts): in the shader on
+ * WebGPU, its two keys the first two words of Rng(seed); elsewhere the host-drawn mask of ddpm/layers.ts.
+ */
+export const backendDropout: DropoutFn = (x, rate, seed) => {
+  if (!webgpuDropoutAvailable()) return hostDropout(x, rate, seed);
+  const rng = new Rng(seed);
+  return webgpuDropout(x, rate, rng.nextU32(), rng.nextU32());
+};

@@ -1,16 +1,18 @@
 /**
  * A model worker thread (see workerPool.ts): its own tfjs on the wasm (or cpu) backend and its own copy of the model.
- * On request it computes the summed gradients of the micro-batches it is given (microBatchGradients, as on the main
- * thread) or the inference forward pass ε_θ(x_t, t) of a slice of a sampler's batch. Weights arrive through a
- * SharedArrayBuffer the main thread fills; they are reloaded only when a job's paramsVersion changes.
+ * On request it computes the summed gradients of the micro-batches it is given (ddpm/gradients.ts's
+ * microBatchGradients, as on the main thread, whose CPU backend draws dropout masks on the host too) or the inference
+ * forward pass ε_θ(x_t, t) of a slice of a sampler's batch. Weights arrive through a SharedArrayBuffer the main
+ * thread fills; they are reloaded only when a job's paramsVersion changes.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.ts';
-import { GaussianDiffusion } from './diffusion.ts';
-import { microBatchGradients } from './gradients.ts';
-import { makeSchedule, type ScheduleConfig } from './schedule.ts';
-import { inferenceEps, type UNetConfig } from './unet.ts';
+import { GaussianDiffusion } from '../ddpm/diffusion.ts';
+import { microBatchGradients } from '../ddpm/gradients.ts';
+import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
+import type { UNetConfig } from '../ddpm/unet.ts';
+import { backendInferenceEps } from './wasmMemory.ts';
 import type { WorkerInit, WorkerJob, WorkerMicroBatch, WorkerReply } from './workerPool.ts';
 
 async function main(): Promise<void> {
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
     }
   };
 
-  const eps = inferenceEps(params, config);
+  const eps = backendInferenceEps(params, config);
   const forward = async (id: number, imageShape: number[], x: Float32Array, t: number[]): Promise<WorkerReply> => {
     const y = tf.tidy(() => eps(tf.tensor4d(x, [t.length, imageShape[0], imageShape[1], imageShape[2]]), t));
     try {
@@ -84,7 +86,8 @@ async function main(): Promise<void> {
     }
   };
 
-  port.on('message', async (job: WorkerJob) => {
+  // A job that fails is answered with its error: nothing waits on the promise.
+  const answer = async (job: WorkerJob): Promise<void> => {
     try {
       loadParams(job.paramsVersion);
       const reply = job.kind === 'gradients' ? await gradients(job.id, job.imageShape, job.microBatches) : await forward(job.id, job.imageShape, job.x, job.t);
@@ -93,7 +96,8 @@ async function main(): Promise<void> {
     } catch (e) {
       port.postMessage({ id: job.id, error: e instanceof Error ? e.message : String(e) } satisfies WorkerReply);
     }
-  });
+  };
+  port.on('message', (job: WorkerJob) => void answer(job));
   port.postMessage({ ready: true });
 }
 

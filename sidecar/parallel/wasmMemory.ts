@@ -11,7 +11,8 @@
  * element of the whole network for its backward pass, beside ~8 weight-sized buffers (weights, XNNPACK's packed copy,
  * EMA, Adam's moments, gradients and their flattened copy).
  */
-import type { UNetConfig } from './unet.ts';
+import * as tf from '@tensorflow/tfjs';
+import { inferenceEps, type UNetConfig } from '../ddpm/unet.ts';
 
 /** The heap size passes are planned for: 0.5 GiB below the 4 GiB limit, for fragmentation and host copies. */
 export const WASM_HEAP_BUDGET = 3.5 * 1024 ** 3;
@@ -55,7 +56,7 @@ export function activationElements(config: UNetConfig): number {
 
 /**
  * The most images one inference forward pass takes on `backend` (no limit but on wasm; WasmMemoryError if not even
- * one fits). Block outputs are released as the pass goes (unet.ts), so the peak is about 48 full-resolution feature
+ * one fits). Block outputs are released as the pass goes (ddpm/unet.ts), so the peak is about 48 full-resolution feature
  * maps per image (measured: 46 for the mnist preset, 45 for cifar10), plus attention matrices; passes get 2 GiB for
  * that. cifar10: 83, mnist: 445.
  */
@@ -95,4 +96,13 @@ export function maxTrainingMicroBatch(config: UNetConfig, params: number, backen
   const perImage = 14 * 4 * activationElements(config);
   if (perImage > budget) throw new WasmMemoryError('a training step', perImage, Math.max(0, budget));
   return Math.floor(budget / perImage);
+}
+
+/**
+ * ε_θ for `params` (ddpm/unet.ts's inferenceEps) in passes of at most maxInferenceBatch images on the current
+ * backend: what the sampler and the model workers run. WasmMemoryError here, before anything runs, if not even one
+ * image fits.
+ */
+export function backendInferenceEps(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
+  return inferenceEps(params, config, maxInferenceBatch(config, tf.getBackend()));
 }

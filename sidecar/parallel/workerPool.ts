@@ -3,7 +3,7 @@
  * the work of a batch with the main thread.
  *
  * - Training: each thread computes the gradients of some of a batch's micro-batches; the trainer sums them and takes
- *   one optimizer step.
+ *   one optimizer step (trainer.ts hands them out: the Trainer's MicroBatchExecutor).
  * - Sampling and interpolation: each thread runs the inference forward pass ε_θ(x_t, t) on a slice of the batch; the
  *   sampler concatenates the slices and takes the update step (threadedEpsModel).
  *
@@ -24,9 +24,9 @@ import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice } from '../backend.ts';
-import type { EpsModel } from './sampler.ts';
-import type { ScheduleConfig } from './schedule.ts';
-import type { UNetConfig } from './unet.ts';
+import type { EpsModel } from '../ddpm/sampler.ts';
+import type { ScheduleConfig } from '../ddpm/schedule.ts';
+import type { UNetConfig } from '../ddpm/unet.ts';
 
 export interface WorkerInit {
   backend: BackendChoice;

@@ -6,14 +6,14 @@ import { initBackend, shutdownBackend, type BackendChoice } from '../../sidecar/
 import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
 import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
-import { Trainer } from '../../sidecar/ddpm/train.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
+import { ParallelTrainer } from '../../sidecar/parallel/trainer.ts';
 
 async function main() {
   const [backend, steps] = process.argv.slice(2);
   const report = await initBackend(backend as BackendChoice);
   const model = UNet.create(presetConfig('tiny'), new Rng(1));
-  const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-3, warmupSteps: 0 }, 2);
+  const trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-3, warmupSteps: 0 }, 2);
   const x0 = tf.randomUniform([4, 16, 16, 1], -1, 1, 'float32', 1) as tf.Tensor4D;
   const losses: number[] = [];
   for (let i = 0; i < Number(steps); i++) losses.push((await trainer.trainStep(x0)).loss);

@@ -12,8 +12,7 @@ import { assertBackendHealthy, BackendFaultError, initBackend, releaseCachedMemo
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { IM2COL_MIN_WORK } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
 import { conv2dBackpropFilter, makeConv2dBackpropFilterIm2col } from '../../sidecar/kernels/convGradients.ts';
-import { webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
-import { dropout } from '../../sidecar/ddpm/layers.ts';
+import { backendDropout as dropout, webgpuDropoutAvailable } from '../../sidecar/kernels/webgpuDropout.ts';
 import { SizeClassBufferPool } from '../../sidecar/kernels/webgpuBufferPool.ts';
 import { CONV_GRAD_CASES, maxRelDiff, mk, randn } from '../helpers/tensors.ts';
 

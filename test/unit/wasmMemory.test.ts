@@ -1,4 +1,4 @@
-// Batches split to fit wasm's 4 GiB heap (sidecar/ddpm/wasmMemory.ts): the planned sizes, and that the estimates
+// Batches split to fit wasm's 4 GiB heap (sidecar/parallel/wasmMemory.ts): the planned sizes, and that the estimates
 // they come from bound what a training step really takes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,8 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { microBatchSize, Trainer } from '../../sidecar/ddpm/train.ts';
 import { countParams, paramSpecs, presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
-import { activationElements, maxInferenceBatch, maxTrainingMicroBatch, WasmMemoryError } from '../../sidecar/ddpm/wasmMemory.ts';
+import { ParallelTrainer } from '../../sidecar/parallel/trainer.ts';
+import { activationElements, maxInferenceBatch, maxTrainingMicroBatch, WasmMemoryError } from '../../sidecar/parallel/wasmMemory.ts';
 
 const paramsOf = (preset: string) => countParams(paramSpecs(presetConfig(preset)));
 
@@ -72,7 +73,7 @@ test('a model too large for even one image per pass is a clear error before anyt
   assert.equal(maxInferenceBatch(config, 'webgpu'), Infinity);
   // Through the trainer: the first step fails with that message, and the backend still works afterwards.
   const model = UNet.create(config, new Rng(1));
-  const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-4, warmupSteps: 0 }, 1);
+  const trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-4, warmupSteps: 0 }, 1);
   const x = tf.zeros([1, 1024, 1024, 1]) as tf.Tensor4D;
   await assert.rejects(trainer.trainStep(x), WasmMemoryError);
   assert.equal(trainer.step, 0);

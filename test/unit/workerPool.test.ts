@@ -1,4 +1,4 @@
-// Data parallelism on worker threads (sidecar/ddpm/workerPool.ts). Training: the same step as computing the
+// Data parallelism on worker threads (sidecar/parallel/workerPool.ts). Training: the same step as computing the
 // micro-batches one after another on this thread, with dropout and flips on, and nothing leaks. Sampling: the same
 // images, bit for bit, as on one thread.
 import { test } from 'node:test';
@@ -10,12 +10,13 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { OPTIMIZER_CHUNK_ELEMENTS, Trainer, type TrainConfig } from '../../sidecar/ddpm/train.ts';
 import { inferenceEps, presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
-import { ModelWorkerPool, resolveSamplingWorkers, resolveWorkers, threadedEpsModel } from '../../sidecar/ddpm/workerPool.ts';
 import { sampleImages } from '../../sidecar/jobs/sample.ts';
+import { ParallelTrainer } from '../../sidecar/parallel/trainer.ts';
+import { ModelWorkerPool, resolveSamplingWorkers, resolveWorkers, threadedEpsModel } from '../../sidecar/parallel/workerPool.ts';
 
 async function run(train: Partial<TrainConfig>, steps: number, previewAfter = -1, ch = presetConfig('tiny').ch) {
   const model = UNet.create(presetConfig('tiny', { dropout: 0.1, ch }), new Rng(5));
-  const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-3, warmupSteps: 0, randomFlip: true, ...train }, 77);
+  const trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-3, warmupSteps: 0, randomFlip: true, ...train }, 77);
   const x0 = tf.randomUniform([6, 16, 16, 1], -1, 1, 'float32', 3) as tf.Tensor4D;
   const losses: number[] = [];
   const counts: number[] = [];
