@@ -1,0 +1,116 @@
+/**
+ * The terminal side of the `ddpm` command line: the text it prints (progress lines, summaries; the JSON forms are the
+ * jobs' own), the files it writes, the backend it starts and stops, and Ctrl-C.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { initBackend, shutdownBackend, type BackendChoice, type BackendReport } from './backend.ts';
+import type { ModelSummary } from './jobs/info.ts';
+import type { LossSummary } from './jobs/inspect.ts';
+import type { TrainEvent, TrainProgress } from './jobs/train.ts';
+import type { InspectResult } from './protocol.ts';
+
+export function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+}
+
+/** One status line: redrawn in place on a terminal, printed every few seconds otherwise (logs, CI). */
+export function progressLine(pr: TrainProgress): string {
+  const filled = Math.round((pr.step / pr.steps) * 24);
+  const threads = pr.threads > 1 ? ` on ${pr.threads} threads` : '';
+  return `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] step ${pr.step}/${pr.steps}  loss ${pr.loss.toFixed(4)}  ${pr.itPerSec.toFixed(2)} it/s${threads}  ETA ${formatDuration(pr.etaSeconds)}`;
+}
+
+/** Training progress: redrawn in place on a terminal, one line every few seconds (and the last) otherwise. */
+export function progressPrinter(tty: boolean, say: (line: string) => void): (pr: TrainProgress) => void {
+  let lastPrint = 0;
+  return (pr) => {
+    if (tty) process.stderr.write(`\r${progressLine(pr)}`);
+    else if (Date.now() - lastPrint > 5000 || pr.step === pr.steps) {
+      say(progressLine(pr));
+      lastPrint = Date.now();
+    }
+  };
+}
+
+export function backendText(report: BackendReport): string {
+  const tried = report.attempts.map((a) => `  ${a.ok ? '✓' : '✗'} ${a.name}${a.reason ? `: ${a.reason}` : ''}`);
+  return [`backend: ${report.name}`, `device:  ${report.device}`, ...tried].join('\n');
+}
+
+export function trainEventLine(e: TrainEvent): string {
+  switch (e.type) {
+    case 'checkpoint':
+      return `checkpoint ${e.path}`;
+    case 'samples':
+      return `samples ${e.path}`;
+    case 'resumed':
+      return `resumed from ${e.path} at step ${e.step}`;
+    case 'skipped':
+      return `skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`;
+  }
+}
+
+export function inspectText(r: InspectResult, loss: LossSummary | null): string {
+  const lines = [`${r.path}: ${(r.fileSize / 2 ** 20).toFixed(1)} MB, ${r.format ?? 'foreign safetensors'}`];
+  if (r.format && r.model && r.schedule) {
+    lines.push(`  ${r.kind} checkpoint, preset ${r.preset ?? '(custom)'}, step ${r.step}, ${r.params.toLocaleString('en-US')} parameters`);
+    lines.push(`  model ${JSON.stringify(r.model)}`);
+    lines.push(`  schedule ${r.schedule.kind}, T = ${r.schedule.T}; data ${r.data?.source ?? '?'}; backend ${r.backend ?? '?'}; created ${r.created}`);
+    if (loss) lines.push(`  loss: ${loss.points} points, step ${loss.firstStep} → ${loss.lastStep}: ${loss.first.toFixed(4)} → ${loss.last.toFixed(4)} (min ${loss.min.toFixed(4)})`);
+  } else {
+    lines.push(`  not a DDPM Studio checkpoint: ${r.tensors.length} tensors, ${r.params.toLocaleString('en-US')} values; it can be listed, not sampled from`);
+  }
+  lines.push(`  ${r.tensors.length} tensors:`);
+  for (const t of r.tensors) lines.push(`    ${t.name.padEnd(48)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`);
+  return lines.join('\n');
+}
+
+export function modelText(m: ModelSummary): string {
+  const c = m.config;
+  const levels = c.chMult.map((k, i) => `${c.imageSize / 2 ** i}px×${c.ch * k}`).join(' → ');
+  return [
+    `preset ${m.preset}: ${m.params.toLocaleString('en-US')} parameters in ${m.tensors} tensors`,
+    `  images ${c.imageSize}×${c.imageSize}×${c.channels}; ch ${c.ch}, mult (${c.chMult.join(',')}), ${c.numResBlocks} res blocks/level`,
+    `  levels ${levels}; attention at ${c.attnResolutions.join(', ') || 'none'}; dropout ${c.dropout}; GroupNorm ${c.groups}`,
+  ].join('\n');
+}
+
+export const say = (line: string) => console.error(line);
+export const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+export function write(file: string, png: Buffer): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, png);
+  say(`wrote ${file}`);
+}
+
+export async function withBackend<T>(choice: unknown, f: (backend: string) => Promise<T>): Promise<T> {
+  const report = await initBackend(choice as BackendChoice);
+  say(`backend: ${report.name} — ${report.device}`);
+  try {
+    return await f(report.name);
+  } finally {
+    await shutdownBackend();
+  }
+}
+
+/** Ctrl-C aborts `f`'s signal (a training run saves a checkpoint); a second Ctrl-C quits at once. */
+export async function interruptible<T>(f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts > 1) process.exit(130);
+    say('\nstopping: saving a checkpoint (Ctrl-C again to quit without saving)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await f(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
