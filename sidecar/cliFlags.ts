@@ -95,7 +95,7 @@ export function parseCommand<S extends z.ZodObject>(spec: CommandSpec<S>, argv: 
   if (spec.positional && positionals[0] !== undefined && raw[spec.positional] === undefined) raw[spec.positional] = positionals[0];
   const flagOf = new Map(fields.map((f) => [f.key, f.flag]));
   try {
-    const params = parseParams(spec.schema, raw, (p) => `--${flagOf.get(String(p[0])) ?? kebab(String(p[0]))}`);
+    const params = parseParams(spec.schema, raw, (p) => `--${flagOf.get(String(p[0])) ?? kebab(String(p[0]))}${p.length > 1 ? ` item ${p.slice(1).map(String).join('.')}` : ''}`);
     const extra: Record<string, string | boolean | undefined> = {};
     for (const name of Object.keys(spec.extra ?? {})) extra[name] = values[name];
     return { params, extra };

@@ -45,11 +45,8 @@ export class ParamsError extends Error {
 
 export type FieldNamer = (path: readonly PropertyKey[]) => string;
 
-/** How the sidecar names a field: `field 'n'`. */
-export const rpcField: FieldNamer = (p) => `field '${p.map(String).join('.')}'`;
-
-/** How the CLI names a field: the flag, `--save-every`. */
-export const cliFlag: FieldNamer = (p) => `--${kebab(String(p[0]))}`;
+/** How the sidecar names a field: `field 'n'` (`field 'lambdas' item 1` inside a list); the CLI names flags instead. */
+export const rpcField: FieldNamer = (p) => `field '${String(p[0])}'${p.length > 1 ? ` item ${p.slice(1).map(String).join('.')}` : ''}`;
 
 export function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

@@ -85,7 +85,7 @@ test('sidecar params: defaults filled in, every problem named by field with what
   assert.equal(err(P.SampleParamsSchema, { checkpoint: 'c', sampler: 'euler' }), "field 'sampler' must be one of ddim, ddpm, got 'euler'");
   assert.equal(err(P.SampleParamsSchema, { checkpoint: 'c', workers: 0 }), "field 'workers' must be auto or an integer in 1..64, got 0");
   assert.equal(err(P.SampleParamsSchema, [1, 2]), 'params must be an object');
-  assert.equal(err(P.InterpolateParamsSchema, { checkpoint: 'c', imageA: 'a', imageB: 'b', lambdas: [0, 2] }), "field 'lambdas.1' must be a number in [0, 1], got 2");
+  assert.equal(err(P.InterpolateParamsSchema, { checkpoint: 'c', imageA: 'a', imageB: 'b', lambdas: [0, 2] }), "field 'lambdas' item 1 must be a number in [0, 1], got 2");
   assert.equal(err(P.InterpolateParamsSchema, { checkpoint: 'c', imageA: 'a', imageB: 'b', lambdas: [] }), "field 'lambdas' must be a non-empty list of numbers in [0, 1], got []");
   assert.equal(err(P.TrainParamsSchema, { data: 'mnist', out: 'o', lr: 0 }), "field 'lr' must be a number in (0, 1], got 0");
   // Two problems, both reported.
@@ -106,6 +106,10 @@ test('CLI flags map onto the schema: renames, --no-…, lists, numbers checked w
   assert.match(usage(['--ckpt', 'm', 'stray']), /unexpected argument 'stray'/);
   const interp = parseCommand({ schema: P.InterpolateParamsSchema, rename: { checkpoint: 'ckpt', imageA: 'a', imageB: 'b' } }, ['--ckpt', 'c', '--a', 'x.png', '--b', 'y.png', '--lambdas', '0,0.5,1']);
   assert.deepEqual(interp.params.lambdas, [0, 0.5, 1]);
+  assert.equal(
+    thrown(() => parseCommand({ schema: P.InterpolateParamsSchema, rename: { imageA: 'a' } }, ['--checkpoint', 'c', '--a', 'x', '--image-b', 'y', '--lambdas', '0,x']), UsageError),
+    "--lambdas item 1 must be a number in [0, 1], got 'x'",
+  );
   const inspect = parseCommand({ schema: P.InspectParamsSchema, rename: { path: 'ckpt' }, positional: 'path' }, ['file.safetensors']);
   assert.equal(inspect.params.path, 'file.safetensors');
   // The usage line shows the schema's defaults and choices.
