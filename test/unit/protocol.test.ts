@@ -11,6 +11,7 @@ import { fieldDefault, fieldError, ParamsError, parseParams } from '../../sideca
 import { parseCommand, usageOf, UsageError } from '../../sidecar/cliFlags.ts';
 import { defaultFlip, trainJobOptions } from '../../sidecar/jobs/trainSession.ts';
 import { repoRoot } from '../helpers/paths.ts';
+import { DOC, withReference } from '../../scripts/protocol-doc.ts';
 
 const settings = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).contributes.configuration.properties as Record<
   string,
@@ -131,4 +132,10 @@ test('a training request: a new run gets the recipe defaults and the data\'s fli
     ['mnist', 'idx:/a/b.gz', 'cifar10:/c', 'folder:/d'].map(defaultFlip),
     [false, false, true, true],
   );
+});
+
+test('docs/protocol.md documents the parameters the schemas define (npm run docs:protocol regenerates it)', () => {
+  const doc = fs.readFileSync(DOC, 'utf8');
+  assert.equal(doc, withReference(doc), 'docs/protocol.md is stale: run npm run docs:protocol');
+  assert.match(doc, /\| `ddpm\/sample` \| `n` \| integer \| `16` \| ≥ 1, ≤ 1024 \|/);
 });
