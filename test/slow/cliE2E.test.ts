@@ -93,7 +93,7 @@ test('bad input: one-line error + usage and exit 2 for bad arguments, exit 1 for
   assert.match(notCkpt.stderr, /notes\.txt: not a valid safetensors file/);
   const missing = ddpm('inspect', 'nope.safetensors');
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /nope\.safetensors: no such file/);
+  assert.match(missing.stderr, /file not found: nope\.safetensors/);
   const badData = ddpm('train', '--data', 'imagenet', '--preset', 'tiny', '--steps', '1', '--batch', '1', '--out', 'r2');
   assert.equal(badData.code, 1);
   assert.match(badData.stderr, /unknown data source 'imagenet'/);
