@@ -133,7 +133,11 @@ export class UsageError extends Error {}
  * `--name value`, `--name=value` and boolean `--name` (node:util parseArgs, strict: an unknown option or a
  * positional argument is a UsageError); no positional arguments.
  */
-export function parseFlags(argv: readonly string[], booleans: readonly string[], strings: readonly string[]): Map<string, string | true> {
+export function parseFlags(
+  argv: readonly string[],
+  booleans: readonly string[],
+  strings: readonly string[],
+): Map<string, string | true> {
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const b of booleans) options[b] = { type: 'boolean' };
   for (const n of strings) options[n] = { type: 'string' };
@@ -152,7 +156,10 @@ export function parseFlags(argv: readonly string[], booleans: readonly string[],
 export function listFlag(flags: Map<string, string | true>, name: string, fallback: string): string[] {
   const v = flags.get(name);
   const raw = v === undefined || v === true ? fallback : v;
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new UsageError(`--${name} needs at least one value`);
   return items;
 }
@@ -161,7 +168,8 @@ export function intFlag(flags: Map<string, string | true>, name: string, fallbac
   const v = flags.get(name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (v === true || !Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${String(v)}'`);
+  if (v === true || !Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${String(v)}'`);
   return n;
 }
 
@@ -191,7 +199,8 @@ export function stats(ms: readonly number[]): Stats {
   return { msMedian: round(median(ms)), msMin: round(Math.min(...ms)), msMax: round(Math.max(...ms)), n: ms.length };
 }
 
-export const errorText = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e));
+export const errorText = (e: unknown): string =>
+  e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e);
 
 // ---- machine ----------------------------------------------------------------------------------------------------
 
@@ -307,6 +316,10 @@ export function childFailure(o: ChildOutcome, what: string): string {
     .map((s) => s.trim())
     .filter((s) => s && !/^at /.test(s))
     .slice(-1)[0];
-  const how = o.signal ? `was killed by ${o.signal}` : o.code === 0 ? 'printed no result' : `exited with code ${o.code}`;
+  const how = o.signal
+    ? `was killed by ${o.signal}`
+    : o.code === 0
+      ? 'printed no result'
+      : `exited with code ${o.code}`;
   return `${what} ${how}${last ? `: ${last}` : ''}`;
 }

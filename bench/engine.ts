@@ -56,8 +56,42 @@ const TORCH_THREADS = 2;
 
 /** Our presets as torch_reference.py flags (the same architecture; the parameter counts are checked). */
 const TORCH_ARGS: Record<string, string[]> = {
-  tiny: ['--ch', '16', '--ch-mult', '1,2', '--blocks', '1', '--attn', '8', '--size', '16', '--channels', '1', '--dropout', '0', '--groups', '8'],
-  mnist: ['--ch', '32', '--ch-mult', '1,2,2', '--blocks', '1', '--attn', '', '--size', '28', '--channels', '1', '--dropout', '0', '--groups', '32'],
+  tiny: [
+    '--ch',
+    '16',
+    '--ch-mult',
+    '1,2',
+    '--blocks',
+    '1',
+    '--attn',
+    '8',
+    '--size',
+    '16',
+    '--channels',
+    '1',
+    '--dropout',
+    '0',
+    '--groups',
+    '8',
+  ],
+  mnist: [
+    '--ch',
+    '32',
+    '--ch-mult',
+    '1,2,2',
+    '--blocks',
+    '1',
+    '--attn',
+    '',
+    '--size',
+    '28',
+    '--channels',
+    '1',
+    '--dropout',
+    '0',
+    '--groups',
+    '32',
+  ],
   cifar10: ['--preset', 'cifar10'],
 };
 
@@ -82,17 +116,34 @@ interface Options {
 
 function parseOptions(argv: readonly string[]): Options | 'help' {
   const booleans = ['compare-torch', 'json', 'verbose', 'help'];
-  const f = parseFlags(argv, booleans, ['preset', 'batch', 'backend', 'mode', 'steps', 'warmup', 'seed', 'timeout', 'python', 'micro-batch', 'torch-device', 'workers']);
+  const f = parseFlags(argv, booleans, [
+    'preset',
+    'batch',
+    'backend',
+    'mode',
+    'steps',
+    'warmup',
+    'seed',
+    'timeout',
+    'python',
+    'micro-batch',
+    'torch-device',
+    'workers',
+  ]);
   if (f.has('help')) return 'help';
   const presets = listFlag(f, 'preset', PRESETS.join(','));
-  for (const p of presets) if (!PRESETS.includes(p)) throw new UsageError(`unknown preset '${p}': choose from ${PRESETS.join(', ')}`);
+  for (const p of presets)
+    if (!PRESETS.includes(p)) throw new UsageError(`unknown preset '${p}': choose from ${PRESETS.join(', ')}`);
   const backends = listFlag(f, 'backend', 'auto');
-  for (const b of backends) if (!BACKENDS.includes(b)) throw new UsageError(`unknown backend '${b}': choose from ${BACKENDS.join(', ')}`);
+  for (const b of backends)
+    if (!BACKENDS.includes(b)) throw new UsageError(`unknown backend '${b}': choose from ${BACKENDS.join(', ')}`);
   const mode = listFlag(f, 'mode', 'both');
-  if (mode.length !== 1 || !['train', 'sample', 'both'].includes(mode[0])) throw new UsageError(`--mode must be train, sample or both`);
+  if (mode.length !== 1 || !['train', 'sample', 'both'].includes(mode[0]))
+    throw new UsageError(`--mode must be train, sample or both`);
   const python = f.get('python');
   const torchDevice = listFlag(f, 'torch-device', 'cpu');
-  if (torchDevice.length !== 1 || !['cpu', 'cuda'].includes(torchDevice[0])) throw new UsageError(`--torch-device must be cpu or cuda`);
+  if (torchDevice.length !== 1 || !['cpu', 'cuda'].includes(torchDevice[0]))
+    throw new UsageError(`--torch-device must be cpu or cuda`);
   return {
     presets,
     batches: intList(listFlag(f, 'batch', '8'), 'batch', 1),
@@ -121,10 +172,44 @@ const REPO_ROOT = path.resolve(__dirname, '..');
 const WORKER = BUNDLED ? path.join(__dirname, 'bench-worker.js') : path.join(__dirname, 'worker.ts');
 const TORCH_SCRIPT = path.join(REPO_ROOT, 'bench', 'torch_reference.py');
 
-async function measure(o: Options, backend: string, preset: string, batch: number, mode: BenchMode, label: string): Promise<MeasurementResult> {
-  const args = [...(BUNDLED ? [] : ['--import', 'tsx']), WORKER, '--backend', backend, '--preset', preset, '--batch', String(batch), '--mode', mode];
-  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--seed', String(o.seed), '--micro-batch', String(o.microBatch), '--workers', String(o.workers));
-  const out = await runChild(process.execPath, args, { cwd: REPO_ROOT, timeoutS: o.timeoutS, verbose: o.verbose, label });
+async function measure(
+  o: Options,
+  backend: string,
+  preset: string,
+  batch: number,
+  mode: BenchMode,
+  label: string,
+): Promise<MeasurementResult> {
+  const args = [
+    ...(BUNDLED ? [] : ['--import', 'tsx']),
+    WORKER,
+    '--backend',
+    backend,
+    '--preset',
+    preset,
+    '--batch',
+    String(batch),
+    '--mode',
+    mode,
+  ];
+  args.push(
+    '--steps',
+    String(o.steps),
+    '--warmup',
+    String(o.warmup),
+    '--seed',
+    String(o.seed),
+    '--micro-batch',
+    String(o.microBatch),
+    '--workers',
+    String(o.workers),
+  );
+  const out = await runChild(process.execPath, args, {
+    cwd: REPO_ROOT,
+    timeoutS: o.timeoutS,
+    verbose: o.verbose,
+    label,
+  });
   const results: MeasurementResult[] = [];
   for (const line of out.lines) {
     if (!line.startsWith(RESULT_PREFIX)) continue;
@@ -140,7 +225,16 @@ async function measure(o: Options, backend: string, preset: string, batch: numbe
     return r;
   }
   if (!o.verbose && out.tail.trim()) process.stderr.write(indent(out.tail, `  [${label}] `));
-  return { backend, requestedBackend: backend, preset, batch, mode, steps: o.steps, warmup: o.warmup, error: childFailure(out, 'the benchmark worker') };
+  return {
+    backend,
+    requestedBackend: backend,
+    preset,
+    batch,
+    mode,
+    steps: o.steps,
+    warmup: o.warmup,
+    error: childFailure(out, 'the benchmark worker'),
+  };
 }
 
 /** The JSON line torch_reference.py prints. */
@@ -158,10 +252,38 @@ interface TorchLine {
   peak_reserved_mb?: number;
 }
 
-async function measureTorch(o: Options, preset: string, batch: number, mode: BenchMode, label: string): Promise<TorchResult> {
-  const args = [TORCH_SCRIPT, ...TORCH_ARGS[preset], '--batch', String(batch), '--mode', mode === 'train' ? 'train' : 'forward'];
-  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(TORCH_THREADS), '--device', o.torchDevice);
-  const out = await runChild(o.python, args, { cwd: REPO_ROOT, env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, timeoutS: o.timeoutS, verbose: o.verbose, label });
+async function measureTorch(
+  o: Options,
+  preset: string,
+  batch: number,
+  mode: BenchMode,
+  label: string,
+): Promise<TorchResult> {
+  const args = [
+    TORCH_SCRIPT,
+    ...TORCH_ARGS[preset],
+    '--batch',
+    String(batch),
+    '--mode',
+    mode === 'train' ? 'train' : 'forward',
+  ];
+  args.push(
+    '--steps',
+    String(o.steps),
+    '--warmup',
+    String(o.warmup),
+    '--threads',
+    String(TORCH_THREADS),
+    '--device',
+    o.torchDevice,
+  );
+  const out = await runChild(o.python, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+    timeoutS: o.timeoutS,
+    verbose: o.verbose,
+    label,
+  });
   const line = [...out.lines].reverse().find((l) => l.trim().startsWith('{'));
   if (out.code === 0 && line) {
     try {
@@ -191,10 +313,10 @@ async function measureTorch(o: Options, preset: string, batch: number, mode: Ben
 
 const indent = (text: string, prefix: string): string => text.replace(/^(?=.)/gm, prefix).replace(/\n?$/, '\n');
 
-
 // ---- report -----------------------------------------------------------------------------------------------------
 
-const fmt = (x: number | undefined | null, digits = 2): string => (x === undefined || x === null || !Number.isFinite(x) ? '-' : String(round(x, digits)));
+const fmt = (x: number | undefined | null, digits = 2): string =>
+  x === undefined || x === null || !Number.isFinite(x) ? '-' : String(round(x, digits));
 
 /** Memory of the compute device: GPU buffers on webgpu, the wasm heap on wasm, tfjs' tensor bytes otherwise. */
 function ourDeviceMB(r: MeasurementResult): number | undefined {
@@ -209,7 +331,12 @@ function torchColumns(r: MeasurementResult): [string, string, string, string] {
   if (r.torch.error) return ['error', '-', '-', '-'];
   const ratio = fmt(r.ratioOursToTorch);
   const mem = r.torch.device === 'cuda' ? r.torch.peakReservedMB : r.torch.peakRssMB;
-  return [fmt(r.torch.msMedian), r.torch.paramsMatch === false ? `${ratio} (PARAMS DIFFER)` : ratio, fmt(mem, 0), fmt(r.memoryRatioOursToTorch)];
+  return [
+    fmt(r.torch.msMedian),
+    r.torch.paramsMatch === false ? `${ratio} (PARAMS DIFFER)` : ratio,
+    fmt(mem, 0),
+    fmt(r.memoryRatioOursToTorch),
+  ];
 }
 
 function tableRows(results: readonly MeasurementResult[]): string[][] {
@@ -225,13 +352,37 @@ function tableRows(results: readonly MeasurementResult[]): string[][] {
       continue;
     }
     if (r.mode === 'train' && r.train) {
-      rows.push([...head, 'train step', fmt(r.train.msMedian), fmt(r.train.imagesPerSec), rss, deviceMB, ...torchCells(r)]);
+      rows.push([
+        ...head,
+        'train step',
+        fmt(r.train.msMedian),
+        fmt(r.train.imagesPerSec),
+        rss,
+        deviceMB,
+        ...torchCells(r),
+      ]);
     } else if (r.sample) {
       const s = r.sample;
       rows.push([...head, 'forward', fmt(s.forward.msMedian), '-', rss, deviceMB, ...torchCells(r)]);
       const blank = withTorch ? ['', '', '', ''] : [];
-      rows.push([...head, 'ddim step (50-step run)', fmt(s.ddimStep.msMedian), fmt(s.ddim50ImagesPerSec, 3), rss, deviceMB, ...blank]);
-      rows.push([...head, 'ddpm step (1000-step run)', fmt(s.ddpmStep.msMedian), fmt(s.ddpm1000ImagesPerSec, 4), rss, deviceMB, ...blank]);
+      rows.push([
+        ...head,
+        'ddim step (50-step run)',
+        fmt(s.ddimStep.msMedian),
+        fmt(s.ddim50ImagesPerSec, 3),
+        rss,
+        deviceMB,
+        ...blank,
+      ]);
+      rows.push([
+        ...head,
+        'ddpm step (1000-step run)',
+        fmt(s.ddpmStep.msMedian),
+        fmt(s.ddpm1000ImagesPerSec, 4),
+        rss,
+        deviceMB,
+        ...blank,
+      ]);
     }
   }
   return rows;
@@ -239,7 +390,8 @@ function tableRows(results: readonly MeasurementResult[]): string[][] {
 
 function markdownTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
   const sep = `|${widths.map((w, i) => (i >= 2 && i !== 3 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
   return [line(header), sep, ...rows.map(line)].join('\n');
 }
@@ -248,9 +400,14 @@ function humanReport(results: readonly MeasurementResult[], warnings: readonly s
   const header = ['backend', 'preset', 'batch', 'mode', 'ms/step', 'images/s', 'peak RSS MB', 'device MB'];
   if (results.some((r) => r.torch)) header.push('torch ms', 'ours/torch', 'torch MB', 'mem ours/torch');
   const out = [markdownTable(header, tableRows(results))];
-  const errors = results.filter((r) => r.error).map((r) => `${r.backend} ${r.preset} batch ${r.batch} ${r.mode}: ${r.error}`);
-  const torchErrors = results.filter((r) => r.torch?.error).map((r) => `torch ${r.preset} batch ${r.batch} ${r.mode}: ${r.torch?.error}`);
-  if (errors.length || torchErrors.length) out.push('', 'Errors:', ...[...errors, ...torchErrors].map((e) => `  - ${e}`));
+  const errors = results
+    .filter((r) => r.error)
+    .map((r) => `${r.backend} ${r.preset} batch ${r.batch} ${r.mode}: ${r.error}`);
+  const torchErrors = results
+    .filter((r) => r.torch?.error)
+    .map((r) => `torch ${r.preset} batch ${r.batch} ${r.mode}: ${r.torch?.error}`);
+  if (errors.length || torchErrors.length)
+    out.push('', 'Errors:', ...[...errors, ...torchErrors].map((e) => `  - ${e}`));
   if (warnings.length) out.push('', 'Warnings:', ...warnings.map((w) => `  - ${w}`));
   return out.join('\n');
 }
@@ -299,7 +456,9 @@ async function main(argv: readonly string[]): Promise<number> {
           const r = await measure(o, backend, preset, batch, mode, label);
           process.stderr.write(`[${label}] ${r.backend !== backend ? `(${r.backend}) ` : ''}${progressLine(r)}\n`);
           if (r.tensors && r.tensors.leaked !== 0) {
-            warn(`${r.backend} ${preset} batch ${batch} ${mode}: tf.memory().numTensors went from ${r.tensors.before} to ${r.tensors.after} over the measured steps (a tensor leak)`);
+            warn(
+              `${r.backend} ${preset} batch ${batch} ${mode}: tf.memory().numTensors went from ${r.tensors.before} to ${r.tensors.after} over the measured steps (a tensor leak)`,
+            );
           }
           if (o.compareTorch && !r.error) {
             const tlabel = `${n}/${total} torch ${preset} b=${batch} ${mode === 'train' ? 'train' : 'forward'}`;

@@ -87,9 +87,13 @@ function runKernel(kernel: KernelName, x: tf.Tensor4D, filter: tf.Tensor4D, dy: 
       return tf.conv2d(x, filter, 1, 'same');
     case 'filterGrad':
       // The kernel the training step's gradient runs; tfjs has no public op for it.
-      return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: filter.shape }) as tf.Tensor;
+      return tf
+        .engine()
+        .runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: filter.shape }) as tf.Tensor;
     case 'inputGrad':
-      return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape }) as tf.Tensor;
+      return tf
+        .engine()
+        .runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape }) as tf.Tensor;
   }
 }
 
@@ -121,28 +125,67 @@ interface TorchLine {
   results?: { shape: string; kernel: string; ms_median: number }[];
 }
 
-async function torchTimings(python: string, shapes: string[], threads: number, reps: number, warmup: number): Promise<TorchLine> {
+async function torchTimings(
+  python: string,
+  shapes: string[],
+  threads: number,
+  reps: number,
+  warmup: number,
+): Promise<TorchLine> {
   const script = path.join(path.resolve(__dirname, '..'), 'bench', 'torch_kernels.py');
-  const args = [script, '--shapes', shapes.join(','), '--threads', String(threads), '--reps', String(reps), '--warmup', String(warmup)];
-  const out = await runChild(python, args, { cwd: path.dirname(script), timeoutS: 0, verbose: false, label: `torch ${threads}t` });
+  const args = [
+    script,
+    '--shapes',
+    shapes.join(','),
+    '--threads',
+    String(threads),
+    '--reps',
+    String(reps),
+    '--warmup',
+    String(warmup),
+  ];
+  const out = await runChild(python, args, {
+    cwd: path.dirname(script),
+    timeoutS: 0,
+    verbose: false,
+    label: `torch ${threads}t`,
+  });
   const line = [...out.lines].reverse().find((l) => l.trim().startsWith('{'));
   if (out.code !== 0 || !line) throw new Error(childFailure(out, 'torch_kernels.py'));
   return JSON.parse(line) as TorchLine;
 }
 
 function table(rows: KernelTiming[], torch: boolean): string {
-  const head = ['preset', 'N×H×W×Cin→Cout', 'kernel', 'GFLOP', 'ms', 'GFLOP/s', ...(torch ? ['torch 1t ms', 'torch 2t ms', 'ours/torch 1t', 'ours/torch 2t'] : [])];
+  const head = [
+    'preset',
+    'N×H×W×Cin→Cout',
+    'kernel',
+    'GFLOP',
+    'ms',
+    'GFLOP/s',
+    ...(torch ? ['torch 1t ms', 'torch 2t ms', 'ours/torch 1t', 'ours/torch 2t'] : []),
+  ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) {
     const cells = [r.preset, r.shape, r.kernel, String(r.gflop), String(r.ms), String(r.gflopPerSec)];
-    if (torch) cells.push(String(r.torchMs?.['1'] ?? '-'), String(r.torchMs?.['2'] ?? '-'), String(r.ratioToTorch1 ?? '-'), String(r.ratioToTorch2 ?? '-'));
+    if (torch)
+      cells.push(
+        String(r.torchMs?.['1'] ?? '-'),
+        String(r.torchMs?.['2'] ?? '-'),
+        String(r.ratioToTorch1 ?? '-'),
+        String(r.ratioToTorch2 ?? '-'),
+      );
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(argv, ['json', 'help', 'compare-torch'], ['preset', 'batch', 'backend', 'reps', 'warmup', 'python']);
+  const f = parseFlags(
+    argv,
+    ['json', 'help', 'compare-torch'],
+    ['preset', 'batch', 'backend', 'reps', 'warmup', 'python'],
+  );
   if (f.has('help')) {
     console.log(USAGE);
     return 0;
@@ -157,7 +200,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = (s: string) => (json ? process.stderr.write(s + '\n') : console.log(s));
 
   const shapes = new Map<string, { preset: string; shape: ConvShape }>();
-  for (const p of presets) for (const s of presetShapes(p, batch)) if (!shapes.has(shapeKey(s))) shapes.set(shapeKey(s), { preset: p, shape: s });
+  for (const p of presets)
+    for (const s of presetShapes(p, batch))
+      if (!shapes.has(shapeKey(s))) shapes.set(shapeKey(s), { preset: p, shape: s });
 
   const report = await initBackend(backend);
   log(`backend ${report.name}: ${report.device}`);
@@ -167,7 +212,14 @@ async function main(argv: readonly string[]): Promise<number> {
       for (const kernel of KERNELS) {
         const ms = await timeKernel(kernel, shape, reps, warmup);
         const flops = convFlops(shape);
-        rows.push({ preset, shape: shapeKey(shape), kernel, gflop: round(flops / 1e9, 3), ms: round(ms), gflopPerSec: round(flops / ms / 1e6, 1) });
+        rows.push({
+          preset,
+          shape: shapeKey(shape),
+          kernel,
+          gflop: round(flops / 1e9, 3),
+          ms: round(ms),
+          gflopPerSec: round(flops / ms / 1e6, 1),
+        });
         if (!json) process.stderr.write(`  ${shapeKey(shape)} ${kernel}: ${round(ms)} ms\n`);
       }
     }
@@ -180,7 +232,13 @@ async function main(argv: readonly string[]): Promise<number> {
   if (f.has('compare-torch')) {
     for (const threads of [1, 2]) {
       try {
-        const t = await torchTimings(typeof python === 'string' ? python : '/usr/bin/python3', [...shapes.keys()], threads, reps, warmup);
+        const t = await torchTimings(
+          typeof python === 'string' ? python : '/usr/bin/python3',
+          [...shapes.keys()],
+          threads,
+          reps,
+          warmup,
+        );
         machine.torch ??= t.impl;
         for (const r of t.results ?? []) {
           const row = rows.find((x) => x.shape === r.shape && x.kernel === r.kernel);

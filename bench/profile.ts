@@ -33,7 +33,9 @@ const USAGE =
   'usage: npm run bench:profile -- [--backend NAME] [--preset tiny|mnist|cifar10] [--batch N] [--mode train|forward] [--warmup N] [--steps N] [--workers N] [--top N] [--json] [--cpu-profile FILE]';
 
 function post<T>(session: inspector.Session, method: string, params?: object): Promise<T> {
-  return new Promise((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
+  return new Promise((resolve, reject) =>
+    session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))),
+  );
 }
 
 interface KernelRow {
@@ -49,7 +51,11 @@ interface ShapeRow extends KernelRow {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(argv, ['json', 'help'], ['backend', 'preset', 'batch', 'mode', 'warmup', 'steps', 'top', 'seed', 'cpu-profile', 'workers']);
+  const f = parseFlags(
+    argv,
+    ['json', 'help'],
+    ['backend', 'preset', 'batch', 'mode', 'warmup', 'steps', 'top', 'seed', 'cpu-profile', 'workers'],
+  );
   if (f.has('help')) {
     console.log(USAGE);
     return 0;
@@ -72,7 +78,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const config = presetConfig(preset);
   const model = UNet.create(config, new Rng(seed));
   const diffusion = new GaussianDiffusion(makeSchedule());
-  const trainer = mode === 'train' ? new ParallelTrainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, workers }, seed) : null;
+  const trainer =
+    mode === 'train' ? new ParallelTrainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, workers }, seed) : null;
   const shape: [number, number, number, number] = [batch, config.imageSize, config.imageSize, config.channels];
   const x0 = tf.randomUniform(shape, -1, 1, 'float32', seed) as tf.Tensor4D;
   const rng = new Rng(seed);
@@ -81,7 +88,12 @@ async function main(argv: readonly string[]): Promise<number> {
       await trainer.trainStep(x0);
       return;
     }
-    await forwardAtRandomTimesteps((x, t) => backendInferenceEps(model.params, model.config)(x, t), x0, diffusion.T, rng);
+    await forwardAtRandomTimesteps(
+      (x, t) => backendInferenceEps(model.params, model.config)(x, t),
+      x0,
+      diffusion.T,
+      rng,
+    );
   };
   try {
     for (let i = 0; i < warmup; i++) await step();
@@ -148,12 +160,18 @@ async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const pct = (ms: number) => (kernelMs > 0 ? `${round((100 * ms) / kernelMs, 1)}%` : '-');
-    console.log(`${preset} batch ${batch} ${mode} on ${report.name} (${report.device}): plain steps ${stepMs.join(', ')} ms; ${round(wallMs)} ms wall (profiled), ` +
-      `${round(kernelMs)} ms in kernels, ${info.kernels.length} kernel calls, peak ${doc.peakMB} MB of tensors\n`);
+    console.log(
+      `${preset} batch ${batch} ${mode} on ${report.name} (${report.device}): plain steps ${stepMs.join(', ')} ms; ${round(wallMs)} ms wall (profiled), ` +
+        `${round(kernelMs)} ms in kernels, ${info.kernels.length} kernel calls, peak ${doc.peakMB} MB of tensors\n`,
+    );
     console.log('| kernel | calls | ms | share | MB out |\n|---|---:|---:|---:|---:|');
-    for (const r of names.slice(0, top)) console.log(`| ${r.name} | ${r.count} | ${round(r.ms, 2)} | ${pct(r.ms)} | ${round(r.bytesAdded / 2 ** 20, 1)} |`);
+    for (const r of names.slice(0, top))
+      console.log(
+        `| ${r.name} | ${r.count} | ${round(r.ms, 2)} | ${pct(r.ms)} | ${round(r.bytesAdded / 2 ** 20, 1)} |`,
+      );
     console.log('\n| kernel | input shapes | calls | ms | share |\n|---|---|---:|---:|---:|');
-    for (const r of shapes) console.log(`| ${r.name} | ${r.inputShapes} | ${r.count} | ${round(r.ms, 2)} | ${pct(r.ms)} |`);
+    for (const r of shapes)
+      console.log(`| ${r.name} | ${r.inputShapes} | ${r.count} | ${round(r.ms, 2)} | ${pct(r.ms)} |`);
     return 0;
   } finally {
     x0.dispose();

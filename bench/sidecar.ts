@@ -9,7 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startSidecar } from '../test/helpers/sidecarClient.ts';
-import { SampleProgressNotification, SampleRequest, TrainProgressNotification, TrainRequest, TrainStopRequest } from '../sidecar/protocol.ts';
+import {
+  SampleProgressNotification,
+  SampleRequest,
+  TrainProgressNotification,
+  TrainRequest,
+  TrainStopRequest,
+} from '../sidecar/protocol.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,7 +35,14 @@ async function main() {
     let trainNotes = 0;
     sc.connection.onNotification(TrainProgressNotification, () => trainNotes++);
     const t0 = Date.now();
-    const { jobId } = await sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 1_000_000, batch: 1, out: path.join(tmp, 'run'), saveEvery: 0 });
+    const { jobId } = await sc.connection.sendRequest(TrainRequest, {
+      data: 'mnist',
+      preset: 'tiny',
+      steps: 1_000_000,
+      batch: 1,
+      out: path.join(tmp, 'run'),
+      saveEvery: 0,
+    });
     await new Promise((r) => setTimeout(r, 5000));
     const stop = await sc.connection.sendRequest(TrainStopRequest, { jobId });
     const trainSeconds = (Date.now() - t0) / 1000;
@@ -69,7 +82,13 @@ async function main() {
       steps,
       rounds,
       sample: rows,
-      train: { notifications: trainNotes, seconds: trainSeconds, perSecond: trainNotes / trainSeconds, stepsDone: stop.step, stepsPerSecond: stop.step / trainSeconds },
+      train: {
+        notifications: trainNotes,
+        seconds: trainSeconds,
+        perSecond: trainNotes / trainSeconds,
+        stepsDone: stop.step,
+        stepsPerSecond: stop.step / trainSeconds,
+      },
     };
     if (process.argv.includes('--json')) {
       console.log(JSON.stringify(result, null, 1));
@@ -78,8 +97,13 @@ async function main() {
     console.log(`sampling ${n} images, DDIM-${steps}, median of ${rounds} interleaved rounds (${ckpt})`);
     console.log('| frames | seconds | vs no frames | notifications | notification KB |');
     console.log('|---:|---:|---:|---:|---:|');
-    for (const r of rows) console.log(`| ${r.frames} | ${r.seconds.toFixed(2)} | ${r.ratio.toFixed(3)} | ${r.notifications} | ${r.notificationKB.toFixed(0)} |`);
-    console.log(`training progress: ${trainNotes} notifications in ${trainSeconds.toFixed(1)} s = ${(trainNotes / trainSeconds).toFixed(1)}/s while training ran at ${(stop.step / trainSeconds).toFixed(1)} steps/s (limit 10/s)`);
+    for (const r of rows)
+      console.log(
+        `| ${r.frames} | ${r.seconds.toFixed(2)} | ${r.ratio.toFixed(3)} | ${r.notifications} | ${r.notificationKB.toFixed(0)} |`,
+      );
+    console.log(
+      `training progress: ${trainNotes} notifications in ${trainSeconds.toFixed(1)} s = ${(trainNotes / trainSeconds).toFixed(1)}/s while training ran at ${(stop.step / trainSeconds).toFixed(1)} steps/s (limit 10/s)`,
+    );
   } finally {
     await sc.close();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -53,9 +53,14 @@ interface WorkerOptions {
 }
 
 function parseOptions(argv: readonly string[]): WorkerOptions {
-  const f = parseFlags(argv, [], ['backend', 'preset', 'batch', 'mode', 'steps', 'warmup', 'seed', 'micro-batch', 'workers']);
+  const f = parseFlags(
+    argv,
+    [],
+    ['backend', 'preset', 'batch', 'mode', 'steps', 'warmup', 'seed', 'micro-batch', 'workers'],
+  );
   const mode = listFlag(f, 'mode', 'both')[0];
-  if (!['train', 'sample', 'both'].includes(mode)) throw new UsageError(`--mode must be train, sample or both, got '${mode}'`);
+  if (!['train', 'sample', 'both'].includes(mode))
+    throw new UsageError(`--mode must be train, sample or both, got '${mode}'`);
   return {
     backend: listFlag(f, 'backend', 'auto')[0] as BackendChoice,
     presets: listFlag(f, 'preset', 'tiny'),
@@ -179,7 +184,12 @@ function imageShape(ctx: Context): [number, number, number, number] {
 
 async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
-  const trainer = new ParallelTrainer(model, diffusion, { lr: 2e-4, warmupSteps: 0, microBatch: o.microBatch, workers: o.workers }, o.seed);
+  const trainer = new ParallelTrainer(
+    model,
+    diffusion,
+    { lr: 2e-4, warmupSteps: 0, microBatch: o.microBatch, workers: o.workers },
+    o.seed,
+  );
   const x0 = tf.randomUniform(imageShape(ctx), -1, 1, 'float32', o.seed) as tf.Tensor4D;
   try {
     const before = tf.memory().numTensors;
@@ -204,7 +214,9 @@ async function measureTrain(ctx: Context): Promise<{ train: TrainResult; memory:
   }
 }
 
-async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
+async function measureSample(
+  ctx: Context,
+): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
   const { model, diffusion, batch, o } = ctx;
   // With --workers, the sampler's threads (parallel/workerPool.ts), as the sidecar runs them: started and loaded before
   // anything is timed. A measurement that could not start them fails rather than timing one thread.
@@ -214,10 +226,15 @@ async function measureSample(ctx: Context): Promise<{ sample: SampleResult; memo
       throw new Error(m);
     },
   };
-  return withSamplingThreads(model.params, model.config, diffusion.schedule.config, batch, threads, (epsModel) => measureSampleWith(ctx, epsModel));
+  return withSamplingThreads(model.params, model.config, diffusion.schedule.config, batch, threads, (epsModel) =>
+    measureSampleWith(ctx, epsModel),
+  );
 }
 
-async function measureSampleWith(ctx: Context, epsModel: EpsModel): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
+async function measureSampleWith(
+  ctx: Context,
+  epsModel: EpsModel,
+): Promise<{ sample: SampleResult; memory: MemoryResult; tensors: TensorCount }> {
   const { diffusion, batch, o } = ctx;
   const shape = imageShape(ctx);
   const x = tf.randomNormal(shape, 0, 1, 'float32', o.seed) as tf.Tensor4D;
@@ -319,7 +336,9 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     report = await initBackend(o.backend);
   } catch (e) {
-    for (const preset of o.presets) for (const batch of o.batches) for (const mode of o.modes) emit({ ...base(preset, batch, mode), error: errorText(e) });
+    for (const preset of o.presets)
+      for (const batch of o.batches)
+        for (const mode of o.modes) emit({ ...base(preset, batch, mode), error: errorText(e) });
     return 1;
   }
 

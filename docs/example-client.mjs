@@ -10,12 +10,18 @@ import rpc from 'vscode-jsonrpc/node.js';
 const [checkpoint, out = 'samples.png'] = process.argv.slice(2);
 const sidecar = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'sidecar.js');
 const child = spawn(process.execPath, [sidecar, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
-const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
+const connection = rpc.createMessageConnection(
+  new rpc.StreamMessageReader(child.stdout),
+  new rpc.StreamMessageWriter(child.stdin),
+);
 connection.listen();
 
 const info = await connection.sendRequest('ddpm/info', {});
 console.log(`sidecar ${info.version} on ${info.backend.name} (${info.backend.device})`);
-connection.onNotification('ddpm/sampleProgress', (p) => p.frame || process.stdout.write(`\rstep ${p.step + 1}/${p.total} (t = ${p.t})`));
+connection.onNotification(
+  'ddpm/sampleProgress',
+  (p) => p.frame || process.stdout.write(`\rstep ${p.step + 1}/${p.total} (t = ${p.t})`),
+);
 const result = await connection.sendRequest('ddpm/sample', { checkpoint, n: 4, sampler: 'ddim', steps: 10, seed: 0 });
 fs.writeFileSync(out, Buffer.from(result.grid, 'base64'));
 console.log(`\nwrote ${out} (${result.images.length} images, ${result.seconds.toFixed(1)} s)`);

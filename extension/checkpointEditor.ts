@@ -28,10 +28,14 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
   ) {}
 
   static register(context: vscode.ExtensionContext, sidecar: SidecarClient): vscode.Disposable {
-    return vscode.window.registerCustomEditorProvider(CHECKPOINT_EDITOR, new CheckpointEditorProvider(context, sidecar), {
-      webviewOptions: { retainContextWhenHidden: true },
-      supportsMultipleEditorsPerDocument: true,
-    });
+    return vscode.window.registerCustomEditorProvider(
+      CHECKPOINT_EDITOR,
+      new CheckpointEditorProvider(context, sidecar),
+      {
+        webviewOptions: { retainContextWhenHidden: true },
+        supportsMultipleEditorsPerDocument: true,
+      },
+    );
   }
 
   openCustomDocument(uri: vscode.Uri): CheckpointDocument {
@@ -40,7 +44,12 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
 
   async resolveCustomEditor(doc: CheckpointDocument, panel: vscode.WebviewPanel): Promise<void> {
     const file = doc.uri.fsPath;
-    const host = new PanelHost<CheckpointToWebview, CheckpointFromWebview>(this.context.extensionUri, VIEW, path.basename(file), panel);
+    const host = new PanelHost<CheckpointToWebview, CheckpointFromWebview>(
+      this.context.extensionUri,
+      VIEW,
+      path.basename(file),
+      panel,
+    );
     const post = (m: CheckpointToWebview) => void host.post(m);
     host.onMessage(async (m) => {
       switch (m.type) {
@@ -61,7 +70,10 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         }
         case 'stats':
           try {
-            post({ type: 'stats', stats: await this.sidecar.request(TensorStatsRequest, { path: file, name: m.name, bins: 40 }) });
+            post({
+              type: 'stats',
+              stats: await this.sidecar.request(TensorStatsRequest, { path: file, name: m.name, bins: 40 }),
+            });
           } catch (e) {
             post({ type: 'statsError', name: m.name, message: errorMessage(e) });
           }

@@ -9,7 +9,11 @@ import { TrainingPanel, TRAINING_VIEW } from './panels/trainingPanel.ts';
 import { InterpolatePanel, INTERPOLATE_VIEW } from './panels/interpolatePanel.ts';
 import { CheckpointEditorProvider } from './checkpointEditor.ts';
 import { runInterpolateCommand, type InterpolateOptions } from './commands/interpolate.ts';
-import { runInstallNativeBackend, runRemoveNativeBackend, type InstallCommandOptions } from './commands/nativeBackend.ts';
+import {
+  runInstallNativeBackend,
+  runRemoveNativeBackend,
+  type InstallCommandOptions,
+} from './commands/nativeBackend.ts';
 
 let sidecar: SidecarClient | null = null;
 
@@ -22,14 +26,20 @@ export function activate(context: vscode.ExtensionContext) {
     log,
     sc,
     training,
-    vscode.commands.registerCommand('ddpm.sample', (opts?: SampleOptions) => runSampleCommand(context, sc, isOptions(opts) ? opts : undefined)),
-    vscode.commands.registerCommand('ddpm.train', (opts?: TrainOptions) => training.start(isOptions(opts) ? opts : undefined)),
+    vscode.commands.registerCommand('ddpm.sample', (opts?: SampleOptions) =>
+      runSampleCommand(context, sc, isOptions(opts) ? opts : undefined),
+    ),
+    vscode.commands.registerCommand('ddpm.train', (opts?: TrainOptions) =>
+      training.start(isOptions(opts) ? opts : undefined),
+    ),
     vscode.commands.registerCommand('ddpm.trainOnFolder', (folder?: vscode.Uri) => training.start(undefined, folder)),
     vscode.commands.registerCommand('ddpm.stop', () => training.stop()),
-    vscode.commands.registerCommand('ddpm.interpolate', (clicked?: vscode.Uri | InterpolateOptions, selected?: vscode.Uri[]) =>
-      clicked instanceof vscode.Uri || clicked === undefined
-        ? runInterpolateCommand(context, sc, clicked, selected)
-        : runInterpolateCommand(context, sc, undefined, undefined, clicked),
+    vscode.commands.registerCommand(
+      'ddpm.interpolate',
+      (clicked?: vscode.Uri | InterpolateOptions, selected?: vscode.Uri[]) =>
+        clicked instanceof vscode.Uri || clicked === undefined
+          ? runInterpolateCommand(context, sc, clicked, selected)
+          : runInterpolateCommand(context, sc, undefined, undefined, clicked),
     ),
     vscode.commands.registerCommand('ddpm.showTraining', () => training.reveal()),
     vscode.commands.registerCommand('ddpm.showLog', () => log.show()),
@@ -42,7 +52,9 @@ export function activate(context: vscode.ExtensionContext) {
     vscode.commands.registerCommand('ddpm.installCudaBackend', (opts?: InstallCommandOptions) =>
       runInstallNativeBackend(context, sc, () => training.running, isOptions(opts) ? opts : undefined),
     ),
-    vscode.commands.registerCommand('ddpm.removeNativeBackend', () => runRemoveNativeBackend(context, sc, () => training.running)),
+    vscode.commands.registerCommand('ddpm.removeNativeBackend', () =>
+      runRemoveNativeBackend(context, sc, () => training.running),
+    ),
     CheckpointEditorProvider.register(context, sc),
     // After a reload, panels come back with their last state (kept by the webview itself).
     vscode.window.registerWebviewPanelSerializer(TRAJECTORY_VIEW, {
@@ -55,7 +67,9 @@ export function activate(context: vscode.ExtensionContext) {
       deserializeWebviewPanel: async (panel) => void new InterpolatePanel(context.extensionUri, panel.title, panel),
     }),
   );
-  log.info(`DDPM Studio activated (extension host: node ${process.version}, ${vscode.env.uiKind === vscode.UIKind.Web ? 'web' : 'desktop'} UI)`);
+  log.info(
+    `DDPM Studio activated (extension host: node ${process.version}, ${vscode.env.uiKind === vscode.UIKind.Web ? 'web' : 'desktop'} UI)`,
+  );
 }
 
 /** Commands get a Uri (explorer) or nothing (palette) — options objects come only from code and tests. */

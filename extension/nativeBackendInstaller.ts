@@ -95,8 +95,16 @@ export function installedNativeBackend(storageDir: string): InstalledNativeBacke
   const dir = path.join(storageDir, NATIVE_DIR);
   try {
     const m = JSON.parse(fs.readFileSync(path.join(dir, MARKER_FILE), 'utf8')) as Partial<InstalledNativeBackend>;
-    if ((m.variant !== 'cuda' && m.variant !== 'cpu') || typeof m.package !== 'string' || typeof m.device !== 'string') return null;
-    return { variant: m.variant, package: m.package, version: String(m.version ?? ''), dir, installedAt: String(m.installedAt ?? ''), device: m.device };
+    if ((m.variant !== 'cuda' && m.variant !== 'cpu') || typeof m.package !== 'string' || typeof m.device !== 'string')
+      return null;
+    return {
+      variant: m.variant,
+      package: m.package,
+      version: String(m.version ?? ''),
+      dir,
+      installedAt: String(m.installedAt ?? ''),
+      device: m.device,
+    };
   } catch {
     return null;
   }
@@ -119,7 +127,8 @@ export function cleanLeftovers(storageDir: string): void {
     return;
   }
   for (const n of names) {
-    if (n.startsWith(STAGING_PREFIX) || n.startsWith(OLD_PREFIX)) fs.rmSync(path.join(storageDir, n), { recursive: true, force: true });
+    if (n.startsWith(STAGING_PREFIX) || n.startsWith(OLD_PREFIX))
+      fs.rmSync(path.join(storageDir, n), { recursive: true, force: true });
   }
 }
 
@@ -141,7 +150,13 @@ function run(cmd: string, args: string[], cwd: string, o: InstallOptions, env: N
     // npm is a .cmd script on Windows, which only a shell can start.
     const windows = process.platform === 'win32';
     // Its own process group on POSIX, so that a cancel also stops npm's children (the libtensorflow download).
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: windows && cmd !== o.nodePath, detached: !windows });
+    const child = spawn(cmd, args, {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      shell: windows && cmd !== o.nodePath,
+      detached: !windows,
+    });
     let tail = '';
     let stdout = '';
     let partial = '';
@@ -176,7 +191,8 @@ function run(cmd: string, args: string[], cwd: string, o: InstallOptions, env: N
   });
 }
 
-const OFFLINE = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|getaddrinfo|network (is )?unreachable|socket hang up|request to .* failed/i;
+const OFFLINE =
+  /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|getaddrinfo|network (is )?unreachable|socket hang up|request to .* failed/i;
 
 const lastLines = (text: string, n = 15) => text.trim().split(/\r?\n/).slice(-n).join('\n');
 
@@ -192,12 +208,31 @@ export async function installNativeBackend(o: InstallOptions): Promise<Installed
   const cancelled = () => new NativeInstallError('cancelled', 'The install was cancelled; nothing was changed.');
   try {
     // A package.json of its own, so that npm installs here and not into whatever project encloses the storage.
-    fs.writeFileSync(path.join(staging, 'package.json'), JSON.stringify({ name: 'ddpm-studio-native-backend', private: true, description: 'Installed by DDPM Studio' }, null, 2));
-    const env = { ...process.env, ...o.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+    fs.writeFileSync(
+      path.join(staging, 'package.json'),
+      JSON.stringify(
+        { name: 'ddpm-studio-native-backend', private: true, description: 'Installed by DDPM Studio' },
+        null,
+        2,
+      ),
+    );
+    const env = {
+      ...process.env,
+      ...o.env,
+      npm_config_update_notifier: 'false',
+      npm_config_fund: 'false',
+      npm_config_audit: 'false',
+    };
 
     o.onStage?.(`Installing ${spec} with npm (libtensorflow is downloaded too: a few hundred MB)…`);
     const npm = o.npmCommand ?? (process.platform === 'win32' ? 'npm.cmd' : 'npm');
-    const r = await run(npm, ['install', '--no-save', '--no-package-lock', '--omit=dev', '--loglevel=http', spec], staging, o, env);
+    const r = await run(
+      npm,
+      ['install', '--no-save', '--no-package-lock', '--omit=dev', '--loglevel=http', spec],
+      staging,
+      o,
+      env,
+    );
     if (o.signal?.aborted) throw cancelled();
     if (r.spawnError) {
       throw new NativeInstallError(
@@ -214,18 +249,28 @@ export async function installNativeBackend(o: InstallOptions): Promise<Installed
         throw new NativeInstallError(
           'offline',
           `Could not download ${pkg}${where}: no internet, a proxy, or a blocked host. ` +
-            'Nothing was installed. Try again when online; behind a proxy, set npm\'s proxy settings; for libtensorflow from a mirror, set TFJS_NODE_CDN_STORAGE.',
+            "Nothing was installed. Try again when online; behind a proxy, set npm's proxy settings; for libtensorflow from a mirror, set TFJS_NODE_CDN_STORAGE.",
           lastLines(r.tail),
         );
       }
-      throw new NativeInstallError('npm-failed', `npm could not install ${spec} (exit ${r.code ?? r.signal}). Nothing was installed; the log has npm's output.`, lastLines(r.tail));
+      throw new NativeInstallError(
+        'npm-failed',
+        `npm could not install ${spec} (exit ${r.code ?? r.signal}). Nothing was installed; the log has npm's output.`,
+        lastLines(r.tail),
+      );
     }
 
     o.onStage?.('Checking that the sidecar can load and use it…');
-    const probe = await run(o.nodePath ?? process.execPath, [o.sidecarPath, '--probe', '--backend', 'tensorflow', '--native-path', staging], staging, o, {
-      ...env,
-      ELECTRON_RUN_AS_NODE: '1',
-    });
+    const probe = await run(
+      o.nodePath ?? process.execPath,
+      [o.sidecarPath, '--probe', '--backend', 'tensorflow', '--native-path', staging],
+      staging,
+      o,
+      {
+        ...env,
+        ELECTRON_RUN_AS_NODE: '1',
+      },
+    );
     if (o.signal?.aborted) throw cancelled();
     const line = probe.stdout.split('\n').find((l) => l.startsWith('{'));
     type ProbeLine = { ok: boolean; device?: string; module?: string | null; error?: string };
@@ -237,8 +282,16 @@ export async function installNativeBackend(o: InstallOptions): Promise<Installed
     }
     if (!result || !result.ok) {
       const why = result?.error ?? `the check exited with ${probe.code ?? probe.signal} without a result`;
-      const kind: NativeInstallFailure = /no NVIDIA driver/.test(why) ? 'no-driver' : /CUDA libraries it was built for are missing/.test(why) ? 'cuda-mismatch' : 'load-failed';
-      throw new NativeInstallError(kind, `${pkg} was downloaded but does not work here: ${why.replace(/^backend 'tensorflow' is not available: /, '')}. Nothing was installed.`, lastLines(probe.tail));
+      const kind: NativeInstallFailure = /no NVIDIA driver/.test(why)
+        ? 'no-driver'
+        : /CUDA libraries it was built for are missing/.test(why)
+          ? 'cuda-mismatch'
+          : 'load-failed';
+      throw new NativeInstallError(
+        kind,
+        `${pkg} was downloaded but does not work here: ${why.replace(/^backend 'tensorflow' is not available: /, '')}. Nothing was installed.`,
+        lastLines(probe.tail),
+      );
     }
     const device = result.device ?? 'libtensorflow';
     if (o.variant === 'cuda' && !/GPU\)$/.test(device)) {
@@ -250,7 +303,13 @@ export async function installNativeBackend(o: InstallOptions): Promise<Installed
     }
 
     // Activate: marker last inside staging, then swap folders (renames within one parent folder).
-    const marker: Omit<InstalledNativeBackend, 'dir'> = { variant: o.variant, package: pkg, version: NATIVE_VERSION, installedAt: new Date().toISOString(), device };
+    const marker: Omit<InstalledNativeBackend, 'dir'> = {
+      variant: o.variant,
+      package: pkg,
+      version: NATIVE_VERSION,
+      installedAt: new Date().toISOString(),
+      device,
+    };
     const markerTmp = path.join(staging, `${MARKER_FILE}.tmp`);
     const fd = fs.openSync(markerTmp, 'w');
     fs.writeSync(fd, JSON.stringify(marker, null, 2));
@@ -274,6 +333,9 @@ export async function installNativeBackend(o: InstallOptions): Promise<Installed
     fs.rmSync(staging, { recursive: true, force: true });
     if (e instanceof NativeInstallError) throw e;
     if (o.signal?.aborted) throw cancelled();
-    throw new NativeInstallError('load-failed', `The install failed: ${e instanceof Error ? e.message : String(e)}. Nothing was installed.`);
+    throw new NativeInstallError(
+      'load-failed',
+      `The install failed: ${e instanceof Error ? e.message : String(e)}. Nothing was installed.`,
+    );
   }
 }

@@ -6,7 +6,15 @@
 import * as vscode from 'vscode';
 import { setting } from './settings.ts';
 import { installedNativeBackend } from './nativeBackendInstaller.ts';
-import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions, CloseAction, ErrorAction, State } from 'vscode-languageclient/node';
+import {
+  LanguageClient,
+  TransportKind,
+  type LanguageClientOptions,
+  type ServerOptions,
+  CloseAction,
+  ErrorAction,
+  State,
+} from 'vscode-languageclient/node';
 import type { NotificationType, RequestType, CancellationToken } from 'vscode-jsonrpc';
 
 export class SidecarClient implements vscode.Disposable {
@@ -30,7 +38,12 @@ export class SidecarClient implements vscode.Disposable {
     // A native backend installed by DDPM: Install CUDA Backend lives in the extension's global storage.
     const native = installedNativeBackend(this.context.globalStorageUri.fsPath);
     const args = ['--backend', backend, ...(native ? ['--native-path', native.dir] : [])];
-    const run = { module, transport: TransportKind.ipc, args, options: { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } } };
+    const run = {
+      module,
+      transport: TransportKind.ipc,
+      args,
+      options: { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } },
+    };
     const serverOptions: ServerOptions = { run, debug: run };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
@@ -43,7 +56,12 @@ export class SidecarClient implements vscode.Disposable {
           if (!this.expectedStop) {
             this.log.error('the DDPM sidecar stopped unexpectedly');
             this.onDidDieEmitter.fire();
-            void vscode.window.showWarningMessage('The DDPM sidecar stopped unexpectedly. It will restart on the next DDPM command.', 'Open Log').then((a) => a && this.log.show());
+            void vscode.window
+              .showWarningMessage(
+                'The DDPM sidecar stopped unexpectedly. It will restart on the next DDPM command.',
+                'Open Log',
+              )
+              .then((a) => a && this.log.show());
           }
           this.client = null;
           return { action: CloseAction.DoNotRestart };
@@ -54,7 +72,9 @@ export class SidecarClient implements vscode.Disposable {
     await client.start();
     for (const method of this.handlers.keys()) this.listen(client, method);
     this.client = client;
-    this.log.info(`sidecar started (backend setting: ${backend}${native ? `; native backend ${native.package} in ${native.dir}` : ''})`);
+    this.log.info(
+      `sidecar started (backend setting: ${backend}${native ? `; native backend ${native.package} in ${native.dir}` : ''})`,
+    );
     return client;
   }
 

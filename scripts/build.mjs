@@ -14,7 +14,8 @@ const production = process.argv.includes('--production');
 fs.mkdirSync(dist, { recursive: true });
 
 const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
-for (const f of fs.readdirSync(wasmDir).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmDir, f), path.join(dist, f));
+for (const f of fs.readdirSync(wasmDir).filter((n) => n.endsWith('.wasm')))
+  fs.copyFileSync(path.join(wasmDir, f), path.join(dist, f));
 
 /** @type {esbuild.BuildOptions} */
 const node = {
@@ -31,7 +32,12 @@ const node = {
 };
 
 const builds = [
-  { ...node, entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') }, outdir: dist, banner: { js: '#!/usr/bin/env node' } },
+  {
+    ...node,
+    entryPoints: { ddpm: path.join(root, 'sidecar', 'cli.ts') },
+    outdir: dist,
+    banner: { js: '#!/usr/bin/env node' },
+  },
   { ...node, entryPoints: { sidecar: path.join(root, 'sidecar', 'main.ts') }, outdir: dist },
   // Worker threads of the data-parallel trainer and sampler (sidecar/parallel/workerPool.ts looks for it beside the bundle).
   { ...node, entryPoints: { 'model-worker': path.join(root, 'sidecar', 'parallel', 'modelWorker.ts') }, outdir: dist },
@@ -50,7 +56,13 @@ const builds = [
   },
   // The extension: VS Code provides `vscode`; everything else is bundled (no node_modules needed at run time), the
   // views' markup (webview/<view>/index.html) too, as text: the package then needs no file besides the bundles.
-  { ...node, entryPoints: { extension: path.join(root, 'extension', 'extension.ts') }, outdir: dist, external: ['vscode'], loader: { '.html': 'text' } },
+  {
+    ...node,
+    entryPoints: { extension: path.join(root, 'extension', 'extension.ts') },
+    outdir: dist,
+    external: ['vscode'],
+    loader: { '.html': 'text' },
+  },
   // Webviews: browser bundles with their CSS; no network access, so nothing is loaded from elsewhere.
   {
     bundle: true,

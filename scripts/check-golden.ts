@@ -34,7 +34,9 @@ async function main(): Promise<number> {
     console.log(`golden file: ${file}\nbackend: ${report.name} (${report.device})\n`);
     console.log(formatResults(results));
     const worst = results.reduce((a, b) => (b.score > a.score ? b : a));
-    console.log(`\n${results.length} fields checked, ${failed.length} out of tolerance; worst: ${worst.field} (err/tol ${worst.score.toFixed(3)}, rel ${worst.maxRel.toExponential(2)})`);
+    console.log(
+      `\n${results.length} fields checked, ${failed.length} out of tolerance; worst: ${worst.field} (err/tol ${worst.score.toFixed(3)}, rel ${worst.maxRel.toExponential(2)})`,
+    );
   }
   return failed.length === 0 ? 0 : 1;
 }

@@ -53,7 +53,13 @@ export interface Slack {
   fileMaxAbs?: number;
 }
 
-export function compare(field: string, ours: ArrayLike<number>, golden: ArrayLike<number>, tol: Tolerance, slack: Slack = {}): FieldResult {
+export function compare(
+  field: string,
+  ours: ArrayLike<number>,
+  golden: ArrayLike<number>,
+  tol: Tolerance,
+  slack: Slack = {},
+): FieldResult {
   if (ours.length !== golden.length) throw new Error(`${field}: ${ours.length} values, golden has ${golden.length}`);
   const amp = slack.amplification;
   const perBatch = amp ? golden.length / amp.length : golden.length;
@@ -77,8 +83,10 @@ const get = (o: unknown, key: string): unknown => (o && typeof o === 'object' ? 
 
 /** Runs every check the file has data for. The backend must be initialised. */
 export async function checkGolden(data: Json): Promise<FieldResult[]> {
-  const sched = get(data, 'schedule') as { type?: string; T?: number; beta_start?: number; beta_end?: number } | undefined;
-  if (!sched || (sched.type !== 'linear' && sched.type !== 'cosine')) throw new Error('golden file: missing or unknown "schedule"');
+  const sched = get(data, 'schedule') as
+    { type?: string; T?: number; beta_start?: number; beta_end?: number } | undefined;
+  if (!sched || (sched.type !== 'linear' && sched.type !== 'cosine'))
+    throw new Error('golden file: missing or unknown "schedule"');
   const schedule = makeSchedule({ kind: sched.type, T: sched.T, betaStart: sched.beta_start, betaEnd: sched.beta_end });
   const diffusion = new GaussianDiffusion(schedule);
   const inputs = get(data, 'inputs') as Record<string, Nested> | undefined;
@@ -87,7 +95,13 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
   if (shape.length !== 4) throw new Error(`golden file: inputs.x0 must be NHWC (rank 4), got rank ${shape.length}`);
   const img = (v: unknown) => tf.tensor4d(flatten(v), shape);
   const results: FieldResult[] = [];
-  const check = async (field: string, ours: tf.Tensor | number[] | Float64Array, golden: unknown, tol = FLOAT32_TOL, slack: Slack = {}) => {
+  const check = async (
+    field: string,
+    ours: tf.Tensor | number[] | Float64Array,
+    golden: unknown,
+    tol = FLOAT32_TOL,
+    slack: Slack = {},
+  ) => {
     if (golden === undefined) {
       if (ours instanceof tf.Tensor) ours.dispose();
       return;
@@ -109,12 +123,20 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
       const t = c.t as number[];
       const tag = `cases[${ci}] t=[${t.join(',')}]`;
       const fileMax = (get(c, '_check_max_abs_float32_minus_float64') ?? {}) as Record<string, number>;
-      const x0Slack = (name: string): Slack => ({ amplification: t.map((ti) => schedule.f64.sqrt_recip_alphas_cumprod[ti]), fileMaxAbs: fileMax[name] });
+      const x0Slack = (name: string): Slack => ({
+        amplification: t.map((ti) => schedule.f64.sqrt_recip_alphas_cumprod[ti]),
+        fileMaxAbs: fileMax[name],
+      });
       const coefs = (c.coefficients_at_t ?? {}) as Record<string, number[]>;
       for (const [name, values] of Object.entries(coefs)) {
         const f64 = schedule.f64[name as ScheduleField];
         if (!f64) throw new Error(`golden file: unknown schedule field '${name}'`);
-        await check(`${tag} coefficients_at_t.${name}`, t.map((ti) => f64[ti]), values, FLOAT64_TOL);
+        await check(
+          `${tag} coefficients_at_t.${name}`,
+          t.map((ti) => f64[ti]),
+          values,
+          FLOAT64_TOL,
+        );
       }
       await check(`${tag} q_sample`, diffusion.qSample(x0, t, eps), c.q_sample);
       // Downstream functions take the golden x_t, so that each function is checked on its own.
@@ -124,13 +146,37 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
         await check(`${tag} q_posterior_mean_true_x0`, post.mean, c.q_posterior_mean_true_x0);
         await check(`${tag} q_posterior_variance`, post.variance, c.q_posterior_variance);
         await check(`${tag} q_posterior_log_variance_clipped`, post.logVariance, c.q_posterior_log_variance_clipped);
-        await check(`${tag} pred_x0`, diffusion.predictX0FromEps(xt, t, epsTheta, false), c.pred_x0, FLOAT32_TOL, x0Slack('pred_x0'));
-        await check(`${tag} pred_x0_clipped`, diffusion.predictX0FromEps(xt, t, epsTheta, true), c.pred_x0_clipped, FLOAT32_TOL, x0Slack('pred_x0_clipped'));
+        await check(
+          `${tag} pred_x0`,
+          diffusion.predictX0FromEps(xt, t, epsTheta, false),
+          c.pred_x0,
+          FLOAT32_TOL,
+          x0Slack('pred_x0'),
+        );
+        await check(
+          `${tag} pred_x0_clipped`,
+          diffusion.predictX0FromEps(xt, t, epsTheta, true),
+          c.pred_x0_clipped,
+          FLOAT32_TOL,
+          x0Slack('pred_x0_clipped'),
+        );
         const f32 = get(c, 'float32_emulated') as Json | undefined;
         if (f32) {
           await check(`${tag} float32_emulated.q_sample`, diffusion.qSample(x0, t, eps), f32.q_sample);
-          await check(`${tag} float32_emulated.pred_x0`, diffusion.predictX0FromEps(xt, t, epsTheta, false), f32.pred_x0, FLOAT32_TOL, x0Slack('pred_x0'));
-          await check(`${tag} float32_emulated.pred_x0_clipped`, diffusion.predictX0FromEps(xt, t, epsTheta, true), f32.pred_x0_clipped, FLOAT32_TOL, x0Slack('pred_x0_clipped'));
+          await check(
+            `${tag} float32_emulated.pred_x0`,
+            diffusion.predictX0FromEps(xt, t, epsTheta, false),
+            f32.pred_x0,
+            FLOAT32_TOL,
+            x0Slack('pred_x0'),
+          );
+          await check(
+            `${tag} float32_emulated.pred_x0_clipped`,
+            diffusion.predictX0FromEps(xt, t, epsTheta, true),
+            f32.pred_x0_clipped,
+            FLOAT32_TOL,
+            x0Slack('pred_x0_clipped'),
+          );
         }
         for (const clip of [true, false]) {
           const mv = diffusion.pMeanVariance(xt, t, epsTheta, { varianceType: 'fixedlarge', clip });
@@ -138,7 +184,12 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
           const meanValues = await mv.mean.data();
           await check(`${tag} model_mean_${suffix}`, Array.from(meanValues), c[`model_mean_${suffix}`]);
           if (!clip) await check(`${tag} eps_param_mean`, Array.from(meanValues), c.eps_param_mean);
-          if (f32) await check(`${tag} float32_emulated.model_mean_${suffix}`, Array.from(meanValues), f32[`model_mean_${suffix}`]);
+          if (f32)
+            await check(
+              `${tag} float32_emulated.model_mean_${suffix}`,
+              Array.from(meanValues),
+              f32[`model_mean_${suffix}`],
+            );
           tf.dispose([mv.mean, mv.variance, mv.logVariance, mv.predX0]);
         }
         for (const vt of ['fixedlarge', 'fixedsmall'] as const) {
@@ -150,7 +201,11 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
           for (const clip of [true, false]) {
             const r = diffusion.pSampleStep(xt, t, epsTheta, z, { varianceType: vt, clip });
             r.predX0.dispose();
-            await check(`${tag} ${vt}.p_sample_${clip ? 'clipped' : 'unclipped'}`, r.xPrev, g[`p_sample_${clip ? 'clipped' : 'unclipped'}`]);
+            await check(
+              `${tag} ${vt}.p_sample_${clip ? 'clipped' : 'unclipped'}`,
+              r.xPrev,
+              g[`p_sample_${clip ? 'clipped' : 'unclipped'}`],
+            );
           }
         }
         const d = get(c, 'ddim') as Json | undefined;
@@ -163,9 +218,16 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
           await check(`${tag} ddim.alpha_cumprod_prev`, coef.alphaCumprodPrev, d.alpha_cumprod_prev, FLOAT64_TOL);
           await check(`${tag} ddim.variance`, coef.variance, d.variance, FLOAT64_TOL);
           await check(`${tag} ddim.eta1_sigma`, coef.sigma, d.eta1_sigma, FLOAT64_TOL);
-          const step = async (eta: number, clip: boolean, noise: tf.Tensor4D | null, field: string, predField?: string) => {
+          const step = async (
+            eta: number,
+            clip: boolean,
+            noise: tf.Tensor4D | null,
+            field: string,
+            predField?: string,
+          ) => {
             const r = diffusion.ddimStep(xt, t, tp, epsTheta, noise, { eta, clip });
-            if (predField) await check(`${tag} ddim.${predField}`, r.predX0, d[predField], FLOAT32_TOL, x0Slack('pred_x0'));
+            if (predField)
+              await check(`${tag} ddim.${predField}`, r.predX0, d[predField], FLOAT32_TOL, x0Slack('pred_x0'));
             else r.predX0.dispose();
             await check(`${tag} ddim.${field}`, r.xPrev, d[field]);
           };
@@ -193,7 +255,11 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
         await check(`interpolation t=${t} q_sample_x1`, diffusion.qSample(x1, tb, e1), interp.q_sample_x1);
         await check(`interpolation t=${t} q_sample_x2`, diffusion.qSample(x2, tb, e2), interp.q_sample_x2);
         for (const [lam, values] of Object.entries((interp.x_t_bar ?? {}) as Record<string, unknown>)) {
-          await check(`interpolation t=${t} x_t_bar[${lam}]`, diffusion.interpolateLatents(x1, x2, t, e1, e2, Number(lam)), values);
+          await check(
+            `interpolation t=${t} x_t_bar[${lam}]`,
+            diffusion.interpolateLatents(x1, x2, t, e1, e2, Number(lam)),
+            values,
+          );
         }
       } finally {
         tf.dispose([x1, x2, e1, e2]);
@@ -207,7 +273,14 @@ export async function checkGolden(data: Json): Promise<FieldResult[]> {
 }
 
 export function formatResults(results: FieldResult[]): string {
-  const rows = results.map((r) => [r.ok ? 'ok  ' : 'FAIL', r.field, String(r.count), r.maxAbs.toExponential(2), r.maxRel.toExponential(2), r.score.toFixed(3)]);
+  const rows = results.map((r) => [
+    r.ok ? 'ok  ' : 'FAIL',
+    r.field,
+    String(r.count),
+    r.maxAbs.toExponential(2),
+    r.maxRel.toExponential(2),
+    r.score.toFixed(3),
+  ]);
   const header = ['', 'field', 'n', 'max abs err', 'max rel err', 'err/tol'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i === 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

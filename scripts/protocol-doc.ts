@@ -48,10 +48,16 @@ function typeOf(s: JsonSchema): string {
 function boundsOf(s: JsonSchema): string {
   const parts: string[] = [];
   for (const sub of [s, ...(s.anyOf ?? []), ...(s.items ? [s.items] : [])]) {
-    const lo = sub.exclusiveMinimum !== undefined ? `> ${sub.exclusiveMinimum}` : sub.minimum !== undefined ? `≥ ${sub.minimum}` : '';
+    const lo =
+      sub.exclusiveMinimum !== undefined
+        ? `> ${sub.exclusiveMinimum}`
+        : sub.minimum !== undefined
+          ? `≥ ${sub.minimum}`
+          : '';
     const hi = sub.maximum !== undefined && sub.maximum < Number.MAX_SAFE_INTEGER ? `≤ ${sub.maximum}` : '';
     if (lo || hi) parts.push([lo, hi].filter(Boolean).join(', '));
-    if (sub.minItems !== undefined || sub.maxItems !== undefined) parts.push(`${sub.minItems ?? 0}–${sub.maxItems ?? '∞'} items`);
+    if (sub.minItems !== undefined || sub.maxItems !== undefined)
+      parts.push(`${sub.minItems ?? 0}–${sub.maxItems ?? '∞'} items`);
     if (sub.minLength) parts.push('non-empty');
   }
   return parts.join('; ');
@@ -60,7 +66,10 @@ function boundsOf(s: JsonSchema): string {
 export function paramsReference(): string {
   const rows = ['| method | field | type | default | bounds |', '|---|---|---|---|---|'];
   for (const [method, schema] of REQUESTS) {
-    const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, JsonSchema>; required?: string[] };
+    const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
+      properties: Record<string, JsonSchema>;
+      required?: string[];
+    };
     const required = new Set(json.required ?? []);
     for (const [name, s] of Object.entries(json.properties)) {
       const d = s.default === undefined ? (required.has(name) ? 'required' : '–') : `\`${JSON.stringify(s.default)}\``;

@@ -120,7 +120,10 @@ export function explainNativeLoadFailure(message: string): string {
   if (/libcuda\.so|nvcuda\.dll|CUDA driver/i.test(message)) {
     return `no NVIDIA driver was found (${message}); @tensorflow/tfjs-node-gpu needs an NVIDIA GPU and its driver. Use WebGPU or the native CPU backend instead`;
   }
-  const lib = /(libcudart|libcublas(Lt)?|libcufft|libcurand|libcusolver|libcusparse|libcudnn)[\w.]*\.so[\w.]*|cudart64_\d+\.dll|cudnn64_\d+\.dll/i.exec(message);
+  const lib =
+    /(libcudart|libcublas(Lt)?|libcufft|libcurand|libcusolver|libcusparse|libcudnn)[\w.]*\.so[\w.]*|cudart64_\d+\.dll|cudnn64_\d+\.dll/i.exec(
+      message,
+    );
   if (lib) {
     return `the CUDA libraries it was built for are missing (${lib[0]}): @tensorflow/tfjs-node-gpu 4.x needs CUDA 11.2 and cuDNN 8.1 (newer CUDA versions do not provide these library versions)`;
   }
@@ -135,7 +138,10 @@ async function tryTensorflow(
   opts: BackendOptions,
   packages: readonly string[] = [NATIVE_GPU_PACKAGE, NATIVE_CPU_PACKAGE],
 ): Promise<{ ok: true; module: string; device: string } | { ok: false; reason: string }> {
-  const dirs = [...(opts.nativeSearchPaths ?? []), ...(process.env.DDPM_NATIVE_PATH ?? '').split(path.delimiter).filter(Boolean)];
+  const dirs = [
+    ...(opts.nativeSearchPaths ?? []),
+    ...(process.env.DDPM_NATIVE_PATH ?? '').split(path.delimiter).filter(Boolean),
+  ];
   const requirers = [localRequire, ...dirs.map((dir) => createRequire(path.join(dir, 'noop.js')))];
   const problems: string[] = [];
   for (const mod of packages) {
@@ -153,7 +159,9 @@ async function tryTensorflow(
         continue;
       }
       if (!tf.findBackendFactory('tensorflow')) {
-        problems.push(`${mod} loaded but registered with another copy of @tensorflow/tfjs-core (versions differ from ${tf.version.tfjs})`);
+        problems.push(
+          `${mod} loaded but registered with another copy of @tensorflow/tfjs-core (versions differ from ${tf.version.tfjs})`,
+        );
         continue;
       }
       if (!(await tf.setBackend('tensorflow'))) {
@@ -163,12 +171,22 @@ async function tryTensorflow(
       const gpu = mod.endsWith('-gpu');
       // tfjs-node's backend says whether libtensorflow placed ops on a GPU (NodeJSKernelBackend.isUsingGpuDevice).
       const onGpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
-      const device = gpu ? (onGpu ? 'libtensorflow (CUDA, GPU)' : 'libtensorflow (CUDA package, no GPU visible: running on the CPU)') : 'libtensorflow (CPU)';
+      const device = gpu
+        ? onGpu
+          ? 'libtensorflow (CUDA, GPU)'
+          : 'libtensorflow (CUDA package, no GPU visible: running on the CPU)'
+        : 'libtensorflow (CPU)';
       return { ok: true, module: mod, device };
     }
   }
   if (problems.length) return { ok: false, reason: problems.join('; ') };
-  return { ok: false, reason: packages.length === 1 ? `${packages[0]} is not installed` : 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed' };
+  return {
+    ok: false,
+    reason:
+      packages.length === 1
+        ? `${packages[0]} is not installed`
+        : 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed',
+  };
 }
 
 // ---- webgpu -----------------------------------------------------------------------------------------------------
@@ -185,7 +203,10 @@ const webgpuState: WebGpuState = { device: null, fault: null };
  * WebGPU, and tfjs reads back whatever the buffers held, so every result since then is garbage.
  */
 export class BackendFaultError extends Error {
-  constructor(readonly backend: string, detail: string) {
+  constructor(
+    readonly backend: string,
+    detail: string,
+  ) {
     super(`the ${backend} device reported an error, so results since then are invalid: ${detail}`);
     this.name = 'BackendFaultError';
   }
@@ -201,8 +222,15 @@ function watchForDeviceErrors(device: GPUDevice): void {
   // Without a listener Dawn only prints these; with one, the first is kept and the next step fails with it.
   device.addEventListener('uncapturederror', (ev: Event) => {
     const error = (ev as GPUUncapturedErrorEvent).error;
-    const kind = typeof GPUOutOfMemoryError !== 'undefined' && error instanceof GPUOutOfMemoryError ? 'out of GPU memory' : error?.constructor?.name ?? 'error';
-    webgpuState.fault ??= `${kind}: ${String(error?.message ?? '').split('\n').find((l) => l.trim()) ?? ''}`.trim();
+    const kind =
+      typeof GPUOutOfMemoryError !== 'undefined' && error instanceof GPUOutOfMemoryError
+        ? 'out of GPU memory'
+        : (error?.constructor?.name ?? 'error');
+    webgpuState.fault ??= `${kind}: ${
+      String(error?.message ?? '')
+        .split('\n')
+        .find((l) => l.trim()) ?? ''
+    }`.trim();
   });
 }
 
@@ -210,10 +238,18 @@ const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
 
 function envFlags(): string[] {
   const raw = process.env.DDPM_WEBGPU_FLAGS;
-  return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  return raw
+    ? raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 }
 
-async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok: true; device: string } | { ok: false; reason: string }> {
+async function tryWebgpu(
+  opts: BackendOptions,
+  explicit: boolean,
+): Promise<{ ok: true; device: string } | { ok: false; reason: string }> {
   let dawn: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
     dawn = (await import('webgpu')) as unknown as typeof dawn;
@@ -222,18 +258,28 @@ async function tryWebgpu(opts: BackendOptions, explicit: boolean): Promise<{ ok:
   }
   Object.assign(globalThis, dawn.globals);
   const gpu = dawn.create(opts.webgpuFlags ?? envFlags());
-  const featureLevel = opts.webgpuFeatureLevel ?? (process.env.DDPM_WEBGPU_FEATURE_LEVEL as 'core' | 'compatibility' | undefined) ?? 'core';
+  const featureLevel =
+    opts.webgpuFeatureLevel ??
+    (process.env.DDPM_WEBGPU_FEATURE_LEVEL as 'core' | 'compatibility' | undefined) ??
+    'core';
   let adapter: GPUAdapter | null;
   try {
-    adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions);
+    adapter = await gpu.requestAdapter({
+      featureLevel,
+      powerPreference: 'high-performance',
+    } as GPURequestAdapterOptions);
   } catch (e) {
     return { ok: false, reason: `requestAdapter failed: ${errorText(e)}` };
   }
   // Without a driver Dawn returns null, and tfjs' own factory would then crash on `adapter.features`.
   if (!adapter) return { ok: false, reason: `no WebGPU adapter found (${HOW_TO_GET.webgpu})` };
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
-  const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s && String(s).length).join(' ') || 'unknown adapter';
-  const software = SOFTWARE_ADAPTER.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const name =
+    [info?.vendor, info?.architecture, info?.device, info?.description]
+      .filter((s) => s && String(s).length)
+      .join(' ') || 'unknown adapter';
+  const software =
+    SOFTWARE_ADAPTER.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   if (software && !explicit && !opts.allowSoftwareAdapter) {
     return { ok: false, reason: `only a software adapter was found (${name}); it is slower than wasm` };
   }
@@ -313,13 +359,21 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
   }
   if (current) {
     if (choice === 'auto' || choice === current.name) return current;
-    throw new Error(`the ${current.name} backend is already initialised in this process; start a new process to use ${choice}`);
+    throw new Error(
+      `the ${current.name} backend is already initialised in this process; start a new process to use ${choice}`,
+    );
   }
   // `auto`: a GPU first, the CUDA build of libtensorflow before WebGPU; then the CPU build of libtensorflow, then wasm.
   // (A machine with both a GPU and only the CPU build installed trains faster on the GPU.)
   const order: { name: BackendName; packages?: readonly string[] }[] =
     choice === 'auto'
-      ? [{ name: 'tensorflow', packages: [NATIVE_GPU_PACKAGE] }, { name: 'webgpu' }, { name: 'tensorflow', packages: [NATIVE_CPU_PACKAGE] }, { name: 'wasm' }, { name: 'cpu' }]
+      ? [
+          { name: 'tensorflow', packages: [NATIVE_GPU_PACKAGE] },
+          { name: 'webgpu' },
+          { name: 'tensorflow', packages: [NATIVE_CPU_PACKAGE] },
+          { name: 'wasm' },
+          { name: 'cpu' },
+        ]
       : [{ name: choice }];
   const attempts: BackendAttempt[] = [];
   for (const { name, packages } of order) {
@@ -335,7 +389,9 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
         r = await tryWasm(opts);
         break;
       case 'cpu':
-        r = (await tf.setBackend('cpu')) ? { ok: true, device: 'JavaScript (tfjs-cpu, slow)' } : { ok: false, reason: 'tfjs-cpu failed to initialise' };
+        r = (await tf.setBackend('cpu'))
+          ? { ok: true, device: 'JavaScript (tfjs-cpu, slow)' }
+          : { ok: false, reason: 'tfjs-cpu failed to initialise' };
         break;
     }
     if (r.ok) {
@@ -348,7 +404,11 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
   }
   if (choice !== 'auto') {
     const reason = attempts[0].reason ?? 'unknown';
-    throw new BackendUnavailableError(choice, reason.includes(HOW_TO_GET[choice]) ? reason : `${reason}. To get it: ${HOW_TO_GET[choice]}`, attempts);
+    throw new BackendUnavailableError(
+      choice,
+      reason.includes(HOW_TO_GET[choice]) ? reason : `${reason}. To get it: ${HOW_TO_GET[choice]}`,
+      attempts,
+    );
   }
   throw new BackendUnavailableError('cpu', attempts.map((a) => `${a.name}: ${a.reason}`).join('; '), attempts);
 }

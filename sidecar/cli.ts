@@ -6,7 +6,18 @@
 import { z } from 'zod';
 import { initBackend, shutdownBackend, BACKEND_NAMES, type BackendChoice } from './backend.ts';
 import { parseCommand, usageOf, UsageError, type CommandSpec } from './cliFlags.ts';
-import { backendText, inspectText, interruptible, modelText, plural, progressPrinter, say, trainEventLine, withBackend, write } from './cliTerminal.ts';
+import {
+  backendText,
+  inspectText,
+  interruptible,
+  modelText,
+  plural,
+  progressPrinter,
+  say,
+  trainEventLine,
+  withBackend,
+  write,
+} from './cliTerminal.ts';
 import { classifyError } from './jobs/errors.ts';
 import { ExportParamsSchema, exportWeights } from './jobs/export.ts';
 import { modelSummary } from './jobs/info.ts';
@@ -15,7 +26,13 @@ import { interpolateImages } from './jobs/interpolate.ts';
 import { sampleCheckpoint } from './jobs/sampleCheckpoint.ts';
 import { trainJobOptions } from './jobs/trainSession.ts';
 import { runTrainJob } from './jobs/train.ts';
-import { InspectParamsSchema, InterpolateParamsSchema, PRESET_NAMES, SampleParamsSchema, TrainParamsSchema } from './protocol.ts';
+import {
+  InspectParamsSchema,
+  InterpolateParamsSchema,
+  PRESET_NAMES,
+  SampleParamsSchema,
+  TrainParamsSchema,
+} from './protocol.ts';
 import { oneOf } from './validation.ts';
 
 const backendFlag = { type: 'string', default: 'auto', value: `auto|${BACKEND_NAMES.join('|')}` } as const;
@@ -35,13 +52,23 @@ function command<S extends z.ZodObject>(spec: CommandSpec<S>, run: (o: z.output<
 
 const COMMANDS: Record<string, ReturnType<typeof command>> = {
   train: command(
-    { schema: TrainParamsSchema, placeholder: { data: 'mnist|idx:PATH|cifar10:PATH|folder:PATH', out: 'RUN_DIR', lr: 'X', emaDecay: 'X' }, extra: { backend: backendFlag } },
+    {
+      schema: TrainParamsSchema,
+      placeholder: { data: 'mnist|idx:PATH|cifar10:PATH|folder:PATH', out: 'RUN_DIR', lr: 'X', emaDecay: 'X' },
+      extra: { backend: backendFlag },
+    },
     (o, extra) =>
       withBackend(extra.backend, (backend) =>
         interruptible(async (signal) => {
           const tty = process.stderr.isTTY;
           const progress = progressPrinter(tty, say);
-          const r = await runTrainJob({ ...trainJobOptions(o), backend, signal, onProgress: progress, onEvent: (e) => say(`${tty ? '\n' : ''}${trainEventLine(e)}`) });
+          const r = await runTrainJob({
+            ...trainJobOptions(o),
+            backend,
+            signal,
+            onProgress: progress,
+            onEvent: (e) => say(`${tty ? '\n' : ''}${trainEventLine(e)}`),
+          });
           say(`${tty ? '\n' : ''}${r.reason === 'done' ? 'done' : 'stopped'} at step ${r.step}: ${r.checkpoint}`);
         }),
       ),
@@ -52,7 +79,12 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
       rename: { checkpoint: 'ckpt' },
       placeholder: { checkpoint: 'FILE' },
       omit: ['token'],
-      extra: { out: { type: 'string', default: 'samples.png' }, trajectory: { type: 'string', value: 'traj.png' }, x0: { type: 'string', value: 'x0.png' }, backend: backendFlag },
+      extra: {
+        out: { type: 'string', default: 'samples.png' },
+        trajectory: { type: 'string', value: 'traj.png' },
+        x0: { type: 'string', value: 'x0.png' },
+        backend: backendFlag,
+      },
     },
     (o, extra) =>
       withBackend(extra.backend, async () => {
@@ -64,7 +96,9 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
         write(String(extra.out), r.grid);
         if (r.strips && typeof extra.trajectory === 'string') write(extra.trajectory, r.strips.xt);
         if (r.strips && typeof extra.x0 === 'string') write(extra.x0, r.strips.x0);
-        say(`${o.n} samples, ${o.sampler}${o.sampler === 'ddim' ? `-${o.steps}` : ''}, ${r.seconds.toFixed(1)} s on ${plural(r.threads, 'thread')}`);
+        say(
+          `${o.n} samples, ${o.sampler}${o.sampler === 'ddim' ? `-${o.steps}` : ''}, ${r.seconds.toFixed(1)} s on ${plural(r.threads, 'thread')}`,
+        );
       }),
   ),
   interpolate: command(
@@ -77,22 +111,45 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
     },
     (o, extra) =>
       withBackend(extra.backend, async () => {
-        const onStart = ({ threads }: { threads: number }) => say(`denoising ${plural(o.lambdas.length, 'interpolation')} from t = ${o.t} on ${plural(threads, 'thread')}`);
+        const onStart = ({ threads }: { threads: number }) =>
+          say(`denoising ${plural(o.lambdas.length, 'interpolation')} from t = ${o.t} on ${plural(threads, 'thread')}`);
         const r = await interpolateImages({ ...o, onWarning: (m) => say(`warning: ${m}`), onStart });
         write(String(extra.out), r.strip);
         say(`input a, λ = ${o.lambdas.join(', ')}, input b (t = ${o.t}), ${r.seconds.toFixed(1)} s`);
       }),
   ),
-  inspect: command({ schema: InspectParamsSchema, rename: { path: 'ckpt' }, placeholder: { path: 'FILE' }, positional: 'path', extra: { json } }, async (o, extra) => {
-    const r = inspectCheckpoint(o.path);
-    const loss = lossSummary(r.lossHistory);
-    if (extra.json) console.log(JSON.stringify({ ...r, format: r.format ?? 'foreign safetensors', lossHistory: loss, metadata: r.format ? undefined : r.metadata }));
-    else console.log(inspectText(r, loss));
-  }),
-  export: command({ schema: ExportParamsSchema, rename: { checkpoint: 'ckpt' }, placeholder: { checkpoint: 'FILE', out: 'FILE' } }, async (o) => {
-    const r = exportWeights(o);
-    say(`wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MB, ${r.weights === 'ema' ? 'EMA' : 'raw'} weights of step ${r.step}${o.f16 ? ', float16' : ''})`);
-  }),
+  inspect: command(
+    {
+      schema: InspectParamsSchema,
+      rename: { path: 'ckpt' },
+      placeholder: { path: 'FILE' },
+      positional: 'path',
+      extra: { json },
+    },
+    async (o, extra) => {
+      const r = inspectCheckpoint(o.path);
+      const loss = lossSummary(r.lossHistory);
+      if (extra.json)
+        console.log(
+          JSON.stringify({
+            ...r,
+            format: r.format ?? 'foreign safetensors',
+            lossHistory: loss,
+            metadata: r.format ? undefined : r.metadata,
+          }),
+        );
+      else console.log(inspectText(r, loss));
+    },
+  ),
+  export: command(
+    { schema: ExportParamsSchema, rename: { checkpoint: 'ckpt' }, placeholder: { checkpoint: 'FILE', out: 'FILE' } },
+    async (o) => {
+      const r = exportWeights(o);
+      say(
+        `wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MB, ${r.weights === 'ema' ? 'EMA' : 'raw'} weights of step ${r.step}${o.f16 ? ', float16' : ''})`,
+      );
+    },
+  ),
   info: command({ schema: z.object({}), extra: { backend: backendFlag, json } }, async (_o, extra) => {
     const report = await initBackend(extra.backend as BackendChoice);
     await shutdownBackend();

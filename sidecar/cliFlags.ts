@@ -18,7 +18,8 @@ type FieldKind = 'boolean' | 'number' | 'numbers' | 'workers' | 'string';
 /** The type under optional/default wrappers. */
 function base(field: z.ZodType): z.ZodType {
   let f = field;
-  while (f instanceof z.ZodOptional || f instanceof z.ZodDefault || f instanceof z.ZodNullable) f = f.unwrap() as z.ZodType;
+  while (f instanceof z.ZodOptional || f instanceof z.ZodDefault || f instanceof z.ZodNullable)
+    f = f.unwrap() as z.ZodType;
   return f;
 }
 
@@ -58,21 +59,32 @@ export interface CommandSpec<S extends z.ZodObject> {
   extra?: Record<string, { type: 'string' | 'boolean'; default?: string | boolean; value?: string }>;
 }
 
-function fieldFlags<S extends z.ZodObject>(spec: CommandSpec<S>): { key: string; flag: string; kind: FieldKind; field: z.ZodType }[] {
+function fieldFlags<S extends z.ZodObject>(
+  spec: CommandSpec<S>,
+): { key: string; flag: string; kind: FieldKind; field: z.ZodType }[] {
   return Object.entries(spec.schema.shape)
     .filter(([key]) => !spec.omit?.includes(key as never))
-    .map(([key, field]) => ({ key, flag: (spec.rename as Record<string, string> | undefined)?.[key] ?? kebab(key), kind: kindOf(field as z.ZodType), field: field as z.ZodType }));
+    .map(([key, field]) => ({
+      key,
+      flag: (spec.rename as Record<string, string> | undefined)?.[key] ?? kebab(key),
+      kind: kindOf(field as z.ZodType),
+      field: field as z.ZodType,
+    }));
 }
 
 /** Parses `argv` (after the command name) into the schema's output and the extra options. */
-export function parseCommand<S extends z.ZodObject>(spec: CommandSpec<S>, argv: string[]): { params: z.output<S>; extra: Record<string, string | boolean | undefined> } {
+export function parseCommand<S extends z.ZodObject>(
+  spec: CommandSpec<S>,
+  argv: string[],
+): { params: z.output<S>; extra: Record<string, string | boolean | undefined> } {
   const fields = fieldFlags(spec);
   const options: ParseArgsConfig['options'] = {};
   for (const f of fields) {
     options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
     if (f.kind === 'boolean') options[`no-${f.flag}`] = { type: 'boolean' };
   }
-  for (const [name, o] of Object.entries(spec.extra ?? {})) options[name] = { type: o.type, ...(o.default !== undefined ? { default: o.default } : {}) };
+  for (const [name, o] of Object.entries(spec.extra ?? {}))
+    options[name] = { type: o.type, ...(o.default !== undefined ? { default: o.default } : {}) };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -83,7 +95,8 @@ export function parseCommand<S extends z.ZodObject>(spec: CommandSpec<S>, argv: 
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const positionals = parsed.positionals;
-  if (positionals.length > (spec.positional ? 1 : 0)) throw new UsageError(`unexpected argument '${positionals.at(-1)}'`);
+  if (positionals.length > (spec.positional ? 1 : 0))
+    throw new UsageError(`unexpected argument '${positionals.at(-1)}'`);
   const raw: Record<string, unknown> = {};
   for (const f of fields) {
     const v = values[f.flag];
@@ -92,10 +105,16 @@ export function parseCommand<S extends z.ZodObject>(spec: CommandSpec<S>, argv: 
       else if (v) raw[f.key] = true;
     } else if (typeof v === 'string') raw[f.key] = convert(f.kind, v);
   }
-  if (spec.positional && positionals[0] !== undefined && raw[spec.positional] === undefined) raw[spec.positional] = positionals[0];
+  if (spec.positional && positionals[0] !== undefined && raw[spec.positional] === undefined)
+    raw[spec.positional] = positionals[0];
   const flagOf = new Map(fields.map((f) => [f.key, f.flag]));
   try {
-    const params = parseParams(spec.schema, raw, (p) => `--${flagOf.get(String(p[0])) ?? kebab(String(p[0]))}${p.length > 1 ? ` item ${p.slice(1).map(String).join('.')}` : ''}`);
+    const params = parseParams(
+      spec.schema,
+      raw,
+      (p) =>
+        `--${flagOf.get(String(p[0])) ?? kebab(String(p[0]))}${p.length > 1 ? ` item ${p.slice(1).map(String).join('.')}` : ''}`,
+    );
     const extra: Record<string, string | boolean | undefined> = {};
     for (const name of Object.keys(spec.extra ?? {})) extra[name] = values[name];
     return { params, extra };
@@ -113,7 +132,15 @@ export function usageOf<S extends z.ZodObject>(spec: CommandSpec<S>): string {
     const required = !fallback.success;
     const placeholder =
       (spec.placeholder as Record<string, string> | undefined)?.[f.key] ??
-      (b instanceof z.ZodEnum ? (b.options as string[]).join('|') : f.kind === 'workers' ? 'N|auto' : f.kind === 'number' ? 'N' : f.kind === 'numbers' ? 'X,Y,…' : kebab(f.key).toUpperCase().replace(/-/g, '_'));
+      (b instanceof z.ZodEnum
+        ? (b.options as string[]).join('|')
+        : f.kind === 'workers'
+          ? 'N|auto'
+          : f.kind === 'number'
+            ? 'N'
+            : f.kind === 'numbers'
+              ? 'X,Y,…'
+              : kebab(f.key).toUpperCase().replace(/-/g, '_'));
     if (f.key === spec.positional) parts.push(required ? placeholder : `[${placeholder}]`);
     else if (f.kind === 'boolean') parts.push(`[--${f.flag}|--no-${f.flag}]`);
     else if (required) parts.push(`--${f.flag} ${placeholder}`);
@@ -131,6 +158,11 @@ export function usageOf<S extends z.ZodObject>(spec: CommandSpec<S>): string {
       parts.push(`[--${f.flag} ${shown}]`);
     }
   }
-  for (const [name, o] of Object.entries(spec.extra ?? {})) parts.push(o.type === 'boolean' ? `[--${name}]` : `[--${name} ${o.value ?? (o.default !== undefined ? String(o.default) : name.toUpperCase())}]`);
+  for (const [name, o] of Object.entries(spec.extra ?? {}))
+    parts.push(
+      o.type === 'boolean'
+        ? `[--${name}]`
+        : `[--${name} ${o.value ?? (o.default !== undefined ? String(o.default) : name.toUpperCase())}]`,
+    );
   return parts.join(' ');
 }

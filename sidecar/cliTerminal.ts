@@ -57,12 +57,21 @@ export function trainEventLine(e: TrainEvent): string {
 export function inspectText(r: InspectResult, loss: LossSummary | null): string {
   const lines = [`${r.path}: ${(r.fileSize / 2 ** 20).toFixed(1)} MB, ${r.format ?? 'foreign safetensors'}`];
   if (r.format && r.model && r.schedule) {
-    lines.push(`  ${r.kind} checkpoint, preset ${r.preset ?? '(custom)'}, step ${r.step}, ${r.params.toLocaleString('en-US')} parameters`);
+    lines.push(
+      `  ${r.kind} checkpoint, preset ${r.preset ?? '(custom)'}, step ${r.step}, ${r.params.toLocaleString('en-US')} parameters`,
+    );
     lines.push(`  model ${JSON.stringify(r.model)}`);
-    lines.push(`  schedule ${r.schedule.kind}, T = ${r.schedule.T}; data ${r.data?.source ?? '?'}; backend ${r.backend ?? '?'}; created ${r.created}`);
-    if (loss) lines.push(`  loss: ${loss.points} points, step ${loss.firstStep} → ${loss.lastStep}: ${loss.first.toFixed(4)} → ${loss.last.toFixed(4)} (min ${loss.min.toFixed(4)})`);
+    lines.push(
+      `  schedule ${r.schedule.kind}, T = ${r.schedule.T}; data ${r.data?.source ?? '?'}; backend ${r.backend ?? '?'}; created ${r.created}`,
+    );
+    if (loss)
+      lines.push(
+        `  loss: ${loss.points} points, step ${loss.firstStep} → ${loss.lastStep}: ${loss.first.toFixed(4)} → ${loss.last.toFixed(4)} (min ${loss.min.toFixed(4)})`,
+      );
   } else {
-    lines.push(`  not a DDPM Studio checkpoint: ${r.tensors.length} tensors, ${r.params.toLocaleString('en-US')} values; it can be listed, not sampled from`);
+    lines.push(
+      `  not a DDPM Studio checkpoint: ${r.tensors.length} tensors, ${r.params.toLocaleString('en-US')} values; it can be listed, not sampled from`,
+    );
   }
   lines.push(`  ${r.tensors.length} tensors:`);
   for (const t of r.tensors) lines.push(`    ${t.name.padEnd(48)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`);

@@ -11,7 +11,13 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { createMessageConnection, IPCMessageReader, IPCMessageWriter, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import {
+  createMessageConnection,
+  IPCMessageReader,
+  IPCMessageWriter,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from 'vscode-jsonrpc/node';
 import { BACKEND_NAMES, BackendUnavailableError, initBackend, shutdownBackend, type BackendChoice } from './backend.ts';
 import { registerHandlers } from './server.ts';
 
@@ -31,7 +37,13 @@ try {
       clientProcessId: { type: 'string' },
     },
   });
-  args = { backend: values.backend, nativePaths: values['native-path'], probe: values.probe, stdio: values.stdio, ipc: values['node-ipc'] };
+  args = {
+    backend: values.backend,
+    nativePaths: values['native-path'],
+    probe: values.probe,
+    stdio: values.stdio,
+    ipc: values['node-ipc'],
+  };
 } catch (e) {
   console.error(`ddpm sidecar: ${(e as Error).message}`);
   process.exit(2);
@@ -47,7 +59,9 @@ const ipc = args.ipc;
 if (args.probe) {
   void probe();
 } else if (!ipc && !args.stdio) {
-  console.error('usage: node sidecar.js --stdio | --node-ipc | --probe [--backend auto|tensorflow|webgpu|wasm|cpu] [--native-path DIR]');
+  console.error(
+    'usage: node sidecar.js --stdio | --node-ipc | --probe [--backend auto|tensorflow|webgpu|wasm|cpu] [--native-path DIR]',
+  );
   process.exit(2);
 } else {
   serve();
@@ -62,50 +76,62 @@ async function probe(): Promise<void> {
     const value = (await product.data())[0];
     product.dispose();
     if (value !== 64 * 64 * 64) throw new Error(`a 64×64 matrix product summed to ${value}, not ${64 ** 3}`);
-    line = { ok: true, backend: report.name, device: report.device, module: report.module ?? null, attempts: report.attempts };
+    line = {
+      ok: true,
+      backend: report.name,
+      device: report.device,
+      module: report.module ?? null,
+      attempts: report.attempts,
+    };
     await shutdownBackend();
   } catch (e) {
-    line = { ok: false, error: e instanceof Error ? e.message : String(e), attempts: e instanceof BackendUnavailableError ? e.attempts : [] };
+    line = {
+      ok: false,
+      error: e instanceof Error ? e.message : String(e),
+      attempts: e instanceof BackendUnavailableError ? e.attempts : [],
+    };
   }
   process.stdout.write(`${JSON.stringify(line)}\n`, () => process.exit(0));
 }
 
 function serve(): void {
+  const connection = ipc
+    ? createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process))
+    : createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 
-const connection = ipc
-  ? createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process))
-  : createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
+  const server = registerHandlers(connection, { backend: backendArg as BackendChoice, nativeSearchPaths });
+  let exiting = false;
+  const exit = async (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    try {
+      await server.shutdown();
+      await shutdownBackend();
+    } finally {
+      process.exit(code);
+    }
+  };
 
-const server = registerHandlers(connection, { backend: backendArg as BackendChoice, nativeSearchPaths });
-let exiting = false;
-const exit = async (code: number) => {
-  if (exiting) return;
-  exiting = true;
-  try {
+  // vscode-languageclient opens with the LSP handshake; the sidecar has no language features to announce.
+  connection.onRequest('initialize', () => ({
+    capabilities: {},
+    serverInfo: { name: 'ddpm-sidecar', version: '0.1.0' },
+  }));
+  connection.onNotification('initialized', () => undefined);
+
+  // LSP-style lifecycle: `shutdown` stops work (a running training job saves a checkpoint), `exit` ends the process.
+  connection.onRequest('shutdown', async () => {
     await server.shutdown();
-    await shutdownBackend();
-  } finally {
-    process.exit(code);
-  }
-};
+    return null;
+  });
+  connection.onNotification('exit', () => void exit(0));
+  connection.onClose(() => void exit(0));
+  process.on('SIGTERM', () => void exit(0));
+  process.on('SIGINT', () => void exit(0));
+  // A bug in one request must not take the process (and a training job) down with it.
+  process.on('unhandledRejection', (e) => console.error('ddpm sidecar: unhandled rejection:', e));
+  process.on('uncaughtException', (e) => console.error('ddpm sidecar: uncaught exception:', e));
 
-// vscode-languageclient opens with the LSP handshake; the sidecar has no language features to announce.
-connection.onRequest('initialize', () => ({ capabilities: {}, serverInfo: { name: 'ddpm-sidecar', version: '0.1.0' } }));
-connection.onNotification('initialized', () => undefined);
-
-// LSP-style lifecycle: `shutdown` stops work (a running training job saves a checkpoint), `exit` ends the process.
-connection.onRequest('shutdown', async () => {
-  await server.shutdown();
-  return null;
-});
-connection.onNotification('exit', () => void exit(0));
-connection.onClose(() => void exit(0));
-process.on('SIGTERM', () => void exit(0));
-process.on('SIGINT', () => void exit(0));
-// A bug in one request must not take the process (and a training job) down with it.
-process.on('unhandledRejection', (e) => console.error('ddpm sidecar: unhandled rejection:', e));
-process.on('uncaughtException', (e) => console.error('ddpm sidecar: uncaught exception:', e));
-
-connection.listen();
-console.error(`ddpm sidecar: listening on ${ipc ? 'node-ipc' : 'stdio'}, backend ${backendArg}`);
+  connection.listen();
+  console.error(`ddpm sidecar: listening on ${ipc ? 'node-ipc' : 'stdio'}, backend ${backendArg}`);
 }

@@ -255,7 +255,9 @@ export interface InterpolateProgressParams {
   step: number;
   total: number;
 }
-export const InterpolateProgressNotification = new NotificationType<InterpolateProgressParams>('ddpm/interpolateProgress');
+export const InterpolateProgressNotification = new NotificationType<InterpolateProgressParams>(
+  'ddpm/interpolateProgress',
+);
 
 // ---- checkpoints --------------------------------------------------------------------------------------------------
 

@@ -43,14 +43,21 @@ const CODES: Record<ErrorKind, number> = {
 export function toResponseError(e: unknown): ResponseError<void> {
   if (e instanceof ResponseError) return e;
   const kind = classifyError(e);
-  return new ResponseError(CODES[kind], kind === 'cancelled' ? 'cancelled' : e instanceof Error ? e.message : String(e));
+  return new ResponseError(
+    CODES[kind],
+    kind === 'cancelled' ? 'cancelled' : e instanceof Error ? e.message : String(e),
+  );
 }
 
 const b64 = (buf: Buffer) => buf.toString('base64');
 
-export function registerHandlers(connection: MessageConnection, opts: ServerOptions): { shutdown: () => Promise<void> } {
+export function registerHandlers(
+  connection: MessageConnection,
+  opts: ServerOptions,
+): { shutdown: () => Promise<void> } {
   const training = new TrainingSlot();
-  const log = (level: P.LogParams['level'], message: string) => void connection.sendNotification(P.LogNotification, { level, message });
+  const log = (level: P.LogParams['level'], message: string) =>
+    void connection.sendNotification(P.LogNotification, { level, message });
   const warn = (m: string) => log('warn', m);
   const ensureBackend = () => initBackend(opts.backend, { nativeSearchPaths: opts.nativeSearchPaths ?? [] });
   const signalOf = (token: CancellationToken): AbortSignal => {
@@ -60,7 +67,12 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
     return ac.signal;
   };
   /** A handler: params validated by `schema`, errors mapped, the backend's cached memory released after compute. */
-  const on = <Params, S extends z.ZodType, R>(type: RequestType<Params, R, void>, schema: S, f: (o: z.output<S>, token: CancellationToken) => Promise<R>, compute = false) =>
+  const on = <Params, S extends z.ZodType, R>(
+    type: RequestType<Params, R, void>,
+    schema: S,
+    f: (o: z.output<S>, token: CancellationToken) => Promise<R>,
+    compute = false,
+  ) =>
     connection.onRequest(type, async (raw: Params, token: CancellationToken) => {
       try {
         return await f(parseParams(schema, raw, undefined, `${type.method}: params`), token);
@@ -99,10 +111,18 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         void connection.sendNotification(P.TrainProgressNotification, { jobId, ...p });
       },
       onEvent: (e) => {
-        if (e.type === 'checkpoint') void connection.sendNotification(P.CheckpointSavedNotification, { jobId, step: e.step, path: e.path });
-        else if (e.type === 'samples') void connection.sendNotification(P.TrainPreviewNotification, { jobId, step: e.step, path: e.path, png: b64(fs.readFileSync(e.path)) });
+        if (e.type === 'checkpoint')
+          void connection.sendNotification(P.CheckpointSavedNotification, { jobId, step: e.step, path: e.path });
+        else if (e.type === 'samples')
+          void connection.sendNotification(P.TrainPreviewNotification, {
+            jobId,
+            step: e.step,
+            path: e.path,
+            png: b64(fs.readFileSync(e.path)),
+          });
         else if (e.type === 'resumed') log('info', `job ${jobId}: resumed from ${e.path} at step ${e.step}`);
-        else warn(`job ${jobId}: skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`);
+        else
+          warn(`job ${jobId}: skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`);
       },
       onEnded: (e) => {
         releaseCachedMemory();
@@ -115,7 +135,8 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
 
   on(P.TrainStopRequest, P.TrainStopParamsSchema, async (o) => {
     const r = await training.stop(o.jobId);
-    if (!r.checkpoint) throw new ResponseError(P.ErrorCodes.InternalError, `job ${o.jobId} stopped without a checkpoint`);
+    if (!r.checkpoint)
+      throw new ResponseError(P.ErrorCodes.InternalError, `job ${o.jobId} stopped without a checkpoint`);
     return { step: r.step, checkpoint: r.checkpoint };
   });
 
@@ -124,15 +145,24 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
     P.SampleParamsSchema,
     async (o, token) => {
       await ensureBackend();
-      const notify = (p: Omit<P.SampleProgressParams, 'token'>) => void connection.sendNotification(P.SampleProgressNotification, { token: o.token, ...p });
+      const notify = (p: Omit<P.SampleProgressParams, 'token'>) =>
+        void connection.sendNotification(P.SampleProgressNotification, { token: o.token, ...p });
       const r = await sampleCheckpoint({
         ...o,
         signal: signalOf(token),
         onWarning: warn,
         onStep: (s) => notify({ step: s.index, total: s.total, t: s.t }),
-        onFrame: (f) => notify({ step: f.index, total: -1, t: f.t, frame: { index: f.index, xt: b64(f.xt), x0: b64(f.x0) } }),
+        onFrame: (f) =>
+          notify({ step: f.index, total: -1, t: f.t, frame: { index: f.index, xt: b64(f.xt), x0: b64(f.x0) } }),
       });
-      return { images: r.images.map(b64), grid: b64(r.grid), imageSize: r.imageSize, channels: r.channels, seconds: r.seconds, threads: r.threads };
+      return {
+        images: r.images.map(b64),
+        grid: b64(r.grid),
+        imageSize: r.imageSize,
+        channels: r.channels,
+        seconds: r.seconds,
+        threads: r.threads,
+      };
     },
     true,
   );
@@ -146,7 +176,8 @@ export function registerHandlers(connection: MessageConnection, opts: ServerOpti
         ...o,
         signal: signalOf(token),
         onWarning: warn,
-        onProgress: (step, total) => void connection.sendNotification(P.InterpolateProgressNotification, { token: o.token, step, total }),
+        onProgress: (step, total) =>
+          void connection.sendNotification(P.InterpolateProgressNotification, { token: o.token, step, total }),
       });
       return { images: r.images.map(b64), inputs: [b64(r.inputs[0]), b64(r.inputs[1])], strip: b64(r.strip) };
     },

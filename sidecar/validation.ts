@@ -35,7 +35,10 @@ export function oneOf<const T extends readonly [string, ...string[]]>(choices: T
 export const MAX_WORKERS = 64;
 export function workers() {
   const error = `must be auto or an integer in 1..${MAX_WORKERS}`;
-  return z.union([z.literal('auto', { error }), z.number({ error }).int({ error }).min(1, { error }).max(MAX_WORKERS, { error })], { error });
+  return z.union(
+    [z.literal('auto', { error }), z.number({ error }).int({ error }).min(1, { error }).max(MAX_WORKERS, { error })],
+    { error },
+  );
 }
 
 /** A problem with a request's parameters; the message names the field (or flag) and says what it must be. */
@@ -46,14 +49,15 @@ export class ParamsError extends Error {
 export type FieldNamer = (path: readonly PropertyKey[]) => string;
 
 /** How the sidecar names a field: `field 'n'` (`field 'lambdas' item 1` inside a list); the CLI names flags instead. */
-export const rpcField: FieldNamer = (p) => `field '${String(p[0])}'${p.length > 1 ? ` item ${p.slice(1).map(String).join('.')}` : ''}`;
+export const rpcField: FieldNamer = (p) =>
+  `field '${String(p[0])}'${p.length > 1 ? ` item ${p.slice(1).map(String).join('.')}` : ''}`;
 
 export function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 function describe(input: unknown): string {
-  return typeof input === 'string' ? `'${input}'` : JSON.stringify(input) ?? String(input);
+  return typeof input === 'string' ? `'${input}'` : (JSON.stringify(input) ?? String(input));
 }
 
 /** One line per problem: "missing field 'x'", "field 'n' must be an integer in 1..1024, got 0". */
@@ -61,14 +65,20 @@ export function formatIssues(error: z.ZodError, name: FieldNamer, what = 'params
   return error.issues
     .map((iss) => {
       if (iss.path.length === 0) return `${what} must be an object`;
-      if (iss.input === undefined && (iss.code === 'invalid_type' || iss.code === 'invalid_value')) return `missing ${name(iss.path)}`;
+      if (iss.input === undefined && (iss.code === 'invalid_type' || iss.code === 'invalid_value'))
+        return `missing ${name(iss.path)}`;
       return `${name(iss.path)} ${iss.message}${iss.input === undefined ? '' : `, got ${describe(iss.input)}`}`;
     })
     .join('; ');
 }
 
 /** Parses `raw` with `schema` (defaults filled in) or throws a ParamsError naming the fields. */
-export function parseParams<S extends z.ZodType>(schema: S, raw: unknown, name: FieldNamer = rpcField, what?: string): z.output<S> {
+export function parseParams<S extends z.ZodType>(
+  schema: S,
+  raw: unknown,
+  name: FieldNamer = rpcField,
+  what?: string,
+): z.output<S> {
   const r = schema.safeParse(raw ?? {}, { reportInput: true });
   if (!r.success) throw new ParamsError(formatIssues(r.error, name, what));
   return r.data;
@@ -78,7 +88,11 @@ export function parseParams<S extends z.ZodType>(schema: S, raw: unknown, name: 
  * The message for one field's value, or null when it is valid: for the extension's input boxes
  * (`validateInput: (v) => fieldError(TrainParamsSchema, 'steps', Number(v))`).
  */
-export function fieldError<S extends z.ZodObject>(schema: S, key: keyof S['shape'] & string, value: unknown): string | null {
+export function fieldError<S extends z.ZodObject>(
+  schema: S,
+  key: keyof S['shape'] & string,
+  value: unknown,
+): string | null {
   const r = (schema.shape[key] as z.ZodType).safeParse(value, { reportInput: true });
   return r.success ? null : (r.error.issues[0]?.message ?? 'invalid');
 }

@@ -16,7 +16,11 @@ export function rememberCheckpoint(context: vscode.ExtensionContext, file: strin
 }
 
 /** The checkpoint to use: the setting, the shipped model, recent ones, or one chosen from disk. */
-export async function pickCheckpoint(context: vscode.ExtensionContext, useDefault = false, title = 'DDPM: Sample — checkpoint'): Promise<string | undefined> {
+export async function pickCheckpoint(
+  context: vscode.ExtensionContext,
+  useDefault = false,
+  title = 'DDPM: Sample — checkpoint',
+): Promise<string | undefined> {
   const configured = setting<string>('defaultCheckpoint');
   const fallback = configured || shippedCheckpoint(context);
   if (useDefault) return fallback;
@@ -30,13 +34,20 @@ export async function pickCheckpoint(context: vscode.ExtensionContext, useDefaul
   const pick = await vscode.window.showQuickPick(items, { title });
   if (!pick) return undefined;
   if (pick.file) return pick.file;
-  const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { Checkpoints: ['safetensors'] }, title: 'Choose a DDPM checkpoint' });
+  const chosen = await vscode.window.showOpenDialog({
+    canSelectMany: false,
+    filters: { Checkpoints: ['safetensors'] },
+    title: 'Choose a DDPM checkpoint',
+  });
   return chosen?.[0]?.fsPath;
 }
 
 export async function saveDialog(name: string): Promise<vscode.Uri | undefined> {
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-  return vscode.window.showSaveDialog({ defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined, filters: { 'PNG image': ['png'] } });
+  return vscode.window.showSaveDialog({
+    defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined,
+    filters: { 'PNG image': ['png'] },
+  });
 }
 
 export function errorMessage(e: unknown): string {

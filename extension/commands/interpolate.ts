@@ -28,10 +28,22 @@ export interface InterpolateOptions {
   saveTo?: string;
 }
 
-export async function runInterpolateCommand(context: vscode.ExtensionContext, sidecar: SidecarClient, clicked?: vscode.Uri, selected?: vscode.Uri[], opts?: InterpolateOptions): Promise<{ strip: string | null } | undefined> {
-  let files: string[] = opts ? [opts.a, opts.b] : (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath).filter((f) => IMAGE.test(f));
+export async function runInterpolateCommand(
+  context: vscode.ExtensionContext,
+  sidecar: SidecarClient,
+  clicked?: vscode.Uri,
+  selected?: vscode.Uri[],
+  opts?: InterpolateOptions,
+): Promise<{ strip: string | null } | undefined> {
+  let files: string[] = opts
+    ? [opts.a, opts.b]
+    : (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath).filter((f) => IMAGE.test(f));
   if (files.length !== 2) {
-    const picked = await vscode.window.showOpenDialog({ canSelectMany: true, filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] }, title: 'DDPM: Interpolate — choose two images' });
+    const picked = await vscode.window.showOpenDialog({
+      canSelectMany: true,
+      filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] },
+      title: 'DDPM: Interpolate — choose two images',
+    });
     if (!picked) return undefined;
     files = picked.map((u) => u.fsPath);
     if (files.length !== 2) {
@@ -42,26 +54,46 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
   const last = context.globalState.get<string>(LAST_KEY);
   let checkpoint = opts?.checkpoint;
   if (!checkpoint) {
-    checkpoint = opts ? (last ?? (await pickCheckpoint(context, true))) : await pickCheckpoint(context, false, 'DDPM: Interpolate — checkpoint');
+    checkpoint = opts
+      ? (last ?? (await pickCheckpoint(context, true)))
+      : await pickCheckpoint(context, false, 'DDPM: Interpolate — checkpoint');
   }
   if (!checkpoint) return undefined;
   let ts: number[];
   let count = opts?.lambdas ?? 9;
   if (opts) ts = Array.isArray(opts.t) ? opts.t : [opts.t ?? 500];
   else {
-    const tText = await vscode.window.showInputBox({ title: 'DDPM: Interpolate — diffuse to t', value: '500', prompt: 'larger t: more novel, less faithful (0 … T−1)', validateInput: (v) => (/^\d+$/.test(v) ? null : 'an integer') });
+    const tText = await vscode.window.showInputBox({
+      title: 'DDPM: Interpolate — diffuse to t',
+      value: '500',
+      prompt: 'larger t: more novel, less faithful (0 … T−1)',
+      validateInput: (v) => (/^\d+$/.test(v) ? null : 'an integer'),
+    });
     if (!tText) return undefined;
-    const nText = await vscode.window.showInputBox({ title: 'DDPM: Interpolate — number of λ steps', value: '9', validateInput: (v) => (/^\d+$/.test(v) && Number(v) >= 2 ? null : 'an integer ≥ 2') });
+    const nText = await vscode.window.showInputBox({
+      title: 'DDPM: Interpolate — number of λ steps',
+      value: '9',
+      validateInput: (v) => (/^\d+$/.test(v) && Number(v) >= 2 ? null : 'an integer ≥ 2'),
+    });
     if (!nText) return undefined;
     count = Number(nText);
-    const grid = await vscode.window.showQuickPick([{ label: `Only t = ${tText}` }, { label: 'Grid over t = 250, 500, 750', description: 'how t trades fidelity for novelty' }], { title: 'DDPM: Interpolate' });
+    const grid = await vscode.window.showQuickPick(
+      [
+        { label: `Only t = ${tText}` },
+        { label: 'Grid over t = 250, 500, 750', description: 'how t trades fidelity for novelty' },
+      ],
+      { title: 'DDPM: Interpolate' },
+    );
     if (!grid) return undefined;
     ts = grid.label.startsWith('Grid') ? [250, 500, 750] : [Number(tText)];
   }
   void context.globalState.update(LAST_KEY, checkpoint);
   rememberCheckpoint(context, checkpoint);
   const lambdas = lambdaValues(count);
-  const panel = new InterpolatePanel(context.extensionUri, `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`);
+  const panel = new InterpolatePanel(
+    context.extensionUri,
+    `DDPM Interpolation: ${path.basename(files[0])} ↔ ${path.basename(files[1])}`,
+  );
   let saved: string | null = null;
   const post = (m: InterpolateToWebview) => panel.post(m);
   await post({ type: 'start', rows: ts, lambdas, a: path.basename(files[0]), b: path.basename(files[1]), checkpoint });
@@ -69,9 +101,22 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
   try {
     for (const [row, t] of ts.entries()) {
       const token = randomUUID();
-      const sub = sidecar.onNotification(InterpolateProgressNotification, (p) => p.token === token && void post({ type: 'progress', row, done: (p.step + 1) / p.total }));
+      const sub = sidecar.onNotification(
+        InterpolateProgressNotification,
+        (p) => p.token === token && void post({ type: 'progress', row, done: (p.step + 1) / p.total }),
+      );
       try {
-        const r = await sidecar.request(InterpolateRequest, { checkpoint, imageA: files[0], imageB: files[1], t, lambdas, steps: opts?.steps ?? setting<number>('ddimSteps'), seed: 0, token, workers: workersSetting('sampleWorkers') });
+        const r = await sidecar.request(InterpolateRequest, {
+          checkpoint,
+          imageA: files[0],
+          imageB: files[1],
+          t,
+          lambdas,
+          steps: opts?.steps ?? setting<number>('ddimSteps'),
+          seed: 0,
+          token,
+          workers: workersSetting('sampleWorkers'),
+        });
         if (row === 0) await post({ type: 'inputs', a: r.inputs[0], b: r.inputs[1] });
         await post({ type: 'row', row, t, strip: r.strip });
         if (opts?.saveTo && ts.length === 1) {
@@ -96,7 +141,9 @@ export async function runInterpolateCommand(context: vscode.ExtensionContext, si
     return { strip: saved };
   } catch (e) {
     await post({ type: 'error', message: errorMessage(e) });
-    void vscode.window.showErrorMessage(`DDPM: interpolation failed: ${errorMessage(e)}`, 'Open Log').then((a) => a && sidecar.log.show());
+    void vscode.window
+      .showErrorMessage(`DDPM: interpolation failed: ${errorMessage(e)}`, 'Open Log')
+      .then((a) => a && sidecar.log.show());
     return undefined;
   }
 }

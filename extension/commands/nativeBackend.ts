@@ -4,7 +4,15 @@
  * a restart of the sidecar so that `auto` picks the new backend.
  */
 import * as vscode from 'vscode';
-import { installedNativeBackend, installNativeBackend, NATIVE_PACKAGES, NATIVE_VERSION, NativeInstallError, removeNativeBackend, type NativeVariant } from '../nativeBackendInstaller.ts';
+import {
+  installedNativeBackend,
+  installNativeBackend,
+  NATIVE_PACKAGES,
+  NATIVE_VERSION,
+  NativeInstallError,
+  removeNativeBackend,
+  type NativeVariant,
+} from '../nativeBackendInstaller.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { errorMessage } from './common.ts';
 
@@ -41,24 +49,30 @@ export async function runInstallNativeBackend(
         variant: 'cuda',
         label: 'CUDA (NVIDIA GPU)',
         description: `${NATIVE_PACKAGES.cuda}@${NATIVE_VERSION}`,
-        detail: 'libtensorflow 2.9 for CUDA 11.2 + cuDNN 8.1 (Linux and Windows, x64). Needs an NVIDIA driver and those CUDA libraries.',
+        detail:
+          'libtensorflow 2.9 for CUDA 11.2 + cuDNN 8.1 (Linux and Windows, x64). Needs an NVIDIA driver and those CUDA libraries.',
       },
       {
         variant: 'cpu',
         label: 'Native CPU',
         description: `${NATIVE_PACKAGES.cpu}@${NATIVE_VERSION}`,
-        detail: 'libtensorflow 2.9 for the CPU: multithreaded; trains the mnist model about 2× and the CIFAR-10 model about 3.5× faster than the built-in WebAssembly backend on the same cores.',
+        detail:
+          'libtensorflow 2.9 for the CPU: multithreaded; trains the mnist model about 2× and the CIFAR-10 model about 3.5× faster than the built-in WebAssembly backend on the same cores.',
       },
     ];
     const pick = await vscode.window.showQuickPick(items, {
       title: 'DDPM: Install a native TensorFlow backend',
-      placeHolder: current ? `Installed now: ${current.package} (${current.device}). Pick one to install instead.` : 'npm downloads the package and libtensorflow (a few hundred MB).',
+      placeHolder: current
+        ? `Installed now: ${current.package} (${current.device}). Pick one to install instead.`
+        : 'npm downloads the package and libtensorflow (a few hundred MB).',
     });
     if (!pick) return { ok: false, kind: 'cancelled' };
     variant = pick.variant;
   }
   const out = output();
-  out.appendLine(`--- ${new Date().toISOString()}: installing ${opts.packageSpec ?? `${NATIVE_PACKAGES[variant]}@${NATIVE_VERSION}`}`);
+  out.appendLine(
+    `--- ${new Date().toISOString()}: installing ${opts.packageSpec ?? `${NATIVE_PACKAGES[variant]}@${NATIVE_VERSION}`}`,
+  );
   try {
     const installed = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: 'DDPM', cancellable: true },
@@ -81,13 +95,17 @@ export async function runInstallNativeBackend(
         });
       },
     );
-    out.appendLine(`--- installed: ${installed.package} ${installed.version}, ${installed.device}, in ${installed.dir}`);
+    out.appendLine(
+      `--- installed: ${installed.package} ${installed.version}, ${installed.device}, in ${installed.dir}`,
+    );
     // The running sidecar has its backend already; a restart makes `auto` pick the new one.
     const restart = !isTraining();
     if (restart) await sidecar.stop();
     void vscode.window.showInformationMessage(
       `DDPM: ${installed.package} is installed (${installed.device}). ` +
-        (restart ? 'The sidecar uses it from the next command on.' : 'It takes over when the sidecar next starts (a training job is running now).'),
+        (restart
+          ? 'The sidecar uses it from the next command on.'
+          : 'It takes over when the sidecar next starts (a training job is running now).'),
     );
     return { ok: true, device: installed.device };
   } catch (e) {
@@ -101,7 +119,11 @@ export async function runInstallNativeBackend(
   }
 }
 
-export async function runRemoveNativeBackend(context: vscode.ExtensionContext, sidecar: SidecarClient, isTraining: () => boolean): Promise<boolean> {
+export async function runRemoveNativeBackend(
+  context: vscode.ExtensionContext,
+  sidecar: SidecarClient,
+  isTraining: () => boolean,
+): Promise<boolean> {
   const current = installedNativeBackend(context.globalStorageUri.fsPath);
   if (!current) {
     void vscode.window.showInformationMessage('DDPM: no native backend is installed.');
@@ -114,6 +136,8 @@ export async function runRemoveNativeBackend(context: vscode.ExtensionContext, s
   // The sidecar may have libtensorflow loaded from that folder: stop it before deleting.
   await sidecar.stop();
   removeNativeBackend(context.globalStorageUri.fsPath);
-  void vscode.window.showInformationMessage(`DDPM: ${current.package} was removed. The sidecar falls back to WebGPU or WebAssembly.`);
+  void vscode.window.showInformationMessage(
+    `DDPM: ${current.package} was removed. The sidecar falls back to WebGPU or WebAssembly.`,
+  );
   return true;
 }

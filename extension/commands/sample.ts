@@ -4,7 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { CancellationTokenSource } from 'vscode-jsonrpc';
-import { InspectRequest, SampleParamsSchema, SampleProgressNotification, SampleRequest } from '../../sidecar/protocol.ts';
+import {
+  InspectRequest,
+  SampleParamsSchema,
+  SampleProgressNotification,
+  SampleRequest,
+} from '../../sidecar/protocol.ts';
 import { fieldError } from '../../sidecar/validation.ts';
 import { setting, workersSetting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
@@ -44,27 +49,47 @@ async function askSettings(context: vscode.ExtensionContext, sidecar: SidecarCli
   const checkpoint = await pickCheckpoint(context);
   if (!checkpoint) return undefined;
   const nPick = await vscode.window.showQuickPick(
-    ['16', '4', '9', '25', '36', '64'].map((label) => ({ label, description: label === String(setting<number>('numSamples')) ? 'default' : undefined })).sort((a, b) => (a.description ? -1 : b.description ? 1 : 0)),
+    ['16', '4', '9', '25', '36', '64']
+      .map((label) => ({ label, description: label === String(setting<number>('numSamples')) ? 'default' : undefined }))
+      .sort((a, b) => (a.description ? -1 : b.description ? 1 : 0)),
     { title: 'DDPM: Sample — number of images', placeHolder: 'How many images?' },
   );
   if (!nPick) return undefined;
   const ddimSteps = setting<number>('ddimSteps');
   const T = await diffusionSteps(sidecar, checkpoint);
   const samplers = [
-    { label: `DDIM, ${ddimSteps} steps`, description: 'deterministic, fast', sampler: 'ddim' as const, steps: ddimSteps },
+    {
+      label: `DDIM, ${ddimSteps} steps`,
+      description: 'deterministic, fast',
+      sampler: 'ddim' as const,
+      steps: ddimSteps,
+    },
     // DDPM takes every step of the checkpoint's schedule (the request's `steps` is DDIM's only).
-    { label: T ? `DDPM, ${T} steps` : 'DDPM, every step', description: 'the paper’s ancestral sampler (slow)', sampler: 'ddpm' as const, steps: ddimSteps },
+    {
+      label: T ? `DDPM, ${T} steps` : 'DDPM, every step',
+      description: 'the paper’s ancestral sampler (slow)',
+      sampler: 'ddpm' as const,
+      steps: ddimSteps,
+    },
     { label: 'DDIM, 10 steps', description: 'quick preview', sampler: 'ddim' as const, steps: 10 },
   ];
   if (setting<string>('sampler') === 'ddpm') samplers.unshift(samplers.splice(1, 1)[0]);
   const s = await vscode.window.showQuickPick(samplers, { title: 'DDPM: Sample — sampler' });
   if (!s) return undefined;
-  const seedText = await vscode.window.showInputBox({ title: 'DDPM: Sample — seed', value: String(Math.floor(Math.random() * 10000)), validateInput: (v) => fieldError(SampleParamsSchema, 'seed', /^\d+$/.test(v) ? Number(v) : v) });
+  const seedText = await vscode.window.showInputBox({
+    title: 'DDPM: Sample — seed',
+    value: String(Math.floor(Math.random() * 10000)),
+    validateInput: (v) => fieldError(SampleParamsSchema, 'seed', /^\d+$/.test(v) ? Number(v) : v),
+  });
   if (seedText === undefined) return undefined;
   return { checkpoint, n: Number(nPick.label), sampler: s.sampler, steps: s.steps, seed: Number(seedText) };
 }
 
-export async function runSampleCommand(context: vscode.ExtensionContext, sidecar: SidecarClient, opts?: SampleOptions): Promise<SampleCommandResult | undefined> {
+export async function runSampleCommand(
+  context: vscode.ExtensionContext,
+  sidecar: SidecarClient,
+  opts?: SampleOptions,
+): Promise<SampleCommandResult | undefined> {
   const settings: Settings | undefined = opts
     ? {
         checkpoint: opts.checkpoint ?? (await pickCheckpoint(context, true)) ?? '',
@@ -87,18 +112,46 @@ export async function runSampleCommand(context: vscode.ExtensionContext, sidecar
     const subs = [
       sidecar.onNotification(SampleProgressNotification, (p) => {
         if (p.token !== token) return;
-        if (p.frame) void panel.post({ type: 'frame', runId: token, index: p.frame.index, t: p.t, xt: p.frame.xt, x0: p.frame.x0 });
+        if (p.frame)
+          void panel.post({
+            type: 'frame',
+            runId: token,
+            index: p.frame.index,
+            t: p.t,
+            xt: p.frame.xt,
+            x0: p.frame.x0,
+          });
         else void panel.post({ type: 'step', runId: token, step: p.step, total: p.total, t: p.t, at: Date.now() });
       }),
       panel.onMessage((m) => m.type === 'stop' && cts.cancel()),
     ];
-    await panel.post({ type: 'start', runId: token, n: s.n, total: s.sampler === 'ddim' ? s.steps : (T ?? 0), sampler: s.sampler === 'ddim' ? `DDIM ${s.steps}` : `DDPM ${T ?? ''}`.trim(), checkpoint: s.checkpoint });
+    await panel.post({
+      type: 'start',
+      runId: token,
+      n: s.n,
+      total: s.sampler === 'ddim' ? s.steps : (T ?? 0),
+      sampler: s.sampler === 'ddim' ? `DDIM ${s.steps}` : `DDPM ${T ?? ''}`.trim(),
+      checkpoint: s.checkpoint,
+    });
     try {
       const r = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `DDPM: sampling ${s.n} images`, cancellable: true },
         (_progress, cancel) => {
           cancel.onCancellationRequested(() => cts.cancel());
-          return sidecar.request(SampleRequest, { checkpoint: s.checkpoint, n: s.n, sampler: s.sampler, steps: s.steps, seed: s.seed, frames, token, workers: workersSetting('sampleWorkers') }, cts.token);
+          return sidecar.request(
+            SampleRequest,
+            {
+              checkpoint: s.checkpoint,
+              n: s.n,
+              sampler: s.sampler,
+              steps: s.steps,
+              seed: s.seed,
+              frames,
+              token,
+              workers: workersSetting('sampleWorkers'),
+            },
+            cts.token,
+          );
         },
       );
       lastGrid = r.grid;
@@ -108,7 +161,9 @@ export async function runSampleCommand(context: vscode.ExtensionContext, sidecar
       const cancelled = cts.token.isCancellationRequested;
       await panel.post({ type: 'error', runId: token, message: cancelled ? 'stopped' : errorMessage(e) });
       if (!cancelled) {
-        void vscode.window.showErrorMessage(`DDPM: sampling failed: ${errorMessage(e)}`, 'Open Log').then((a) => a && sidecar.log.show());
+        void vscode.window
+          .showErrorMessage(`DDPM: sampling failed: ${errorMessage(e)}`, 'Open Log')
+          .then((a) => a && sidecar.log.show());
       }
       return undefined;
     } finally {

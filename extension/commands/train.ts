@@ -1,7 +1,18 @@
 /** DDPM: Train / DDPM: Train on This Folder / DDPM: Stop — one training job at a time, shown in the Training view. */
 import path from 'node:path';
 import * as vscode from 'vscode';
-import { CheckpointSavedNotification, JobEndedNotification, TrainPreviewNotification, TrainProgressNotification, TrainParamsSchema, TrainRequest, TrainStopRequest, PRESET_NAMES, type TrainParams, type TrainResult } from '../../sidecar/protocol.ts';
+import {
+  CheckpointSavedNotification,
+  JobEndedNotification,
+  TrainPreviewNotification,
+  TrainProgressNotification,
+  TrainParamsSchema,
+  TrainRequest,
+  TrainStopRequest,
+  PRESET_NAMES,
+  type TrainParams,
+  type TrainResult,
+} from '../../sidecar/protocol.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { TrainingPanel } from '../panels/trainingPanel.ts';
 import { errorMessage } from './common.ts';
@@ -34,7 +45,8 @@ export class Training implements vscode.Disposable {
     this.status.name = 'DDPM Training';
     this.status.command = 'ddpm.showTraining';
     sidecar.onDidDie(() => {
-      if (this.job) this.finish({ reason: 'failed', step: 0, checkpoint: null, error: 'the sidecar stopped unexpectedly' });
+      if (this.job)
+        this.finish({ reason: 'failed', step: 0, checkpoint: null, error: 'the sidecar stopped unexpectedly' });
     });
   }
 
@@ -52,7 +64,11 @@ export class Training implements vscode.Disposable {
     else {
       const pick = await vscode.window.showQuickPick(
         [
-          { label: 'Bundled MNIST digits', description: '10,000 handwritten digits, 28×28, no download', source: 'mnist' },
+          {
+            label: 'Bundled MNIST digits',
+            description: '10,000 handwritten digits, 28×28, no download',
+            source: 'mnist',
+          },
           { label: 'Folder of images…', description: 'PNG, JPEG, WebP (recursive)', source: 'folder' },
           { label: 'IDX file…', description: 'MNIST format, e.g. Fashion-MNIST (.gz or not)', source: 'idx' },
           { label: 'CIFAR-10 folder…', description: 'data_batch_*.bin', source: 'cifar10' },
@@ -62,23 +78,45 @@ export class Training implements vscode.Disposable {
       if (!pick) return undefined;
       if (pick.source === 'mnist') data = 'mnist';
       else {
-        const uri = await vscode.window.showOpenDialog({ canSelectFiles: pick.source === 'idx', canSelectFolders: pick.source !== 'idx', canSelectMany: false, title: pick.label });
+        const uri = await vscode.window.showOpenDialog({
+          canSelectFiles: pick.source === 'idx',
+          canSelectFolders: pick.source !== 'idx',
+          canSelectMany: false,
+          title: pick.label,
+        });
         if (!uri?.[0]) return undefined;
         data = `${pick.source}:${uri[0].fsPath}`;
       }
     }
     const preferred = setting<string>('train.preset');
     const preset = await vscode.window.showQuickPick(
-      [preferred, ...PRESET_NAMES.filter((p) => p !== preferred)].map((p) => ({ label: p, description: p === 'mnist' ? '1.1M parameters, trains on a CPU' : p === 'tiny' ? 'a quick smoke run' : 'the paper’s 35.7M-parameter CIFAR-10 model (GPU)' })),
+      [preferred, ...PRESET_NAMES.filter((p) => p !== preferred)].map((p) => ({
+        label: p,
+        description:
+          p === 'mnist'
+            ? '1.1M parameters, trains on a CPU'
+            : p === 'tiny'
+              ? 'a quick smoke run'
+              : 'the paper’s 35.7M-parameter CIFAR-10 model (GPU)',
+      })),
       { title: 'DDPM: Train — model preset' },
     );
     if (!preset) return undefined;
-    const stepsText = await vscode.window.showInputBox({ title: 'DDPM: Train — steps', value: String(setting<number>('train.steps')), validateInput: (v) => fieldError(TrainParamsSchema, 'steps', /^\d+$/.test(v) ? Number(v) : v) });
+    const stepsText = await vscode.window.showInputBox({
+      title: 'DDPM: Train — steps',
+      value: String(setting<number>('train.steps')),
+      validateInput: (v) => fieldError(TrainParamsSchema, 'steps', /^\d+$/.test(v) ? Number(v) : v),
+    });
     if (!stepsText) return undefined;
     const ws = vscode.workspace.workspaceFolders?.[0]?.uri;
     const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
     let out: string | undefined = ws ? vscode.Uri.joinPath(ws, 'runs', `${preset.label}-${stamp}`).fsPath : undefined;
-    out = await vscode.window.showInputBox({ title: 'DDPM: Train — output folder', value: out ?? '', prompt: 'checkpoints, samples and the loss log go here', validateInput: (v) => (path.isAbsolute(v) ? null : 'an absolute path') });
+    out = await vscode.window.showInputBox({
+      title: 'DDPM: Train — output folder',
+      value: out ?? '',
+      prompt: 'checkpoints, samples and the loss log go here',
+      validateInput: (v) => (path.isAbsolute(v) ? null : 'an absolute path'),
+    });
     if (!out) return undefined;
     return { data, preset: preset.label, steps: Number(stepsText), batch: setting<number>('train.batch'), out };
   }
@@ -112,16 +150,34 @@ export class Training implements vscode.Disposable {
     const subs = [
       this.sidecar.onNotification(TrainProgressNotification, (p) => {
         if (p.jobId !== jobId) return;
-        void panel.post({ type: 'progress', step: p.step, steps: p.steps, loss: p.loss, lr: p.lr, itPerSec: p.itPerSec, etaSeconds: p.etaSeconds, threads: p.threads });
+        void panel.post({
+          type: 'progress',
+          step: p.step,
+          steps: p.steps,
+          loss: p.loss,
+          lr: p.lr,
+          itPerSec: p.itPerSec,
+          etaSeconds: p.etaSeconds,
+          threads: p.threads,
+        });
         this.status.text = `$(pulse) DDPM ${p.step}/${p.steps} · loss ${p.loss.toFixed(4)}`;
         this.status.tooltip = `DDPM training: ${p.itPerSec.toFixed(2)} it/s, click to show`;
       }),
-      this.sidecar.onNotification(TrainPreviewNotification, (p) => p.jobId === jobId && void panel.post({ type: 'preview', step: p.step, png: p.png })),
-      this.sidecar.onNotification(CheckpointSavedNotification, (p) => p.jobId === jobId && void panel.post({ type: 'checkpoint', step: p.step, path: p.path })),
+      this.sidecar.onNotification(
+        TrainPreviewNotification,
+        (p) => p.jobId === jobId && void panel.post({ type: 'preview', step: p.step, png: p.png }),
+      ),
+      this.sidecar.onNotification(
+        CheckpointSavedNotification,
+        (p) => p.jobId === jobId && void panel.post({ type: 'checkpoint', step: p.step, path: p.path }),
+      ),
       this.sidecar.onNotification(JobEndedNotification, (p) => {
         if (p.jobId !== jobId) return;
         this.finish(p);
-        if (p.reason === 'failed') void vscode.window.showErrorMessage(`DDPM training failed: ${p.error}`, 'Open Log').then((a) => a && this.sidecar.log.show());
+        if (p.reason === 'failed')
+          void vscode.window
+            .showErrorMessage(`DDPM training failed: ${p.error}`, 'Open Log')
+            .then((a) => a && this.sidecar.log.show());
         else void vscode.window.showInformationMessage(`DDPM training ${p.reason} at step ${p.step}: ${p.checkpoint}`);
       }),
       panel.onMessage((m) => {
@@ -131,11 +187,16 @@ export class Training implements vscode.Disposable {
       }),
     ];
     try {
-      ({ jobId, backend } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'DDPM: starting training' }, () => this.sidecar.request(TrainRequest, params)));
+      ({ jobId, backend } = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: 'DDPM: starting training' },
+        () => this.sidecar.request(TrainRequest, params),
+      ));
     } catch (e) {
       subs.forEach((d) => d.dispose());
       await panel.post({ type: 'ended', reason: 'failed', step: 0, checkpoint: null, error: errorMessage(e) });
-      void vscode.window.showErrorMessage(`DDPM: could not start training: ${errorMessage(e)}`, 'Open Log').then((a) => a && this.sidecar.log.show());
+      void vscode.window
+        .showErrorMessage(`DDPM: could not start training: ${errorMessage(e)}`, 'Open Log')
+        .then((a) => a && this.sidecar.log.show());
       return undefined;
     }
     this.job = { jobId, panel, subs };
@@ -143,7 +204,16 @@ export class Training implements vscode.Disposable {
     // mnist 1.9× and cifar10 3.4–3.7× faster than wasm on 2 threads (bench/RESULTS.md), but not tiny (its ops are too
     // small for libtensorflow's per-op cost), so the panel offers it for the other presets.
     const suggestNative = (backend.name === 'wasm' || backend.name === 'cpu') && o.preset !== 'tiny';
-    await panel.post({ type: 'start', jobId, steps: o.steps, out: o.out, preset: o.preset, data: o.data, backend, suggestNative });
+    await panel.post({
+      type: 'start',
+      jobId,
+      steps: o.steps,
+      out: o.out,
+      preset: o.preset,
+      data: o.data,
+      backend,
+      suggestNative,
+    });
     this.status.text = '$(pulse) DDPM training';
     this.status.show();
     void vscode.commands.executeCommand('setContext', 'ddpm.training', true);
@@ -167,7 +237,10 @@ export class Training implements vscode.Disposable {
       return undefined;
     }
     try {
-      return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'DDPM: stopping training (saving a checkpoint)…' }, () => this.sidecar.request(TrainStopRequest, { jobId: j.jobId }));
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'DDPM: stopping training (saving a checkpoint)…' },
+        () => this.sidecar.request(TrainStopRequest, { jobId: j.jobId }),
+      );
     } catch (e) {
       void vscode.window.showErrorMessage(`DDPM: stop failed: ${errorMessage(e)}`);
       return undefined;

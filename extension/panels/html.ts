@@ -15,11 +15,21 @@ export interface WebviewView {
 }
 
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
-  return { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')] };
+  return {
+    enableScripts: true,
+    retainContextWhenHidden: true,
+    localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')],
+  };
 }
 
-export function renderHtml(webview: vscode.Webview, extensionUri: vscode.Uri, view: WebviewView, title: string): string {
-  const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
+export function renderHtml(
+  webview: vscode.Webview,
+  extensionUri: vscode.Uri,
+  view: WebviewView,
+  title: string,
+): string {
+  const asset = (file: string) =>
+    webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
   return webviewDocument({
     nonce: randomBytes(16).toString('base64'),
     cspSource: webview.cspSource,

@@ -16,7 +16,9 @@ export class PanelHost<ToWebview, FromWebview extends { type: string }> implemen
   readonly onMessage = this.messageEmitter.event;
 
   constructor(extensionUri: vscode.Uri, view: WebviewView, title: string, existing?: vscode.WebviewPanel) {
-    this.panel = existing ?? vscode.window.createWebviewPanel(view.viewType, title, vscode.ViewColumn.Active, webviewOptions(extensionUri));
+    this.panel =
+      existing ??
+      vscode.window.createWebviewPanel(view.viewType, title, vscode.ViewColumn.Active, webviewOptions(extensionUri));
     this.panel.webview.options = webviewOptions(extensionUri);
     this.panel.webview.html = renderHtml(this.panel.webview, extensionUri, view, title);
     let markReady!: () => void;

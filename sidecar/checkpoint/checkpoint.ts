@@ -14,7 +14,14 @@ import type { RngState } from '../ddpm/rng.ts';
 import type { ScheduleConfig } from '../ddpm/schedule.ts';
 import type { TrainConfig } from '../ddpm/train.ts';
 import { validateConfig, type UNetConfig } from '../ddpm/unet.ts';
-import { encodeSafetensors, readHeader, readTensorF32, SafetensorsError, type SafetensorsHeader, type TensorToWrite } from './safetensors.ts';
+import {
+  encodeSafetensors,
+  readHeader,
+  readTensorF32,
+  SafetensorsError,
+  type SafetensorsHeader,
+  type TensorToWrite,
+} from './safetensors.ts';
 
 export const CHECKPOINT_FORMAT = 'ddpm-studio/1';
 
@@ -108,7 +115,10 @@ export function saveCheckpoint(file: string, contents: CheckpointContents, dtype
     if (!g) continue;
     for (const [name, t] of g) tensors.push({ name: `${group}.${name}`, shape: t.shape, data: t.data, dtype });
   }
-  const meta = { ...contents.meta, lossHistory: contents.meta.lossHistory && downsampleHistory(contents.meta.lossHistory) };
+  const meta = {
+    ...contents.meta,
+    lossHistory: contents.meta.lossHistory && downsampleHistory(contents.meta.lossHistory),
+  };
   writeFileAtomic(file, encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, ddpm: JSON.stringify(meta) }));
 }
 
@@ -130,11 +140,16 @@ export function readCheckpointMeta(header: SafetensorsHeader): CheckpointMeta | 
 }
 
 /** Loads a DDPM Studio checkpoint: metadata and the requested tensor groups. */
-export function loadCheckpoint(file: string, groups: readonly TensorGroup[] = ['model', 'ema', 'adam.m', 'adam.v']): CheckpointContents & { header: SafetensorsHeader } {
+export function loadCheckpoint(
+  file: string,
+  groups: readonly TensorGroup[] = ['model', 'ema', 'adam.m', 'adam.v'],
+): CheckpointContents & { header: SafetensorsHeader } {
   const header = readHeader(file);
   const meta = readCheckpointMeta(header);
   if (!meta) {
-    throw new Error(`${file} is a safetensors file but not a DDPM Studio checkpoint (no '${CHECKPOINT_FORMAT}' metadata): it can be inspected, not sampled from`);
+    throw new Error(
+      `${file} is a safetensors file but not a DDPM Studio checkpoint (no '${CHECKPOINT_FORMAT}' metadata): it can be inspected, not sampled from`,
+    );
   }
   const out: CheckpointContents['groups'] = {};
   for (const g of groups) {

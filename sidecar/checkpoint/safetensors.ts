@@ -67,14 +67,16 @@ function parseHeader(file: string, fileSize: number, headerSize: number, json: s
   } catch (e) {
     throw new SafetensorsError(file, `header is not JSON (${(e as Error).message})`);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(file, 'header is not a JSON object');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new SafetensorsError(file, 'header is not a JSON object');
   const dataStart = 8 + headerSize;
   const dataSize = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const tensors: TensorEntry[] = [];
   for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (!value || typeof value !== 'object' || Array.isArray(value)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
+      if (!value || typeof value !== 'object' || Array.isArray(value))
+        throw new SafetensorsError(file, '__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} is not a string`);
         metadata[k] = v;
@@ -83,24 +85,34 @@ function parseHeader(file: string, fileSize: number, headerSize: number, json: s
     }
     const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== 'object') throw new SafetensorsError(file, `entry '${name}' is not an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw new SafetensorsError(file, `tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
-    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new SafetensorsError(file, `tensor '${name}' has an invalid shape`);
+    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES))
+      throw new SafetensorsError(file, `tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw new SafetensorsError(file, `tensor '${name}' has an invalid shape`);
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isSafeInteger(o) || o < 0)) {
       throw new SafetensorsError(file, `tensor '${name}' has invalid data_offsets`);
     }
     const [b, en] = offs as [number, number];
-    if (b > en || en > dataSize) throw new SafetensorsError(file, `tensor '${name}' bytes [${b}, ${en}) lie outside the ${dataSize}-byte data section`);
+    if (b > en || en > dataSize)
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}' bytes [${b}, ${en}) lie outside the ${dataSize}-byte data section`,
+      );
     const shape = e.shape as number[];
     const elements = shape.reduce((a, d) => a * d, 1);
     if (elements * DTYPE_BYTES[e.dtype] !== en - b) {
-      throw new SafetensorsError(file, `tensor '${name}' is ${en - b} bytes but ${e.dtype}[${shape.join(', ')}] needs ${elements * DTYPE_BYTES[e.dtype]}`);
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}' is ${en - b} bytes but ${e.dtype}[${shape.join(', ')}] needs ${elements * DTYPE_BYTES[e.dtype]}`,
+      );
     }
     tensors.push({ name, dtype: e.dtype, shape, begin: dataStart + b, end: dataStart + en });
   }
   const sorted = [...tensors].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].begin < sorted[i - 1].end) throw new SafetensorsError(file, `tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    if (sorted[i].begin < sorted[i - 1].end)
+      throw new SafetensorsError(file, `tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
   }
   return { file, fileSize, headerSize, metadata, tensors: sorted };
 }
@@ -112,18 +124,31 @@ export function readHeader(file: string): SafetensorsHeader {
     fd = fs.openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file} is a folder, not a file` : `${file}: ${(e as Error).message}`, { cause: e });
+    throw new Error(
+      code === 'ENOENT'
+        ? `${file}: no such file`
+        : code === 'EISDIR'
+          ? `${file} is a folder, not a file`
+          : `${file}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   try {
     const stat = fs.fstatSync(fd);
     if (stat.isDirectory()) throw new Error(`${file} is a folder, not a file`);
     const fileSize = stat.size;
-    if (fileSize < 8) throw new SafetensorsError(file, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
+    if (fileSize < 8)
+      throw new SafetensorsError(file, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);
     const len = lenBuf.readBigUInt64LE(0);
-    if (len > BigInt(fileSize - 8)) throw new SafetensorsError(file, `header length ${len} is longer than the rest of the file (${fileSize - 8} bytes)`);
-    if (len > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${len} exceeds ${MAX_HEADER_BYTES} bytes`);
+    if (len > BigInt(fileSize - 8))
+      throw new SafetensorsError(
+        file,
+        `header length ${len} is longer than the rest of the file (${fileSize - 8} bytes)`,
+      );
+    if (len > BigInt(MAX_HEADER_BYTES))
+      throw new SafetensorsError(file, `header length ${len} exceeds ${MAX_HEADER_BYTES} bytes`);
     const headerSize = Number(len);
     const buf = Buffer.alloc(headerSize);
     fs.readSync(fd, buf, 0, headerSize, 8);
@@ -183,7 +208,8 @@ export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata: R
     if (names.has(t.name)) throw new Error(`duplicate tensor name '${t.name}'`);
     names.add(t.name);
     const n = t.shape.reduce((a, d) => a * d, 1);
-    if (n !== t.data.length) throw new Error(`tensor '${t.name}': shape [${t.shape}] has ${n} elements but data has ${t.data.length}`);
+    if (n !== t.data.length)
+      throw new Error(`tensor '${t.name}': shape [${t.shape}] has ${n} elements but data has ${t.data.length}`);
     const dtype = t.dtype ?? 'F32';
     const size = n * DTYPE_BYTES[dtype];
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + size] };

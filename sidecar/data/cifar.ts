@@ -21,7 +21,10 @@ export function cifarDataset(location: string, channels: number): Dataset {
   if (files.length === 0) throw new Error(`${location}: no data_batch_*.bin files (the CIFAR-10 binary version)`);
   const buffers = files.map((f) => {
     const b = fs.readFileSync(f);
-    if (b.length === 0 || b.length % RECORD !== 0) throw new Error(`${f}: ${b.length} bytes is not a whole number of ${RECORD}-byte CIFAR-10 records (truncated or not CIFAR-10)`);
+    if (b.length === 0 || b.length % RECORD !== 0)
+      throw new Error(
+        `${f}: ${b.length} bytes is not a whole number of ${RECORD}-byte CIFAR-10 records (truncated or not CIFAR-10)`,
+      );
     return b;
   });
   const counts = buffers.map((b) => b.length / RECORD);

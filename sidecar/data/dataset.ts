@@ -34,7 +34,12 @@ export class EpochOrder {
   private permutation(epoch: number): Uint32Array {
     let p = this.cache.get(epoch);
     if (p) return p;
-    const rng = new Rng([((this.seed >>> 0) ^ 0x9e3779b9) >>> 0, epoch >>> 0, Math.floor(epoch / 2 ** 32) >>> 0, 0x6d2b79f5]);
+    const rng = new Rng([
+      ((this.seed >>> 0) ^ 0x9e3779b9) >>> 0,
+      epoch >>> 0,
+      Math.floor(epoch / 2 ** 32) >>> 0,
+      0x6d2b79f5,
+    ]);
     p = new Uint32Array(this.size);
     for (let i = 0; i < this.size; i++) p[i] = i;
     for (let i = this.size - 1; i > 0; i--) {

@@ -76,7 +76,9 @@ export async function imageFolderDataset(root: string, imageSize: number, channe
   });
   const files = candidates.filter((_, i) => ok[i]);
   if (files.length === 0) {
-    throw new Error(`${root}: no readable images (PNG, JPEG or WebP) found${skipped.count ? `; skipped ${skipped.count} file(s), e.g. ${skipped.examples.join('; ')}` : ''}`);
+    throw new Error(
+      `${root}: no readable images (PNG, JPEG or WebP) found${skipped.count ? `; skipped ${skipped.count} file(s), e.g. ${skipped.examples.join('; ')}` : ''}`,
+    );
   }
   const bad = new Set<number>();
   const cache = new Map<number, Float32Array>();
@@ -114,7 +116,8 @@ export async function imageFolderDataset(root: string, imageSize: number, channe
     async read(indices) {
       const out = new Float32Array(indices.length * per);
       const imgs = await mapLimit(indices, 4, (i) => {
-        if (!Number.isInteger(i) || i < 0 || i >= files.length) throw new Error(`index ${i} is out of range 0..${files.length - 1}`);
+        if (!Number.isInteger(i) || i < 0 || i >= files.length)
+          throw new Error(`index ${i} is out of range 0..${files.length - 1}`);
         return decode(i);
       });
       imgs.forEach((img, b) => out.set(img, b * per));

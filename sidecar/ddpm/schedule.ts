@@ -89,7 +89,8 @@ export function cosineBetas(T: number, s = 0.008, maxBeta = 0.999): Float64Array
 
 function resolveConfig(config: Partial<ScheduleConfig>): Required<ScheduleConfig> {
   const kind = config.kind ?? 'linear';
-  if (kind !== 'linear' && kind !== 'cosine') throw new Error(`unknown schedule kind '${String(kind)}' (linear or cosine)`);
+  if (kind !== 'linear' && kind !== 'cosine')
+    throw new Error(`unknown schedule kind '${String(kind)}' (linear or cosine)`);
   const T = config.T ?? DEFAULT_SCHEDULE.T;
   if (!Number.isInteger(T) || T < 2) throw new Error(`schedule T must be an integer ≥ 2, got ${T}`);
   const betaStart = config.betaStart ?? DEFAULT_SCHEDULE.betaStart;
@@ -102,7 +103,10 @@ function resolveConfig(config: Partial<ScheduleConfig>): Required<ScheduleConfig
 
 export function makeSchedule(config: Partial<ScheduleConfig> = {}): Schedule {
   const cfg = resolveConfig(config);
-  const betas = cfg.kind === 'linear' ? linearBetas(cfg.T, cfg.betaStart, cfg.betaEnd) : cosineBetas(cfg.T, cfg.cosineS, cfg.maxBeta);
+  const betas =
+    cfg.kind === 'linear'
+      ? linearBetas(cfg.T, cfg.betaStart, cfg.betaEnd)
+      : cosineBetas(cfg.T, cfg.cosineS, cfg.maxBeta);
   return scheduleFromBetas(betas, cfg);
 }
 
@@ -139,7 +143,10 @@ export function scheduleFromBetas(betas: Float64Array, config: Required<Schedule
     // σ² = β_t ("fixedlarge") uses β̃_1 at t = 0 for its log, as the original p_mean_variance does.
     f64.fixedlarge_log_variance[t] = Math.log(t === 0 ? f64.posterior_variance[1] : betas[t]);
   }
-  const f32 = Object.fromEntries(SCHEDULE_FIELDS.map((k) => [k, Float32Array.from(f64[k])])) as Record<ScheduleField, Float32Array>;
+  const f32 = Object.fromEntries(SCHEDULE_FIELDS.map((k) => [k, Float32Array.from(f64[k])])) as Record<
+    ScheduleField,
+    Float32Array
+  >;
   return { config, T, f64, f32 };
 }
 
@@ -148,7 +155,8 @@ export function scheduleFromBetas(betas: Float64Array, config: Required<Schedule
  * k = steps−1 … 0, so 50 steps of T = 1000 give 980, 960, …, 20, 0. Returned in sampling order (descending).
  */
 export function ddimTimesteps(T: number, steps: number): number[] {
-  if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new Error(`DDIM steps must be an integer in 1..${T}, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 1 || steps > T)
+    throw new Error(`DDIM steps must be an integer in 1..${T}, got ${steps}`);
   const ratio = Math.floor(T / steps);
   const out: number[] = [];
   for (let k = steps - 1; k >= 0; k--) out.push(k * ratio);

@@ -99,14 +99,20 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
     if (!ok) throw new Error(`training config: ${msg}`);
   };
   check(c.lr > 0 && Number.isFinite(c.lr), `lr must be > 0, got ${c.lr}`);
-  check(Number.isInteger(c.warmupSteps) && c.warmupSteps >= 0, `warmupSteps must be an integer ≥ 0, got ${c.warmupSteps}`);
+  check(
+    Number.isInteger(c.warmupSteps) && c.warmupSteps >= 0,
+    `warmupSteps must be an integer ≥ 0, got ${c.warmupSteps}`,
+  );
   check(c.adamBeta1 >= 0 && c.adamBeta1 < 1, `adamBeta1 must be in [0, 1), got ${c.adamBeta1}`);
   check(c.adamBeta2 >= 0 && c.adamBeta2 < 1, `adamBeta2 must be in [0, 1), got ${c.adamBeta2}`);
   check(c.adamEps > 0, `adamEps must be > 0, got ${c.adamEps}`);
   check(c.gradClip >= 0, `gradClip must be ≥ 0, got ${c.gradClip}`);
   check(c.emaDecay >= 0 && c.emaDecay < 1, `emaDecay must be in [0, 1), got ${c.emaDecay}`);
   check(Number.isInteger(c.microBatch) && c.microBatch >= 0, `microBatch must be an integer ≥ 0, got ${c.microBatch}`);
-  check(Number.isInteger(c.workers) && c.workers >= 1 && c.workers <= 64, `workers must be an integer in 1..64, got ${c.workers}`);
+  check(
+    Number.isInteger(c.workers) && c.workers >= 1 && c.workers <= 64,
+    `workers must be an integer in 1..64, got ${c.workers}`,
+  );
   return c;
 }
 
@@ -120,7 +126,11 @@ export function flipLeftRight(x: tf.Tensor4D, flags: readonly boolean[]): tf.Ten
   if (flags.length !== x.shape[0]) throw new Error(`${flags.length} flip flags for ${x.shape[0]} images`);
   if (!flags.some(Boolean)) return tf.clone(x);
   return tf.tidy(() => {
-    const mask = tf.tensor4d(flags.map((f) => (f ? 1 : 0)), [flags.length, 1, 1, 1], 'bool');
+    const mask = tf.tensor4d(
+      flags.map((f) => (f ? 1 : 0)),
+      [flags.length, 1, 1, 1],
+      'bool',
+    );
     return tf.where(tf.broadcastTo(mask, x.shape), tf.reverse(x, 2), x);
   });
 }
@@ -331,7 +341,8 @@ export class Trainer {
         const t = src.get(name);
         if (!t) throw new Error(`checkpoint has no ${what} for '${name}'`);
         const want = this.shapes.get(name)!;
-        if (t.shape.join(',') !== want.join(',')) throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${want}]`);
+        if (t.shape.join(',') !== want.join(','))
+          throw new Error(`${what} for '${name}' has shape [${t.shape}], expected [${want}]`);
         return t;
       });
     // Validate everything before changing anything.
@@ -434,7 +445,10 @@ export class Trainer {
     let used = 1;
     try {
       const executor = this.hooks.executor;
-      const dispatched = executor && threads > 1 && microBatches.length > 1 ? await executor.dispatch(batch, microBatches, threads) : null;
+      const dispatched =
+        executor && threads > 1 && microBatches.length > 1
+          ? await executor.dispatch(batch, microBatches, threads)
+          : null;
       for (const i of dispatched?.local ?? microBatches.keys()) sum = this.addMicroBatch(sum, batch, microBatches[i]);
       if (dispatched) {
         remote = await dispatched.remote;
@@ -458,7 +472,18 @@ export class Trainer {
       const xs = mb.size === b ? batch.x0 : tf.slice(batch.x0, [mb.start, 0, 0, 0], [mb.size, -1, -1, -1]);
       const es = mb.size === b ? batch.eps : tf.slice(batch.eps, [mb.start, 0, 0, 0], [mb.size, -1, -1, -1]);
       const t = batch.t.slice(mb.start, mb.start + mb.size);
-      return microBatchGradients(model.params, this.names, model.config, diffusion, xs, t, es, mb.weight, mb.dropoutSeed, this.hooks.dropout);
+      return microBatchGradients(
+        model.params,
+        this.names,
+        model.config,
+        diffusion,
+        xs,
+        t,
+        es,
+        mb.weight,
+        mb.dropoutSeed,
+        this.hooks.dropout,
+      );
     });
     if (sum === null) return part;
     const added: MicroBatchGradients = {
@@ -475,7 +500,10 @@ export class Trainer {
    * straight into that chunk's sum (for cifar10, splitting them into per-tensor copies first held ~3 extra weight-sized
    * buffers at once). Consumes `sum`.
    */
-  private chunkGradients(sum: MicroBatchGradients, remote: readonly FlatGradients[]): { loss: tf.Scalar; grads: tf.Tensor1D[] } {
+  private chunkGradients(
+    sum: MicroBatchGradients,
+    remote: readonly FlatGradients[],
+  ): { loss: tf.Scalar; grads: tf.Tensor1D[] } {
     let loss = sum.value;
     const flat: tf.Tensor1D[] = [];
     try {
@@ -488,7 +516,12 @@ export class Trainer {
       this.chunks.forEach((c, ci) => {
         const length = c.sizes.reduce((p, q) => p + q, 0);
         const own = flat[ci];
-        flat[ci] = tf.tidy(() => remote.reduce<tf.Tensor1D>((acc, r) => tf.add(acc, tf.tensor1d(r.grads.subarray(offset, offset + length))), own));
+        flat[ci] = tf.tidy(() =>
+          remote.reduce<tf.Tensor1D>(
+            (acc, r) => tf.add(acc, tf.tensor1d(r.grads.subarray(offset, offset + length))),
+            own,
+          ),
+        );
         if (flat[ci] !== own) own.dispose();
         offset += length;
       });

@@ -20,7 +20,20 @@
  * Shapes: conv weights [kh, kw, in, out] (tfjs HWIO), dense / 1×1 weights [in, out], biases [out].
  */
 import * as tf from '@tensorflow/tfjs';
-import { attnBlock, conv2d, downsample, groupNorm, groupsFor, resBlock, swish, timestepEmbedding, upsample, dense, type BlockContext, type DropoutFn } from './layers.ts';
+import {
+  attnBlock,
+  conv2d,
+  downsample,
+  groupNorm,
+  groupsFor,
+  resBlock,
+  swish,
+  timestepEmbedding,
+  upsample,
+  dense,
+  type BlockContext,
+  type DropoutFn,
+} from './layers.ts';
 import type { Rng } from './rng.ts';
 
 export interface UNetConfig {
@@ -46,20 +59,53 @@ export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const PRESETS: Readonly<Record<PresetName, Readonly<UNetConfig>>> = {
   /** The paper's CIFAR-10 model: 35,746,307 parameters. */
-  cifar10: { imageSize: 32, channels: 3, ch: 128, chMult: [1, 2, 2, 2], numResBlocks: 2, attnResolutions: [16], dropout: 0.1, groups: 32 },
+  cifar10: {
+    imageSize: 32,
+    channels: 3,
+    ch: 128,
+    chMult: [1, 2, 2, 2],
+    numResBlocks: 2,
+    attnResolutions: [16],
+    dropout: 0.1,
+    groups: 32,
+  },
   /**
    * MNIST at its native 28×28 (28 → 14 → 7), 1,062,497 parameters: one residual block per level and attention only
    * in the middle (7×7), so that it trains on a laptop CPU in about an hour (~1 s per step of 16 on wasm).
    */
-  mnist: { imageSize: 28, channels: 1, ch: 32, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], dropout: 0, groups: 32 },
+  mnist: {
+    imageSize: 28,
+    channels: 1,
+    ch: 32,
+    chMult: [1, 2, 2],
+    numResBlocks: 1,
+    attnResolutions: [],
+    dropout: 0,
+    groups: 32,
+  },
   /** A very small model for tests and smoke runs. */
-  tiny: { imageSize: 16, channels: 1, ch: 16, chMult: [1, 2], numResBlocks: 1, attnResolutions: [8], dropout: 0, groups: 8 },
+  tiny: {
+    imageSize: 16,
+    channels: 1,
+    ch: 16,
+    chMult: [1, 2],
+    numResBlocks: 1,
+    attnResolutions: [8],
+    dropout: 0,
+    groups: 8,
+  },
 };
 
 export function presetConfig(name: string, overrides: Partial<UNetConfig> = {}): UNetConfig {
-  if (!(PRESET_NAMES as readonly string[]).includes(name)) throw new Error(`unknown preset '${name}': choose one of ${PRESET_NAMES.join(', ')}`);
+  if (!(PRESET_NAMES as readonly string[]).includes(name))
+    throw new Error(`unknown preset '${name}': choose one of ${PRESET_NAMES.join(', ')}`);
   const base = PRESETS[name as PresetName];
-  return validateConfig({ ...base, chMult: [...base.chMult], attnResolutions: [...base.attnResolutions], ...overrides });
+  return validateConfig({
+    ...base,
+    chMult: [...base.chMult],
+    attnResolutions: [...base.attnResolutions],
+    ...overrides,
+  });
 }
 
 export function validateConfig(c: UNetConfig): UNetConfig {
@@ -71,12 +117,15 @@ export function validateConfig(c: UNetConfig): UNetConfig {
   positiveInt(c.numResBlocks, 'numResBlocks');
   positiveInt(c.groups, 'groups');
   if (c.channels !== 1 && c.channels !== 3) throw new Error(`model config: channels must be 1 or 3, got ${c.channels}`);
-  if (!Array.isArray(c.chMult) || c.chMult.length === 0) throw new Error('model config: chMult must be a non-empty list');
+  if (!Array.isArray(c.chMult) || c.chMult.length === 0)
+    throw new Error('model config: chMult must be a non-empty list');
   c.chMult.forEach((m) => positiveInt(m, 'every chMult entry'));
   if (c.ch % 2 !== 0) throw new Error(`model config: ch must be even (sinusoidal embedding), got ${c.ch}`);
   const factor = 2 ** (c.chMult.length - 1);
   if (c.imageSize % factor !== 0) {
-    throw new Error(`model config: image size ${c.imageSize} is not divisible by 2^(levels−1) = ${factor} for ${c.chMult.length} levels`);
+    throw new Error(
+      `model config: image size ${c.imageSize} is not divisible by 2^(levels−1) = ${factor} for ${c.chMult.length} levels`,
+    );
   }
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`model config: dropout must be in [0, 1), got ${c.dropout}`);
   for (const m of [1, ...c.chMult]) groupsFor(c.ch * m, c.groups);
@@ -204,10 +253,18 @@ export interface ForwardOptions {
 }
 
 /** ε_θ(x_t, t): x is [B, H, W, C] in the model's size and channels, t one integer timestep per image. */
-export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig, x: tf.Tensor4D, t: readonly number[], opts: ForwardOptions): tf.Tensor4D {
+export function unetForward(
+  params: ReadonlyMap<string, tf.Tensor>,
+  config: UNetConfig,
+  x: tf.Tensor4D,
+  t: readonly number[],
+  opts: ForwardOptions,
+): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
   if (h !== config.imageSize || w !== config.imageSize || c !== config.channels) {
-    throw new Error(`model expects images of ${config.imageSize}×${config.imageSize}×${config.channels}, got ${h}×${w}×${c}`);
+    throw new Error(
+      `model expects images of ${config.imageSize}×${config.imageSize}×${config.channels}, got ${h}×${w}×${c}`,
+    );
   }
   if (t.length !== b) throw new Error(`batch of ${b} images but ${t.length} timesteps`);
   const p = (name: string): tf.Tensor => {
@@ -215,7 +272,8 @@ export function unetForward(params: ReadonlyMap<string, tf.Tensor>, config: UNet
     if (!v) throw new Error(`missing parameter '${name}'`);
     return v;
   };
-  if (opts.training && config.dropout > 0 && !opts.nextSeed) throw new Error('training with dropout needs a seed source');
+  if (opts.training && config.dropout > 0 && !opts.nextSeed)
+    throw new Error('training with dropout needs a seed source');
   const ctx: BlockContext = {
     p,
     groups: config.groups,
@@ -299,7 +357,13 @@ export function inferenceEps(
       const parts: tf.Tensor4D[] = [];
       for (let s = 0; s < b; s += maxBatch) {
         const n = Math.min(maxBatch, b - s);
-        parts.push(tf.tidy(() => unetForward(params, config, tf.slice(x, [s, 0, 0, 0], [n, -1, -1, -1]), t.slice(s, s + n), { training: false })));
+        parts.push(
+          tf.tidy(() =>
+            unetForward(params, config, tf.slice(x, [s, 0, 0, 0], [n, -1, -1, -1]), t.slice(s, s + n), {
+              training: false,
+            }),
+          ),
+        );
       }
       return tf.concat(parts, 0);
     });
@@ -316,9 +380,11 @@ export class UNet {
     for (const s of this.specs) {
       const v = params.get(s.name);
       if (!v) throw new Error(`missing parameter '${s.name}'`);
-      if (v.shape.join(',') !== s.shape.join(',')) throw new Error(`parameter '${s.name}' has shape [${v.shape}] but the config needs [${s.shape}]`);
+      if (v.shape.join(',') !== s.shape.join(','))
+        throw new Error(`parameter '${s.name}' has shape [${v.shape}] but the config needs [${s.shape}]`);
     }
-    if (params.size !== this.specs.length) throw new Error(`expected ${this.specs.length} parameters, got ${params.size}`);
+    if (params.size !== this.specs.length)
+      throw new Error(`expected ${this.specs.length} parameters, got ${params.size}`);
   }
 
   static create(config: UNetConfig, rng: Rng): UNet {

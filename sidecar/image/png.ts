@@ -17,7 +17,8 @@ const toByte = (v: number): number => Math.max(0, Math.min(255, Math.round((v + 
  */
 export async function encodeGrid(batch: ImageBatch, cols: number, pad = 2): Promise<Buffer> {
   const { data, n, height: h, width: w, channels: c } = batch;
-  if (data.length !== n * h * w * c) throw new Error(`image data has ${data.length} values, expected ${n}×${h}×${w}×${c}`);
+  if (data.length !== n * h * w * c)
+    throw new Error(`image data has ${data.length} values, expected ${n}×${h}×${w}×${c}`);
   if (c !== 1 && c !== 3) throw new Error(`images must have 1 or 3 channels, got ${c}`);
   const rows = Math.ceil(n / cols);
   const W = cols * w + (cols + 1) * pad;
@@ -28,11 +29,14 @@ export async function encodeGrid(batch: ImageBatch, cols: number, pad = 2): Prom
     const ox = pad + (k % cols) * (w + pad);
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
-        for (let ch = 0; ch < c; ch++) raw[((oy + y) * W + ox + x) * c + ch] = toByte(data[((k * h + y) * w + x) * c + ch]);
+        for (let ch = 0; ch < c; ch++)
+          raw[((oy + y) * W + ox + x) * c + ch] = toByte(data[((k * h + y) * w + x) * c + ch]);
       }
     }
   }
-  return sharp(raw, { raw: { width: W, height: H, channels: c as 1 | 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width: W, height: H, channels: c as 1 | 3 } })
+    .png()
+    .toBuffer();
 }
 
 /**
@@ -40,7 +44,9 @@ export async function encodeGrid(batch: ImageBatch, cols: number, pad = 2): Prom
  * transparency composited over black (the background of the training data), converted to the model's channels.
  */
 export async function loadImage(input: string | Buffer, size: number, channels: 1 | 3): Promise<Float32Array> {
-  let img = sharp(input, { failOn: 'error' }).flatten({ background: { r: 0, g: 0, b: 0 } }).resize(size, size, { fit: 'cover', position: 'centre' });
+  let img = sharp(input, { failOn: 'error' })
+    .flatten({ background: { r: 0, g: 0, b: 0 } })
+    .resize(size, size, { fit: 'cover', position: 'centre' });
   img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
   const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== channels || info.width !== size || info.height !== size) {

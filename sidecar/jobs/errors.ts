@@ -27,7 +27,8 @@ export class NoSuchJobError extends Error {
   override name = 'NoSuchJobError';
 }
 
-export type ErrorKind = 'params' | 'not-found' | 'bad-input' | 'backend' | 'cancelled' | 'job-running' | 'no-such-job' | 'internal';
+export type ErrorKind =
+  'params' | 'not-found' | 'bad-input' | 'backend' | 'cancelled' | 'job-running' | 'no-such-job' | 'internal';
 
 /** Throws NotFoundError unless `file` exists. */
 export function requireFile(file: string, what: string): void {
@@ -35,7 +36,8 @@ export function requireFile(file: string, what: string): void {
 }
 
 // The dataset readers' messages (sidecar/data/*): they throw plain errors that say what is wrong with the input.
-const BAD_DATA = /not a DDPM Studio checkpoint|not a readable image|unknown data source|not an IDX|IDX |CIFAR-10|no readable images|cannot be decoded|gzip stream|needs a path|is a folder|is a file|the dataset is empty|holds no|gives \d+×/;
+const BAD_DATA =
+  /not a DDPM Studio checkpoint|not a readable image|unknown data source|not an IDX|IDX |CIFAR-10|no readable images|cannot be decoded|gzip stream|needs a path|is a folder|is a file|the dataset is empty|holds no|gives \d+×/;
 
 export function classifyError(e: unknown): ErrorKind {
   if (!(e instanceof Error)) return 'internal';

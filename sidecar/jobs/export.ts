@@ -28,7 +28,12 @@ export function exportWeights(o: ExportOptions): ExportResult {
   const ck = loadCheckpoint(o.checkpoint, [group]);
   const weights = ck.groups[group];
   if (!weights) throw new BadInputError(`${o.checkpoint} has no ${o.ema ? 'EMA' : 'model'} weights`);
-  const meta = { ...ck.meta, kind: 'weights' as const, rng: undefined, exportedFrom: { step: ck.meta.step, weights: group } };
+  const meta = {
+    ...ck.meta,
+    kind: 'weights' as const,
+    rng: undefined,
+    exportedFrom: { step: ck.meta.step, weights: group },
+  };
   saveCheckpoint(o.out, { meta, groups: { model: weights } }, o.f16 ? 'F16' : 'F32');
   return { out: o.out, bytes: fs.statSync(o.out).size, step: ck.meta.step, weights: group };
 }

@@ -13,13 +13,24 @@ export function inspectCheckpoint(file: string): InspectResult {
   const h = readHeader(file);
   const meta = readCheckpointMeta(h);
   // A checkpoint's parameters are its model's; a foreign file's, every value it holds.
-  const params = h.tensors.filter((t) => !meta || t.name.startsWith('model.')).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const params = h.tensors
+    .filter((t) => !meta || t.name.startsWith('model.'))
+    .reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   return {
     path: file,
     fileSize: h.fileSize,
     format: meta ? CHECKPOINT_FORMAT : null,
     ...(meta
-      ? { kind: meta.kind, preset: meta.preset, model: { ...meta.model }, schedule: { ...meta.schedule }, step: meta.step, data: meta.data, backend: meta.backend, created: meta.created }
+      ? {
+          kind: meta.kind,
+          preset: meta.preset,
+          model: { ...meta.model },
+          schedule: { ...meta.schedule },
+          step: meta.step,
+          data: meta.data,
+          backend: meta.backend,
+          created: meta.created,
+        }
       : {}),
     params,
     tensors: h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
@@ -42,7 +53,14 @@ export function lossSummary(h: LossHistory | null | undefined): LossSummary | nu
   if (!h || h.loss.length === 0) return null;
   let min = Infinity;
   for (const l of h.loss) if (l < min) min = l;
-  return { points: h.loss.length, firstStep: h.steps[0], lastStep: h.steps[h.steps.length - 1], first: h.loss[0], last: h.loss[h.loss.length - 1], min };
+  return {
+    points: h.loss.length,
+    firstStep: h.steps[0],
+    lastStep: h.steps[h.steps.length - 1],
+    first: h.loss[0],
+    last: h.loss[h.loss.length - 1],
+    min,
+  };
 }
 
 /** Min, max, mean, standard deviation and a histogram of `bins` equal bins over [min, max] of one tensor. */

@@ -40,7 +40,8 @@ export async function interpolateImages(o: InterpolateJobOptions): Promise<Inter
   const c = w.meta.model;
   const tensors: tf.Tensor[] = [];
   try {
-    if (o.t >= w.meta.schedule.T) throw new BadInputError(`t must be below the checkpoint's T = ${w.meta.schedule.T}, got ${o.t}`);
+    if (o.t >= w.meta.schedule.T)
+      throw new BadInputError(`t must be below the checkpoint's T = ${w.meta.schedule.T}, got ${o.t}`);
     const inputs = await Promise.all(
       [o.imageA, o.imageB].map((f) =>
         loadImage(f, c.imageSize, c.channels as 1 | 3).catch((e: Error) => {
@@ -54,17 +55,24 @@ export async function interpolateImages(o: InterpolateJobOptions): Promise<Inter
     const t0 = Date.now();
     let threads = 1;
     const batch = Math.min(o.lambdas.length, INTERPOLATION_BATCH);
-    const strip = await withSamplingThreads(w.params, c, w.meta.schedule, batch, { workers: o.workers, onWarning: o.onWarning }, (eps, n) => {
-      threads = n;
-      o.onStart?.({ threads: n });
-      return interpolate(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), x1, x2, o.t, o.lambdas, {
-        sampler: o.sampler,
-        steps: o.steps,
-        seed: o.seed,
-        signal: o.signal,
-        onProgress: o.onProgress,
-      });
-    });
+    const strip = await withSamplingThreads(
+      w.params,
+      c,
+      w.meta.schedule,
+      batch,
+      { workers: o.workers, onWarning: o.onWarning },
+      (eps, n) => {
+        threads = n;
+        o.onStart?.({ threads: n });
+        return interpolate(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), x1, x2, o.t, o.lambdas, {
+          sampler: o.sampler,
+          steps: o.steps,
+          seed: o.seed,
+          signal: o.signal,
+          onProgress: o.onProgress,
+        });
+      },
+    );
     tensors.push(...strip);
     const outs = await Promise.all(strip.map(async (s) => (await s.data()) as Float32Array));
     const dims = { height: c.imageSize, width: c.imageSize, channels: c.channels };

@@ -9,7 +9,13 @@ import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../d
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
 import type { UNetConfig } from '../ddpm/unet.ts';
 import { backendInferenceEps } from '../parallel/wasmMemory.ts';
-import { backendUsesWorkers, ModelWorkerPool, resolveSamplingWorkers, threadedEpsModel, workerInit } from '../parallel/workerPool.ts';
+import {
+  backendUsesWorkers,
+  ModelWorkerPool,
+  resolveSamplingWorkers,
+  threadedEpsModel,
+  workerInit,
+} from '../parallel/workerPool.ts';
 
 /** How a sampling run spreads over threads on the CPU backends (parallel/workerPool.ts). */
 export interface SamplingThreadOptions {
@@ -60,7 +66,9 @@ export async function withSamplingThreads<T>(
     await workers.setParams(params);
   } catch (e) {
     await workers?.dispose();
-    o.onWarning?.(`sampling on one thread: the model workers could not start (${e instanceof Error ? e.message : String(e)})`);
+    o.onWarning?.(
+      `sampling on one thread: the model workers could not start (${e instanceof Error ? e.message : String(e)})`,
+    );
     return run(local, 1);
   }
   try {
@@ -104,10 +112,19 @@ export interface SampleJobResult {
 export function frameIndices(total: number, frames: number): Set<number> {
   if (frames <= 0) return new Set();
   if (frames === 1) return new Set([total - 1]);
-  return new Set(Array.from({ length: Math.min(frames, total) }, (_, i) => Math.round((i * (total - 1)) / (Math.min(frames, total) - 1))));
+  return new Set(
+    Array.from({ length: Math.min(frames, total) }, (_, i) =>
+      Math.round((i * (total - 1)) / (Math.min(frames, total) - 1)),
+    ),
+  );
 }
 
-export async function sampleImages(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig, schedule: Partial<ScheduleConfig>, o: SampleJobOptions): Promise<SampleJobResult> {
+export async function sampleImages(
+  params: ReadonlyMap<string, tf.Tensor>,
+  config: UNetConfig,
+  schedule: Partial<ScheduleConfig>,
+  o: SampleJobOptions,
+): Promise<SampleJobResult> {
   if (!Number.isInteger(o.n) || o.n < 1) throw new Error(`n must be a positive integer, got ${o.n}`);
   const diffusion = new GaussianDiffusion(makeSchedule(schedule));
   const shape: [number, number, number, number] = [o.n, config.imageSize, config.imageSize, config.channels];
@@ -138,7 +155,11 @@ export async function sampleImages(params: ReadonlyMap<string, tf.Tensor>, confi
 }
 
 /** Rearranges frames into one image per (sample, frame), row-major by sample: the layout of a trajectory strip. */
-export function trajectoryBatch(frames: readonly TrajectoryFrame[], shape: readonly number[], pick: 'xt' | 'predX0'): Float32Array {
+export function trajectoryBatch(
+  frames: readonly TrajectoryFrame[],
+  shape: readonly number[],
+  pick: 'xt' | 'predX0',
+): Float32Array {
   const [n, h, w, c] = shape;
   const per = h * w * c;
   const out = new Float32Array(n * frames.length * per);

@@ -54,13 +54,24 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
       onStep: (s) => o.onStep?.({ index: s.index, total: s.total, t: s.t }),
       onFrame: async (f) => {
         if (!o.onFrame) return;
-        const [xt, x0] = await Promise.all([encodeGrid({ data: f.xt, n: o.n, ...dims }, cols), encodeGrid({ data: f.predX0, n: o.n, ...dims }, cols)]);
+        const [xt, x0] = await Promise.all([
+          encodeGrid({ data: f.xt, n: o.n, ...dims }, cols),
+          encodeGrid({ data: f.predX0, n: o.n, ...dims }, cols),
+        ]);
         await o.onFrame({ index: f.index, t: f.t, xt, x0 });
       },
     });
     const per = c.imageSize * c.imageSize * c.channels;
-    const images = await Promise.all(Array.from({ length: o.n }, (_, i) => encodeGrid({ data: r.images.subarray(i * per, (i + 1) * per), n: 1, ...dims }, 1, 0)));
-    const strip = (pick: 'xt' | 'predX0') => encodeGrid({ data: trajectoryBatch(r.frames, r.shape, pick), n: o.n * r.frames.length, ...dims }, r.frames.length);
+    const images = await Promise.all(
+      Array.from({ length: o.n }, (_, i) =>
+        encodeGrid({ data: r.images.subarray(i * per, (i + 1) * per), n: 1, ...dims }, 1, 0),
+      ),
+    );
+    const strip = (pick: 'xt' | 'predX0') =>
+      encodeGrid(
+        { data: trajectoryBatch(r.frames, r.shape, pick), n: o.n * r.frames.length, ...dims },
+        r.frames.length,
+      );
     return {
       grid: await encodeGrid({ data: r.images, n: o.n, ...dims }, cols),
       images,

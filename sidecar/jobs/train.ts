@@ -15,7 +15,15 @@ import type { TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
 import { ParallelTrainer } from '../parallel/trainer.ts';
 import { resolveWorkers } from '../parallel/workerPool.ts';
-import { CHECKPOINT_FORMAT, downsampleHistory, loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
+import {
+  CHECKPOINT_FORMAT,
+  downsampleHistory,
+  loadCheckpoint,
+  saveCheckpoint,
+  writeFileAtomic,
+  type CheckpointMeta,
+  type LossHistory,
+} from '../checkpoint/checkpoint.ts';
 import { openDataset } from '../data/open.ts';
 import { EpochOrder } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
@@ -101,20 +109,27 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   let dataSource = o.data;
   if (o.resume && fs.existsSync(latest)) {
     const ck = loadCheckpoint(latest);
-    if (ck.meta.kind !== 'training' || !ck.groups['adam.m'] || ck.meta.rng === undefined) throw new Error(`${latest} holds weights only and cannot be resumed`);
+    if (ck.meta.kind !== 'training' || !ck.groups['adam.m'] || ck.meta.rng === undefined)
+      throw new Error(`${latest} holds weights only and cannot be resumed`);
     config = ck.meta.model;
     scheduleCfg = ck.meta.schedule;
     runSeed = ck.meta.seed;
     dataSource = ck.meta.data?.source ?? o.data;
     if (o.data !== dataSource) throw new Error(`the run in ${o.out} was trained on '${dataSource}', not '${o.data}'`);
-    const toTensors = (g: Map<string, { shape: number[]; data: Float32Array }> | undefined) => new Map([...(g ?? new Map())].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+    const toTensors = (g: Map<string, { shape: number[]; data: Float32Array }> | undefined) =>
+      new Map([...(g ?? new Map())].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
     const weights = toTensors(ck.groups.model);
     model = new UNet(config, new Map([...weights].map(([k, v]) => [k, tf.variable(v, true)])));
     const ema = toTensors(ck.groups.ema);
     const m = toTensors(ck.groups['adam.m']);
     const v = toTensors(ck.groups['adam.v']);
     const workers = resolveWorkers(o.workers, o.batch, model.numParams);
-    trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...ck.meta.train, ...o.train, workers }, runSeed + 1);
+    trainer = new ParallelTrainer(
+      model,
+      new GaussianDiffusion(makeSchedule(scheduleCfg)),
+      { ...ck.meta.train, ...o.train, workers },
+      runSeed + 1,
+    );
     trainer.restore({ step: ck.meta.step, rng: ck.meta.rng, ema, adamM: m, adamV: v });
     tf.dispose([...weights.values(), ...ema.values(), ...m.values(), ...v.values()]);
     history = ck.meta.lossHistory ?? history;
@@ -127,12 +142,19 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     scheduleCfg = makeSchedule(o.schedule).config;
     model = UNet.create(config, new Rng(runSeed));
     const workers = resolveWorkers(o.workers, o.batch, model.numParams);
-    trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule(scheduleCfg)), { ...o.trainDefaults, ...o.train, workers }, runSeed + 1);
+    trainer = new ParallelTrainer(
+      model,
+      new GaussianDiffusion(makeSchedule(scheduleCfg)),
+      { ...o.trainDefaults, ...o.train, workers },
+      runSeed + 1,
+    );
   }
 
   const dataset = await openDataset(dataSource, { imageSize: config.imageSize, channels: config.channels });
   if (dataset.imageSize !== config.imageSize || dataset.channels !== config.channels) {
-    throw new Error(`${dataSource} gives ${dataset.imageSize}×${dataset.imageSize}×${dataset.channels} images but the model takes ${config.imageSize}×${config.imageSize}×${config.channels}`);
+    throw new Error(
+      `${dataSource} gives ${dataset.imageSize}×${dataset.imageSize}×${dataset.channels} images but the model takes ${config.imageSize}×${config.imageSize}×${config.channels}`,
+    );
   }
   if (dataset.skipped && dataset.skipped.count > 0) {
     o.onEvent?.({ type: 'skipped', count: dataset.skipped.count, examples: dataset.skipped.examples });
@@ -143,7 +165,11 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   if (!fs.existsSync(csv) || trainer.step === 0) fs.writeFileSync(csv, header);
   else {
     // Rows written after the checkpoint we resume from belong to steps that are about to be redone.
-    const rows = fs.readFileSync(csv, 'utf8').split('\n').slice(1).filter((r) => r && Number(r.split(',')[0]) <= trainer.step);
+    const rows = fs
+      .readFileSync(csv, 'utf8')
+      .split('\n')
+      .slice(1)
+      .filter((r) => r && Number(r.split(',')[0]) <= trainer.step);
     fs.writeFileSync(csv, header + rows.map((r) => `${r}\n`).join(''));
   }
   let lastCheckpoint: string | null = o.resume && fs.existsSync(latest) ? latest : null;
@@ -174,7 +200,15 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
         lossHistory: history,
       };
       const file = path.join(o.out, `ckpt-${pad(trainer.step)}.safetensors`);
-      saveCheckpoint(file, { meta, groups: { model: await read(model.params), ema: await read(ema), 'adam.m': await read(m), 'adam.v': await read(v) } });
+      saveCheckpoint(file, {
+        meta,
+        groups: {
+          model: await read(model.params),
+          ema: await read(ema),
+          'adam.m': await read(m),
+          'adam.v': await read(v),
+        },
+      });
       // `latest` is a copy, replaced atomically, so that it is never a half-written file.
       writeFileAtomic(latest, [fs.readFileSync(file)]);
       const old = fs
@@ -196,11 +230,23 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       const n = o.sampleCount ?? 16;
       // On the trainer's threads, if it has any: a pool of its own would cost a second set of workers.
       const threads = trainer.workerPool ? { pool: trainer.workerPool } : { workers: 1 };
-      const r = await sampleImages(ema, config, scheduleCfg, { n, sampler: 'ddim', steps: o.sampleSteps ?? 20, seed: runSeed, ...threads });
+      const r = await sampleImages(ema, config, scheduleCfg, {
+        n,
+        sampler: 'ddim',
+        steps: o.sampleSteps ?? 20,
+        seed: runSeed,
+        ...threads,
+      });
       const dir = path.join(o.out, 'samples');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `step-${pad(trainer.step)}.png`);
-      fs.writeFileSync(file, await encodeGrid({ data: r.images, n, height: config.imageSize, width: config.imageSize, channels: config.channels }, Math.ceil(Math.sqrt(n))));
+      fs.writeFileSync(
+        file,
+        await encodeGrid(
+          { data: r.images, n, height: config.imageSize, width: config.imageSize, channels: config.channels },
+          Math.ceil(Math.sqrt(n)),
+        ),
+      );
       o.onEvent?.({ type: 'samples', path: file, step: trainer.step });
     } finally {
       tf.dispose([...ema.values()]);
@@ -233,8 +279,21 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       history.steps.push(stats.step);
       history.loss.push(stats.loss);
       if (history.steps.length > 4000) history = downsampleHistory(history, 2000);
-      fs.appendFileSync(csv, `${stats.step},${stats.loss},${stats.gradNorm},${stats.lr},${((Date.now() - started) / 1000).toFixed(2)}\n`);
-      o.onProgress?.({ step: stats.step, steps: o.steps, loss: stats.loss, lr: stats.lr, gradNorm: stats.gradNorm, itPerSec: rate, etaSeconds: (o.steps - stats.step) / rate, threads: stats.threads, lastCheckpoint });
+      fs.appendFileSync(
+        csv,
+        `${stats.step},${stats.loss},${stats.gradNorm},${stats.lr},${((Date.now() - started) / 1000).toFixed(2)}\n`,
+      );
+      o.onProgress?.({
+        step: stats.step,
+        steps: o.steps,
+        loss: stats.loss,
+        lr: stats.lr,
+        gradNorm: stats.gradNorm,
+        itPerSec: rate,
+        etaSeconds: (o.steps - stats.step) / rate,
+        threads: stats.threads,
+        lastCheckpoint,
+      });
       if (saveEvery > 0 && stats.step % saveEvery === 0 && stats.step < o.steps) await save();
       if (sampleEvery > 0 && stats.step % sampleEvery === 0) await preview();
     }

@@ -16,7 +16,24 @@ export function defaultFlip(data: string): boolean {
 }
 
 /** The trainer's options for a request: what it sets, over the recipe defaults of a new run. */
-export function trainJobOptions(o: TrainOptions): Pick<TrainJobOptions, 'data' | 'preset' | 'steps' | 'batch' | 'out' | 'resume' | 'saveEvery' | 'sampleEvery' | 'keep' | 'seed' | 'workers' | 'train' | 'trainDefaults'> {
+export function trainJobOptions(
+  o: TrainOptions,
+): Pick<
+  TrainJobOptions,
+  | 'data'
+  | 'preset'
+  | 'steps'
+  | 'batch'
+  | 'out'
+  | 'resume'
+  | 'saveEvery'
+  | 'sampleEvery'
+  | 'keep'
+  | 'seed'
+  | 'workers'
+  | 'train'
+  | 'trainDefaults'
+> {
   const d = TrainRecipeSchema.parse({});
   const given: Partial<TrainConfig> = {
     ...(o.lr !== undefined ? { lr: o.lr } : {}),
@@ -38,7 +55,13 @@ export function trainJobOptions(o: TrainOptions): Pick<TrainJobOptions, 'data' |
     seed: o.seed,
     workers: o.workers,
     train: given,
-    trainDefaults: { lr: d.lr, warmupSteps: d.warmup, emaDecay: d.emaDecay, microBatch: d.microBatch, randomFlip: defaultFlip(o.data) },
+    trainDefaults: {
+      lr: d.lr,
+      warmupSteps: d.warmup,
+      emaDecay: d.emaDecay,
+      microBatch: d.microBatch,
+      randomFlip: defaultFlip(o.data),
+    },
   };
 }
 
@@ -46,7 +69,12 @@ export interface TrainingListener {
   onProgress?: (p: TrainProgress) => void;
   onEvent?: (e: TrainEvent) => void;
   /** Once, when the job has ended after starting: done, stopped, or failed with an error. */
-  onEnded?: (e: { reason: 'done' | 'stopped' | 'failed'; step: number; checkpoint: string | null; error?: string }) => void;
+  onEnded?: (e: {
+    reason: 'done' | 'stopped' | 'failed';
+    step: number;
+    checkpoint: string | null;
+    error?: string;
+  }) => void;
 }
 
 export interface RunningTraining {
@@ -58,7 +86,9 @@ export interface RunningTraining {
 
 /** One training job at a time. */
 export class TrainingSlot {
-  private job: (RunningTraining & { controller: AbortController; done: Promise<{ step: number; checkpoint: string | null }> }) | null = null;
+  private job:
+    | (RunningTraining & { controller: AbortController; done: Promise<{ step: number; checkpoint: string | null }> })
+    | null = null;
 
   get current(): RunningTraining | null {
     return this.job;
@@ -74,7 +104,14 @@ export class TrainingSlot {
       started = res;
       failedEarly = rej;
     });
-    const job: NonNullable<TrainingSlot['job']> = { id: randomUUID(), step: 0, steps: o.steps, lastCheckpoint: null, controller, done: Promise.resolve({ step: 0, checkpoint: null }) };
+    const job: NonNullable<TrainingSlot['job']> = {
+      id: randomUUID(),
+      step: 0,
+      steps: o.steps,
+      lastCheckpoint: null,
+      controller,
+      done: Promise.resolve({ step: 0, checkpoint: null }),
+    };
     let running = false;
     job.done = runTrainJob({
       ...trainJobOptions(o),
@@ -102,7 +139,13 @@ export class TrainingSlot {
         this.job = null;
         failedEarly(e);
         // A job that never started reports through the start request's error only.
-        if (running) listener.onEnded?.({ reason: 'failed', step: job.step, checkpoint: job.lastCheckpoint, error: e instanceof Error ? e.message : String(e) });
+        if (running)
+          listener.onEnded?.({
+            reason: 'failed',
+            step: job.step,
+            checkpoint: job.lastCheckpoint,
+            error: e instanceof Error ? e.message : String(e),
+          });
         return { step: job.step, checkpoint: job.lastCheckpoint };
       },
     );

@@ -67,7 +67,11 @@ function dilateSpatially(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
     [0, sh - 1],
     [0, 0],
   ]); // [n, h, sh, w·sw·c]
-  return tf.slice(tf.reshape<tf.Rank.R4>(rows, [n, h * sh, w * sw, c]), [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]);
+  return tf.slice(
+    tf.reshape<tf.Rank.R4>(rows, [n, h * sh, w * sw, c]),
+    [0, 0, 0, 0],
+    [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c],
+  );
 }
 
 /** x padded as the forward convolution pads it (a negative bottom/right pad, rows it never reads, becomes 0). */
@@ -88,7 +92,14 @@ export function conv2dBackpropFilter({ inputs, attrs }: KernelArgs): tf.TensorIn
   return tf.tidy(() => {
     const x = asTensor<tf.Rank.R4>(input(inputs, 'x'));
     const dy = asTensor<tf.Rank.R4>(input(inputs, 'dy'));
-    if (kh === 1 && kw === 1 && info.strideHeight === 1 && info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0) {
+    if (
+      kh === 1 &&
+      kw === 1 &&
+      info.strideHeight === 1 &&
+      info.strideWidth === 1 &&
+      info.padInfo.top === 0 &&
+      info.padInfo.left === 0
+    ) {
       const g = tf.matMul(tf.reshape(x, [-1, ci]), tf.reshape(dy, [-1, co]), true, false);
       return tf.reshape(g, [1, 1, ci, co]);
     }
@@ -140,7 +151,8 @@ export function makeConv2dBackpropFilterIm2col(options: Partial<Im2colOptions> =
     const perImage = ho * wo;
     // Images per matrix of the batched product, and per group of patches built at once (a multiple of it).
     const chunk = largestDivisorAtMost(n, splitKRows / perImage);
-    const maxBinding = (backend as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device?.limits?.maxStorageBufferBindingSize;
+    const maxBinding = (backend as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device?.limits
+      ?.maxStorageBufferBindingSize;
     const budget = Math.min(maxPatchBytes, maxBinding ? maxBinding / 2 : maxPatchBytes);
     const groupChunks = largestDivisorAtMost(n / chunk, budget / (chunk * perImage * k * 4));
     const group = chunk * groupChunks;
@@ -157,13 +169,26 @@ export function makeConv2dBackpropFilterIm2col(options: Partial<Im2colOptions> =
             taps.push(
               sh === 1 && sw === 1
                 ? tf.slice(xp, begin, [group, ho, wo, ci])
-                : (tf.stridedSlice(xp, begin, [n0 + group, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, ci], [1, sh, sw, 1]) as tf.Tensor4D),
+                : (tf.stridedSlice(
+                    xp,
+                    begin,
+                    [n0 + group, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, ci],
+                    [1, sh, sw, 1],
+                  ) as tf.Tensor4D),
             );
           }
         }
         // Columns ordered (i, j, c): the filter's own layout once reshaped to [kh, kw, ci, co].
-        const patches = tf.reshape(taps.length === 1 ? taps[0] : tf.concat(taps, 3), [groupChunks, chunk * perImage, k]);
-        const dys = tf.reshape(group === n ? dy : tf.slice(dy, [n0, 0, 0, 0], [group, ho, wo, co]), [groupChunks, chunk * perImage, co]);
+        const patches = tf.reshape(taps.length === 1 ? taps[0] : tf.concat(taps, 3), [
+          groupChunks,
+          chunk * perImage,
+          k,
+        ]);
+        const dys = tf.reshape(group === n ? dy : tf.slice(dy, [n0, 0, 0, 0], [group, ho, wo, co]), [
+          groupChunks,
+          chunk * perImage,
+          co,
+        ]);
         const partial = tf.sum(tf.matMul(patches, dys, true, false), 0) as tf.Tensor2D; // [k, co]
         sum = sum ? tf.add<tf.Tensor2D>(sum, partial) : partial;
       }

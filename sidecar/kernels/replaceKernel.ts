@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 
 export function replaceKernel(backend: string, name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
   const original = tf.getKernel(name, backend);
-  if (!original) throw new Error(`${backend} kernel ${name} is not registered: is @tensorflow/tfjs-backend-${backend} loaded?`);
+  if (!original)
+    throw new Error(`${backend} kernel ${name} is not registered: is @tensorflow/tfjs-backend-${backend} loaded?`);
   tf.unregisterKernel(name, backend);
   tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
 }

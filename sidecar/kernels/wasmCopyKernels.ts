@@ -28,7 +28,13 @@ function strides(shape: readonly number[]): number[] {
 }
 
 /** Copies x[begin : begin + size] into a new output of shape `outShape` (same element count as `size`). */
-function sliceInto(backend: WasmHeapBackend, x: tf.TensorInfo, begin: readonly number[], size: readonly number[], outShape: number[] = [...size]): tf.TensorInfo {
+function sliceInto(
+  backend: WasmHeapBackend,
+  x: tf.TensorInfo,
+  begin: readonly number[],
+  size: readonly number[],
+  outShape: number[] = [...size],
+): tf.TensorInfo {
   if (x.dtype === 'string' || x.dtype === 'complex64') throw new Error(`wasm slice of ${x.dtype} is not supported`);
   // Allocate first: growing the heap detaches earlier views.
   const out = backend.makeOutput(outShape, x.dtype);

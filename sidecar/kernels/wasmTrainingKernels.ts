@@ -40,11 +40,15 @@ function makeBatchMatMul(original: tf.KernelFunc) {
       const nn = b.shape[rb - 1];
       const outBatch = a.shape.length >= b.shape.length ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
       const batch = Math.max(batchA, batchB);
-      if (batch === 1) return tf.reshape(tf.matMul(tf.reshape(a, [m, k]), tf.reshape(b, [k, nn])), [...outBatch, m, nn]);
-      if (batchA !== batchB && batchA !== 1 && batchB !== 1) throw new Error('BatchMatMul: batch dims must match or be 1');
+      if (batch === 1)
+        return tf.reshape(tf.matMul(tf.reshape(a, [m, k]), tf.reshape(b, [k, nn])), [...outBatch, m, nn]);
+      if (batchA !== batchB && batchA !== 1 && batchB !== 1)
+        throw new Error('BatchMatMul: batch dims must match or be 1');
       const as = tf.unstack(tf.reshape(a, [batchA, m, k])) as tf.Tensor2D[];
       const bs = tf.unstack(tf.reshape(b, [batchB, k, nn])) as tf.Tensor2D[];
-      const outs = Array.from({ length: batch }, (_, i) => tf.matMul(as[batchA === 1 ? 0 : i], bs[batchB === 1 ? 0 : i]));
+      const outs = Array.from({ length: batch }, (_, i) =>
+        tf.matMul(as[batchA === 1 ? 0 : i], bs[batchB === 1 ? 0 : i]),
+      );
       return tf.reshape(tf.stack(outs), [...outBatch, m, nn]);
     });
   };
@@ -55,7 +59,11 @@ export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
   if (!tf.getKernel('Conv2DBackpropFilter', BACKEND)) {
-    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: BACKEND, kernelFunc: conv2dBackpropFilter as tf.KernelFunc });
+    tf.registerKernel({
+      kernelName: 'Conv2DBackpropFilter',
+      backendName: BACKEND,
+      kernelFunc: conv2dBackpropFilter as tf.KernelFunc,
+    });
   }
   replaceKernel(BACKEND, 'Conv2DBackpropInput', makeConv2dBackpropInput);
   replaceKernel(BACKEND, 'BatchMatMul', makeBatchMatMul);

@@ -14,7 +14,13 @@
  * before any gradient is taken.
  */
 import * as tf from '@tensorflow/tfjs';
-import { conv2dBackpropFilter, input, makeConv2dBackpropFilterIm2col, makeConv2dBackpropInput, type KernelArgs } from './convGradients.ts';
+import {
+  conv2dBackpropFilter,
+  input,
+  makeConv2dBackpropFilterIm2col,
+  makeConv2dBackpropInput,
+  type KernelArgs,
+} from './convGradients.ts';
 import { replaceKernel } from './replaceKernel.ts';
 
 const BACKEND = 'webgpu';
@@ -48,7 +54,9 @@ export function conv2dBackpropFilterBySize(args: KernelArgs): tf.TensorInfo {
 let registered: readonly WebgpuKernelChoice[] | null = null;
 
 /** Replaces the chosen kernels once per process; returns what is in place. */
-export function registerWebgpuTrainingKernels(choice: readonly WebgpuKernelChoice[] = webgpuKernelsFromEnv()): readonly WebgpuKernelChoice[] {
+export function registerWebgpuTrainingKernels(
+  choice: readonly WebgpuKernelChoice[] = webgpuKernelsFromEnv(),
+): readonly WebgpuKernelChoice[] {
   if (registered) return registered;
   const filter = choice.filter((c) => FILTER_CHOICES.includes(c));
   if (filter.length > 1) throw new Error(`choose one of ${FILTER_CHOICES.join(', ')}`);
@@ -66,9 +74,17 @@ export function registerWebgpuTrainingKernels(choice: readonly WebgpuKernelChoic
 export function webgpuKernelsFromEnv(env: NodeJS.ProcessEnv = process.env): WebgpuKernelChoice[] {
   const raw = env.DDPM_WEBGPU_KERNELS;
   if (raw === undefined || raw.trim() === '') return ['filter'];
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 1 && items[0] === 'none') return [];
-  for (const i of items) if (!(CHOICES as readonly string[]).includes(i)) throw new Error(`DDPM_WEBGPU_KERNELS: unknown kernel '${i}' (use filter, filter-im2col, filter-conv, input or none)`);
-  if (items.filter((i) => (FILTER_CHOICES as readonly string[]).includes(i)).length > 1) throw new Error(`DDPM_WEBGPU_KERNELS: choose one of ${FILTER_CHOICES.join(', ')}`);
+  for (const i of items)
+    if (!(CHOICES as readonly string[]).includes(i))
+      throw new Error(
+        `DDPM_WEBGPU_KERNELS: unknown kernel '${i}' (use filter, filter-im2col, filter-conv, input or none)`,
+      );
+  if (items.filter((i) => (FILTER_CHOICES as readonly string[]).includes(i)).length > 1)
+    throw new Error(`DDPM_WEBGPU_KERNELS: choose one of ${FILTER_CHOICES.join(', ')}`);
   return items as WebgpuKernelChoice[];
 }

@@ -36,12 +36,18 @@ async function main(): Promise<void> {
   const loadParams = (version: number) => {
     if (version === loadedVersion) return;
     tf.tidy(() => {
-      init.names.forEach((n, i) => params.get(n)!.assign(tf.tensor(shared.subarray(offsets[i], offsets[i] + sizes[i]), init.shapes[i])));
+      init.names.forEach((n, i) =>
+        params.get(n)!.assign(tf.tensor(shared.subarray(offsets[i], offsets[i] + sizes[i]), init.shapes[i])),
+      );
     });
     loadedVersion = version;
   };
 
-  const gradients = async (id: number, imageShape: number[], microBatches: WorkerMicroBatch[]): Promise<WorkerReply> => {
+  const gradients = async (
+    id: number,
+    imageShape: number[],
+    microBatches: WorkerMicroBatch[],
+  ): Promise<WorkerReply> => {
     let loss: tf.Scalar | null = null;
     let sums: tf.NamedTensorMap | null = null;
     try {
@@ -67,7 +73,8 @@ async function main(): Promise<void> {
       let lossValue = 0;
       if (loss && sums) {
         lossValue = (await loss.data())[0];
-        for (let i = 0; i < init.names.length; i++) grads.set((await sums[init.names[i]].data()) as Float32Array, offsets[i]);
+        for (let i = 0; i < init.names.length; i++)
+          grads.set((await sums[init.names[i]].data()) as Float32Array, offsets[i]);
       }
       return { id, loss: lossValue, grads };
     } finally {
@@ -90,7 +97,10 @@ async function main(): Promise<void> {
   const answer = async (job: WorkerJob): Promise<void> => {
     try {
       loadParams(job.paramsVersion);
-      const reply = job.kind === 'gradients' ? await gradients(job.id, job.imageShape, job.microBatches) : await forward(job.id, job.imageShape, job.x, job.t);
+      const reply =
+        job.kind === 'gradients'
+          ? await gradients(job.id, job.imageShape, job.microBatches)
+          : await forward(job.id, job.imageShape, job.x, job.t);
       const transfer = 'grads' in reply ? [reply.grads.buffer] : 'eps' in reply ? [reply.eps.buffer] : [];
       port.postMessage(reply, transfer as ArrayBuffer[]);
     } catch (e) {

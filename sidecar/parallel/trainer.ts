@@ -9,7 +9,14 @@ import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy } from '../backend.ts';
 import type { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import type { RngState } from '../ddpm/rng.ts';
-import { Trainer, type DispatchedMicroBatches, type MicroBatch, type MicroBatchExecutor, type StepBatch, type TrainConfig } from '../ddpm/train.ts';
+import {
+  Trainer,
+  type DispatchedMicroBatches,
+  type MicroBatch,
+  type MicroBatchExecutor,
+  type StepBatch,
+  type TrainConfig,
+} from '../ddpm/train.ts';
 import type { UNet } from '../ddpm/unet.ts';
 import { backendDropout } from '../kernels/webgpuDropout.ts';
 import { maxTrainingMicroBatch } from './wasmMemory.ts';
@@ -39,7 +46,11 @@ export class WorkerMicroBatches implements MicroBatchExecutor {
     return workers > 1 && backendUsesWorkers() ? workers : 1;
   }
 
-  async dispatch(batch: StepBatch, microBatches: readonly MicroBatch[], threads: number): Promise<DispatchedMicroBatches> {
+  async dispatch(
+    batch: StepBatch,
+    microBatches: readonly MicroBatch[],
+    threads: number,
+  ): Promise<DispatchedMicroBatches> {
     const pool = await this.start(threads);
     const n = pool.size + 1;
     const [hostX, hostEps] = (await Promise.all([batch.x0.data(), batch.eps.data()])) as [Float32Array, Float32Array];
@@ -66,7 +77,10 @@ export class WorkerMicroBatches implements MicroBatchExecutor {
   }
 
   private start(threads: number): Promise<ModelWorkerPool> {
-    this.starting ??= ModelWorkerPool.start(threads - 1, workerInit(this.model.params, this.model.config, this.diffusion.schedule.config)).then((p) => (this.running = p));
+    this.starting ??= ModelWorkerPool.start(
+      threads - 1,
+      workerInit(this.model.params, this.model.config, this.diffusion.schedule.config),
+    ).then((p) => (this.running = p));
     return this.starting;
   }
 

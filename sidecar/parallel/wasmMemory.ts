@@ -103,6 +103,9 @@ export function maxTrainingMicroBatch(config: UNetConfig, params: number, backen
  * backend: what the sampler and the model workers run. WasmMemoryError here, before anything runs, if not even one
  * image fits.
  */
-export function backendInferenceEps(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
+export function backendInferenceEps(
+  params: ReadonlyMap<string, tf.Tensor>,
+  config: UNetConfig,
+): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
   return inferenceEps(params, config, maxInferenceBatch(config, tf.getBackend()));
 }

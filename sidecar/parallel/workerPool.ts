@@ -57,7 +57,8 @@ export type WorkerJob = {
   paramsVersion: number;
 } & JobBody;
 
-export type WorkerReply = { id: number; loss: number; grads: Float32Array } | { id: number; eps: Float32Array } | { id: number; error: string };
+export type WorkerReply =
+  { id: number; loss: number; grads: Float32Array } | { id: number; eps: Float32Array } | { id: number; error: string };
 
 /** Below this many parameters a training step is too short for threads to pay for their synchronisation (tiny: slower). */
 export const MIN_PARAMS_FOR_WORKERS = 500_000;
@@ -70,7 +71,8 @@ export const MIN_PARAMS_FOR_WORKERS = 500_000;
 export const MIN_PARAMS_FOR_SAMPLING_WORKERS = 500_000;
 
 function checkWorkers(workers: number): number {
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`workers must be an integer in 1..64 or 'auto', got ${String(workers)}`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new Error(`workers must be an integer in 1..64 or 'auto', got ${String(workers)}`);
   return workers;
 }
 
@@ -78,7 +80,12 @@ function checkWorkers(workers: number): number {
  * The number of gradient threads for a training run: a number as given, or for 'auto' one per core (at most 8, at
  * most one per two images) for models of at least MIN_PARAMS_FOR_WORKERS parameters, else 1.
  */
-export function resolveWorkers(workers: number | 'auto' | undefined, batch: number, params: number, cores = os.availableParallelism()): number {
+export function resolveWorkers(
+  workers: number | 'auto' | undefined,
+  batch: number,
+  params: number,
+  cores = os.availableParallelism(),
+): number {
   if (workers === undefined || workers === 'auto') {
     return params < MIN_PARAMS_FOR_WORKERS || batch < 4 ? 1 : Math.max(1, Math.min(cores, 8, Math.floor(batch / 2)));
   }
@@ -90,7 +97,12 @@ export function resolveWorkers(workers: number | 'auto' | undefined, batch: numb
  * image), or for 'auto' one per core (at most 8, at most one per image) for models of at least
  * MIN_PARAMS_FOR_SAMPLING_WORKERS parameters, else 1.
  */
-export function resolveSamplingWorkers(workers: number | 'auto' | undefined, batch: number, params: number, cores = os.availableParallelism()): number {
+export function resolveSamplingWorkers(
+  workers: number | 'auto' | undefined,
+  batch: number,
+  params: number,
+  cores = os.availableParallelism(),
+): number {
   if (workers === undefined || workers === 'auto') {
     return params < MIN_PARAMS_FOR_SAMPLING_WORKERS ? 1 : Math.max(1, Math.min(cores, 8, batch));
   }
@@ -104,9 +116,19 @@ export function backendUsesWorkers(): boolean {
 }
 
 /** What workers need to build the model of `params` (names and shapes in the map's order) on this thread's backend. */
-export function workerInit(params: ReadonlyMap<string, tf.Tensor>, config: UNetConfig, schedule: Required<ScheduleConfig>): Omit<WorkerInit, 'params'> {
+export function workerInit(
+  params: ReadonlyMap<string, tf.Tensor>,
+  config: UNetConfig,
+  schedule: Required<ScheduleConfig>,
+): Omit<WorkerInit, 'params'> {
   const names = [...params.keys()];
-  return { backend: tf.getBackend() as BackendChoice, config, schedule, names, shapes: names.map((n) => params.get(n)!.shape) };
+  return {
+    backend: tf.getBackend() as BackendChoice,
+    config,
+    schedule,
+    names,
+    shapes: names.map((n) => params.get(n)!.shape),
+  };
 }
 
 function workerScript(): { file: string; eval: boolean } {
@@ -115,7 +137,8 @@ function workerScript(): { file: string; eval: boolean } {
   // worker threads in Node 20.
   const bundled = path.join(__dirname, 'model-worker.js');
   if (__filename.endsWith('.js')) {
-    if (!fs.existsSync(bundled)) throw new Error(`the model worker script is missing: ${bundled} (rebuild with npm run build)`);
+    if (!fs.existsSync(bundled))
+      throw new Error(`the model worker script is missing: ${bundled} (rebuild with npm run build)`);
     return { file: bundled, eval: false };
   }
   const source = path.join(__dirname, 'modelWorker.ts');
@@ -168,7 +191,10 @@ export class ModelWorkerPool {
     const workers: Worker[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        const w = new Worker(script.file, { eval: script.eval, workerData: { ...init, params: buffer } satisfies WorkerInit });
+        const w = new Worker(script.file, {
+          eval: script.eval,
+          workerData: { ...init, params: buffer } satisfies WorkerInit,
+        });
         // Idle workers must not keep the process alive (their owner's dispose() terminates them).
         w.unref();
         workers.push(w);
@@ -202,11 +228,13 @@ export class ModelWorkerPool {
 
   /** Copies the weights (looked up by the pool's parameter names) to where the workers' next jobs will read them. */
   async setParams(params: ReadonlyMap<string, tf.Tensor>): Promise<void> {
-    if (params.size !== this.names.length) throw new Error(`expected ${this.names.length} parameters for the workers' model, got ${params.size}`);
+    if (params.size !== this.names.length)
+      throw new Error(`expected ${this.names.length} parameters for the workers' model, got ${params.size}`);
     this.names.forEach((name, i) => {
       const p = params.get(name);
       if (!p) throw new Error(`missing parameter '${name}'`);
-      if (p.shape.join() !== this.shapes[i].join()) throw new Error(`parameter '${name}' has shape [${p.shape}] but the workers' model has [${this.shapes[i]}]`);
+      if (p.shape.join() !== this.shapes[i].join())
+        throw new Error(`parameter '${name}' has shape [${p.shape}] but the workers' model has [${this.shapes[i]}]`);
     });
     // Invalidated first: if a read fails halfway, no job may run on half-copied weights.
     this.paramsVersion = 0;
@@ -236,7 +264,9 @@ export class ModelWorkerPool {
   /** Hands worker i the micro-batches in jobs[i]; resolves with each worker's loss and summed gradients. */
   async gradients(imageShape: number[], jobs: WorkerMicroBatch[][]): Promise<{ loss: number; grads: Float32Array }[]> {
     this.checkJobs(jobs.length);
-    const replies = await Promise.all(jobs.map((microBatches, i) => this.send(i, { kind: 'gradients', imageShape, microBatches })));
+    const replies = await Promise.all(
+      jobs.map((microBatches, i) => this.send(i, { kind: 'gradients', imageShape, microBatches })),
+    );
     return replies.map((r) => {
       if (!('grads' in r)) throw new Error('a model worker answered a gradient job with something else');
       return r;
@@ -246,7 +276,9 @@ export class ModelWorkerPool {
   /** Hands worker i the images parts[i] (flat, [n, ...imageShape]); resolves with each part's ε_θ, flat. */
   async forward(imageShape: number[], parts: { x: Float32Array; t: number[] }[]): Promise<Float32Array[]> {
     this.checkJobs(parts.length);
-    const replies = await Promise.all(parts.map((p, i) => this.send(i, { kind: 'forward', imageShape, x: p.x, t: p.t })));
+    const replies = await Promise.all(
+      parts.map((p, i) => this.send(i, { kind: 'forward', imageShape, x: p.x, t: p.t })),
+    );
     return replies.map((r) => {
       if (!('eps' in r)) throw new Error('a model worker answered a forward job with something else');
       return r.eps;
@@ -267,7 +299,10 @@ export class ModelWorkerPool {
  * while the workers compute theirs; the slices are concatenated in batch order. The pool must hold the same weights
  * as `local` (setParams).
  */
-export function threadedEpsModel(pool: ModelWorkerPool, local: (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D): EpsModel {
+export function threadedEpsModel(
+  pool: ModelWorkerPool,
+  local: (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D,
+): EpsModel {
   return async (x, t) => {
     const b = x.shape[0];
     if (b < 2) return local(x, t);
@@ -289,7 +324,12 @@ export function threadedEpsModel(pool: ModelWorkerPool, local: (x: tf.Tensor4D, 
     const mine = tf.tidy(() => local(tf.slice(x, [0, 0, 0, 0], [sizes[0], -1, -1, -1]), t.slice(0, sizes[0])));
     try {
       const theirs = await remote;
-      return tf.tidy(() => tf.concat([mine, ...theirs.map((e, k) => tf.tensor4d(e, [sizes[k + 1], imageShape[0], imageShape[1], imageShape[2]]))], 0));
+      return tf.tidy(() =>
+        tf.concat(
+          [mine, ...theirs.map((e, k) => tf.tensor4d(e, [sizes[k + 1], imageShape[0], imageShape[1], imageShape[2]]))],
+          0,
+        ),
+      );
     } finally {
       mine.dispose();
     }

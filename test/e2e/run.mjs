@@ -37,7 +37,12 @@ const EXT_SUITE_TIMEOUT_MS = 300_000;
 const UI_SUITE_TIMEOUT_MS = 360_000;
 
 const { values: opts } = util.parseArgs({
-  options: { only: { type: 'string' }, grep: { type: 'string' }, keep: { type: 'boolean', default: false }, vsix: { type: 'string' } },
+  options: {
+    only: { type: 'string' },
+    grep: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    vsix: { type: 'string' },
+  },
 });
 const T0 = Date.now();
 const log = (...a) => console.log(`[e2e ${((Date.now() - T0) / 1000).toFixed(1)}s]`, ...a);
@@ -46,7 +51,15 @@ const log = (...a) => console.log(`[e2e ${((Date.now() - T0) / 1000).toFixed(1)}
 // fixtures
 
 /** Seven-segment strokes (x0, y0, x1, y1 in a 28×28 image) for each digit. */
-const SEGMENTS = { a: [8, 5, 19, 5], b: [19, 5, 19, 13], c: [19, 14, 19, 22], d: [8, 22, 19, 22], e: [8, 14, 8, 22], f: [8, 5, 8, 13], g: [8, 13.5, 19, 13.5] };
+const SEGMENTS = {
+  a: [8, 5, 19, 5],
+  b: [19, 5, 19, 13],
+  c: [19, 14, 19, 22],
+  d: [8, 22, 19, 22],
+  e: [8, 14, 8, 22],
+  f: [8, 5, 8, 13],
+  g: [8, 13.5, 19, 13.5],
+};
 const DIGITS = ['abcdef', 'bc', 'abged', 'abgcd', 'fgbc', 'afgcd', 'afgedc', 'abc'];
 
 /** A 28×28 grayscale PNG of `digit` drawn as thick, slightly slanted, anti-aliased white strokes on black. */
@@ -57,19 +70,27 @@ async function digitPng(digit) {
     for (let y = 0; y < 28; y++) {
       for (let x = 0; x < 28; x++) {
         const sx = x + (y - 14) * 0.15; // slant
-        const dx = x1 - x0, dy = y1 - y0;
+        const dx = x1 - x0,
+          dy = y1 - y0;
         const t = Math.max(0, Math.min(1, ((sx - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy)));
         const d = Math.hypot(sx - (x0 + t * dx), y - (y0 + t * dy));
         px[y * 28 + x] = Math.max(px[y * 28 + x], Math.round(255 * Math.max(0, Math.min(1, 2.2 - d))));
       }
     }
   }
-  return sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  return sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
 }
 
 /** A small safetensors file not written by DDPM Studio (no ddpm metadata): two F32 tensors, 9 values. */
 function foreignSafetensors() {
-  const header = { __metadata__: { source: 'ddpm-studio e2e fixture' }, weight: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] }, bias: { dtype: 'F32', shape: [3], data_offsets: [24, 36] } };
+  const header = {
+    __metadata__: { source: 'ddpm-studio e2e fixture' },
+    weight: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] },
+    bias: { dtype: 'F32', shape: [3], data_offsets: [24, 36] },
+  };
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8);
   const len = Buffer.alloc(8);
@@ -81,10 +102,32 @@ function foreignSafetensors() {
 /** Trains the `tiny` preset (16×16) for 20 steps on digits/ with the command line; returns the checkpoint's path. */
 function trainTinyCheckpoint(workspace, outDir) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'dist', 'ddpm.js'), 'train', '--data', `folder:${path.join(workspace, 'digits')}`,
-      '--preset', 'tiny', '--steps', '20', '--batch', '4', '--save-every', '0', '--sample-every', '0', '--out', outDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(REPO, 'dist', 'ddpm.js'),
+        'train',
+        '--data',
+        `folder:${path.join(workspace, 'digits')}`,
+        '--preset',
+        'tiny',
+        '--steps',
+        '20',
+        '--batch',
+        '4',
+        '--save-every',
+        '0',
+        '--sample-every',
+        '0',
+        '--out',
+        outDir,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let err = '';
-    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+    child.stderr.on('data', (d) => {
+      err = (err + d).slice(-4000);
+    });
     child.on('error', reject);
     child.on('exit', (code) => {
       const latest = path.join(outDir, 'latest.safetensors');
@@ -103,12 +146,19 @@ function trainTinyCheckpoint(workspace, outDir) {
  */
 async function makeWorkspace(dir, runDir) {
   fs.mkdirSync(path.join(dir, 'digits'), { recursive: true });
-  for (let i = 0; i < DIGITS.length; i++) fs.writeFileSync(path.join(dir, 'digits', `digit-${i}.png`), await digitPng(i));
-  fs.writeFileSync(path.join(dir, 'README.md'), '# DDPM Studio e2e workspace\n\ndigits/: fixture images for folder: training.\n');
+  for (let i = 0; i < DIGITS.length; i++)
+    fs.writeFileSync(path.join(dir, 'digits', `digit-${i}.png`), await digitPng(i));
+  fs.writeFileSync(
+    path.join(dir, 'README.md'),
+    '# DDPM Studio e2e workspace\n\ndigits/: fixture images for folder: training.\n',
+  );
   const ckpts = path.join(dir, 'checkpoints');
   fs.mkdirSync(ckpts, { recursive: true });
   const t = Date.now();
-  fs.copyFileSync(await trainTinyCheckpoint(dir, path.join(runDir, 'tiny-fixture')), path.join(ckpts, 'tiny-e2e.safetensors'));
+  fs.copyFileSync(
+    await trainTinyCheckpoint(dir, path.join(runDir, 'tiny-fixture')),
+    path.join(ckpts, 'tiny-e2e.safetensors'),
+  );
   log(`fixture checkpoints/tiny-e2e.safetensors trained in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   fs.writeFileSync(path.join(ckpts, 'corrupt.safetensors'), crypto.randomBytes(100));
   fs.writeFileSync(path.join(ckpts, 'foreign.safetensors'), foreignSafetensors());
@@ -119,15 +169,26 @@ async function makeWorkspace(dir, runDir) {
 
 function freePort() {
   return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
     s.on('error', reject);
   });
 }
 
 function healthy(port) {
   return new Promise((resolve) => {
-    http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000 }, (r) => { r.resume(); resolve(r.statusCode === 200); })
-      .on('error', () => resolve(false)).on('timeout', function () { this.destroy(); resolve(false); });
+    http
+      .get({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000 }, (r) => {
+        r.resume();
+        resolve(r.statusCode === 200);
+      })
+      .on('error', () => resolve(false))
+      .on('timeout', function () {
+        this.destroy();
+        resolve(false);
+      });
   });
 }
 
@@ -146,7 +207,9 @@ const SETTINGS = {
   'git.enabled': false,
   'chat.commandCenter.enabled': false,
   // Development aid: with DDPM_E2E_CHECKPOINT the sampling defaults use that checkpoint instead of the shipped one.
-  ...(process.env.DDPM_E2E_CHECKPOINT ? { 'ddpm.defaultCheckpoint': path.resolve(process.env.DDPM_E2E_CHECKPOINT) } : {}),
+  ...(process.env.DDPM_E2E_CHECKPOINT
+    ? { 'ddpm.defaultCheckpoint': path.resolve(process.env.DDPM_E2E_CHECKPOINT) }
+    : {}),
 };
 
 /** Starts code-server in its own process group with a fresh profile under runDir; resolves once /healthz answers. */
@@ -163,35 +226,65 @@ async function startCodeServer(runDir, env) {
   const logFile = path.join(runDir, 'code-server.log');
   const out = fs.openSync(logFile, 'w');
   const home = path.join(runDir, 'home');
-  const child = spawn(CODE_SERVER, [
-    '--config', config, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
-    '--user-data-dir', userData, '--extensions-dir', path.join(runDir, 'extensions'),
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-    '--disable-getting-started-override', '--ignore-last-opened',
-  ], {
-    stdio: ['ignore', out, out],
-    detached: true, // own process group: stop() also ends the extension host and the sidecars it started
-    env: {
-      ...process.env,
-      HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local', 'share'),
-      XDG_CACHE_HOME: path.join(home, '.cache'), TMPDIR: path.join(runDir, 'tmp'),
-      EXTENSIONS_GALLERY: '{}', // no marketplace (default: open-vsx.org)
-      ...env,
+  const child = spawn(
+    CODE_SERVER,
+    [
+      '--config',
+      config,
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--user-data-dir',
+      userData,
+      '--extensions-dir',
+      path.join(runDir, 'extensions'),
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      '--ignore-last-opened',
+    ],
+    {
+      stdio: ['ignore', out, out],
+      detached: true, // own process group: stop() also ends the extension host and the sidecars it started
+      env: {
+        ...process.env,
+        HOME: home,
+        XDG_CONFIG_HOME: path.join(home, '.config'),
+        XDG_DATA_HOME: path.join(home, '.local', 'share'),
+        XDG_CACHE_HOME: path.join(home, '.cache'),
+        TMPDIR: path.join(runDir, 'tmp'),
+        EXTENSIONS_GALLERY: '{}', // no marketplace (default: open-vsx.org)
+        ...env,
+      },
     },
-  });
+  );
   fs.closeSync(out);
   const exited = new Promise((r) => child.once('exit', r));
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
-    try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
-    const timedOut = await Promise.race([exited.then(() => false), new Promise((r) => setTimeout(() => r(true), 5000))]);
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* group already gone */ }
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const timedOut = await Promise.race([
+      exited.then(() => false),
+      new Promise((r) => setTimeout(() => r(true), 5000)),
+    ]);
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* group already gone */
+    }
     if (timedOut) await exited;
   };
   cleanups.push(stop);
   const t = Date.now();
   while (!(await healthy(port))) {
-    if (child.exitCode !== null) throw new Error(`code-server exited with ${child.exitCode}:\n${fs.readFileSync(logFile, 'utf8')}`);
+    if (child.exitCode !== null)
+      throw new Error(`code-server exited with ${child.exitCode}:\n${fs.readFileSync(logFile, 'utf8')}`);
     if (Date.now() - t > 60_000) throw new Error(`code-server did not answer /healthz within 60 s; log: ${logFile}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -210,21 +303,52 @@ async function installVsix(file, runDir) {
   fs.writeFileSync(path.join(runDir, 'vsix-config.yaml'), '');
   const t = Date.now();
   const out = await new Promise((resolve, reject) => {
-    const child = spawn(CODE_SERVER, ['--config', path.join(runDir, 'vsix-config.yaml'), '--user-data-dir', path.join(runDir, 'vsix-user-data'),
-      '--extensions-dir', extensions, '--install-extension', path.resolve(file)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local', 'share'), EXTENSIONS_GALLERY: '{}' },
-    });
+    const child = spawn(
+      CODE_SERVER,
+      [
+        '--config',
+        path.join(runDir, 'vsix-config.yaml'),
+        '--user-data-dir',
+        path.join(runDir, 'vsix-user-data'),
+        '--extensions-dir',
+        extensions,
+        '--install-extension',
+        path.resolve(file),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          HOME: home,
+          XDG_CONFIG_HOME: path.join(home, '.config'),
+          XDG_DATA_HOME: path.join(home, '.local', 'share'),
+          EXTENSIONS_GALLERY: '{}',
+        },
+      },
+    );
     let text = '';
-    child.stdout.on('data', (d) => { text += d; });
-    child.stderr.on('data', (d) => { text += d; });
+    child.stdout.on('data', (d) => {
+      text += d;
+    });
+    child.stderr.on('data', (d) => {
+      text += d;
+    });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`code-server --install-extension exited with ${code}:\n${text}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`code-server --install-extension exited with ${code}:\n${text}`)),
+    );
   });
-  const dirs = fs.existsSync(extensions) ? fs.readdirSync(extensions).filter((d) => d.startsWith('ddpm-studio.ddpm-studio-')) : [];
-  if (dirs.length !== 1) throw new Error(`expected one ddpm-studio.ddpm-studio-* folder in ${extensions}, found ${JSON.stringify(dirs)}:\n${out}`);
+  const dirs = fs.existsSync(extensions)
+    ? fs.readdirSync(extensions).filter((d) => d.startsWith('ddpm-studio.ddpm-studio-'))
+    : [];
+  if (dirs.length !== 1)
+    throw new Error(
+      `expected one ddpm-studio.ddpm-studio-* folder in ${extensions}, found ${JSON.stringify(dirs)}:\n${out}`,
+    );
   const dir = path.join(extensions, dirs[0]);
-  log(`installed ${file} (${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MB) into ${dir} in ${((Date.now() - t) / 1000).toFixed(1)} s: ${out.trim().split('\n').pop()}`);
+  log(
+    `installed ${file} (${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MB) into ${dir} in ${((Date.now() - t) / 1000).toFixed(1)} s: ${out.trim().split('\n').pop()}`,
+  );
   return dir;
 }
 
@@ -239,7 +363,8 @@ function workbenchUrl(port, folder, testsPath) {
 }
 
 /** Workbench start-up chatter that codeAutomationLog forwards along with the suite's output (kept in the log file). */
-const WORKBENCH_NOISE = /^(Resolving connection token|Resolved connection token|Creating a socket|\[Service Worker\]|Ignoring fetching additional builtin extensions|Updating additional builtin extensions cache|ChatSessionStore:)|ENOTFOUND|open-vsx\.org|^\s*$/;
+const WORKBENCH_NOISE =
+  /^(Resolving connection token|Resolved connection token|Creating a socket|\[Service Worker\]|Ignoring fetching additional builtin extensions|Updating additional builtin extensions cache|ChatSessionStore:)|ENOTFOUND|open-vsx\.org|^\s*$/;
 
 /** Records browser console output into a file and the non-local origins the page tried to reach. */
 function watchBrowser(context, page, file) {
@@ -250,7 +375,8 @@ function watchBrowser(context, page, file) {
   context.on('request', (r) => {
     const u = new URL(r.url());
     // *.vscode-cdn.net: webview resource URLs, answered by the webview's service worker from the server, never fetched.
-    if (/^(https?|wss?):$/.test(u.protocol) && u.hostname !== '127.0.0.1' && !u.hostname.endsWith('.vscode-cdn.net')) external.add(u.origin);
+    if (/^(https?|wss?):$/.test(u.protocol) && u.hostname !== '127.0.0.1' && !u.hostname.endsWith('.vscode-cdn.net'))
+      external.add(u.origin);
   });
   return { stream, external };
 }
@@ -266,10 +392,12 @@ async function runExtensionHostSuite(runDir, workspace) {
     ...(opts.grep ? { DDPM_E2E_GREP: opts.grep } : {}),
   });
   const context = await launchBrowser(path.join(runDir, 'chromium-ext'));
-  const page = context.pages()[0] || await context.newPage();
+  const page = context.pages()[0] || (await context.newPage());
   const { stream, external } = watchBrowser(context, page, path.join(RESULTS, 'ext-browser-console.log'));
   let resolveExit;
-  const exited = new Promise((r) => { resolveExit = r; });
+  const exited = new Promise((r) => {
+    resolveExit = r;
+  });
   // The workbench reports the extension host's console (mocha's spec reporter) and the final exit code through these.
   await page.exposeFunction('codeAutomationLog', (type, args) => {
     const line = util.format(...(args || []));
@@ -283,14 +411,21 @@ async function runExtensionHostSuite(runDir, workspace) {
         fs.mkdirSync(path.dirname(f), { recursive: true });
         fs.writeFileSync(f, l.contents);
       }
-    } catch { /* best effort */ }
+    } catch {
+      /* best effort */
+    }
     resolveExit(code);
   });
   const testsPath = path.join(REPO, 'test', 'e2e', 'suite', 'index.js');
   log('extension-host suite: opening the workbench');
   await page.goto(workbenchUrl(server.port, workspace, testsPath));
   let timer;
-  const code = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r('timeout'), EXT_SUITE_TIMEOUT_MS); })]);
+  const code = await Promise.race([
+    exited,
+    new Promise((r) => {
+      timer = setTimeout(() => r('timeout'), EXT_SUITE_TIMEOUT_MS);
+    }),
+  ]);
   clearTimeout(timer);
   await page.screenshot({ path: path.join(RESULTS, 'ext-suite-end.png') }).catch(() => {});
   await context.close().catch(() => {});
@@ -300,12 +435,24 @@ async function runExtensionHostSuite(runDir, workspace) {
   if (external.size) log('warning: the browser tried to reach', [...external].join(' '));
 
   let recorded = { done: false, results: [] };
-  try { recorded = JSON.parse(fs.readFileSync(resultsFile, 'utf8')); } catch { /* no test ran */ }
+  try {
+    recorded = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
+  } catch {
+    /* no test ran */
+  }
   const results = recorded.results.map((r) => ({ ...r, title: `ext: ${r.title}` }));
   if (code === 'timeout') {
-    results.push({ title: 'ext: suite finished in time', state: 'failed', error: `no result after ${EXT_SUITE_TIMEOUT_MS / 1000} s` });
+    results.push({
+      title: 'ext: suite finished in time',
+      state: 'failed',
+      error: `no result after ${EXT_SUITE_TIMEOUT_MS / 1000} s`,
+    });
   } else if (code !== 0 && !results.some((r) => r.state === 'failed')) {
-    results.push({ title: 'ext: suite ran', state: 'failed', error: `extension test runner exited with ${code} (see test-results/e2e/ext-*.log)` });
+    results.push({
+      title: 'ext: suite ran',
+      state: 'failed',
+      error: `extension test runner exited with ${code} (see test-results/e2e/ext-*.log)`,
+    });
   } else if (results.length === 0) {
     results.push({ title: 'ext: suite ran', state: 'failed', error: 'no tests ran' });
   }
@@ -318,8 +465,21 @@ async function runUi(runDir, workspace) {
   try {
     const url = workbenchUrl(server.port, workspace);
     let timer;
-    const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`UI suite took over ${UI_SUITE_TIMEOUT_MS / 1000} s`)), UI_SUITE_TIMEOUT_MS); });
-    const suite = runUiSuite({ url, workspace, extensionPath, outDir: RESULTS, profileDir: path.join(runDir, 'chromium-ui'), log, grep: opts.grep });
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`UI suite took over ${UI_SUITE_TIMEOUT_MS / 1000} s`)),
+        UI_SUITE_TIMEOUT_MS,
+      );
+    });
+    const suite = runUiSuite({
+      url,
+      workspace,
+      extensionPath,
+      outDir: RESULTS,
+      profileDir: path.join(runDir, 'chromium-ui'),
+      log,
+      grep: opts.grep,
+    });
     try {
       return (await Promise.race([suite, timeout])).map((r) => ({ ...r, title: `ui: ${r.title}` }));
     } catch (e) {
@@ -351,15 +511,21 @@ async function main() {
   if (opts.vsix) extensionPath = await installVsix(opts.vsix, runDir);
 
   const results = [];
-  if (!opts.only || opts.only === 'ext') results.push(...await runExtensionHostSuite(runDir, workspace));
-  if (!opts.only || opts.only === 'ui') results.push(...await runUi(runDir, workspace));
+  if (!opts.only || opts.only === 'ext') results.push(...(await runExtensionHostSuite(runDir, workspace)));
+  if (!opts.only || opts.only === 'ui') results.push(...(await runUi(runDir, workspace)));
 
   // TAP-style summary
   console.log('\nTAP version 13');
   results.forEach((r, i) => {
     const ok = r.state !== 'failed';
     console.log(`${ok ? 'ok' : 'not ok'} ${i + 1} ${r.title}${r.state === 'skipped' ? ' # SKIP' : ''}`);
-    if (!ok) console.log(`  ---\n  ${String(r.error || '').split('\n').slice(0, 8).join('\n  ')}\n  ...`);
+    if (!ok)
+      console.log(
+        `  ---\n  ${String(r.error || '')
+          .split('\n')
+          .slice(0, 8)
+          .join('\n  ')}\n  ...`,
+      );
   });
   const count = (s) => results.filter((r) => r.state === s).length;
   console.log(`1..${results.length}`);
@@ -368,7 +534,10 @@ async function main() {
   console.log(`# skip ${count('skipped')}`);
   console.log(`# fail ${count('failed')}`);
   console.log(`# duration ${((Date.now() - T0) / 1000).toFixed(1)} s`);
-  const shots = fs.readdirSync(RESULTS).filter((f) => f.endsWith('.png')).sort();
+  const shots = fs
+    .readdirSync(RESULTS)
+    .filter((f) => f.endsWith('.png'))
+    .sort();
   console.log(`# screenshots and logs in ${path.relative(process.cwd(), RESULTS) || '.'}: ${shots.join(' ')}`);
   const failed = count('failed') > 0;
   if (opts.keep || failed) console.log(`# run folder kept: ${runDir}`);
@@ -379,7 +548,11 @@ async function main() {
 async function cleanup() {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 }
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { log(`${sig}: stopping code-server`); cleanup().finally(() => process.exit(130)); });
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.once(sig, () => {
+    log(`${sig}: stopping code-server`);
+    cleanup().finally(() => process.exit(130));
+  });
 
 let code = 1;
 try {

@@ -73,7 +73,9 @@ async function describeQuickInput(page) {
       placeholder: input?.getAttribute('placeholder') || '',
       prompt: text('.quick-input-message'),
       value: input?.value || '',
-      focused: text('.quick-input-list .monaco-list-row.focused .label-name') || text('.quick-input-list .monaco-list-row.focused'),
+      focused:
+        text('.quick-input-list .monaco-list-row.focused .label-name') ||
+        text('.quick-input-list .monaco-list-row.focused'),
     };
   });
 }
@@ -83,7 +85,10 @@ async function acceptDefaults(page, done, log, what, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   const answered = [];
   while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not appear within ${timeoutMs / 1000} s after answering ${JSON.stringify(answered)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what} did not appear within ${timeoutMs / 1000} s after answering ${JSON.stringify(answered)}`,
+      );
     const q = await describeQuickInput(page);
     if (q && (await page.locator('.quick-input-widget').isVisible())) {
       await sleep(300); // let a pick finish loading its items
@@ -101,7 +106,10 @@ async function acceptDefaults(page, done, log, what, timeoutMs = 60_000) {
 
 /** The editor tab whose label starts with `title`. */
 function tab(page, title) {
-  return page.locator('.tabs-container .tab').filter({ hasText: new RegExp(`^\\s*${title}`) }).first();
+  return page
+    .locator('.tabs-container .tab')
+    .filter({ hasText: new RegExp(`^\\s*${title}`) })
+    .first();
 }
 
 /** Finds the (webview) frame that contains `selector` (and for which `accept(frame)` holds, when given). */
@@ -112,9 +120,17 @@ async function findFrame(page, selector, timeoutMs = 60_000, accept = null) {
       if (f === page.mainFrame()) continue;
       try {
         if ((await f.$(selector)) && (!accept || (await accept(f)))) return f;
-      } catch { /* detached or navigating */ }
+      } catch {
+        /* detached or navigating */
+      }
     }
-    if (Date.now() > deadline) throw new Error(`no webview frame with ${selector} within ${timeoutMs / 1000} s (frames: ${page.frames().map((f) => f.url().slice(0, 100)).join(' | ')})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no webview frame with ${selector} within ${timeoutMs / 1000} s (frames: ${page
+          .frames()
+          .map((f) => f.url().slice(0, 100))
+          .join(' | ')})`,
+      );
     await sleep(250);
   }
 }
@@ -134,9 +150,16 @@ async function canvasPixels(frame, selector) {
   const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   let uniform = true;
   for (let i = 4; i < data.length && uniform; i += 4) {
-    if (data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2] || data[i + 3] !== data[3]) uniform = false;
+    if (data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2] || data[i + 3] !== data[3])
+      uniform = false;
   }
-  return { width: info.width, height: info.height, hash: crypto.createHash('sha1').update(data).digest('hex').slice(0, 12), uniform, png };
+  return {
+    width: info.width,
+    height: info.height,
+    hash: crypto.createHash('sha1').update(data).digest('hex').slice(0, 12),
+    uniform,
+    png,
+  };
 }
 
 async function bodyState(frame) {
@@ -145,15 +168,21 @@ async function bodyState(frame) {
 
 /** Visible notification toasts (for logs and failure messages). */
 async function notifications(page) {
-  return page.locator('.notifications-toasts .notification-list-item-message').allInnerTexts().catch(() => []);
+  return page
+    .locator('.notifications-toasts .notification-list-item-message')
+    .allInnerTexts()
+    .catch(() => []);
 }
 
 /** Fails fast when an error notification shows, or the webview says data-state="error". */
 async function checkErrors(page, frame) {
-  const toast = page.locator('.notifications-toasts .notification-list-item')
+  const toast = page
+    .locator('.notifications-toasts .notification-list-item')
     .filter({ has: page.locator('.notification-list-item-icon.codicon-error') });
   if (await toast.count()) {
-    throw new Error(`error notification: ${(await toast.first().locator('.notification-list-item-message').innerText()).trim()}`);
+    throw new Error(
+      `error notification: ${(await toast.first().locator('.notification-list-item-message').innerText()).trim()}`,
+    );
   }
   if (frame && (await bodyState(frame)) === 'error') {
     const text = await frame.evaluate(() => document.body.innerText.replace(/\s+/g, ' ').slice(0, 300)).catch(() => '');
@@ -165,10 +194,18 @@ async function checkErrors(page, frame) {
  * Runs the UI tests against the workbench at `url` with `workspace` open.
  * @returns {Promise<Array<{title: string, state: 'passed'|'failed'|'skipped', ms?: number, error?: string}>>}
  */
-export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir, profileDir, log = console.log, grep }) {
+export async function runUiSuite({
+  url,
+  workspace,
+  extensionPath = REPO,
+  outDir,
+  profileDir,
+  log = console.log,
+  grep,
+}) {
   fs.mkdirSync(outDir, { recursive: true });
   const context = await launchBrowser(profileDir);
-  const page = context.pages()[0] || await context.newPage();
+  const page = context.pages()[0] || (await context.newPage());
   const consoleLog = fs.createWriteStream(path.join(outDir, 'ui-browser-console.log'));
   page.on('console', (m) => consoleLog.write(`${m.type()}: ${m.text()}\n`));
   page.on('pageerror', (e) => consoleLog.write(`pageerror: ${e.message}\n`));
@@ -197,24 +234,39 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       const error = `${e.stack || e}${toasts.length ? `\nnotifications: ${JSON.stringify(toasts)}` : ''}`;
       results.push({ title, state: 'failed', ms: Date.now() - t0, error });
       log(`  FAILED: ${error.split('\n').slice(0, 3).join(' / ')}`);
-      const safe = title.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 40);
+      const safe = title
+        .replace(/[^a-z0-9]+/gi, '-')
+        .toLowerCase()
+        .slice(0, 40);
       await shot(`zz-failed-${safe}`).catch(() => {});
       await page.keyboard.press('Escape').catch(() => {});
     }
   };
 
   try {
-    await test('the workbench opens the workspace with the extension loaded', async () => {
-      await page.goto(url);
-      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
-      await page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: 'digits' }).waitFor({ timeout: 60_000 });
-      workbenchUp = true;
-      await shot('01-workbench');
-    }, { needsWorkbench: false });
+    await test(
+      'the workbench opens the workspace with the extension loaded',
+      async () => {
+        await page.goto(url);
+        await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+        await page
+          .locator('.explorer-folders-view .monaco-list-row')
+          .filter({ hasText: 'digits' })
+          .waitFor({ timeout: 60_000 });
+        workbenchUp = true;
+        await shot('01-workbench');
+      },
+      { needsWorkbench: false },
+    );
 
     await test('DDPM: Sample with the default picks streams changing trajectory frames, then the grid', async () => {
       await runCommand(page, 'DDPM: Sample');
-      const picks = await acceptDefaults(page, () => tab(page, 'DDPM Trajectory').isVisible(), log, 'the "DDPM Trajectory" tab');
+      const picks = await acceptDefaults(
+        page,
+        () => tab(page, 'DDPM Trajectory').isVisible(),
+        log,
+        'the "DDPM Trajectory" tab',
+      );
       log(`  answered ${picks.length} quick input(s) with their defaults`);
       const frame = await findFrame(page, 'canvas#xt');
       // First drawn frame
@@ -253,7 +305,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
           if (g && !g.uniform && g.width > 1) break;
         }
         await checkErrors(page, frame);
-        if (Date.now() > deadline) throw new Error('sampling did not finish (no body[data-state=done], no drawn canvas#grid) within 240 s');
+        if (Date.now() > deadline)
+          throw new Error('sampling did not finish (no body[data-state=done], no drawn canvas#grid) within 240 s');
         await sleep(500);
       }
       await frame.$eval('canvas#grid', (c) => c.scrollIntoView({ block: 'center' })).catch(() => {});
@@ -278,7 +331,12 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
     let trainingStarted = false;
     await test('DDPM: Train with the default picks draws a loss curve that grows', async () => {
       await runCommand(page, 'DDPM: Train');
-      const picks = await acceptDefaults(page, () => tab(page, 'DDPM Training').isVisible(), log, 'the "DDPM Training" tab');
+      const picks = await acceptDefaults(
+        page,
+        () => tab(page, 'DDPM Training').isVisible(),
+        log,
+        'the "DDPM Training" tab',
+      );
       log(`  answered ${picks.length} quick input(s) with their defaults`);
       trainingStarted = true;
       const frame = await findFrame(page, '#loss canvas');
@@ -316,13 +374,16 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       const stats = await frame.$eval('#stats', (e) => e.textContent);
       log(`  #stats: ${stats}`);
       // The default preset (mnist) trains on one thread per core under workers: 'auto'.
-      if (os.availableParallelism() >= 2 && !/ it\/s on \d+ threads · ETA /.test(stats)) throw new Error(`#stats does not give the thread count: ${JSON.stringify(stats)}`);
-      if (await frame.$eval('#hint', (e) => e.hidden)) throw new Error('the native backend hint is hidden while training on wasm');
+      if (os.availableParallelism() >= 2 && !/ it\/s on \d+ threads · ETA /.test(stats))
+        throw new Error(`#stats does not give the thread count: ${JSON.stringify(stats)}`);
+      if (await frame.$eval('#hint', (e) => e.hidden))
+        throw new Error('the native backend hint is hidden while training on wasm');
       await frame.click('#installNative');
       const t = Date.now();
       let q;
       while (!(q = await describeQuickInput(page)) || q.title !== 'DDPM: Install a native TensorFlow backend') {
-        if (Date.now() - t > 15_000) throw new Error(`the install button did not open the install pick (quick input: ${JSON.stringify(q)})`);
+        if (Date.now() - t > 15_000)
+          throw new Error(`the install button did not open the install pick (quick input: ${JSON.stringify(q)})`);
         await sleep(250);
       }
       log(`  install pick: ${JSON.stringify(q)}`);
@@ -344,11 +405,13 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
         const t = Date.now();
         let state;
         while ((state = await bodyState(frame)) === 'running') {
-          if (Date.now() - t > 60_000) throw new Error('the training webview still says data-state="running" 60 s after DDPM: Stop');
+          if (Date.now() - t > 60_000)
+            throw new Error('the training webview still says data-state="running" 60 s after DDPM: Stop');
           await sleep(250);
         }
         log(`  training webview data-state: ${before} -> ${state}`);
-        if (state !== 'stopped') throw new Error(`expected data-state="stopped" after DDPM: Stop, got ${JSON.stringify(state)}`);
+        if (state !== 'stopped')
+          throw new Error(`expected data-state="stopped" after DDPM: Stop, got ${JSON.stringify(state)}`);
       } else {
         await sleep(3000);
       }
@@ -369,31 +432,51 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       await runCommand(page, 'Notifications: Clear All Notifications', 20_000); // toasts would cover the screenshots
       await quickOpen(page, name);
       await tab(page, name).waitFor({ timeout: 30_000 });
-      const frame = await findFrame(page, '#card', 60_000,
-        (f) => f.$eval('#path', (e, n) => (e.textContent || '').endsWith(n), name).catch(() => false));
+      const frame = await findFrame(page, '#card', 60_000, (f) =>
+        f.$eval('#path', (e, n) => (e.textContent || '').endsWith(n), name).catch(() => false),
+      );
       const t = Date.now();
       let state;
-      while (!['ready', 'error'].includes(state = await bodyState(frame))) {
-        if (Date.now() - t > 60_000) throw new Error(`the inspector of ${name} stayed in data-state=${JSON.stringify(state)} for 60 s`);
+      while (!['ready', 'error'].includes((state = await bodyState(frame)))) {
+        if (Date.now() - t > 60_000)
+          throw new Error(`the inspector of ${name} stayed in data-state=${JSON.stringify(state)} for 60 s`);
         await sleep(200);
       }
-      log(`  ${name}: body data-state=${state} data-open-ms=${await frame.evaluate(() => document.body.dataset.openMs)}`);
+      log(
+        `  ${name}: body data-state=${state} data-open-ms=${await frame.evaluate(() => document.body.dataset.openMs)}`,
+      );
       return { frame, state };
     };
 
     await test('the checkpoint inspector opens a .safetensors from Quick Open: model card, tensor statistics, preview', async () => {
       const name = 'tiny-e2e.safetensors';
       const file = path.join(workspace, 'checkpoints', name);
-      const expected = JSON.parse(execFileSync(process.execPath, [path.join(REPO, 'dist', 'ddpm.js'), 'inspect', file, '--json'], { encoding: 'utf8' }));
+      const expected = JSON.parse(
+        execFileSync(process.execPath, [path.join(REPO, 'dist', 'ddpm.js'), 'inspect', file, '--json'], {
+          encoding: 'utf8',
+        }),
+      );
       const { frame, state } = await openInInspector(name);
-      if (state !== 'ready') throw new Error(`data-state=${state}: ${await frame.locator('#error').innerText().catch(() => '')}`);
+      if (state !== 'ready')
+        throw new Error(
+          `data-state=${state}: ${await frame
+            .locator('#error')
+            .innerText()
+            .catch(() => '')}`,
+        );
       const params = await frame.$eval('#card', (e) => e.dataset.params);
-      log(`  #card data-params=${params}; ddpm inspect --json: params=${expected.params}, ${expected.tensors.length} tensors, preset ${expected.preset}`);
-      if (!/^\d+$/.test(params || '') || Number(params) <= 0) throw new Error(`#card data-params is ${JSON.stringify(params)}, not a positive integer`);
-      if (Number(params) !== expected.params) throw new Error(`#card data-params=${params}, ddpm inspect says ${expected.params}`);
+      log(
+        `  #card data-params=${params}; ddpm inspect --json: params=${expected.params}, ${expected.tensors.length} tensors, preset ${expected.preset}`,
+      );
+      if (!/^\d+$/.test(params || '') || Number(params) <= 0)
+        throw new Error(`#card data-params is ${JSON.stringify(params)}, not a positive integer`);
+      if (Number(params) !== expected.params)
+        throw new Error(`#card data-params=${params}, ddpm inspect says ${expected.params}`);
       const card = await frame.locator('#card').innerText();
-      if (!card.includes(expected.params.toLocaleString('en-US'))) throw new Error(`the model card does not show ${expected.params.toLocaleString('en-US')} parameters:\n${card}`);
-      if (!(await frame.locator('#note').isHidden())) throw new Error('#note (foreign file) is visible for our own checkpoint');
+      if (!card.includes(expected.params.toLocaleString('en-US')))
+        throw new Error(`the model card does not show ${expected.params.toLocaleString('en-US')} parameters:\n${card}`);
+      if (!(await frame.locator('#note').isHidden()))
+        throw new Error('#note (foreign file) is visible for our own checkpoint');
       const openMs = Number(await frame.evaluate(() => document.body.dataset.openMs));
       if (!(openMs >= 0)) throw new Error(`body[data-open-ms] is ${openMs}`);
 
@@ -403,7 +486,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       await row.waitFor({ timeout: 10_000 });
       const shown = await frame.$$eval('.row-item', (rs) => rs.map((r) => r.dataset.name));
       log(`  filter "conv_in" shows ${shown.length} row(s): ${shown.join(', ')}`);
-      if (!shown.length || shown.some((n) => !n.includes('conv_in'))) throw new Error(`filter "conv_in" shows ${JSON.stringify(shown)}`);
+      if (!shown.length || shown.some((n) => !n.includes('conv_in')))
+        throw new Error(`filter "conv_in" shows ${JSON.stringify(shown)}`);
       await row.click();
       await frame.locator('#stats[data-mean]').waitFor({ state: 'attached', timeout: 30_000 });
       const statsName = (await frame.locator('#statsName').innerText()).trim();
@@ -412,7 +496,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       log(`  #statsName ${statsName}; #stats ${JSON.stringify(stats)}; data-mean ${mean}`);
       if (statsName !== 'model.conv_in.weight') throw new Error(`#statsName shows ${JSON.stringify(statsName)}`);
       for (const k of ['count', 'min', 'max', 'mean', 'std']) {
-        if (!new RegExp(`^${k}\\s+\\S`, 'm').test(stats)) throw new Error(`#stats has no "${k} …" line: ${JSON.stringify(stats)}`);
+        if (!new RegExp(`^${k}\\s+\\S`, 'm').test(stats))
+          throw new Error(`#stats has no "${k} …" line: ${JSON.stringify(stats)}`);
       }
       const want = expected.tensors.find((t) => t.name === 'model.conv_in.weight').shape.reduce((a, b) => a * b, 1);
       const count = Number(/^count\s+([\d,]+)/m.exec(stats)[1].replace(/,/g, ''));
@@ -433,7 +518,13 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
         preview = await canvasPixels(frame, 'canvas#preview');
         if (!preview.uniform) break;
         await checkErrors(page, frame);
-        if (Date.now() - t > 90_000) throw new Error(`canvas#preview stayed blank for 90 s (caption: ${await frame.locator('#previewCaption').innerText().catch(() => '')})`);
+        if (Date.now() - t > 90_000)
+          throw new Error(
+            `canvas#preview stayed blank for 90 s (caption: ${await frame
+              .locator('#previewCaption')
+              .innerText()
+              .catch(() => '')})`,
+          );
         await sleep(300);
       }
       fs.writeFileSync(path.join(outDir, 'ui-canvas-preview.png'), preview.png);
@@ -467,7 +558,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       if (params !== '9') throw new Error(`#card data-params=${params}, the file holds 2×3 + 3 = 9 values`);
       const names = await frame.$$eval('.row-item', (rs) => rs.map((r) => r.dataset.name).sort());
       if (names.join() !== 'bias,weight') throw new Error(`tensor rows ${JSON.stringify(names)}`);
-      if (!(await frame.locator('#previewBtn').isDisabled())) throw new Error('#previewBtn is enabled for a foreign file');
+      if (!(await frame.locator('#previewBtn').isDisabled()))
+        throw new Error('#previewBtn is enabled for a foreign file');
       await shot('11-inspector-foreign');
     });
 
@@ -481,7 +573,10 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
         const fallback = path.join(workspace, 'checkpoints', 'tiny-e2e.safetensors');
         log(`  ${env || shipped} does not exist: ddpm.defaultCheckpoint = ${fallback} in the workspace settings`);
         fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
-        fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'ddpm.defaultCheckpoint': fallback }, null, 2));
+        fs.writeFileSync(
+          path.join(workspace, '.vscode', 'settings.json'),
+          JSON.stringify({ 'ddpm.defaultCheckpoint': fallback }, null, 2),
+        );
         await sleep(1500);
       }
       await runCommand(page, 'View: Close All Editors', 20_000);
@@ -494,7 +589,9 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       // its file again, which can drop a second selection made in between: wait for the editor, and retry.
       for (let attempt = 1; ; attempt++) {
         await row('digit-0.png').click();
-        await tab(page, 'digit-0.png').waitFor({ timeout: 10_000 }).catch(() => {});
+        await tab(page, 'digit-0.png')
+          .waitFor({ timeout: 10_000 })
+          .catch(() => {});
         await sleep(800);
         await row('digit-1.png').click({ modifiers: ['Control'] });
         await sleep(300);
@@ -502,18 +599,33 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
         log(`  explorer selection (attempt ${attempt}): ${JSON.stringify(selected.map((t) => t.trim()))}`);
         if (selected.length === 2) {
           await row('digit-1.png').click({ button: 'right' });
-          if (await item.waitFor({ timeout: 5_000 }).then(() => true, () => false)) break;
+          if (
+            await item.waitFor({ timeout: 5_000 }).then(
+              () => true,
+              () => false,
+            )
+          )
+            break;
           await page.keyboard.press('Escape');
         }
-        if (attempt === 3) throw new Error(`no "Interpolate Images" in the context menu of two selected images after 3 attempts (selection ${JSON.stringify(selected)})`);
+        if (attempt === 3)
+          throw new Error(
+            `no "Interpolate Images" in the context menu of two selected images after 3 attempts (selection ${JSON.stringify(selected)})`,
+          );
       }
       log(`  context menu item: ${JSON.stringify((await item.innerText()).trim())}`);
       await shot('12-explorer-context-menu');
       await item.click();
-      const picks = await acceptDefaults(page, () => tab(page, 'DDPM Interpolation').isVisible(), log, 'the "DDPM Interpolation" tab');
+      const picks = await acceptDefaults(
+        page,
+        () => tab(page, 'DDPM Interpolation').isVisible(),
+        log,
+        'the "DDPM Interpolation" tab',
+      );
       const summary = picks.map((q) => `${q.title}: ${q.value || q.focused}`);
       log(`  answered ${picks.length} quick input(s): ${JSON.stringify(summary)}`);
-      if (picks.length !== 4) throw new Error(`expected 4 questions (checkpoint, t, λ count, grid), got ${JSON.stringify(summary)}`);
+      if (picks.length !== 4)
+        throw new Error(`expected 4 questions (checkpoint, t, λ count, grid), got ${JSON.stringify(summary)}`);
       if (picks[1].value !== '500' || picks[2].value !== '9' || !/^Only t = 500/.test(picks[3].focused)) {
         throw new Error(`unexpected defaults: ${JSON.stringify(summary)}`);
       }
@@ -523,7 +635,13 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
         const state = await bodyState(frame);
         if (state === 'done') break;
         await checkErrors(page, frame);
-        if (Date.now() - t > 180_000) throw new Error(`interpolation not done after 180 s (data-state=${state}, status: ${await frame.locator('#status').innerText().catch(() => '')})`);
+        if (Date.now() - t > 180_000)
+          throw new Error(
+            `interpolation not done after 180 s (data-state=${state}, status: ${await frame
+              .locator('#status')
+              .innerText()
+              .catch(() => '')})`,
+          );
         await sleep(500);
       }
       log(`  interpolation ${await frame.locator('#status').innerText()}`);
@@ -531,7 +649,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       const [barValue, barMax] = await frame.locator('#bar').evaluate((b) => [b.value, b.max]);
       if (barMax !== 1 || barValue !== 1) throw new Error(`#bar at ${barValue} of ${barMax} after done`);
       let strip;
-      for (;;) { // the strip is drawn asynchronously (image decode) after its message
+      for (;;) {
+        // the strip is drawn asynchronously (image decode) after its message
         strip = await canvasPixels(frame, 'canvas#strip-0');
         if (!strip.uniform || Date.now() - t > 190_000) break;
         await sleep(200);
@@ -540,7 +659,8 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       fs.writeFileSync(path.join(outDir, 'ui-canvas-strip.png'), strip.png);
       // Drawn 3× larger: input a, 9 λ images, input b = 11 tiles of s px with 2-px gaps: w/3 = 2 + 11·(h/3 − 2).
       log(`  canvas#strip-0 ${strip.width}×${strip.height}`);
-      if (strip.width / 3 !== 2 + 11 * (strip.height / 3 - 2)) throw new Error(`canvas#strip-0 is ${strip.width}×${strip.height}: not 11 tiles (a, 9 λ, b) drawn at 3×`);
+      if (strip.width / 3 !== 2 + 11 * (strip.height / 3 - 2))
+        throw new Error(`canvas#strip-0 is ${strip.width}×${strip.height}: not 11 tiles (a, 9 λ, b) drawn at 3×`);
       for (const id of ['inputA', 'inputB']) {
         const c = await canvasPixels(frame, `canvas#${id}`);
         if (c.uniform) throw new Error(`canvas#${id} is blank`);
@@ -548,12 +668,20 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       if (await frame.locator('#strip-1').count()) throw new Error('"Only t = 500" drew more than one strip');
       if (!(await frame.locator('#save').isEnabled())) throw new Error('#save (Save as PNG…) is disabled after done');
       await shot('13-interpolation');
-      interpolation = { width: strip.width, height: strip.height, hash: strip.hash, status: await frame.locator('#status').innerText(), caption: await frame.locator('#caption').innerText() };
+      interpolation = {
+        width: strip.width,
+        height: strip.height,
+        hash: strip.hash,
+        status: await frame.locator('#status').innerText(),
+        caption: await frame.locator('#caption').innerText(),
+      };
     });
 
     await test('a reloaded window restores the Interpolation panel with its inputs, strip and status', async () => {
       if (!interpolation) throw new Error('the interpolation test did not draw a strip');
-      await page.evaluate(() => { window.__ddpmBeforeReload = true; });
+      await page.evaluate(() => {
+        window.__ddpmBeforeReload = true;
+      });
       await runCommand(page, 'Developer: Reload Window', 20_000);
       const t = Date.now();
       while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
@@ -569,22 +697,42 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       for (;;) {
         strip = await canvasPixels(frame, 'canvas#strip-0');
         if (!strip.uniform) break;
-        if (Date.now() - t > 90_000) throw new Error(`the restored canvas#strip-0 (${strip.width}×${strip.height}) stayed blank`);
+        if (Date.now() - t > 90_000)
+          throw new Error(`the restored canvas#strip-0 (${strip.width}×${strip.height}) stayed blank`);
         await sleep(250);
       }
-      log(`  restored canvas#strip-0 ${strip.width}×${strip.height} hash ${strip.hash} (before the reload: ${interpolation.hash})`);
-      if (strip.width !== interpolation.width || strip.height !== interpolation.height || strip.hash !== interpolation.hash) {
-        throw new Error(`the restored strip is ${strip.width}×${strip.height} ${strip.hash}, it was ${interpolation.width}×${interpolation.height} ${interpolation.hash}`);
+      log(
+        `  restored canvas#strip-0 ${strip.width}×${strip.height} hash ${strip.hash} (before the reload: ${interpolation.hash})`,
+      );
+      if (
+        strip.width !== interpolation.width ||
+        strip.height !== interpolation.height ||
+        strip.hash !== interpolation.hash
+      ) {
+        throw new Error(
+          `the restored strip is ${strip.width}×${strip.height} ${strip.hash}, it was ${interpolation.width}×${interpolation.height} ${interpolation.hash}`,
+        );
       }
       for (const id of ['inputA', 'inputB']) {
         if ((await canvasPixels(frame, `canvas#${id}`)).uniform) throw new Error(`the restored canvas#${id} is blank`);
       }
-      const restored = { status: await frame.locator('#status').innerText(), caption: await frame.locator('#caption').innerText(), state: await bodyState(frame) };
+      const restored = {
+        status: await frame.locator('#status').innerText(),
+        caption: await frame.locator('#caption').innerText(),
+        state: await bodyState(frame),
+      };
       log(`  restored: ${JSON.stringify(restored)}`);
-      if (restored.status !== interpolation.status || restored.caption !== interpolation.caption || restored.state !== 'done') {
-        throw new Error(`restored ${JSON.stringify(restored)}, before the reload ${JSON.stringify({ status: interpolation.status, caption: interpolation.caption, state: 'done' })}`);
+      if (
+        restored.status !== interpolation.status ||
+        restored.caption !== interpolation.caption ||
+        restored.state !== 'done'
+      ) {
+        throw new Error(
+          `restored ${JSON.stringify(restored)}, before the reload ${JSON.stringify({ status: interpolation.status, caption: interpolation.caption, state: 'done' })}`,
+        );
       }
-      if (!(await frame.locator('#save').isEnabled())) throw new Error('#save (Save as PNG…) is disabled in the restored panel');
+      if (!(await frame.locator('#save').isEnabled()))
+        throw new Error('#save (Save as PNG…) is disabled in the restored panel');
       await shot('13b-interpolation-restored');
     });
 
@@ -595,12 +743,20 @@ export async function runUiSuite({ url, workspace, extensionPath = REPO, outDir,
       await rows.filter({ hasText: 'CUDA (NVIDIA GPU)' }).first().waitFor({ timeout: 20_000 });
       const texts = await rows.allInnerTexts();
       log(`  quick pick: ${JSON.stringify(texts.map((t) => t.replace(/\s+/g, ' ')))}`);
-      if (!texts.some((t) => /CUDA \(NVIDIA GPU\)[\s\S]*@tensorflow\/tfjs-node-gpu@4\.22\.0/.test(t))) throw new Error('no "CUDA (NVIDIA GPU)" row with @tensorflow/tfjs-node-gpu@4.22.0');
-      if (!texts.some((t) => /Native CPU[\s\S]*@tensorflow\/tfjs-node@4\.22\.0/.test(t))) throw new Error('no "Native CPU" row with @tensorflow/tfjs-node@4.22.0');
+      if (!texts.some((t) => /CUDA \(NVIDIA GPU\)[\s\S]*@tensorflow\/tfjs-node-gpu@4\.22\.0/.test(t)))
+        throw new Error('no "CUDA (NVIDIA GPU)" row with @tensorflow/tfjs-node-gpu@4.22.0');
+      if (!texts.some((t) => /Native CPU[\s\S]*@tensorflow\/tfjs-node@4\.22\.0/.test(t)))
+        throw new Error('no "Native CPU" row with @tensorflow/tfjs-node@4.22.0');
       await shot('14-install-native-backend');
       await page.keyboard.press('Escape');
       await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
-      if (await page.locator('.notifications-toasts').filter({ hasText: /DDPM: .*(installed|Could not)/ }).count()) throw new Error('a notification appeared after Escape');
+      if (
+        await page
+          .locator('.notifications-toasts')
+          .filter({ hasText: /DDPM: .*(installed|Could not)/ })
+          .count()
+      )
+        throw new Error('a notification appeared after Escape');
     });
   } finally {
     await context.close().catch(() => {});

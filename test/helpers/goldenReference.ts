@@ -15,7 +15,12 @@ function nest(flat: number[], shape: number[]): Nested {
   return Array.from({ length: n }, (_, i) => nest(flat.slice(i * size, (i + 1) * size), rest));
 }
 
-export function makeGoldenFile(shape: [number, number, number, number], cases: number[][], seed: number, interpT = 500): Record<string, unknown> {
+export function makeGoldenFile(
+  shape: [number, number, number, number],
+  cases: number[][],
+  seed: number,
+  interpT = 500,
+): Record<string, unknown> {
   const s = makeSchedule();
   const f = s.f64;
   const rng = new Rng(seed);
@@ -32,13 +37,21 @@ export function makeGoldenFile(shape: [number, number, number, number], cases: n
   const z = Array.from({ length: size }, () => r4(gauss()));
   const x2 = Array.from({ length: size }, () => r4(rng.uniform() * 2 - 1));
   const eps2 = Array.from({ length: size }, () => r4(gauss()));
-  const map = (fn: (i: number, b: number) => number) => nest(Array.from({ length: size }, (_, i) => fn(i, Math.floor(i / per))), shape);
+  const map = (fn: (i: number, b: number) => number) =>
+    nest(
+      Array.from({ length: size }, (_, i) => fn(i, Math.floor(i / per))),
+      shape,
+    );
   const clip = (v: number) => Math.min(1, Math.max(-1, v));
   const outCases = cases.map((t) => {
-    const xt = (i: number, b: number) => f.sqrt_alphas_cumprod[t[b]] * x0[i] + f.sqrt_one_minus_alphas_cumprod[t[b]] * eps[i];
-    const px0 = (i: number, b: number) => f.sqrt_recip_alphas_cumprod[t[b]] * xt(i, b) - f.sqrt_recipm1_alphas_cumprod[t[b]] * epsTheta[i];
-    const mean = (i: number, b: number, c: boolean) => f.posterior_mean_coef1[t[b]] * (c ? clip(px0(i, b)) : px0(i, b)) + f.posterior_mean_coef2[t[b]] * xt(i, b);
-    const sample = (logvar: Float64Array, c: boolean) => map((i, b) => mean(i, b, c) + (t[b] !== 0 ? Math.exp(0.5 * logvar[t[b]]) * z[i] : 0));
+    const xt = (i: number, b: number) =>
+      f.sqrt_alphas_cumprod[t[b]] * x0[i] + f.sqrt_one_minus_alphas_cumprod[t[b]] * eps[i];
+    const px0 = (i: number, b: number) =>
+      f.sqrt_recip_alphas_cumprod[t[b]] * xt(i, b) - f.sqrt_recipm1_alphas_cumprod[t[b]] * epsTheta[i];
+    const mean = (i: number, b: number, c: boolean) =>
+      f.posterior_mean_coef1[t[b]] * (c ? clip(px0(i, b)) : px0(i, b)) + f.posterior_mean_coef2[t[b]] * xt(i, b);
+    const sample = (logvar: Float64Array, c: boolean) =>
+      map((i, b) => mean(i, b, c) + (t[b] !== 0 ? Math.exp(0.5 * logvar[t[b]]) * z[i] : 0));
     const tPrev = t.map((ti) => ti - 20);
     const ac = t.map((ti) => f.alphas_cumprod[ti]);
     const acp = tPrev.map((tp) => (tp >= 0 ? f.alphas_cumprod[tp] : 1));
@@ -46,16 +59,29 @@ export function makeGoldenFile(shape: [number, number, number, number], cases: n
     const dx0 = (i: number, b: number) => (xt(i, b) - Math.sqrt(1 - ac[b]) * epsTheta[i]) / Math.sqrt(ac[b]);
     return {
       t,
-      coefficients_at_t: { betas: t.map((ti) => f.betas[ti]), posterior_variance: t.map((ti) => f.posterior_variance[ti]) },
+      coefficients_at_t: {
+        betas: t.map((ti) => f.betas[ti]),
+        posterior_variance: t.map((ti) => f.posterior_variance[ti]),
+      },
       q_sample: map(xt),
-      q_posterior_mean_true_x0: map((i, b) => f.posterior_mean_coef1[t[b]] * x0[i] + f.posterior_mean_coef2[t[b]] * xt(i, b)),
+      q_posterior_mean_true_x0: map(
+        (i, b) => f.posterior_mean_coef1[t[b]] * x0[i] + f.posterior_mean_coef2[t[b]] * xt(i, b),
+      ),
       q_posterior_variance: t.map((ti) => f.posterior_variance[ti]),
       pred_x0: map(px0),
       pred_x0_clipped: map((i, b) => clip(px0(i, b))),
       model_mean_clipped: map((i, b) => mean(i, b, true)),
       model_mean_unclipped: map((i, b) => mean(i, b, false)),
-      fixedlarge: { model_variance: t.map((ti) => f.betas[ti]), p_sample_clipped: sample(f.fixedlarge_log_variance, true), p_sample_unclipped: sample(f.fixedlarge_log_variance, false) },
-      fixedsmall: { model_variance: t.map((ti) => f.posterior_variance[ti]), p_sample_clipped: sample(f.posterior_log_variance_clipped, true), p_sample_unclipped: sample(f.posterior_log_variance_clipped, false) },
+      fixedlarge: {
+        model_variance: t.map((ti) => f.betas[ti]),
+        p_sample_clipped: sample(f.fixedlarge_log_variance, true),
+        p_sample_unclipped: sample(f.fixedlarge_log_variance, false),
+      },
+      fixedsmall: {
+        model_variance: t.map((ti) => f.posterior_variance[ti]),
+        p_sample_clipped: sample(f.posterior_log_variance_clipped, true),
+        p_sample_unclipped: sample(f.posterior_log_variance_clipped, false),
+      },
       ddim: {
         t_prev: tPrev,
         alpha_cumprod_t: ac,
@@ -65,11 +91,17 @@ export function makeGoldenFile(shape: [number, number, number, number], cases: n
         eta0_x_prev_clip_x0: map((i, b) => Math.sqrt(acp[b]) * clip(dx0(i, b)) + Math.sqrt(1 - acp[b]) * epsTheta[i]),
         variance,
         eta1_sigma: variance.map(Math.sqrt),
-        eta1_x_prev_with_z: map((i, b) => Math.sqrt(acp[b]) * dx0(i, b) + Math.sqrt(1 - acp[b] - variance[b]) * epsTheta[i] + Math.sqrt(variance[b]) * z[i]),
+        eta1_x_prev_with_z: map(
+          (i, b) =>
+            Math.sqrt(acp[b]) * dx0(i, b) +
+            Math.sqrt(1 - acp[b] - variance[b]) * epsTheta[i] +
+            Math.sqrt(variance[b]) * z[i],
+        ),
       },
     };
   });
-  const q = (x: number[], e: number[]) => (i: number) => f.sqrt_alphas_cumprod[interpT] * x[i] + f.sqrt_one_minus_alphas_cumprod[interpT] * e[i];
+  const q = (x: number[], e: number[]) => (i: number) =>
+    f.sqrt_alphas_cumprod[interpT] * x[i] + f.sqrt_one_minus_alphas_cumprod[interpT] * e[i];
   const q1 = q(x0, eps);
   const q2 = q(x2, eps2);
   return {

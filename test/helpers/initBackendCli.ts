@@ -10,5 +10,13 @@ initBackend(choice as BackendChoice, { nativeSearchPaths }).then(
     await shutdownBackend();
     console.log(JSON.stringify({ ok: true, report }));
   },
-  (e: Error) => console.log(JSON.stringify({ ok: false, error: e.name, message: e.message, attempts: e instanceof BackendUnavailableError ? e.attempts : [] })),
+  (e: Error) =>
+    console.log(
+      JSON.stringify({
+        ok: false,
+        error: e.name,
+        message: e.message,
+        attempts: e instanceof BackendUnavailableError ? e.attempts : [],
+      }),
+    ),
 );

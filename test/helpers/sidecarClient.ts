@@ -1,7 +1,12 @@
 // Spawns the built sidecar (dist/sidecar.js --stdio) and connects to it with vscode-jsonrpc, as any client would.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import {
+  createMessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
 import { repoRoot } from './paths.ts';
 
 export interface Sidecar {
@@ -32,7 +37,10 @@ export function startSidecar(env: Record<string, string> = {}): Sidecar {
   });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+  const connection = createMessageConnection(
+    new StreamMessageReader(child.stdout!),
+    new StreamMessageWriter(child.stdin!),
+  );
   connection.listen();
   return {
     connection,

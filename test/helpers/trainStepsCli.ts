@@ -21,7 +21,9 @@ async function main() {
   await trainer.trainStep(x0);
   const leaked = tf.memory().numTensors - leakBefore;
   // WebGPU: what the buffer pool held at most (ours keeps a peak; tfjs' own never shrinks, so its current figure is).
-  const pool = (tf.backend() as unknown as { bufferManager?: { peakBytesAllocated?: number; numBytesAllocated?: number } }).bufferManager;
+  const pool = (
+    tf.backend() as unknown as { bufferManager?: { peakBytesAllocated?: number; numBytesAllocated?: number } }
+  ).bufferManager;
   const gpuPeakBytes = backend === 'webgpu' ? (pool?.peakBytesAllocated ?? pool?.numBytesAllocated ?? null) : null;
   x0.dispose();
   trainer.dispose();

@@ -38,9 +38,16 @@ const npmEnv = {
 /** A stand-in package: `body` is the CommonJS of its index.js. Returns the tarball npm packed. */
 function standIn(name: string, body: string): string {
   const dir = fs.mkdtempSync(path.join(work, 'pkg-'));
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '4.22.0', main: 'index.js', license: 'Apache-2.0' }));
+  fs.writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name, version: '4.22.0', main: 'index.js', license: 'Apache-2.0' }),
+  );
   fs.writeFileSync(path.join(dir, 'index.js'), body);
-  const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...npmEnv } });
+  const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, ...npmEnv },
+  });
   return path.join(dir, out.trim().split('\n').pop()!);
 }
 
@@ -53,14 +60,28 @@ tf.registerBackend('tensorflow', () => Object.assign(tf.findBackendFactory('cpu'
 
 const failingLoad = (message: string) => `throw new Error(${JSON.stringify(message)});\n`;
 
-function options(storageDir: string, extra: Partial<InstallOptions> = {}): InstallOptions & { lines: string[]; stages: string[] } {
+function options(
+  storageDir: string,
+  extra: Partial<InstallOptions> = {},
+): InstallOptions & { lines: string[]; stages: string[] } {
   const lines: string[] = [];
   const stages: string[] = [];
-  return { storageDir, variant: 'cpu', sidecarPath, env: npmEnv, onLog: (l) => lines.push(l), onStage: (s) => stages.push(s), lines, stages, ...extra };
+  return {
+    storageDir,
+    variant: 'cpu',
+    sidecarPath,
+    env: npmEnv,
+    onLog: (l) => lines.push(l),
+    onStage: (s) => stages.push(s),
+    lines,
+    stages,
+    ...extra,
+  };
 }
 
 /** Everything in the storage folder, for "nothing changed" checks. */
-const listing = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).sort() : []);
+const listing = (dir: string): string[] =>
+  fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).sort() : [];
 
 async function rejects(p: Promise<unknown>, kind: string, message: RegExp): Promise<NativeInstallError> {
   try {
@@ -75,7 +96,11 @@ async function rejects(p: Promise<unknown>, kind: string, message: RegExp): Prom
 }
 
 function probe(args: string[]): { ok: boolean; backend?: string; device?: string; module?: string; error?: string } {
-  const r = spawnSync(process.execPath, [sidecarPath, '--probe', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' } });
+  const r = spawnSync(process.execPath, [sidecarPath, '--probe', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
+  });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
   assert.ok(line, `no probe result (exit ${r.status}): ${r.stderr.slice(-1500)}`);
   return JSON.parse(line);
@@ -105,7 +130,9 @@ test('a native CPU backend installs into its own folder, passes the probe, and a
   assert.notEqual(probe(['--backend', 'auto']).backend, 'tensorflow');
 
   // A second install replaces the first in one swap.
-  const again = await installNativeBackend(options(storage, { packageSpec: standIn('@tensorflow/tfjs-node', workingBackend(false)) }));
+  const again = await installNativeBackend(
+    options(storage, { packageSpec: standIn('@tensorflow/tfjs-node', workingBackend(false)) }),
+  );
   assert.ok(again.installedAt >= installed.installedAt);
   assert.deepEqual(fs.readdirSync(storage), [NATIVE_DIR]);
 
@@ -116,26 +143,45 @@ test('a native CPU backend installs into its own folder, passes the probe, and a
 
 test('the CUDA package without a usable GPU, driver or CUDA 11 libraries: a clear reason, nothing installed, the old install kept', async () => {
   const storage = path.join(work, 'store-gpu');
-  const previous = await installNativeBackend(options(storage, { packageSpec: standIn('@tensorflow/tfjs-node', workingBackend(false)) }));
+  const previous = await installNativeBackend(
+    options(storage, { packageSpec: standIn('@tensorflow/tfjs-node', workingBackend(false)) }),
+  );
   const before = listing(storage);
   const marker = fs.readFileSync(path.join(previous.dir, MARKER_FILE), 'utf8');
 
   const cases: { body: string; kind: string; message: RegExp }[] = [
-    { body: workingBackend(false), kind: 'no-gpu', message: /tfjs-node-gpu loads, but TensorFlow found no usable GPU \(libtensorflow \(CUDA package, no GPU visible: running on the CPU\)\)\. Nothing was installed/ },
+    {
+      body: workingBackend(false),
+      kind: 'no-gpu',
+      message:
+        /tfjs-node-gpu loads, but TensorFlow found no usable GPU \(libtensorflow \(CUDA package, no GPU visible: running on the CPU\)\)\. Nothing was installed/,
+    },
     {
       body: failingLoad('libcuda.so.1: cannot open shared object file: No such file or directory'),
       kind: 'no-driver',
-      message: /does not work here: .*no NVIDIA driver was found \(libcuda\.so\.1: cannot open shared object file.*\); @tensorflow\/tfjs-node-gpu needs an NVIDIA GPU and its driver/,
+      message:
+        /does not work here: .*no NVIDIA driver was found \(libcuda\.so\.1: cannot open shared object file.*\); @tensorflow\/tfjs-node-gpu needs an NVIDIA GPU and its driver/,
     },
     {
       body: failingLoad('libcudart.so.11.0: cannot open shared object file: No such file or directory'),
       kind: 'cuda-mismatch',
-      message: /the CUDA libraries it was built for are missing \(libcudart\.so\.11\.0\): @tensorflow\/tfjs-node-gpu 4\.x needs CUDA 11\.2 and cuDNN 8\.1/,
+      message:
+        /the CUDA libraries it was built for are missing \(libcudart\.so\.11\.0\): @tensorflow\/tfjs-node-gpu 4\.x needs CUDA 11\.2 and cuDNN 8\.1/,
     },
-    { body: failingLoad('something else broke'), kind: 'load-failed', message: /does not work here: .*something else broke.*Nothing was installed/ },
+    {
+      body: failingLoad('something else broke'),
+      kind: 'load-failed',
+      message: /does not work here: .*something else broke.*Nothing was installed/,
+    },
   ];
   for (const c of cases) {
-    await rejects(installNativeBackend(options(storage, { variant: 'cuda', packageSpec: standIn('@tensorflow/tfjs-node-gpu', c.body) })), c.kind, c.message);
+    await rejects(
+      installNativeBackend(
+        options(storage, { variant: 'cuda', packageSpec: standIn('@tensorflow/tfjs-node-gpu', c.body) }),
+      ),
+      c.kind,
+      c.message,
+    );
     assert.deepEqual(listing(storage), before, `${c.kind}: the storage folder changed`);
     assert.equal(fs.readFileSync(path.join(previous.dir, MARKER_FILE), 'utf8'), marker);
   }
@@ -166,7 +212,11 @@ test('offline: the real @tensorflow/tfjs-node cannot fetch libtensorflow, so the
 
 test('npm missing, and a cancel while npm runs: a clear error, nothing left behind', async () => {
   const storage = path.join(work, 'store-misc');
-  await rejects(installNativeBackend(options(storage, { npmCommand: path.join(work, 'no-such-npm') })), 'npm-missing', /npm was not found/);
+  await rejects(
+    installNativeBackend(options(storage, { npmCommand: path.join(work, 'no-such-npm') })),
+    'npm-missing',
+    /npm was not found/,
+  );
   assert.deepEqual(fs.readdirSync(storage), []);
 
   const ac = new AbortController();

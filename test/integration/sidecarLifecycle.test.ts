@@ -12,7 +12,11 @@ import { InfoRequest, JobEndedNotification, TrainRequest, type JobEndedParams } 
 import { loadCheckpoint } from '../../sidecar/checkpoint/checkpoint.ts';
 
 test('--node-ipc: the same protocol over Node IPC', async () => {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'sidecar.js'), '--node-ipc', '--backend', 'wasm'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, 'dist', 'sidecar.js'), '--node-ipc', '--backend', 'wasm'],
+    { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+  );
   const connection = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
   connection.listen();
   const info = await connection.sendRequest(InfoRequest, {});
@@ -29,7 +33,14 @@ test('shutdown during training saves a checkpoint first, then exit ends the proc
   try {
     const sc = startSidecar();
     const ended = new Promise<JobEndedParams>((r) => sc.connection.onNotification(JobEndedNotification, r));
-    await sc.connection.sendRequest(TrainRequest, { data: 'mnist', preset: 'tiny', steps: 100000, batch: 2, out, saveEvery: 0 });
+    await sc.connection.sendRequest(TrainRequest, {
+      data: 'mnist',
+      preset: 'tiny',
+      steps: 100000,
+      batch: 2,
+      out,
+      saveEvery: 0,
+    });
     await new Promise((r) => setTimeout(r, 500));
     const exited = new Promise<number | null>((r) => sc.child.once('exit', r));
     await sc.connection.sendRequest('shutdown');

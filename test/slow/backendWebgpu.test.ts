@@ -25,12 +25,16 @@ test('training steps on WebGPU (software adapter) match wasm, with async reads o
   assert.equal(gpu.error, undefined, gpu.error);
   assert.equal(gpu.backend, 'webgpu');
   assert.equal(gpu.losses.length, 3);
-  for (let i = 0; i < 3; i++) assert.ok(Math.abs(gpu.losses[i] - wasm.losses[i]) < 1e-4, `step ${i}: webgpu ${gpu.losses[i]} vs wasm ${wasm.losses[i]}`);
+  for (let i = 0; i < 3; i++)
+    assert.ok(
+      Math.abs(gpu.losses[i] - wasm.losses[i]) < 1e-4,
+      `step ${i}: webgpu ${gpu.losses[i]} vs wasm ${wasm.losses[i]}`,
+    );
   assert.equal(gpu.leaked, 0);
   assert.equal(wasm.leaked, 0);
 });
 
-test('the WebGPU buffer pool holds far less than tfjs\' exact-size pool for the same steps, with the same losses', () => {
+test("the WebGPU buffer pool holds far less than tfjs' exact-size pool for the same steps, with the same losses", () => {
   const ours = trainStepsInChild('webgpu', SOFTWARE_ADAPTER);
   const tfjs = trainStepsInChild('webgpu', { ...SOFTWARE_ADAPTER, DDPM_WEBGPU_POOL: 'exact' });
   assert.equal(ours.error, undefined, ours.error);
@@ -39,16 +43,30 @@ test('the WebGPU buffer pool holds far less than tfjs\' exact-size pool for the 
   assert.deepEqual(ours.losses, tfjs.losses);
   assert.equal(ours.leaked, 0);
   assert.ok(ours.gpuPeakBytes! > 0 && tfjs.gpuPeakBytes! > 0);
-  assert.ok(ours.gpuPeakBytes! < 0.75 * tfjs.gpuPeakBytes!, `pool peak ${ours.gpuPeakBytes} B vs tfjs' ${tfjs.gpuPeakBytes} B`);
+  assert.ok(
+    ours.gpuPeakBytes! < 0.75 * tfjs.gpuPeakBytes!,
+    `pool peak ${ours.gpuPeakBytes} B vs tfjs' ${tfjs.gpuPeakBytes} B`,
+  );
 });
 
 test('the golden vectors also hold on WebGPU (check-golden --backend webgpu)', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts', 'check-golden.ts'), path.join(repoRoot, 'test', 'fixtures', 'golden', 'steps_small.json'), '--backend', 'webgpu'], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, ...SOFTWARE_ADAPTER },
-    timeout: 300_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'scripts', 'check-golden.ts'),
+      path.join(repoRoot, 'test', 'fixtures', 'golden', 'steps_small.json'),
+      '--backend',
+      'webgpu',
+    ],
+    {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, ...SOFTWARE_ADAPTER },
+      timeout: 300_000,
+    },
+  );
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /backend: webgpu/);
   assert.match(r.stdout, /133 fields checked, 0 out of tolerance/);

@@ -15,7 +15,12 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-cli-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function ddpm(...args: string[]) {
-  const r = spawnSync(process.execPath, [bundle, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' }, timeout: 300_000 });
+  const r = spawnSync(process.execPath, [bundle, ...args], {
+    cwd: tmp,
+    encoding: 'utf8',
+    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
+    timeout: 300_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -25,28 +30,105 @@ async function size(file: string) {
 }
 
 test('train 20 steps → sample → interpolate → inspect → export', async () => {
-  const train = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '20', '--batch', '4', '--out', 'run', '--save-every', '10', '--sample-every', '20', '--warmup', '5', '--lr', '1e-3', '--seed', '1');
+  const train = ddpm(
+    'train',
+    '--data',
+    'mnist',
+    '--preset',
+    'tiny',
+    '--steps',
+    '20',
+    '--batch',
+    '4',
+    '--out',
+    'run',
+    '--save-every',
+    '10',
+    '--sample-every',
+    '20',
+    '--warmup',
+    '5',
+    '--lr',
+    '1e-3',
+    '--seed',
+    '1',
+  );
   assert.equal(train.code, 0, train.stderr);
   assert.match(train.stderr, /step 20\/20 {2}loss \d\.\d{4} {2}[\d.]+ it\/s {2}ETA/);
   assert.match(train.stderr, /checkpoint run\/ckpt-0000010\.safetensors/);
   assert.match(train.stderr, /done at step 20: run\/ckpt-0000020\.safetensors/);
-  const csv = fs.readFileSync(path.join(tmp, 'run', 'loss.csv'), 'utf8').trim().split('\n');
+  const csv = fs
+    .readFileSync(path.join(tmp, 'run', 'loss.csv'), 'utf8')
+    .trim()
+    .split('\n');
   assert.equal(csv[0], 'step,loss,grad_norm,lr,seconds');
   assert.equal(csv.length, 21);
   // 16 preview samples in a 4×4 grid of 28-pixel digits with 2-pixel gaps: 4·28 + 5·2 = 122.
   assert.deepEqual(await size('run/samples/step-0000020.png'), [122, 122]);
 
-  const sample = ddpm('sample', '--ckpt', 'run/latest.safetensors', '--n', '4', '--sampler', 'ddim', '--steps', '10', '--seed', '5', '--out', 'out/grid.png', '--trajectory', 'out/traj.png', '--x0', 'out/x0.png', '--frames', '5');
+  const sample = ddpm(
+    'sample',
+    '--ckpt',
+    'run/latest.safetensors',
+    '--n',
+    '4',
+    '--sampler',
+    'ddim',
+    '--steps',
+    '10',
+    '--seed',
+    '5',
+    '--out',
+    'out/grid.png',
+    '--trajectory',
+    'out/traj.png',
+    '--x0',
+    'out/x0.png',
+    '--frames',
+    '5',
+  );
   assert.equal(sample.code, 0, sample.stderr);
   assert.deepEqual(await size('out/grid.png'), [2 * 28 + 3 * 2, 2 * 28 + 3 * 2]);
   // Rows = samples, columns = frames.
   assert.deepEqual(await size('out/traj.png'), [5 * 28 + 6 * 2, 4 * 28 + 5 * 2]);
   assert.deepEqual(await size('out/x0.png'), [5 * 28 + 6 * 2, 4 * 28 + 5 * 2]);
-  const again = ddpm('sample', '--ckpt', 'run/latest.safetensors', '--n', '4', '--steps', '10', '--seed', '5', '--out', 'out/grid2.png');
+  const again = ddpm(
+    'sample',
+    '--ckpt',
+    'run/latest.safetensors',
+    '--n',
+    '4',
+    '--steps',
+    '10',
+    '--seed',
+    '5',
+    '--out',
+    'out/grid2.png',
+  );
   assert.equal(again.code, 0);
-  assert.deepEqual(fs.readFileSync(path.join(tmp, 'out/grid2.png')), fs.readFileSync(path.join(tmp, 'out/grid.png')), 'same seed, same samples');
+  assert.deepEqual(
+    fs.readFileSync(path.join(tmp, 'out/grid2.png')),
+    fs.readFileSync(path.join(tmp, 'out/grid.png')),
+    'same seed, same samples',
+  );
 
-  const interp = ddpm('interpolate', '--ckpt', 'run/latest.safetensors', '--a', 'out/grid.png', '--b', 'run/samples/step-0000020.png', '--t', '300', '--lambdas', '0,0.5,1', '--steps', '10', '--out', 'out/strip.png');
+  const interp = ddpm(
+    'interpolate',
+    '--ckpt',
+    'run/latest.safetensors',
+    '--a',
+    'out/grid.png',
+    '--b',
+    'run/samples/step-0000020.png',
+    '--t',
+    '300',
+    '--lambdas',
+    '0,0.5,1',
+    '--steps',
+    '10',
+    '--out',
+    'out/strip.png',
+  );
   assert.equal(interp.code, 0, interp.stderr);
   assert.deepEqual(await size('out/strip.png'), [5 * 28 + 6 * 2, 28 + 2 * 2]);
 
@@ -71,17 +153,45 @@ test('train 20 steps → sample → interpolate → inspect → export', async (
   assert.equal(w.kind, 'weights');
   assert.equal(w.params, j.params);
   assert.ok(w.tensors.every((t: { dtype: string; name: string }) => t.dtype === 'F16' && t.name.startsWith('model.')));
-  const fromWeights = ddpm('sample', '--ckpt', 'out/weights.safetensors', '--n', '1', '--steps', '5', '--out', 'out/one.png');
+  const fromWeights = ddpm(
+    'sample',
+    '--ckpt',
+    'out/weights.safetensors',
+    '--n',
+    '1',
+    '--steps',
+    '5',
+    '--out',
+    'out/one.png',
+  );
   assert.equal(fromWeights.code, 0, fromWeights.stderr);
 
-  const resumed = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '22', '--batch', '4', '--out', 'run', '--resume');
+  const resumed = ddpm(
+    'train',
+    '--data',
+    'mnist',
+    '--preset',
+    'tiny',
+    '--steps',
+    '22',
+    '--batch',
+    '4',
+    '--out',
+    'run',
+    '--resume',
+  );
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resumed from run\/latest\.safetensors at step 20/);
   assert.match(resumed.stderr, /done at step 22/);
 });
 
 test('bad input: one-line error + usage and exit 2 for bad arguments, exit 1 for bad files', () => {
-  for (const args of [['train', '--data', 'mnist'], ['train', '--data', 'mnist', '--preset', 'tiny', '--steps', 'x', '--batch', '2', '--out', 'r'], ['sample'], ['sample', '--ckpt', 'a', '--sampler', 'euler']]) {
+  for (const args of [
+    ['train', '--data', 'mnist'],
+    ['train', '--data', 'mnist', '--preset', 'tiny', '--steps', 'x', '--batch', '2', '--out', 'r'],
+    ['sample'],
+    ['sample', '--ckpt', 'a', '--sampler', 'euler'],
+  ]) {
     const r = ddpm(...args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^ddpm: .+\n/);
@@ -94,17 +204,46 @@ test('bad input: one-line error + usage and exit 2 for bad arguments, exit 1 for
   const missing = ddpm('inspect', 'nope.safetensors');
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /file not found: nope\.safetensors/);
-  const badData = ddpm('train', '--data', 'imagenet', '--preset', 'tiny', '--steps', '1', '--batch', '1', '--out', 'r2');
+  const badData = ddpm(
+    'train',
+    '--data',
+    'imagenet',
+    '--preset',
+    'tiny',
+    '--steps',
+    '1',
+    '--batch',
+    '1',
+    '--out',
+    'r2',
+  );
   assert.equal(badData.code, 1);
   assert.match(badData.stderr, /unknown data source 'imagenet'/);
 });
 
 test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () => {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [bundle, 'train', '--data', 'mnist', '--preset', 'tiny', '--steps', '100000', '--batch', '2', '--out', 'interrupted'], {
-    cwd: tmp,
-    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      bundle,
+      'train',
+      '--data',
+      'mnist',
+      '--preset',
+      'tiny',
+      '--steps',
+      '100000',
+      '--batch',
+      '2',
+      '--out',
+      'interrupted',
+    ],
+    {
+      cwd: tmp,
+      env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
+    },
+  );
   let stderr = '';
   const code = await new Promise<number | null>((resolve) => {
     child.stderr.on('data', (d: Buffer) => {
@@ -122,7 +261,25 @@ test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () =
 });
 
 test('train --workers 2: the progress line says the step ran on 2 threads', () => {
-  const r = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '2', '--batch', '4', '--workers', '2', '--out', 'threads', '--save-every', '0', '--seed', '2');
+  const r = ddpm(
+    'train',
+    '--data',
+    'mnist',
+    '--preset',
+    'tiny',
+    '--steps',
+    '2',
+    '--batch',
+    '4',
+    '--workers',
+    '2',
+    '--out',
+    'threads',
+    '--save-every',
+    '0',
+    '--seed',
+    '2',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^backend: wasm — WebAssembly SIMD \(XNNPACK\)$/m);
   assert.match(r.stderr, /step 2\/2 {2}loss \d\.\d{4} {2}[\d.]+ it\/s on 2 threads {2}ETA/);

@@ -27,7 +27,10 @@ test('cifar10 preset: training steps at batch 4 (micro-batches of 2) fit in the 
   // size (the initial zero moments once stayed alive behind their variables).
   const paramBytes = [...model.params.values()].reduce((n, p) => n + p.size * 4, 0);
   const between = tf.memory().numBytes - x0.size * 4;
-  assert.ok(between >= 4 * paramBytes && between < 4 * paramBytes + 2 ** 20, `${between} bytes live between steps; 4 × weights = ${4 * paramBytes}`);
+  assert.ok(
+    between >= 4 * paramBytes && between < 4 * paramBytes + 2 ** 20,
+    `${between} bytes live between steps; 4 × weights = ${4 * paramBytes}`,
+  );
   const heap = heapBytes();
   assert.ok(heap < 3 * 2 ** 30, `wasm heap ${(heap / 2 ** 20).toFixed(0)} MB`);
   x0.dispose();

@@ -14,7 +14,10 @@ test('a tiny model overfits a fixed batch of 8 images: the loss falls by at leas
   const first = mean(losses.slice(0, 10));
   const last = mean(losses.slice(-30));
   assert.ok(first > 0.5, `initial loss ${first} (a zero-output model has loss ≈ 1)`);
-  assert.ok(first / last >= 5, `loss fell only ${(first / last).toFixed(2)}× (${first.toFixed(4)} → ${last.toFixed(4)})`);
+  assert.ok(
+    first / last >= 5,
+    `loss fell only ${(first / last).toFixed(2)}× (${first.toFixed(4)} → ${last.toFixed(4)})`,
+  );
   assert.equal(trainer.step, 250);
   x0.dispose();
   dispose();

@@ -8,7 +8,13 @@ process.env.DDPM_WEBGPU_KERNELS = 'filter,input';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { assertBackendHealthy, BackendFaultError, initBackend, releaseCachedMemory, shutdownBackend } from '../../sidecar/backend.ts';
+import {
+  assertBackendHealthy,
+  BackendFaultError,
+  initBackend,
+  releaseCachedMemory,
+  shutdownBackend,
+} from '../../sidecar/backend.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { IM2COL_MIN_WORK } from '../../sidecar/kernels/webgpuTrainingKernels.ts';
 import { conv2dBackpropFilter, makeConv2dBackpropFilterIm2col } from '../../sidecar/kernels/convGradients.ts';
@@ -60,17 +66,30 @@ test('webgpu conv2d gradients (filter and input kernels replaced) match tfjs-cpu
 test('on webgpu, the im2col filter gradient split into batched products and groups, and the forward-conv form, match tfjs-cpu', async () => {
   await init();
   const forms: [string, tf.KernelFunc][] = [
-    ['im2col, 8-row matrices, 1200-byte groups', makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 1200 }) as tf.KernelFunc],
+    [
+      'im2col, 8-row matrices, 1200-byte groups',
+      makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 1200 }) as tf.KernelFunc,
+    ],
     ['forward-conv form', conv2dBackpropFilter as tf.KernelFunc],
   ];
   const rng = new Rng(12);
   for (const c of [{ x: [8, 4, 4, 2], f: [3, 3, 2, 3], stride: 1, pad: 'valid' as const }, ...CONV_GRAD_CASES]) {
     const xh = randn(c.x, rng);
-    const attrs = { strides: [c.stride, c.stride], pad: c.pad, dataFormat: 'NHWC', dilations: [1, 1], filterShape: c.f } as unknown as tf.NamedAttrMap;
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: c.pad,
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      filterShape: c.f,
+    } as unknown as tf.NamedAttrMap;
     await tf.setBackend('cpu');
-    const yShape = tf.tidy(() => tf.conv2d(mk(xh) as tf.Tensor4D, tf.zeros(c.f as [number, number, number, number]), c.stride, c.pad).shape);
+    const yShape = tf.tidy(
+      () => tf.conv2d(mk(xh) as tf.Tensor4D, tf.zeros(c.f as [number, number, number, number]), c.stride, c.pad).shape,
+    );
     const dyh = randn(yShape, rng);
-    const ref = tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: mk(xh), dy: mk(dyh) }, attrs) as tf.Tensor);
+    const ref = tf.tidy(
+      () => tf.engine().runKernel('Conv2DBackpropFilter', { x: mk(xh), dy: mk(dyh) }, attrs) as tf.Tensor,
+    );
     await tf.setBackend('webgpu');
     const [x, dy] = [mk(xh), mk(dyh)];
     for (const [name, kernel] of forms) {
@@ -94,9 +113,17 @@ test('webgpu filter gradient: the im2col form from IM2COL_MIN_WORK on, the convo
     assert.equal(n * 16 * 16 * 48 * 48 >= IM2COL_MIN_WORK, expectIm2col);
     const xh = randn([n, 16, 16, 48], rng);
     const dyh = randn([n, 16, 16, 48], rng);
-    const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], filterShape: [3, 3, 48, 48] } as unknown as tf.NamedAttrMap;
+    const attrs = {
+      strides: [1, 1],
+      pad: 'same',
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      filterShape: [3, 3, 48, 48],
+    } as unknown as tf.NamedAttrMap;
     await tf.setBackend('cpu');
-    const ref = tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: mk(xh), dy: mk(dyh) }, attrs) as tf.Tensor);
+    const ref = tf.tidy(
+      () => tf.engine().runKernel('Conv2DBackpropFilter', { x: mk(xh), dy: mk(dyh) }, attrs) as tf.Tensor,
+    );
     await tf.setBackend('webgpu');
     const [x, dy] = [mk(xh), mk(dyh)];
     const info = await tf.profile(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as tf.Tensor);
@@ -115,7 +142,12 @@ test('the webgpu gradient kernels leak no tensors', async () => {
   const x = tf.randomNormal([2, 8, 8, 4]) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, 4, 4]) as tf.Tensor4D;
   const step = async () => {
-    const g = tf.tidy(() => tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same')))([x, w]));
+    const g = tf.tidy(() =>
+      tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same')))([
+        x,
+        w,
+      ]),
+    );
     await g[1].data();
     tf.dispose(g);
   };
@@ -131,11 +163,22 @@ test('an error the GPU reports (here a shader tfjs cannot compile) fails the nex
   await tf.setBackend('webgpu');
   assert.doesNotThrow(() => assertBackendHealthy());
   // tfjs-webgpu's Pad shader does not compile for rank 6: WebGPU skips the command and reports a validation error.
-  const bad = tf.pad(tf.ones([1, 1, 1, 1, 1, 2]), [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 1]]);
+  const bad = tf.pad(tf.ones([1, 1, 1, 1, 1, 2]), [
+    [0, 0],
+    [0, 0],
+    [0, 0],
+    [0, 0],
+    [0, 0],
+    [0, 1],
+  ]);
   await bad.data();
   bad.dispose();
   await new Promise((r) => setTimeout(r, 50));
-  assert.throws(() => assertBackendHealthy(), (e: unknown) => e instanceof BackendFaultError && /webgpu device reported an error.*GPUValidationError/.test(e.message));
+  assert.throws(
+    () => assertBackendHealthy(),
+    (e: unknown) =>
+      e instanceof BackendFaultError && /webgpu device reported an error.*GPUValidationError/.test(e.message),
+  );
 });
 
 test('dropout runs in a shader on webgpu: the asked-for rate, inverted scaling, same mask forward and backward, no leak', async () => {
@@ -171,9 +214,12 @@ test('dropout runs in a shader on webgpu: the asked-for rate, inverted scaling, 
   tf.dispose([x, upstream]);
 });
 
-test('the buffer pool serves a tensor from a larger freed buffer, and its values read back at the tensor\'s own size', async () => {
+test("the buffer pool serves a tensor from a larger freed buffer, and its values read back at the tensor's own size", async () => {
   await init();
-  const backend = tf.backend() as unknown as { bufferManager: unknown; tensorMap: { get(id: object): { resource: unknown } } };
+  const backend = tf.backend() as unknown as {
+    bufferManager: unknown;
+    tensorMap: { get(id: object): { resource: unknown } };
+  };
   assert.ok(backend.bufferManager instanceof SizeClassBufferPool, 'the size-class pool is installed');
   // Both made by shaders, so that each lives in a GPU buffer of its own from the start.
   const a = tf.fill([100_000], 3);
@@ -183,14 +229,18 @@ test('the buffer pool serves a tensor from a larger freed buffer, and its values
   await a.data();
   a.dispose();
   const b = tf.fill([99_000], 7);
-  assert.equal(backend.tensorMap.get(b.dataId).resource, bufferA, 'the freed 400,000-byte buffer is reused for 396,000 bytes');
+  assert.equal(
+    backend.tensorMap.get(b.dataId).resource,
+    bufferA,
+    'the freed 400,000-byte buffer is reused for 396,000 bytes',
+  );
   const values = await b.data();
   assert.equal(values.length, 99_000);
   assert.ok(values.every((v) => v === 7));
   tf.dispose(b);
 });
 
-test('releasing cached memory destroys the pool\'s free buffers, and the backend keeps working', async () => {
+test("releasing cached memory destroys the pool's free buffers, and the backend keeps working", async () => {
   await init();
   const pool = (tf.backend() as unknown as { bufferManager: SizeClassBufferPool }).bufferManager;
   const made = Array.from({ length: 6 }, (_, i) => tf.fill([50_000 * (i + 1)], i));

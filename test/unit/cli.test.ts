@@ -10,7 +10,11 @@ const bundle = path.join(repoRoot, 'dist', 'ddpm.js');
 
 function ddpm(...args: string[]) {
   assert.ok(fs.existsSync(bundle), 'dist/ddpm.js is missing: run npm run build');
-  const r = spawnSync(process.execPath, [bundle, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' } });
+  const r = spawnSync(process.execPath, [bundle, ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -58,7 +62,21 @@ test('bad usage exits 2 with a message and the usage; --help prints the usage', 
   const missing2 = ddpm('inspect', 'no/such.safetensors');
   assert.equal(missing2.code, 1);
   assert.match(missing2.stderr, /file not found: no\/such\.safetensors/);
-  const workers = ddpm('train', '--data', 'mnist', '--preset', 'tiny', '--steps', '1', '--batch', '2', '--out', 'unused', '--workers', '0');
+  const workers = ddpm(
+    'train',
+    '--data',
+    'mnist',
+    '--preset',
+    'tiny',
+    '--steps',
+    '1',
+    '--batch',
+    '2',
+    '--out',
+    'unused',
+    '--workers',
+    '0',
+  );
   assert.equal(workers.code, 2);
   assert.match(workers.stderr, /--workers must be auto or an integer in 1\.\.64, got 0/);
 });

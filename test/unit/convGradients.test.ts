@@ -17,9 +17,18 @@ const EXTRA_CASES: typeof CONV_GRAD_CASES = [
 
 const forms: [string, tf.KernelFunc][] = [
   ['im2col, defaults', makeConv2dBackpropFilterIm2col() as tf.KernelFunc],
-  ['im2col, 2-row matrices and 64-byte patch groups', makeConv2dBackpropFilterIm2col({ splitKRows: 2, maxPatchBytes: 64 }) as tf.KernelFunc],
-  ['im2col, 8-row matrices and 1200-byte patch groups', makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 1200 }) as tf.KernelFunc],
-  ['im2col, 8-row matrices in one group', makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 2 ** 30 }) as tf.KernelFunc],
+  [
+    'im2col, 2-row matrices and 64-byte patch groups',
+    makeConv2dBackpropFilterIm2col({ splitKRows: 2, maxPatchBytes: 64 }) as tf.KernelFunc,
+  ],
+  [
+    'im2col, 8-row matrices and 1200-byte patch groups',
+    makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 1200 }) as tf.KernelFunc,
+  ],
+  [
+    'im2col, 8-row matrices in one group',
+    makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 2 ** 30 }) as tf.KernelFunc,
+  ],
   ['forward-conv form', conv2dBackpropFilter as tf.KernelFunc],
 ];
 
@@ -28,13 +37,23 @@ test('filter gradient forms match tfjs-cpu Conv2DBackpropFilter (same/valid, str
   const rng = new Rng(5);
   for (const c of [...CONV_GRAD_CASES, ...EXTRA_CASES]) {
     const x = mk(randn(c.x, rng)) as tf.Tensor4D;
-    const attrs = { strides: [c.stride, c.stride], pad: c.pad, dataFormat: 'NHWC', dilations: [1, 1], filterShape: c.f };
+    const attrs = {
+      strides: [c.stride, c.stride],
+      pad: c.pad,
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      filterShape: c.f,
+    };
     const y = tf.conv2d(x, tf.zeros(c.f as [number, number, number, number]), c.stride, c.pad);
     const dy = mk(randn(y.shape, rng));
     const ref = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as tf.Tensor;
     for (const [name, kernel] of forms) {
       const before = tf.memory().numTensors;
-      const got = kernel({ inputs: { x, dy }, attrs: attrs as unknown as tf.NamedAttrMap, backend: tf.backend() }) as tf.Tensor;
+      const got = kernel({
+        inputs: { x, dy },
+        attrs: attrs as unknown as tf.NamedAttrMap,
+        backend: tf.backend(),
+      }) as tf.Tensor;
       assert.deepEqual(got.shape, c.f, `${name} ${JSON.stringify(c)}`);
       const err = await maxRelDiff(got, ref);
       assert.ok(err < 1e-5, `${name} ${JSON.stringify(c)}: ${err}`);
@@ -52,7 +71,13 @@ test('im2col filter gradient: the reduction is split into a batched product, in 
   const x = tf.randomNormal([8, 4, 4, 2]) as tf.Tensor4D;
   const dy = tf.randomNormal([8, 2, 2, 3]);
   const kernel = makeConv2dBackpropFilterIm2col({ splitKRows: 8, maxPatchBytes: 1200 }) as tf.KernelFunc;
-  const attrs = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1], filterShape: [3, 3, 2, 3] } as unknown as tf.NamedAttrMap;
+  const attrs = {
+    strides: [1, 1],
+    pad: 'valid',
+    dataFormat: 'NHWC',
+    dilations: [1, 1],
+    filterShape: [3, 3, 2, 3],
+  } as unknown as tf.NamedAttrMap;
   const info = await tf.profile(() => kernel({ inputs: { x, dy }, attrs, backend: tf.backend() }) as tf.Tensor);
   const products = info.kernels.filter((k) => k.name === 'BatchMatMul').map((k) => k.inputShapes);
   assert.deepEqual(products, [

@@ -40,7 +40,10 @@ test('IDX images, plain and gzipped; padding to a larger model; truncated and la
   assert.equal(y.length, 1024);
   assert.equal(y[0], -1);
   assert.equal(y[2 * 32 + 2], Math.fround(raw[16] / 127.5 - 1));
-  assert.throws(() => parseIdxImages(raw.subarray(0, 500), 'cut'), /truncated: 5 images of 28×28 need 3936 bytes, the file has 500/);
+  assert.throws(
+    () => parseIdxImages(raw.subarray(0, 500), 'cut'),
+    /truncated: 5 images of 28×28 need 3936 bytes, the file has 500/,
+  );
   const labels = Buffer.from([0, 0, 8, 1, 0, 0, 0, 2, 3, 4]);
   assert.throws(() => parseIdxImages(labels, 'labels'), /looks like a labels file/);
   assert.throws(() => parseIdxImages(Buffer.from('hello world, not idx'), 'txt'), /not an IDX file/);
@@ -51,7 +54,8 @@ test('IDX images, plain and gzipped; padding to a larger model; truncated and la
 test('CIFAR-10 binary batches: planar RGB to NHWC, grayscale conversion, folder of batches, bad sizes', async () => {
   const dir = path.join(tmp, 'cifar');
   fs.mkdirSync(dir);
-  const rec = (label: number, r: number, g: number, b: number) => Buffer.concat([Buffer.from([label]), Buffer.alloc(1024, r), Buffer.alloc(1024, g), Buffer.alloc(1024, b)]);
+  const rec = (label: number, r: number, g: number, b: number) =>
+    Buffer.concat([Buffer.from([label]), Buffer.alloc(1024, r), Buffer.alloc(1024, g), Buffer.alloc(1024, b)]);
   fs.writeFileSync(path.join(dir, 'data_batch_1.bin'), Buffer.concat([rec(0, 255, 0, 0), rec(1, 0, 255, 0)]));
   fs.writeFileSync(path.join(dir, 'data_batch_2.bin'), rec(2, 0, 0, 255));
   fs.writeFileSync(path.join(dir, 'readme.txt'), 'ignored');
@@ -64,7 +68,10 @@ test('CIFAR-10 binary batches: planar RGB to NHWC, grayscale conversion, folder 
   const gray = await openDataset(`cifar10:${dir}`, { imageSize: 32, channels: 1 });
   assert.ok(Math.abs((await gray.read([1]))[0] - ((0.587 * 255) / 127.5 - 1)) < 1e-6);
   fs.writeFileSync(path.join(tmp, 'bad.bin'), Buffer.alloc(3000));
-  await assert.rejects(openDataset(`cifar10:${path.join(tmp, 'bad.bin')}`, { imageSize: 32, channels: 3 }), /not a whole number of 3073-byte CIFAR-10 records/);
+  await assert.rejects(
+    openDataset(`cifar10:${path.join(tmp, 'bad.bin')}`, { imageSize: 32, channels: 3 }),
+    /not a whole number of 3073-byte CIFAR-10 records/,
+  );
   const empty = path.join(tmp, 'nocifar');
   fs.mkdirSync(empty);
   await assert.rejects(openDataset(`cifar10:${empty}`, { imageSize: 32, channels: 3 }), /no data_batch_\*\.bin files/);
@@ -73,26 +80,50 @@ test('CIFAR-10 binary batches: planar RGB to NHWC, grayscale conversion, folder 
 test('a folder of images: recursive, RGBA/grayscale/odd sizes/JPEG/WebP converted; bad files skipped and counted', async () => {
   const dir = path.join(tmp, 'images');
   fs.mkdirSync(path.join(dir, 'sub', 'deeper'), { recursive: true });
-  const solid = (w: number, h: number, channels: 3 | 4, c: number[]) => sharp({ create: { width: w, height: h, channels, background: channels === 4 ? { r: c[0], g: c[1], b: c[2], alpha: c[3] / 255 } : { r: c[0], g: c[1], b: c[2] } } });
+  const solid = (w: number, h: number, channels: 3 | 4, c: number[]) =>
+    sharp({
+      create: {
+        width: w,
+        height: h,
+        channels,
+        background: channels === 4 ? { r: c[0], g: c[1], b: c[2], alpha: c[3] / 255 } : { r: c[0], g: c[1], b: c[2] },
+      },
+    });
   await solid(40, 20, 3, [255, 0, 0]).png().toFile(path.join(dir, 'a-red-wide.png'));
   await solid(16, 16, 4, [0, 255, 0, 128]).png().toFile(path.join(dir, 'b-green-rgba.png'));
-  await solid(9, 31, 3, [255, 255, 255]).grayscale().png().toFile(path.join(dir, 'sub', 'c-gray-odd.png'));
-  await solid(24, 24, 3, [0, 0, 255]).jpeg().toFile(path.join(dir, 'sub', 'd-blue.jpg'));
-  await solid(20, 20, 3, [255, 255, 0]).webp({ lossless: true }).toFile(path.join(dir, 'sub', 'deeper', 'e-yellow.webp'));
+  await solid(9, 31, 3, [255, 255, 255])
+    .grayscale()
+    .png()
+    .toFile(path.join(dir, 'sub', 'c-gray-odd.png'));
+  await solid(24, 24, 3, [0, 0, 255])
+    .jpeg()
+    .toFile(path.join(dir, 'sub', 'd-blue.jpg'));
+  await solid(20, 20, 3, [255, 255, 0])
+    .webp({ lossless: true })
+    .toFile(path.join(dir, 'sub', 'deeper', 'e-yellow.webp'));
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'not an image');
   fs.writeFileSync(path.join(dir, 'fake.png'), 'this is text with a .png name');
   // A valid header and half of the pixel data: opens, then fails to decode.
   const noise = Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 7919) % 251));
-  const noisy = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+  const noisy = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
   fs.writeFileSync(path.join(dir, 'sub', 'truncated.png'), noisy.subarray(0, noisy.length >> 1));
 
   const d = await openDataset(`folder:${dir}`, { imageSize: 8, channels: 3 });
-  assert.equal(d.size, 6, `five good images and one whose header reads but whose data is cut; skipped: ${d.skipped?.examples.join('; ')}`);
+  assert.equal(
+    d.size,
+    6,
+    `five good images and one whose header reads but whose data is cut; skipped: ${d.skipped?.examples.join('; ')}`,
+  );
   assert.equal(d.imageSize, 8);
   assert.equal(d.channels, 3);
   const all = await d.read([0, 1, 2, 3, 4, 5]);
   assert.equal(all.length, 6 * 8 * 8 * 3);
-  const px = (img: number, x = 4, y = 4) => Array.from(all.slice(img * 192 + (y * 8 + x) * 3, img * 192 + (y * 8 + x) * 3 + 3)).map((v) => Math.round(((v + 1) * 127.5) / 5) * 5);
+  const px = (img: number, x = 4, y = 4) =>
+    Array.from(all.slice(img * 192 + (y * 8 + x) * 3, img * 192 + (y * 8 + x) * 3 + 3)).map(
+      (v) => Math.round(((v + 1) * 127.5) / 5) * 5,
+    );
   assert.deepEqual(px(0), [255, 0, 0]);
   assert.deepEqual(px(1), [0, 130, 0], 'half-transparent green over black');
   const skipped = d.skipped!;
@@ -104,12 +135,21 @@ test('a folder of images: recursive, RGBA/grayscale/odd sizes/JPEG/WebP converte
   const g = await openDataset(`folder:${dir}`, { imageSize: 8, channels: 1 });
   const gx = await g.read([2]);
   assert.equal(gx.length, 64);
-  assert.ok(gx.every((v) => v > 0.99), 'the white grayscale image, as one channel');
+  assert.ok(
+    gx.every((v) => v > 0.99),
+    'the white grayscale image, as one channel',
+  );
 
   const emptyDir = path.join(tmp, 'empty');
   fs.mkdirSync(emptyDir);
   fs.writeFileSync(path.join(emptyDir, 'x.txt'), 'x');
-  await assert.rejects(openDataset(`folder:${emptyDir}`, { imageSize: 8, channels: 3 }), /no readable images .* skipped 1 file\(s\), e\.g\. x\.txt \(not an image\)/);
-  await assert.rejects(openDataset(`folder:${path.join(tmp, 'nope')}`, { imageSize: 8, channels: 3 }), /no such folder/);
+  await assert.rejects(
+    openDataset(`folder:${emptyDir}`, { imageSize: 8, channels: 3 }),
+    /no readable images .* skipped 1 file\(s\), e\.g\. x\.txt \(not an image\)/,
+  );
+  await assert.rejects(
+    openDataset(`folder:${path.join(tmp, 'nope')}`, { imageSize: 8, channels: 3 }),
+    /no such folder/,
+  );
   await assert.rejects(openDataset('folder:', { imageSize: 8, channels: 3 }), /needs a path/);
 });

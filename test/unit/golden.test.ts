@@ -46,9 +46,17 @@ test('every output of steps_small.json is reproduced to float32 tolerance (rtol 
   const bad = results.filter((r) => !r.ok);
   assert.deepEqual(bad, [], `out of tolerance: ${bad.map((r) => `${r.field} rel ${r.maxRel}`).join('; ')}`);
   for (const c of ['t=[0,999]', 't=[10,500]', 't=[980,20]']) {
-    for (const f of EXPECTED_PER_CASE) assert.ok(results.some((r) => r.field.includes(c) && r.field.endsWith(` ${f}`)), `${c} ${f} was not checked`);
+    for (const f of EXPECTED_PER_CASE)
+      assert.ok(
+        results.some((r) => r.field.includes(c) && r.field.endsWith(` ${f}`)),
+        `${c} ${f} was not checked`,
+      );
   }
-  for (const f of ['q_sample_x1', 'q_sample_x2', 'x_t_bar[0.5]', 'x_t_bar[0.25]']) assert.ok(results.some((r) => r.field.endsWith(f)), `${f} not checked`);
+  for (const f of ['q_sample_x1', 'q_sample_x2', 'x_t_bar[0.5]', 'x_t_bar[0.25]'])
+    assert.ok(
+      results.some((r) => r.field.endsWith(f)),
+      `${f} not checked`,
+    );
   // The file's own float32 check maxima bound the error of a float32 implementation on pred_x0 near t = 999.
   const px0 = results.find((r) => r.field === 'cases[0] t=[0,999] pred_x0');
   assert.ok(px0 && px0.maxRel < 2e-6, `pred_x0 at t=999 rel ${px0?.maxRel}`);
@@ -65,7 +73,10 @@ test('the checker fails when a golden value is off by more than float32 toleranc
 });
 
 function runCli(file: string): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts', 'check-golden.ts'), file], { cwd: repoRoot, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts', 'check-golden.ts'), file], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   return { code: r.status, out: r.stdout + r.stderr };
 }
 
@@ -73,7 +84,20 @@ test('npm run check-golden handles other shapes ([3,8,8,3]) and timesteps, and e
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-golden-'));
   try {
     const file = path.join(dir, 'steps_3x8x8x3.json');
-    fs.writeFileSync(file, JSON.stringify(makeGoldenFile([3, 8, 8, 3], [[0, 999, 37], [1, 20, 640], [998, 5, 19]], 11)));
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        makeGoldenFile(
+          [3, 8, 8, 3],
+          [
+            [0, 999, 37],
+            [1, 20, 640],
+            [998, 5, 19],
+          ],
+          11,
+        ),
+      ),
+    );
     const ok = runCli(file);
     assert.equal(ok.code, 0, ok.out);
     assert.match(ok.out, /0 out of tolerance/);

@@ -10,7 +10,13 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { buffersKeptForBackward, maxRelDiff } from '../helpers/tensors.ts';
 
 /** The textbook definition, taped op by op. */
-function reference(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups: number, act: 'none' | 'swish'): tf.Tensor4D {
+function reference(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  groups: number,
+  act: 'none' | 'swish',
+): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
   const xg = tf.reshape(x, [b, h, w, groups, c / groups]);
   const { mean, variance } = tf.moments(xg, [1, 2, 4], true);
@@ -27,7 +33,12 @@ const cases: { shape: [number, number, number, number]; groups: number; act: 'no
   { shape: [4, 1, 1, 32], groups: 8, act: 'none' },
 ];
 
-for (const [backend, layout] of [['cpu', 'rows'], ['wasm', 'rows'], ['cpu', 'channels'], ['wasm', 'channels']] as const) {
+for (const [backend, layout] of [
+  ['cpu', 'rows'],
+  ['wasm', 'rows'],
+  ['cpu', 'channels'],
+  ['wasm', 'channels'],
+] as const) {
   test(`fused GroupNorm(+swish), ${layout} layout, matches the composed ops in value and gradients on ${backend}`, async () => {
     if (backend === 'wasm') await initBackend('wasm');
     await tf.setBackend(backend);
@@ -36,14 +47,22 @@ for (const [backend, layout] of [['cpu', 'rows'], ['wasm', 'rows'], ['cpu', 'cha
       const n = c.shape.reduce((p, q) => p * q, 1);
       const ch = c.shape[3];
       // Non-zero means and unequal scales, so that centring and scaling both matter.
-      const x = tf.tensor4d(Float32Array.from({ length: n }, (_, i) => (rng.uniform() * 2 - 1) * (1 + (i % ch)) + 0.3 * (i % 5)), c.shape);
+      const x = tf.tensor4d(
+        Float32Array.from({ length: n }, (_, i) => (rng.uniform() * 2 - 1) * (1 + (i % ch)) + 0.3 * (i % 5)),
+        c.shape,
+      );
       const gamma = tf.tensor1d(Float32Array.from({ length: ch }, () => rng.uniform() * 2 - 0.5));
       const beta = tf.tensor1d(Float32Array.from({ length: ch }, () => rng.uniform() - 0.5));
-      const upstream = tf.tensor4d(Float32Array.from({ length: n }, () => rng.uniform() * 2 - 1), c.shape);
+      const upstream = tf.tensor4d(
+        Float32Array.from({ length: n }, () => rng.uniform() * 2 - 1),
+        c.shape,
+      );
       const run = (f: typeof reference) =>
         tf.tidy(() => {
           const value = f(x, gamma, beta, c.groups, c.act);
-          const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, c.groups, c.act), upstream)))([x, gamma, beta]);
+          const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.mul(f(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, c.groups, c.act), upstream)),
+          )([x, gamma, beta]);
           return [value, ...grads];
         });
       const want = run(reference);
@@ -65,19 +84,21 @@ test('the fused GroupNorm keeps fewer tensors alive for its gradient and leaks n
   const gamma = tf.ones([16]) as tf.Tensor1D;
   const beta = tf.zeros([16]) as tf.Tensor1D;
   // What the tape keeps for the backward pass of 8 stacked layers.
-  const keptBuffers = (f: typeof reference): number => buffersKeptForBackward(x, 8, (h) => f(h, gamma, beta, 4, 'swish'));
+  const keptBuffers = (f: typeof reference): number =>
+    buffersKeptForBackward(x, 8, (h) => f(h, gamma, beta, 4, 'swish'));
   const base = tf.engine().backend.numDataIds();
   const fused = keptBuffers(groupNormAct) - base;
   const composed = keptBuffers(reference) - base;
   assert.ok(fused <= 8 * 4 + 2, `fused: ${fused} buffers for 8 layers`);
   assert.ok(fused < composed / 3, `fused ${fused} buffers vs composed ${composed}`);
   const before = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) tf.dispose(tf.grads((a: tf.Tensor) => tf.sum(groupNormAct(a as tf.Tensor4D, gamma, beta, 4, 'swish')))([x]));
+  for (let i = 0; i < 3; i++)
+    tf.dispose(tf.grads((a: tf.Tensor) => tf.sum(groupNormAct(a as tf.Tensor4D, gamma, beta, 4, 'swish')))([x]));
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x, gamma, beta]);
 });
 
-test('the backward pass frees each layer\'s temporaries as it goes: peak memory of 8 stacked layers stays near one', async () => {
+test("the backward pass frees each layer's temporaries as it goes: peak memory of 8 stacked layers stays near one", async () => {
   await initBackend('wasm');
   const x = tf.randomNormal([4, 16, 16, 32]) as tf.Tensor4D;
   const gamma = tf.ones([32]) as tf.Tensor1D;

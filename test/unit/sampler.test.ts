@@ -5,7 +5,14 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
-import { runSampler, interpolate, samplingTimesteps, INTERPOLATION_BATCH, type EpsModel, type StepInfo } from '../../sidecar/ddpm/sampler.ts';
+import {
+  runSampler,
+  interpolate,
+  samplingTimesteps,
+  INTERPOLATION_BATCH,
+  type EpsModel,
+  type StepInfo,
+} from '../../sidecar/ddpm/sampler.ts';
 import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 
@@ -18,12 +25,18 @@ function tinyModel(seed: number): UNet {
   }
   return model;
 }
-const asEps = (m: UNet): EpsModel => (x, t) => m.predictEps(x, t);
+const asEps =
+  (m: UNet): EpsModel =>
+  (x, t) =>
+    m.predictEps(x, t);
 
 test('timestep sequences: DDPM T−1…0, DDIM on the leading grid, and from an intermediate t', () => {
   assert.deepEqual(samplingTimesteps(1000, { sampler: 'ddpm' }).slice(0, 3), [999, 998, 997]);
   assert.equal(samplingTimesteps(1000, { sampler: 'ddpm' }).length, 1000);
-  assert.deepEqual(samplingTimesteps(1000, { sampler: 'ddim', steps: 10 }), [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
+  assert.deepEqual(
+    samplingTimesteps(1000, { sampler: 'ddim', steps: 10 }),
+    [900, 800, 700, 600, 500, 400, 300, 200, 100, 0],
+  );
   assert.deepEqual(samplingTimesteps(1000, { sampler: 'ddpm' }, 3), [3, 2, 1, 0]);
   assert.deepEqual(samplingTimesteps(1000, { sampler: 'ddim', steps: 10 }, 500), [500, 400, 300, 200, 100, 0]);
   assert.deepEqual(samplingTimesteps(1000, { sampler: 'ddim', steps: 10 }, 450), [450, 400, 300, 200, 100, 0]);
@@ -46,13 +59,22 @@ test('DDIM sampling: one callback per step in order, x_t and x̂0 frames when as
       if (info.xt && info.predX0) {
         frameShapes.push(info.xt.shape, info.predX0.shape);
         const p = await info.predX0.data();
-        assert.ok(p.every((v) => v >= -1 && v <= 1), 'x̂0 is clipped to [−1, 1]');
+        assert.ok(
+          p.every((v) => v >= -1 && v <= 1),
+          'x̂0 is clipped to [−1, 1]',
+        );
       }
     },
   });
   assert.deepEqual(x0.shape, [2, 16, 16, 1]);
-  assert.deepEqual(seen.map((s) => s.t), [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
-  assert.deepEqual(seen.map((s) => s.tPrev), [800, 700, 600, 500, 400, 300, 200, 100, 0, -1]);
+  assert.deepEqual(
+    seen.map((s) => s.t),
+    [900, 800, 700, 600, 500, 400, 300, 200, 100, 0],
+  );
+  assert.deepEqual(
+    seen.map((s) => s.tPrev),
+    [800, 700, 600, 500, 400, 300, 200, 100, 0, -1],
+  );
   assert.ok(seen.every((s) => s.total === 10));
   assert.equal(frameShapes.length, 2 * 4); // steps 0, 3, 6 and 9 (the last)
   x0.dispose();
@@ -116,7 +138,13 @@ test('interpolation diffuses to t, mixes with λ and denoises from t (checked wi
   const x2 = tf.fill([1, 4, 4, 1], -0.25) as tf.Tensor4D;
   const t = 500;
   const lambdas = [0, 0.5, 1];
-  const out = await interpolate(zeroEps, diffusion, x1, x2, t, lambdas, { sampler: 'ddim', steps: 50, eta: 0, clip: false, seed: 3 });
+  const out = await interpolate(zeroEps, diffusion, x1, x2, t, lambdas, {
+    sampler: 'ddim',
+    steps: 50,
+    eta: 0,
+    clip: false,
+    seed: 3,
+  });
   assert.equal(out.length, 3);
   // With ε_θ = 0, DDIM from t gives x_0 = x̄_t/√ᾱ_t exactly; a run restarted at T−1 would not.
   const rng = new Rng(3);
@@ -127,7 +155,11 @@ test('interpolation diffuses to t, mixes with λ and denoises from t (checked wi
     const mix = diffusion.interpolateLatents(x1, x2, t, e1, e2, lambdas[i]);
     const want = await mix.data();
     const got = await out[i].data();
-    for (let k = 0; k < got.length; k++) assert.ok(Math.abs(got[k] - want[k] / sa) < 1e-4 * Math.max(1, Math.abs(got[k])), `λ=${lambdas[i]} [${k}] ${got[k]} vs ${want[k] / sa}`);
+    for (let k = 0; k < got.length; k++)
+      assert.ok(
+        Math.abs(got[k] - want[k] / sa) < 1e-4 * Math.max(1, Math.abs(got[k])),
+        `λ=${lambdas[i]} [${k}] ${got[k]} vs ${want[k] / sa}`,
+      );
     mix.dispose();
   }
   tf.dispose([...out, e1, e2]);
@@ -137,8 +169,16 @@ test('interpolation diffuses to t, mixes with λ and denoises from t (checked wi
   const a1 = tf.randomUniform([1, 16, 16, 1], -1, 1, 'float32', 1) as tf.Tensor4D;
   const a2 = tf.randomUniform([1, 16, 16, 1], -1, 1, 'float32', 2) as tf.Tensor4D;
   const before = tf.memory().numTensors;
-  const s1 = await interpolate(asEps(model), diffusion, a1, a2, 300, [0, 0.5, 1], { sampler: 'ddim', steps: 20, seed: 9 });
-  const s2 = await interpolate(asEps(model), diffusion, a1, a2, 300, [0, 0.5, 1], { sampler: 'ddim', steps: 20, seed: 9 });
+  const s1 = await interpolate(asEps(model), diffusion, a1, a2, 300, [0, 0.5, 1], {
+    sampler: 'ddim',
+    steps: 20,
+    seed: 9,
+  });
+  const s2 = await interpolate(asEps(model), diffusion, a1, a2, 300, [0, 0.5, 1], {
+    sampler: 'ddim',
+    steps: 20,
+    seed: 9,
+  });
   for (let i = 0; i < 3; i++) assert.deepEqual(Array.from(await s1[i].data()), Array.from(await s2[i].data()));
   assert.deepEqual(s1[0].shape, [1, 16, 16, 1]);
   tf.dispose([...s1, ...s2]);
@@ -159,11 +199,18 @@ test('interpolation denoises all λ as one batch with the same noise for each: e
   const lambdas = Array.from({ length: INTERPOLATION_BATCH + 2 }, (_, i) => i / (INTERPOLATION_BATCH + 1));
   const progress: [number, number][] = [];
   const before = tf.memory().numTensors;
-  const strip = await interpolate(asEps(model), diffusion, a1, a2, t, lambdas, { sampler: 'ddpm', seed, onProgress: (s, total) => void progress.push([s, total]) });
+  const strip = await interpolate(asEps(model), diffusion, a1, a2, t, lambdas, {
+    sampler: 'ddpm',
+    seed,
+    onProgress: (s, total) => void progress.push([s, total]),
+  });
   assert.equal(tf.memory().numTensors, before + lambdas.length);
   assert.equal(strip.length, lambdas.length);
   // 13 steps (t = 12 … 0) per run, two runs.
-  assert.deepEqual(progress, Array.from({ length: 26 }, (_, i) => [i, 26]));
+  assert.deepEqual(
+    progress,
+    Array.from({ length: 26 }, (_, i) => [i, 26]),
+  );
   // The reference: each λ on its own, as a batch of one, with the interpolation's noise (same generator order).
   const rng = new Rng(seed);
   const e1 = tf.randomNormal([1, 16, 16, 1], 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
@@ -171,7 +218,13 @@ test('interpolation denoises all λ as one batch with the same noise for each: e
   const denoiseSeed = rng.seed();
   for (const i of [0, 7, INTERPOLATION_BATCH, INTERPOLATION_BATCH + 1]) {
     const xt = diffusion.interpolateLatents(a1, a2, t, e1, e2, lambdas[i]);
-    const alone = await runSampler(asEps(model), diffusion, [1, 16, 16, 1], { sampler: 'ddpm', seed: denoiseSeed }, { x: xt, t });
+    const alone = await runSampler(
+      asEps(model),
+      diffusion,
+      [1, 16, 16, 1],
+      { sampler: 'ddpm', seed: denoiseSeed },
+      { x: xt, t },
+    );
     const want = await alone.data();
     const got = await strip[i].data();
     let worst = 0;
@@ -179,8 +232,14 @@ test('interpolation denoises all λ as one batch with the same noise for each: e
     assert.ok(worst < 1e-5, `λ #${i}: differs from its own run by ${worst}`);
     tf.dispose([xt, alone]);
   }
-  await assert.rejects(runSampler(asEps(model), diffusion, [3, 16, 16, 1], { sampler: 'ddim', steps: 2, seed: 1, noiseBatch: 2 }), /noiseBatch must divide the batch of 3, got 2/);
-  await assert.rejects(interpolate(asEps(model), diffusion, a1, a2, t, [0, 1.5], { sampler: 'ddim', seed: 1 }), /interpolation λ must be in \[0, 1\], got 1.5/);
+  await assert.rejects(
+    runSampler(asEps(model), diffusion, [3, 16, 16, 1], { sampler: 'ddim', steps: 2, seed: 1, noiseBatch: 2 }),
+    /noiseBatch must divide the batch of 3, got 2/,
+  );
+  await assert.rejects(
+    interpolate(asEps(model), diffusion, a1, a2, t, [0, 1.5], { sampler: 'ddim', seed: 1 }),
+    /interpolation λ must be in \[0, 1\], got 1.5/,
+  );
   tf.dispose([...strip, a1, a2, e1, e2]);
   model.dispose();
 });

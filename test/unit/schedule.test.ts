@@ -1,15 +1,29 @@
 // Schedules against the golden files: every field, every timestep, linear and cosine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeSchedule, linspace, ddimTimesteps, SCHEDULE_FIELDS, type ScheduleField } from '../../sidecar/ddpm/schedule.ts';
+import {
+  makeSchedule,
+  linspace,
+  ddimTimesteps,
+  SCHEDULE_FIELDS,
+  type ScheduleField,
+} from '../../sidecar/ddpm/schedule.ts';
 import { readGolden } from '../helpers/paths.ts';
 
 // Fields that involve log: libms may differ by an ulp, so these compare with rtol 1e-14 (README of the golden files).
-const LOG_FIELDS = new Set(['posterior_log_variance_clipped', 'log_one_minus_alphas_cumprod', 'fixedlarge_log_variance']);
+const LOG_FIELDS = new Set([
+  'posterior_log_variance_clipped',
+  'log_one_minus_alphas_cumprod',
+  'fixedlarge_log_variance',
+]);
 
 function checkAgainst(file: string, kind: 'linear' | 'cosine', betaRtol: number) {
   const g = readGolden<Record<string, unknown>>(file);
-  const s = makeSchedule(kind === 'linear' ? { kind, T: g.T as number, betaStart: g.beta_start as number, betaEnd: g.beta_end as number } : { kind, T: g.T as number });
+  const s = makeSchedule(
+    kind === 'linear'
+      ? { kind, T: g.T as number, betaStart: g.beta_start as number, betaEnd: g.beta_end as number }
+      : { kind, T: g.T as number },
+  );
   let checked = 0;
   for (const field of SCHEDULE_FIELDS) {
     const golden = g[field] as number[] | undefined;
@@ -20,7 +34,10 @@ function checkAgainst(file: string, kind: 'linear' | 'cosine', betaRtol: number)
     const rtol = kind === 'cosine' ? betaRtol : LOG_FIELDS.has(field) ? 1e-14 : 0;
     for (let t = 0; t < 1000; t++) {
       const d = Math.abs(ours[t] - golden[t]);
-      assert.ok(d <= rtol * Math.abs(golden[t]), `${file} ${field}[${t}]: ours ${ours[t]} golden ${golden[t]} (rel ${d / Math.abs(golden[t])})`);
+      assert.ok(
+        d <= rtol * Math.abs(golden[t]),
+        `${file} ${field}[${t}]: ours ${ours[t]} golden ${golden[t]} (rel ${d / Math.abs(golden[t])})`,
+      );
     }
     // The float32 copy is the float64 value rounded once.
     for (let t = 0; t < 1000; t++) assert.equal(s.f32[field as ScheduleField][t], Math.fround(ours[t]));
@@ -66,7 +83,10 @@ test('DDIM "leading" timesteps: 980, 960, …, 0 for 50 steps of T = 1000', () =
   assert.equal(ts[0], 980);
   assert.equal(ts[1], 960);
   assert.equal(ts[49], 0);
-  assert.deepEqual(ts, readGolden<{ ddim_schedule: { timesteps: number[] } }>('steps_small.json').ddim_schedule.timesteps);
+  assert.deepEqual(
+    ts,
+    readGolden<{ ddim_schedule: { timesteps: number[] } }>('steps_small.json').ddim_schedule.timesteps,
+  );
   assert.deepEqual(ddimTimesteps(1000, 10), [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
   assert.deepEqual(ddimTimesteps(1000, 1000).length, 1000);
   assert.throws(() => ddimTimesteps(1000, 0), /DDIM steps/);

@@ -50,7 +50,14 @@ test('learning-rate warm-up is linear to the base rate, then constant', () => {
   assert.equal(learningRateAt(90000, c), 2e-4);
   assert.equal(learningRateAt(1, { lr: 1e-3, warmupSteps: 0 }), 1e-3);
   assert.deepEqual(
-    [DEFAULT_TRAIN_CONFIG.lr, DEFAULT_TRAIN_CONFIG.adamBeta1, DEFAULT_TRAIN_CONFIG.adamBeta2, DEFAULT_TRAIN_CONFIG.adamEps, DEFAULT_TRAIN_CONFIG.gradClip, DEFAULT_TRAIN_CONFIG.emaDecay],
+    [
+      DEFAULT_TRAIN_CONFIG.lr,
+      DEFAULT_TRAIN_CONFIG.adamBeta1,
+      DEFAULT_TRAIN_CONFIG.adamBeta2,
+      DEFAULT_TRAIN_CONFIG.adamEps,
+      DEFAULT_TRAIN_CONFIG.gradClip,
+      DEFAULT_TRAIN_CONFIG.emaDecay,
+    ],
     [2e-4, 0.9, 0.999, 1e-8, 1.0, 0.9999],
   );
 });
@@ -58,7 +65,13 @@ test('learning-rate warm-up is linear to the base rate, then constant', () => {
 test('first step: gradient clipped to global norm, Adam moments, parameter update and EMA follow the formulas', async () => {
   await initBackend('auto');
   const clip = 0.05;
-  const { model, trainer, dispose } = setup(6, { lr: 1e-3, warmupSteps: 0, gradClip: clip, emaDecay: 0.5, randomFlip: false });
+  const { model, trainer, dispose } = setup(6, {
+    lr: 1e-3,
+    warmupSteps: 0,
+    gradClip: clip,
+    emaDecay: 0.5,
+    randomFlip: false,
+  });
   const x0 = squares();
   const before = new Map([...model.params].map(([n, v]) => [n, tf.clone(v)]));
   const stats = await trainer.trainStep(x0);
@@ -76,7 +89,12 @@ test('first step: gradient clipped to global norm, Adam moments, parameter updat
   // Adam's first step moves every parameter with a nonzero gradient by lr·sign(g) (bias-corrected m/√v = ±1).
   const name = 'conv_in.weight';
   const emaParams = trainer.emaParams();
-  const [p0, p1, mm, ema] = await Promise.all([before.get(name)!.data(), model.params.get(name)!.data(), m.get(name)!.data(), emaParams.get(name)!.data()]);
+  const [p0, p1, mm, ema] = await Promise.all([
+    before.get(name)!.data(),
+    model.params.get(name)!.data(),
+    m.get(name)!.data(),
+    emaParams.get(name)!.data(),
+  ]);
   for (let i = 0; i < p0.length; i++) {
     if (Math.abs(mm[i]) < 1e-9) continue;
     const step = p0[i] - p1[i];
@@ -102,7 +120,10 @@ test('random flips mirror exactly the flagged images', async () => {
 test('invalid training configs are rejected', () => {
   const diffusion = new GaussianDiffusion(makeSchedule());
   assert.throws(() => new Trainer(null as unknown as UNet, diffusion, { lr: -1 }, 1), /lr must be > 0/);
-  assert.throws(() => new Trainer(null as unknown as UNet, diffusion, { emaDecay: 1 }, 1), /emaDecay must be in \[0, 1\)/);
+  assert.throws(
+    () => new Trainer(null as unknown as UNet, diffusion, { emaDecay: 1 }, 1),
+    /emaDecay must be in \[0, 1\)/,
+  );
 });
 
 test('micro-batching (gradient accumulation) gives the full-batch step: same losses and weights', async () => {
@@ -118,7 +139,11 @@ test('micro-batching (gradient accumulation) gives the full-batch step: same los
   };
   const full = await run(0);
   const micro = await run(3); // 8 images as 3 + 3 + 2
-  for (let i = 0; i < 3; i++) assert.ok(Math.abs(full.losses[i] - micro.losses[i]) < 1e-5 * Math.abs(full.losses[i]) + 1e-6, `step ${i}: ${full.losses[i]} vs ${micro.losses[i]}`);
+  for (let i = 0; i < 3; i++)
+    assert.ok(
+      Math.abs(full.losses[i] - micro.losses[i]) < 1e-5 * Math.abs(full.losses[i]) + 1e-6,
+      `step ${i}: ${full.losses[i]} vs ${micro.losses[i]}`,
+    );
   let worst = 0;
   for (let i = 0; i < full.w.length; i++) worst = Math.max(worst, Math.abs(full.w[i] - micro.w[i]));
   assert.ok(worst < 1e-5, `weights differ by ${worst}`);

@@ -6,7 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../sidecar/backend.ts';
 import { runTrainJob, type TrainJobOptions } from '../../sidecar/jobs/train.ts';
-import { loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, type CheckpointMeta } from '../../sidecar/checkpoint/checkpoint.ts';
+import {
+  loadCheckpoint,
+  saveCheckpoint,
+  CHECKPOINT_FORMAT,
+  type CheckpointMeta,
+} from '../../sidecar/checkpoint/checkpoint.ts';
 import { EpochOrder } from '../../sidecar/data/dataset.ts';
 import { mnistDataset } from '../../sidecar/data/mnist.ts';
 import { paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
@@ -42,7 +47,11 @@ test('exact resume: 8 steps in one go = 4 steps, stop, resume to 8 (same weights
   const b1 = await runTrainJob(base('resumed', 4));
   assert.equal(b1.step, 4);
   const resumedEvents: number[] = [];
-  const b2 = await runTrainJob({ ...base('resumed', 8), resume: true, onEvent: (e) => e.type === 'resumed' && resumedEvents.push(e.step) });
+  const b2 = await runTrainJob({
+    ...base('resumed', 8),
+    resume: true,
+    onEvent: (e) => e.type === 'resumed' && resumedEvents.push(e.step),
+  });
   assert.deepEqual(resumedEvents, [4]);
   assert.equal(b2.step, 8);
   assert.deepEqual(losses('resumed'), losses('straight'));
@@ -55,10 +64,11 @@ test('exact resume: 8 steps in one go = 4 steps, stop, resume to 8 (same weights
     const gb = cb.groups[g]!;
     assert.equal(ga.size, gb.size);
     assert.equal(ga.size, paramSpecs(ca.meta.model).length);
-    for (const [name, t] of ga) assert.deepEqual(Buffer.from(gb.get(name)!.data.buffer), Buffer.from(t.data.buffer), `${g}.${name}`);
+    for (const [name, t] of ga)
+      assert.deepEqual(Buffer.from(gb.get(name)!.data.buffer), Buffer.from(t.data.buffer), `${g}.${name}`);
   }
   assert.deepEqual(ca.meta.lossHistory, cb.meta.lossHistory);
-  assert.equal(ca.meta.model.imageSize, 28, 'the tiny preset follows MNIST\'s 28×28');
+  assert.equal(ca.meta.model.imageSize, 28, "the tiny preset follows MNIST's 28×28");
 });
 
 test('a stop signal ends the run after the current step with a loadable checkpoint; checkpoints rotate', async () => {
@@ -76,7 +86,10 @@ test('a stop signal ends the run after the current step with a loadable checkpoi
   assert.equal(r.reason, 'stopped');
   assert.equal(r.step, 7);
   assert.deepEqual(events, ['checkpoint:2', 'checkpoint:4', 'checkpoint:6', 'checkpoint:7']);
-  const files = fs.readdirSync(path.join(tmp, 'stopped')).filter((f) => f.endsWith('.safetensors')).sort();
+  const files = fs
+    .readdirSync(path.join(tmp, 'stopped'))
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
   assert.deepEqual(files, ['ckpt-0000006.safetensors', 'ckpt-0000007.safetensors', 'latest.safetensors']);
   const ck = loadCheckpoint(path.join(tmp, 'stopped', 'latest.safetensors'));
   assert.equal(ck.meta.step, 7);
@@ -88,7 +101,10 @@ test('a stop signal ends the run after the current step with a loadable checkpoi
 
 test('resuming a run on other data, or from a weights-only file, is refused with a clear message', async () => {
   await initBackend('wasm');
-  await assert.rejects(runTrainJob({ ...base('straight', 10), data: 'folder:/nowhere', resume: true }), /was trained on 'mnist', not 'folder:\/nowhere'/);
+  await assert.rejects(
+    runTrainJob({ ...base('straight', 10), data: 'folder:/nowhere', resume: true }),
+    /was trained on 'mnist', not 'folder:\/nowhere'/,
+  );
   await assert.rejects(runTrainJob({ ...base('bad', 2), data: 'imagenet' }), /unknown data source 'imagenet'/);
 });
 
@@ -96,10 +112,25 @@ test('a failed save leaves the previous checkpoint intact and no temporary files
   const dir = path.join(tmp, 'atomic');
   fs.mkdirSync(dir);
   const file = path.join(dir, 'c.safetensors');
-  const meta: CheckpointMeta = { format: CHECKPOINT_FORMAT, kind: 'weights' as const, model: presetConfig('tiny'), schedule: { kind: 'linear' as const, T: 1000, betaStart: 1e-4, betaEnd: 0.02, cosineS: 0.008, maxBeta: 0.999 }, step: 1, seed: 0, created: 'now' };
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    kind: 'weights' as const,
+    model: presetConfig('tiny'),
+    schedule: { kind: 'linear' as const, T: 1000, betaStart: 1e-4, betaEnd: 0.02, cosineS: 0.008, maxBeta: 0.999 },
+    step: 1,
+    seed: 0,
+    created: 'now',
+  };
   saveCheckpoint(file, { meta, groups: { model: new Map([['w', { shape: [2], data: new Float32Array([1, 2]) }]]) } });
   const before = fs.readFileSync(file);
-  assert.throws(() => saveCheckpoint(file, { meta, groups: { model: new Map([['w', { shape: [3], data: new Float32Array([1, 2]) }]]) } }), /shape \[3\] has 3 elements but data has 2/);
+  assert.throws(
+    () =>
+      saveCheckpoint(file, {
+        meta,
+        groups: { model: new Map([['w', { shape: [3], data: new Float32Array([1, 2]) }]]) },
+      }),
+    /shape \[3\] has 3 elements but data has 2/,
+  );
   assert.deepEqual(fs.readFileSync(file), before);
   assert.deepEqual(fs.readdirSync(dir), ['c.safetensors']);
 });
@@ -107,7 +138,10 @@ test('a failed save leaves the previous checkpoint intact and no temporary files
 test('data order: every epoch is a permutation, deterministic per seed, and batches run across epochs', () => {
   const o = new EpochOrder(10, 7);
   const firstEpoch = [...o.batch(0, 4), ...o.batch(1, 4), ...o.batch(2, 4).slice(0, 2)];
-  assert.deepEqual([...firstEpoch].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    [...firstEpoch].sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   assert.deepEqual(new EpochOrder(10, 7).batch(2, 4), o.batch(2, 4));
   assert.notDeepEqual(new EpochOrder(10, 8).batch(0, 10), o.batch(0, 10));
   assert.notDeepEqual(o.batch(0, 10), o.batch(1, 10), 'each epoch is shuffled anew');
@@ -125,7 +159,10 @@ test('the bundled MNIST digits: 10,000 images of 28×28 in [−1, 1], every clas
   const p = mnistDataset({ imageSize: 32 });
   const y = await p.read([0]);
   assert.equal(y.length, 32 * 32);
-  assert.ok(y.slice(0, 64).every((v) => v === -1), 'the border is background');
+  assert.ok(
+    y.slice(0, 64).every((v) => v === -1),
+    'the border is background',
+  );
   await assert.rejects(d.read([10_000]), /out of range/);
   assert.equal(mnistDataset({ imageSize: 16 }).imageSize, 28, 'never smaller than the digits');
 });

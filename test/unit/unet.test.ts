@@ -4,12 +4,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
-import { UNet, countParams, inferenceEps, paramSpecs, presetConfig, PRESETS, unetForward, validateConfig, type UNetConfig } from '../../sidecar/ddpm/unet.ts';
+import {
+  UNet,
+  countParams,
+  inferenceEps,
+  paramSpecs,
+  presetConfig,
+  PRESETS,
+  unetForward,
+  validateConfig,
+  type UNetConfig,
+} from '../../sidecar/ddpm/unet.ts';
 import { groupNorm, timestepEmbedding, attnBlock } from '../../sidecar/ddpm/layers.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { peakBytesDuring } from '../helpers/tensors.ts';
 
-test('cifar10 preset has exactly 35,746,307 parameters (the paper\'s 35.7M)', () => {
+test("cifar10 preset has exactly 35,746,307 parameters (the paper's 35.7M)", () => {
   assert.equal(countParams(paramSpecs(presetConfig('cifar10'))), 35_746_307);
 });
 
@@ -23,10 +33,30 @@ test('parameter names are unique and hierarchical', () => {
   const specs = paramSpecs(presetConfig('cifar10'));
   const names = specs.map((s) => s.name);
   assert.equal(new Set(names).size, names.length);
-  for (const n of names) assert.match(n, /^(time_embed|conv_in|down\.\d+\.(res|attn)\.\d+|down\.\d+\.downsample|mid\.(res_0|res_1|attn)|up\.\d+\.(res|attn)\.\d+|up\.\d+\.upsample|norm_out|conv_out)\./);
+  for (const n of names)
+    assert.match(
+      n,
+      /^(time_embed|conv_in|down\.\d+\.(res|attn)\.\d+|down\.\d+\.downsample|mid\.(res_0|res_1|attn)|up\.\d+\.(res|attn)\.\d+|up\.\d+\.upsample|norm_out|conv_out)\./,
+    );
   // Attention only at 16×16: level 1 on the way down and up (2 + 3 blocks) and the middle.
-  const attn = new Set(names.filter((n) => n.includes('attn')).map((n) => n.split('.').slice(0, n.startsWith('mid') ? 2 : 4).join('.')));
-  assert.deepEqual([...attn].sort(), ['down.1.attn.0', 'down.1.attn.1', 'mid.attn', 'up.1.attn.0', 'up.1.attn.1', 'up.1.attn.2']);
+  const attn = new Set(
+    names
+      .filter((n) => n.includes('attn'))
+      .map((n) =>
+        n
+          .split('.')
+          .slice(0, n.startsWith('mid') ? 2 : 4)
+          .join('.'),
+      ),
+  );
+  assert.deepEqual([...attn].sort(), [
+    'down.1.attn.0',
+    'down.1.attn.1',
+    'mid.attn',
+    'up.1.attn.0',
+    'up.1.attn.1',
+    'up.1.attn.2',
+  ]);
   assert.deepEqual(specs.find((s) => s.name === 'down.0.downsample.conv.weight')?.shape, [3, 3, 128, 128]);
   assert.deepEqual(specs.find((s) => s.name === 'up.3.res.0.conv1.weight')?.shape, [3, 3, 512, 256]);
   assert.deepEqual(specs.find((s) => s.name === 'conv_out.weight')?.shape, [3, 3, 128, 3]);
@@ -36,7 +66,16 @@ test('forward shapes for 1 and 3 channels at sizes 16, 28 and 32; output depends
   await initBackend('auto');
   for (const channels of [1, 3]) {
     for (const size of [16, 28, 32]) {
-      const cfg: UNetConfig = { imageSize: size, channels, ch: 16, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [size / 2], dropout: 0.1, groups: 8 };
+      const cfg: UNetConfig = {
+        imageSize: size,
+        channels,
+        ch: 16,
+        chMult: [1, 2, 2],
+        numResBlocks: 1,
+        attnResolutions: [size / 2],
+        dropout: 0.1,
+        groups: 8,
+      };
       const model = UNet.create(cfg, new Rng(size * 10 + channels));
       // Zero-initialised weights make every block the identity (and t invisible): perturb them so that the output
       // carries signal from every layer.
@@ -74,7 +113,10 @@ test('a fresh model outputs exactly zero (zero-initialised conv_out)', async () 
 test('invalid configurations and inputs give clear errors', async () => {
   await initBackend('auto');
   assert.throws(() => presetConfig('imagenet'), /unknown preset 'imagenet'/);
-  assert.throws(() => validateConfig({ ...PRESETS.tiny, chMult: [1, 2, 2], imageSize: 18 }), /not divisible by 2\^\(levels−1\) = 4/);
+  assert.throws(
+    () => validateConfig({ ...PRESETS.tiny, chMult: [1, 2, 2], imageSize: 18 }),
+    /not divisible by 2\^\(levels−1\) = 4/,
+  );
   assert.throws(() => validateConfig({ ...PRESETS.tiny, channels: 2 }), /channels must be 1 or 3/);
   assert.throws(() => validateConfig({ ...PRESETS.tiny, ch: 12, groups: 8 }), /cannot be split into 8 groups/);
   const model = UNet.create(presetConfig('tiny'), new Rng(2));
@@ -99,14 +141,17 @@ test('timestep embedding: sin/cos of t·exp(−ln(10⁴)·i/(half−1))', async 
   }
 });
 
-test('GroupNorm matches a direct computation (per image, per group over H, W and the group\'s channels)', async () => {
+test("GroupNorm matches a direct computation (per image, per group over H, W and the group's channels)", async () => {
   await initBackend('auto');
   const [b, h, w, c, g] = [2, 3, 3, 4, 2];
   const data = Float32Array.from({ length: b * h * w * c }, (_, i) => Math.sin(i * 1.7) * 3 + (i % 5));
   const x = tf.tensor4d(data, [b, h, w, c]);
   const gamma = tf.tensor1d([1, 2, 0.5, -1]);
   const beta = tf.tensor1d([0, 1, -1, 0.25]);
-  const params = new Map<string, tf.Tensor>([['n.gamma', gamma], ['n.beta', beta]]);
+  const params = new Map<string, tf.Tensor>([
+    ['n.gamma', gamma],
+    ['n.beta', beta],
+  ]);
   const y = groupNorm(x, (n) => params.get(n)!, 'n', g);
   const got = await y.data();
   const cg = c / g;
@@ -152,7 +197,10 @@ test('attention block: the identity at initialisation (zero output projection), 
     y.dispose();
     return d.map((v, i) => v - xs[i]);
   };
-  assert.ok((await residual()).every((v) => v === 0), 'zero output projection: the block is the identity');
+  assert.ok(
+    (await residual()).every((v) => v === 0),
+    'zero output projection: the block is the identity',
+  );
 
   // With proj_out = I (bias 0), out − x = softmax(q·kᵀ/√c)·v at each position. Make v the same row vb at every
   // position (weight 0, bias vb): a combination of equal rows is vb exactly when each row of attention weights sums to 1.
@@ -162,7 +210,11 @@ test('attention block: the identity at initialisation (zero output projection), 
   set('a.v.weight', tf.zeros([c, c]));
   set('a.v.bias', tf.tensor1d(vb));
   const constant = await residual();
-  for (let i = 0; i < constant.length; i++) assert.ok(Math.abs(constant[i] - vb[i % c]) < 1e-5, `element ${i}: ${constant[i]} vs ${vb[i % c]} (a row of attention weights does not sum to 1)`);
+  for (let i = 0; i < constant.length; i++)
+    assert.ok(
+      Math.abs(constant[i] - vb[i % c]) < 1e-5,
+      `element ${i}: ${constant[i]} vs ${vb[i % c]} (a row of attention weights does not sum to 1)`,
+    );
 
   // v from the input again: out − x against a direct computation from the normalised input, and inside the range of
   // v's values over the image's positions (a convex combination), channel by channel.
@@ -194,14 +246,17 @@ test('attention block: the identity at initialisation (zero output projection), 
         const d = got[(img * n + i) * c + ch];
         assert.ok(Math.abs(d - want) < 1e-4, `image ${img}, position ${i}, channel ${ch}: ${d} vs ${want}`);
         const column = v.map((vj) => vj[ch]);
-        assert.ok(d >= Math.min(...column) - 1e-5 && d <= Math.max(...column) + 1e-5, `image ${img}, position ${i}, channel ${ch}: ${d} outside v's range`);
+        assert.ok(
+          d >= Math.min(...column) - 1e-5 && d <= Math.max(...column) + 1e-5,
+          `image ${img}, position ${i}, channel ${ch}: ${d} outside v's range`,
+        );
       }
     }
   }
   tf.dispose([x, ...p.values()]);
 });
 
-test('inference releases each block\'s activations as it goes: the same output, a lower peak, no leak', async () => {
+test("inference releases each block's activations as it goes: the same output, a lower peak, no leak", async () => {
   await initBackend('wasm');
   const config = presetConfig('mnist', { dropout: 0 });
   const model = UNet.create(config, new Rng(3));

@@ -22,7 +22,9 @@ test('wasm conv2d gradients match tfjs-cpu (3×3 same, stride 2, 1×1, valid)', 
     const grads = (backend: string) =>
       onBackend(backend, () =>
         tf.tidy(() =>
-          tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.square(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, c.stride, c.pad))))([mk(x), mk(w)]),
+          tf.grads((xx: tf.Tensor, ww: tf.Tensor) =>
+            tf.sum(tf.square(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, c.stride, c.pad))),
+          )([mk(x), mk(w)]),
         ),
       );
     const ref = await grads('cpu');
@@ -55,7 +57,10 @@ test('wasm batched and transposed matMul match tfjs-cpu, forward and backward', 
       onBackend(backend, () => {
         return tf.tidy(() => {
           const [ta0, tb0] = [mk(a), mk(b)];
-          const g = tf.grads((aa: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.matMul(aa, bb, ta, tb))))([ta0, tb0]);
+          const g = tf.grads((aa: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.matMul(aa, bb, ta, tb))))([
+            ta0,
+            tb0,
+          ]);
           return [tf.matMul(ta0, tb0, ta, tb), ...g];
         });
       });
@@ -75,7 +80,15 @@ test('the wasm kernels leak no tensors', async () => {
   await initBackend('wasm');
   const x = tf.randomNormal([2, 8, 8, 4]) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, 4, 4]) as tf.Tensor4D;
-  const step = () => tf.tidy(() => tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same')))([x, w])).forEach((t) => t.dispose());
+  const step = () =>
+    tf
+      .tidy(() =>
+        tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same')))([
+          x,
+          w,
+        ]),
+      )
+      .forEach((t) => t.dispose());
   step();
   const before = tf.memory().numTensors;
   for (let i = 0; i < 5; i++) step();
@@ -101,7 +114,14 @@ test('wasm Slice / SplitV / Unpack (heap-view copies) match tfjs-cpu for ranks 1
     const run = (backend: string, dtype: 'float32' | 'int32') =>
       onBackend(backend, () =>
         tf.tidy(() => {
-          const x = dtype === 'int32' ? tf.tensor(Int32Array.from(h.values, (v) => Math.round(v * 100)), c.shape, 'int32') : mk(h);
+          const x =
+            dtype === 'int32'
+              ? tf.tensor(
+                  Int32Array.from(h.values, (v) => Math.round(v * 100)),
+                  c.shape,
+                  'int32',
+                )
+              : mk(h);
           const axis = c.shape.length - 1;
           const sizes = [1, c.shape[axis] - 1];
           return [tf.slice(x, c.begin, c.size), ...tf.split(x, sizes, axis), ...tf.unstack(x, 0)];
@@ -114,7 +134,11 @@ test('wasm Slice / SplitV / Unpack (heap-view copies) match tfjs-cpu for ranks 1
       for (let i = 0; i < ref.length; i++) {
         assert.deepEqual(got[i].shape, ref[i].shape, `${JSON.stringify(c)} output ${i}`);
         assert.equal(got[i].dtype, dtype);
-        assert.deepEqual(Array.from(await got[i].data()), Array.from(await ref[i].data()), `${JSON.stringify(c)} ${dtype} output ${i}`);
+        assert.deepEqual(
+          Array.from(await got[i].data()),
+          Array.from(await ref[i].data()),
+          `${JSON.stringify(c)} ${dtype} output ${i}`,
+        );
       }
       tf.dispose([...ref, ...got]);
     }

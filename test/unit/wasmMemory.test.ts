@@ -10,7 +10,12 @@ import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { microBatchSize, Trainer } from '../../sidecar/ddpm/train.ts';
 import { countParams, paramSpecs, presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
 import { ParallelTrainer } from '../../sidecar/parallel/trainer.ts';
-import { activationElements, maxInferenceBatch, maxTrainingMicroBatch, WasmMemoryError } from '../../sidecar/parallel/wasmMemory.ts';
+import {
+  activationElements,
+  maxInferenceBatch,
+  maxTrainingMicroBatch,
+  WasmMemoryError,
+} from '../../sidecar/parallel/wasmMemory.ts';
 
 const paramsOf = (preset: string) => countParams(paramSpecs(presetConfig(preset)));
 
@@ -43,7 +48,12 @@ test('the training estimate bounds the real wasm heap: measured growth per image
   const config = presetConfig('mnist');
   const model = UNet.create(config, new Rng(2));
   // workers: 1 and microBatch: 0 → each step is one pass over the whole batch on this thread.
-  const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-4, warmupSteps: 0, workers: 1 }, 3);
+  const trainer = new Trainer(
+    model,
+    new GaussianDiffusion(makeSchedule()),
+    { lr: 1e-4, warmupSteps: 0, workers: 1 },
+    3,
+  );
   // The heap only grows, so its size after a step is that step's high-water mark (once it exceeds all before it).
   const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
   const stepAt = async (b: number) => {
@@ -57,7 +67,10 @@ test('the training estimate bounds the real wasm heap: measured growth per image
   const perImage = (h16 - h4) / 12;
   const estimate = 14 * 4 * activationElements(config);
   assert.ok(perImage > 0.3 * estimate, `the heap grew ${perImage} bytes per image: the test measured nothing`);
-  assert.ok(perImage <= estimate, `measured ${(perImage / 1e6).toFixed(1)} MB per image, estimated ${(estimate / 1e6).toFixed(1)} MB`);
+  assert.ok(
+    perImage <= estimate,
+    `measured ${(perImage / 1e6).toFixed(1)} MB per image, estimated ${(estimate / 1e6).toFixed(1)} MB`,
+  );
   assert.ok(h16 <= 9 * 4 * model.numParams + 16 * estimate + 64 * 1024 ** 2, `heap ${h16} bytes at batch 16`);
   trainer.dispose();
   model.dispose();
@@ -68,7 +81,14 @@ test('a model too large for even one image per pass is a clear error before anyt
   // The tiny preset's weights, but 1024×1024 images: ~3 GiB of activations per image in a forward pass.
   const config = presetConfig('tiny', { imageSize: 1024, attnResolutions: [] });
   const params = countParams(paramSpecs(config));
-  assert.throws(() => maxInferenceBatch(config, 'wasm'), (e: Error) => e instanceof WasmMemoryError && /needs about 3\.0 GiB per image for a forward pass, more than the wasm backend's 4 GiB memory leaves for it \(2\.0 GiB\): use a GPU \(webgpu\) or the native backend/.test(e.message));
+  assert.throws(
+    () => maxInferenceBatch(config, 'wasm'),
+    (e: Error) =>
+      e instanceof WasmMemoryError &&
+      /needs about 3\.0 GiB per image for a forward pass, more than the wasm backend's 4 GiB memory leaves for it \(2\.0 GiB\): use a GPU \(webgpu\) or the native backend/.test(
+        e.message,
+      ),
+  );
   assert.throws(() => maxTrainingMicroBatch(config, params, 'wasm'), /GiB per image for a training step/);
   assert.equal(maxInferenceBatch(config, 'webgpu'), Infinity);
   // Through the trainer: the first step fails with that message, and the backend still works afterwards.

@@ -11,7 +11,10 @@ test('DDPM_WEBGPU_KERNELS picks the replaced kernels and rejects unknown names',
   assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'input, filter' }), ['input', 'filter']);
   assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter-conv' }), ['filter-conv']);
   assert.deepEqual(webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter-im2col,input' }), ['filter-im2col', 'input']);
-  assert.throws(() => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter,filter-conv' }), /choose one of filter, filter-im2col, filter-conv/);
+  assert.throws(
+    () => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'filter,filter-conv' }),
+    /choose one of filter, filter-im2col, filter-conv/,
+  );
   assert.throws(() => webgpuKernelsFromEnv({ DDPM_WEBGPU_KERNELS: 'fliter' }), /unknown kernel 'fliter'/);
 });
 

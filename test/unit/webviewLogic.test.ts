@@ -22,7 +22,11 @@ test('timeline follows new frames while live, stays put when scrubbed back, resu
   tl.add(frame(6));
   assert.equal(tl.current?.index, 6);
   tl.add(frame(5));
-  assert.deepEqual(tl.all().map((f) => f.index), [0, 2, 4, 5, 6], 'a late frame is put in order');
+  assert.deepEqual(
+    tl.all().map((f) => f.index),
+    [0, 2, 4, 5, 6],
+    'a late frame is put in order',
+  );
   tl.add({ ...frame(5), xt: 'new' });
   assert.equal(tl.length, 5, 'a repeated frame replaces the old one');
   tl.clear();
@@ -41,7 +45,10 @@ test('step rate over the recent window', () => {
 test('loss smoothing is bias-corrected and skips non-finite values', () => {
   assert.deepEqual(smoothSeries([]), []);
   const s = smoothSeries([1, 1, 1, 1]);
-  assert.ok(s.every((v) => Math.abs(v - 1) < 1e-12), 'a constant series stays constant from the first point');
+  assert.ok(
+    s.every((v) => Math.abs(v - 1) < 1e-12),
+    'a constant series stays constant from the first point',
+  );
   const step = smoothSeries([0, 0, 0, 10], 0.5);
   assert.ok(step[3] > 0 && step[3] < 10);
   const withNaN = smoothSeries([2, NaN, 2]);
@@ -59,7 +66,10 @@ test('loss history: resumed runs replace the tail, long runs stay bounded and ke
   assert.ok(big.size <= 100, `${big.size} points`);
   const s = big.series();
   assert.equal(s.steps.at(-1), 1000);
-  assert.deepEqual(s.steps, [...s.steps].sort((a, b) => a - b));
+  assert.deepEqual(
+    s.steps,
+    [...s.steps].sort((a, b) => a - b),
+  );
   assert.equal(s.smooth.length, s.raw.length);
 });
 
@@ -77,12 +87,25 @@ test('tensor table: grouped by module path, numeric name order, filter, sort by 
   assert.equal(moduleOf('step'), '');
   assert.equal(paramsOf([]), 1);
   const t = buildTable(rows);
-  assert.deepEqual(t.map((g) => g.module), ['', 'ema.conv_out', 'model.down.2.res.0.conv1', 'model.down.10.res.0.conv1']);
+  assert.deepEqual(
+    t.map((g) => g.module),
+    ['', 'ema.conv_out', 'model.down.2.res.0.conv1', 'model.down.10.res.0.conv1'],
+  );
   const g2 = t.find((g) => g.module === 'model.down.2.res.0.conv1')!;
-  assert.deepEqual(g2.rows.map((r) => r.leaf), ['bias', 'weight']);
+  assert.deepEqual(
+    g2.rows.map((r) => r.leaf),
+    ['bias', 'weight'],
+  );
   assert.equal(g2.params, 3 * 3 * 4 * 4 + 4);
-  assert.deepEqual(buildTable(rows, 'CONV1').map((g) => g.rows.length), [2, 1]);
-  assert.deepEqual(buildTable(rows, 'f16').map((g) => g.module), ['ema.conv_out'], 'a dtype filter');
+  assert.deepEqual(
+    buildTable(rows, 'CONV1').map((g) => g.rows.length),
+    [2, 1],
+  );
+  assert.deepEqual(
+    buildTable(rows, 'f16').map((g) => g.module),
+    ['ema.conv_out'],
+    'a dtype filter',
+  );
   assert.deepEqual(buildTable(rows, '', 'params', true).map((g) => g.module)[0], 'ema.conv_out');
   assert.deepEqual(buildTable(rows, 'nothing-matches'), []);
 });
@@ -110,7 +133,10 @@ const EXTENSION = path.join(import.meta.dirname, '..', '..', 'extension');
 const views = fs.readdirSync(WEBVIEW).filter((d) => fs.existsSync(path.join(WEBVIEW, d, 'main.ts')));
 const read = (...p: string[]) => fs.readFileSync(path.join(...p), 'utf8');
 const sourcesUnder = (dir: string): string[] =>
-  fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).map((f) => path.join(dir, f));
+  fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .map((f) => path.join(dir, f));
 
 test('every view has its markup beside its script, and the markup has every element the script looks up', () => {
   assert.deepEqual([...views].sort(), ['checkpoint', 'interpolate', 'training', 'trajectory']);
@@ -121,26 +147,34 @@ test('every view has its markup beside its script, and the markup has every elem
     // The CSP lets in only our nonce'd script and our stylesheets: inline handlers and style attributes would not work.
     assert.doesNotMatch(markup, /\son[a-z]+\s*=|\sstyle\s*=/i, `${view}: no inline event handlers or styles`);
     const ids = new Set([...markup.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]));
-    const script = sourcesUnder(path.join(WEBVIEW, view)).map((f) => read(f)).join('\n');
+    const script = sourcesUnder(path.join(WEBVIEW, view))
+      .map((f) => read(f))
+      .join('\n');
     // Lookups by a literal id: byId('x', …), $('x'), $<T>('x'), and the lists a script loops over: for (const id of ['x', …]).
     const looked = [...script.matchAll(/(?:byId|\$)(?:<[^>()]*>)?\(\s*'([^']+)'/g)].map((m) => m[1]);
-    for (const list of script.matchAll(/for \(const id of \[([^\]]*)\]\)/g)) looked.push(...[...list[1].matchAll(/'([^']+)'/g)].map((m) => m[1]));
+    for (const list of script.matchAll(/for \(const id of \[([^\]]*)\]\)/g))
+      looked.push(...[...list[1].matchAll(/'([^']+)'/g)].map((m) => m[1]));
     assert.ok(looked.length > 3, `${view}: found the script's lookups`);
     for (const id of looked) assert.ok(ids.has(id), `${view}: main.ts looks up #${id}, which index.html does not have`);
   }
 });
 
-test('each view\'s markup is imported by one extension module, which names the view by its folder', () => {
+test("each view's markup is imported by one extension module, which names the view by its folder", () => {
   const imports = new Map<string, string[]>();
   for (const file of sourcesUnder(EXTENSION)) {
     const text = read(file);
     for (const m of text.matchAll(/^import \w+ from '([^']+\/webview\/(\w+)\/index\.html)';$/gm)) {
       assert.ok(fs.existsSync(path.resolve(path.dirname(file), m[1])), `${file}: ${m[1]} does not exist`);
-      assert.match(text, new RegExp(`name: '${m[2]}'`), `${file} imports the ${m[2]} markup: its view is named '${m[2]}' (the bundle's name)`);
+      assert.match(
+        text,
+        new RegExp(`name: '${m[2]}'`),
+        `${file} imports the ${m[2]} markup: its view is named '${m[2]}' (the bundle's name)`,
+      );
       imports.set(m[2], [...(imports.get(m[2]) ?? []), path.relative(EXTENSION, file)]);
     }
   }
-  for (const view of views) assert.equal(imports.get(view)?.length, 1, `${view}: imported by ${JSON.stringify(imports.get(view))}`);
+  for (const view of views)
+    assert.equal(imports.get(view)?.length, 1, `${view}: imported by ${JSON.stringify(imports.get(view))}`);
 });
 
 test('the webview document: strict CSP with the nonce, our script and stylesheet only, the markup in the body', () => {
@@ -157,10 +191,20 @@ test('the webview document: strict CSP with the nonce, our script and stylesheet
   });
   const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1];
   assert.equal(csp, contentSecurityPolicy(cspSource, nonce));
-  assert.deepEqual(csp?.split('; '), ["default-src 'none'", `img-src ${cspSource} data:`, `style-src ${cspSource}`, `script-src 'nonce-${nonce}'`, `font-src ${cspSource}`]);
+  assert.deepEqual(csp?.split('; '), [
+    "default-src 'none'",
+    `img-src ${cspSource} data:`,
+    `style-src ${cspSource}`,
+    `script-src 'nonce-${nonce}'`,
+    `font-src ${cspSource}`,
+  ]);
   assert.ok(!/unsafe-(inline|eval)/.test(html), 'nothing unsafe');
   const scripts = [...html.matchAll(/<script\b([^>]*)>/g)].map((m) => m[1]);
-  assert.deepEqual(scripts, [` nonce="${nonce}" src="${cspSource}/ext/dist/webview/trajectory.js"`], 'one script, ours, with the nonce');
+  assert.deepEqual(
+    scripts,
+    [` nonce="${nonce}" src="${cspSource}/ext/dist/webview/trajectory.js"`],
+    'one script, ours, with the nonce',
+  );
   assert.ok(html.includes(`<link rel="stylesheet" href="${cspSource}/ext/dist/webview/trajectory.css">`));
   assert.ok(html.includes('<title>DDPM Trajectory: &#60;a&#38;b&#62;.safetensors</title>'), 'the title is escaped');
   assert.ok(html.includes(`<body data-state="idle">\n${markup}`), 'the markup is the body');
@@ -170,15 +214,32 @@ test('the webview document: strict CSP with the nonce, our script and stylesheet
 import { isOurs, modelCard } from '../../webview/checkpoint/modelCard.ts';
 import type { InspectResult } from '../../sidecar/protocol.ts';
 
-test('the inspector\'s model card: our checkpoint, and a foreign safetensors file with its metadata', () => {
-  const base: InspectResult = { path: '/x.safetensors', fileSize: 3 * 2 ** 20, format: null, params: 1234567, tensors: [], lossHistory: null, metadata: {} };
+test("the inspector's model card: our checkpoint, and a foreign safetensors file with its metadata", () => {
+  const base: InspectResult = {
+    path: '/x.safetensors',
+    fileSize: 3 * 2 ** 20,
+    format: null,
+    params: 1234567,
+    tensors: [],
+    lossHistory: null,
+    metadata: {},
+  };
   const ours: InspectResult = {
     ...base,
     format: 'ddpm-studio/1',
     kind: 'training',
     preset: 'mnist',
     step: 2000,
-    model: { imageSize: 28, channels: 1, ch: 32, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], dropout: 0, groups: 32 },
+    model: {
+      imageSize: 28,
+      channels: 1,
+      ch: 32,
+      chMult: [1, 2, 2],
+      numResBlocks: 1,
+      attnResolutions: [],
+      dropout: 0,
+      groups: 32,
+    },
     schedule: { kind: 'linear', T: 1000 },
     data: { source: 'mnist', size: 60000 },
     backend: 'wasm',
@@ -200,7 +261,10 @@ test('the inspector\'s model card: our checkpoint, and a foreign safetensors fil
     'file size': '3.0 MB',
   });
   const foreign = modelCard({ ...base, metadata: { format: 'pt', long: 'x'.repeat(300) } });
-  assert.deepEqual(foreign.map((r) => r.label), ['format', 'values', 'file size', 'metadata: format', 'metadata: long']);
+  assert.deepEqual(
+    foreign.map((r) => r.label),
+    ['format', 'values', 'file size', 'metadata: format', 'metadata: long'],
+  );
   assert.equal(foreign[4].value, `${'x'.repeat(200)}…`);
 });
 
@@ -215,11 +279,29 @@ import { nextState, restoredState } from '../../webview/interpolate/state.ts';
 
 test('interpolation view state: what a reloaded window restores', () => {
   assert.equal(nextState(undefined, { type: 'progress', row: 0, done: 0.5 }), undefined, 'nothing before start');
-  let s = nextState(undefined, { type: 'start', rows: [250, 500], lambdas: [0, 0.5, 1], a: 'a.png', b: 'b.png', checkpoint: 'm.safetensors' });
-  assert.deepEqual(s, { caption: 'a.png ↔ b.png · λ = 0, 0.5, 1 · m.safetensors', rows: [250, 500], strips: [null, null], inputs: null, status: '', phase: 'running' });
+  let s = nextState(undefined, {
+    type: 'start',
+    rows: [250, 500],
+    lambdas: [0, 0.5, 1],
+    a: 'a.png',
+    b: 'b.png',
+    checkpoint: 'm.safetensors',
+  });
+  assert.deepEqual(s, {
+    caption: 'a.png ↔ b.png · λ = 0, 0.5, 1 · m.safetensors',
+    rows: [250, 500],
+    strips: [null, null],
+    inputs: null,
+    status: '',
+    phase: 'running',
+  });
   s = nextState(s, { type: 'inputs', a: 'A', b: 'B' });
   const before = s;
-  assert.equal(nextState(s, { type: 'progress', row: 0, done: 0.5 }), before, 'progress is not kept (no setState per step)');
+  assert.equal(
+    nextState(s, { type: 'progress', row: 0, done: 0.5 }),
+    before,
+    'progress is not kept (no setState per step)',
+  );
   s = nextState(s, { type: 'row', row: 1, t: 500, strip: 'S1' });
   assert.deepEqual(s?.strips, [null, 'S1']);
   assert.deepEqual(before?.strips, [null, null], 'states are not mutated');
@@ -227,7 +309,14 @@ test('interpolation view state: what a reloaded window restores', () => {
   assert.match(restoredState(s!).status, /interrupted/);
   s = nextState(s, { type: 'row', row: 0, t: 250, strip: 'S0' });
   s = nextState(s, { type: 'done', seconds: 1.25 });
-  assert.deepEqual(s, { caption: 'a.png ↔ b.png · λ = 0, 0.5, 1 · m.safetensors', rows: [250, 500], strips: ['S0', 'S1'], inputs: { a: 'A', b: 'B' }, status: 'done in 1.3 s', phase: 'done' });
+  assert.deepEqual(s, {
+    caption: 'a.png ↔ b.png · λ = 0, 0.5, 1 · m.safetensors',
+    rows: [250, 500],
+    strips: ['S0', 'S1'],
+    inputs: { a: 'A', b: 'B' },
+    status: 'done in 1.3 s',
+    phase: 'done',
+  });
   assert.equal(restoredState(s!), s, 'a finished run comes back as it was');
   assert.deepEqual(nextState(s, { type: 'error', message: 'boom' }), { ...s, status: 'boom', phase: 'error' });
 });

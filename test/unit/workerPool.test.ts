@@ -12,11 +12,21 @@ import { OPTIMIZER_CHUNK_ELEMENTS, Trainer, type TrainConfig } from '../../sidec
 import { inferenceEps, presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
 import { sampleImages } from '../../sidecar/jobs/sample.ts';
 import { ParallelTrainer } from '../../sidecar/parallel/trainer.ts';
-import { ModelWorkerPool, resolveSamplingWorkers, resolveWorkers, threadedEpsModel } from '../../sidecar/parallel/workerPool.ts';
+import {
+  ModelWorkerPool,
+  resolveSamplingWorkers,
+  resolveWorkers,
+  threadedEpsModel,
+} from '../../sidecar/parallel/workerPool.ts';
 
 async function run(train: Partial<TrainConfig>, steps: number, previewAfter = -1, ch = presetConfig('tiny').ch) {
   const model = UNet.create(presetConfig('tiny', { dropout: 0.1, ch }), new Rng(5));
-  const trainer = new ParallelTrainer(model, new GaussianDiffusion(makeSchedule()), { lr: 1e-3, warmupSteps: 0, randomFlip: true, ...train }, 77);
+  const trainer = new ParallelTrainer(
+    model,
+    new GaussianDiffusion(makeSchedule()),
+    { lr: 1e-3, warmupSteps: 0, randomFlip: true, ...train },
+    77,
+  );
   const x0 = tf.randomUniform([6, 16, 16, 1], -1, 1, 'float32', 3) as tf.Tensor4D;
   const losses: number[] = [];
   const counts: number[] = [];
@@ -29,7 +39,12 @@ async function run(train: Partial<TrainConfig>, steps: number, previewAfter = -1
       // the EMA into the workers; the next step must load the trained weights again.
       const ema = trainer.emaParams();
       const pool = trainer.workerPool;
-      preview = await sampleImages(ema, model.config, {}, { n: 3, sampler: 'ddim', steps: 4, eta: 1, seed: 8, ...(pool ? { pool } : { workers: 1 }) });
+      preview = await sampleImages(
+        ema,
+        model.config,
+        {},
+        { n: 3, sampler: 'ddim', steps: 4, eta: 1, seed: 8, ...(pool ? { pool } : { workers: 1 }) },
+      );
       tf.dispose([...ema.values()]);
     }
   }
@@ -57,7 +72,10 @@ test('2 and 3 threads give the same steps as the same micro-batches on one threa
   ] as const) {
     assert.deepEqual(b.rng, a.rng, `${label}: the generator drew differently`);
     for (let i = 0; i < a.losses.length; i++) {
-      assert.ok(Math.abs(a.losses[i] - b.losses[i]) <= 1e-5 * Math.abs(a.losses[i]), `${label} step ${i}: ${a.losses[i]} vs ${b.losses[i]}`);
+      assert.ok(
+        Math.abs(a.losses[i] - b.losses[i]) <= 1e-5 * Math.abs(a.losses[i]),
+        `${label} step ${i}: ${a.losses[i]} vs ${b.losses[i]}`,
+      );
     }
     let worst = 0;
     for (const [name, w] of a.weights) {
@@ -65,7 +83,8 @@ test('2 and 3 threads give the same steps as the same micro-batches on one threa
       for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - v[i]));
     }
     assert.ok(worst < 1e-5, `${label}: weights differ by ${worst}`);
-    for (let i = 0; i < a.emaConv.length; i++) assert.ok(Math.abs(a.emaConv[i] - b.emaConv[i]) < 1e-5, `${label}: EMA differs at ${i}`);
+    for (let i = 0; i < a.emaConv.length; i++)
+      assert.ok(Math.abs(a.emaConv[i] - b.emaConv[i]) < 1e-5, `${label}: EMA differs at ${i}`);
   }
   // The serial and parallel runs really differ in what they computed where: dropout is on, so a wrong seed per
   // micro-batch would show up in the losses above. And the main thread's tensor count is flat across steps.
@@ -117,7 +136,11 @@ test("workers: 'auto' uses one thread per core (at most 8, one per 2 images) for
 test("sampling: 'auto' uses one thread per core (at most 8, one per image) for models of 500k parameters or more", () => {
   assert.equal(resolveSamplingWorkers('auto', 16, 1_062_497, 2), 2);
   assert.equal(resolveSamplingWorkers(undefined, 16, 1_062_497, 16), 8);
-  assert.equal(resolveSamplingWorkers('auto', 3, 35_746_307, 16), 3, 'one image per thread is enough for a forward pass');
+  assert.equal(
+    resolveSamplingWorkers('auto', 3, 35_746_307, 16),
+    3,
+    'one image per thread is enough for a forward pass',
+  );
   assert.equal(resolveSamplingWorkers('auto', 1, 35_746_307, 16), 1);
   assert.equal(resolveSamplingWorkers('auto', 16, 176_849, 16), 1, 'tiny: its layers are too small to gain');
   assert.equal(resolveSamplingWorkers(4, 2, 10, 2), 2, 'never more threads than images');
@@ -132,7 +155,12 @@ test('sampling on 3 threads gives the same images and trajectory, bit for bit, a
   const one = await sampleImages(model.params, model.config, {}, { ...opts, workers: 1 });
   const before = tf.memory().numTensors;
   const warnings: string[] = [];
-  const three = await sampleImages(model.params, model.config, {}, { ...opts, workers: 3, onWarning: (m) => warnings.push(m) });
+  const three = await sampleImages(
+    model.params,
+    model.config,
+    {},
+    { ...opts, workers: 3, onWarning: (m) => warnings.push(m) },
+  );
   assert.equal(tf.memory().numTensors, before);
   assert.deepEqual(warnings, []);
   assert.equal(one.threads, 1);
@@ -143,7 +171,9 @@ test('sampling on 3 threads gives the same images and trajectory, bit for bit, a
     three.frames.map((f) => f.index),
     one.frames.map((f) => f.index),
   );
-  three.frames.forEach((f, i) => assert.deepEqual(Array.from(f.predX0), Array.from(one.frames[i].predX0), `frame ${i}`));
+  three.frames.forEach((f, i) =>
+    assert.deepEqual(Array.from(f.predX0), Array.from(one.frames[i].predX0), `frame ${i}`),
+  );
   model.dispose();
 });
 
@@ -151,12 +181,21 @@ test('a pool answers forward jobs with the slices of one forward pass, reloads c
   await initBackend('wasm');
   const model = UNet.create(presetConfig('tiny'), new Rng(12));
   const names = [...model.params.keys()];
-  const init = { backend: 'wasm' as const, config: model.config, schedule: makeSchedule().config, names, shapes: names.map((n) => model.params.get(n)!.shape) };
+  const init = {
+    backend: 'wasm' as const,
+    config: model.config,
+    schedule: makeSchedule().config,
+    names,
+    shapes: names.map((n) => model.params.get(n)!.shape),
+  };
   const pool = await ModelWorkerPool.start(2, init);
   const x = tf.randomNormal([4, 16, 16, 1], 0, 1, 'float32', 4) as tf.Tensor4D;
   const t = [0, 250, 500, 999];
   try {
-    await assert.rejects(pool.forward([16, 16, 1], [{ x: new Float32Array(256), t: [1] }]), /setParams must be called before/);
+    await assert.rejects(
+      pool.forward([16, 16, 1], [{ x: new Float32Array(256), t: [1] }]),
+      /setParams must be called before/,
+    );
     await pool.setParams(model.params);
     const local = inferenceEps(model.params, model.config);
     const eps = threadedEpsModel(pool, local);
@@ -166,20 +205,40 @@ test('a pool answers forward jobs with the slices of one forward pass, reloads c
     // New weights: the workers must use them, not the ones they loaded first.
     const other = UNet.create(presetConfig('tiny'), new Rng(13));
     await pool.setParams(other.params);
-    const [wa, wb] = await pool.forward([16, 16, 1], [
-      { x: (await x.data()).slice(0, 256) as Float32Array, t: [0] },
-      { x: (await x.data()).slice(256, 512) as Float32Array, t: [250] },
-    ]);
-    const ref = (await tf.tidy(() => other.predictEps(tf.slice(x, [0, 0, 0, 0], [2, -1, -1, -1]), [0, 250])).data()) as Float32Array;
+    const [wa, wb] = await pool.forward(
+      [16, 16, 1],
+      [
+        { x: (await x.data()).slice(0, 256) as Float32Array, t: [0] },
+        { x: (await x.data()).slice(256, 512) as Float32Array, t: [250] },
+      ],
+    );
+    const ref = (await tf
+      .tidy(() => other.predictEps(tf.slice(x, [0, 0, 0, 0], [2, -1, -1, -1]), [0, 250]))
+      .data()) as Float32Array;
     assert.deepEqual([...wa, ...wb], Array.from(ref));
     // Wrong architecture, a job for a worker that doesn't exist, a stopped pool: clear errors, no hang.
     const wrong = UNet.create(presetConfig('tiny', { ch: presetConfig('tiny').ch * 2 }), new Rng(1));
-    await assert.rejects(pool.setParams(wrong.params), /parameter '[^']+' has shape \[[\d,]+\] but the workers' model has \[[\d,]+\]/);
-    await assert.rejects(pool.forward([16, 16, 1], [0, 1, 2].map(() => ({ x: new Float32Array(256), t: [1] }))), /3 jobs for 2 workers/);
-    const pending = assert.rejects(pool.forward([16, 16, 1], [{ x: new Float32Array(256), t: [1] }]), /the model workers were stopped/);
+    await assert.rejects(
+      pool.setParams(wrong.params),
+      /parameter '[^']+' has shape \[[\d,]+\] but the workers' model has \[[\d,]+\]/,
+    );
+    await assert.rejects(
+      pool.forward(
+        [16, 16, 1],
+        [0, 1, 2].map(() => ({ x: new Float32Array(256), t: [1] })),
+      ),
+      /3 jobs for 2 workers/,
+    );
+    const pending = assert.rejects(
+      pool.forward([16, 16, 1], [{ x: new Float32Array(256), t: [1] }]),
+      /the model workers were stopped/,
+    );
     await pool.dispose();
     await pending;
-    await assert.rejects(pool.forward([16, 16, 1], [{ x: new Float32Array(256), t: [1] }]), /the model workers were stopped/);
+    await assert.rejects(
+      pool.forward([16, 16, 1], [{ x: new Float32Array(256), t: [1] }]),
+      /the model workers were stopped/,
+    );
     tf.dispose([want, got]);
     other.dispose();
     wrong.dispose();
@@ -195,7 +254,13 @@ test('a worker that cannot start is a clear error', async () => {
   const model = UNet.create(presetConfig('tiny'), new Rng(14));
   const names = [...model.params.keys()];
   await assert.rejects(
-    ModelWorkerPool.start(2, { backend: 'no-such-backend' as 'wasm', config: model.config, schedule: makeSchedule().config, names, shapes: names.map((n) => model.params.get(n)!.shape) }),
+    ModelWorkerPool.start(2, {
+      backend: 'no-such-backend' as 'wasm',
+      config: model.config,
+      schedule: makeSchedule().config,
+      names,
+      shapes: names.map((n) => model.params.get(n)!.shape),
+    }),
     /a model worker failed to start: unknown backend 'no-such-backend'/,
   );
   model.dispose();

@@ -110,16 +110,30 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
         tr.insertCell().textContent = label;
         tr.insertCell().textContent = value;
       }
-      card.dataset.params = String(rows.filter((t) => !ours || t.name.startsWith('model.')).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
+      card.dataset.params = String(
+        rows
+          .filter((t) => !ours || t.name.startsWith('model.'))
+          .reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0),
+      );
       if (!ours) {
         byId('note').hidden = false;
-        byId('note').textContent = 'This safetensors file was not written by DDPM Studio: its tensors can be listed and inspected, but it cannot be sampled from.';
+        byId('note').textContent =
+          'This safetensors file was not written by DDPM Studio: its tensors can be listed and inspected, but it cannot be sampled from.';
         sampleButton.disabled = previewButton.disabled = true;
       }
       if (r.lossHistory && r.lossHistory.steps.length > 1) {
         const h = r.lossHistory;
         new uPlot(
-          { width: Math.max(320, byId('loss').clientWidth || 600), height: 200, scales: { x: { time: false }, y: { distr: 3 } }, series: [{ label: 'step' }, { label: 'loss', stroke: '#3794ff', alpha: 0.4 }, { label: 'smoothed', stroke: '#d18616', width: 2 }] },
+          {
+            width: Math.max(320, byId('loss').clientWidth || 600),
+            height: 200,
+            scales: { x: { time: false }, y: { distr: 3 } },
+            series: [
+              { label: 'step' },
+              { label: 'loss', stroke: '#3794ff', alpha: 0.4 },
+              { label: 'smoothed', stroke: '#d18616', width: 2 },
+            ],
+          },
           [h.steps, h.loss, smoothSeries(h.loss)],
           byId('loss'),
         );
@@ -142,10 +156,11 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
       break;
     case 'emaDiff':
       byId('emaSection').hidden = false;
-      byId('ema').textContent = `‖EMA − raw‖ / ‖raw‖ = ${(m.diff.relative * 100).toFixed(3)} % overall; most different: ${m.diff.top
-        .slice(0, 5)
-        .map((t) => `${t.name} (${(t.relative * 100).toFixed(2)} %)`)
-        .join(', ')}`;
+      byId('ema').textContent =
+        `‖EMA − raw‖ / ‖raw‖ = ${(m.diff.relative * 100).toFixed(3)} % overall; most different: ${m.diff.top
+          .slice(0, 5)
+          .map((t) => `${t.name} (${(t.relative * 100).toFixed(2)} %)`)
+          .join(', ')}`;
       break;
     case 'preview':
       void drawPng(byId('preview', HTMLCanvasElement), m.png, 2);

@@ -17,7 +17,10 @@ export function modelCard(r: InspectResult): CardRow[] {
       { label: 'format', value: 'foreign safetensors file (not a DDPM Studio checkpoint)' },
       { label: 'values', value: r.params.toLocaleString('en-US') },
       { label: 'file size', value: mb(r.fileSize) },
-      ...Object.entries(r.metadata).map(([label, value]) => ({ label: `metadata: ${label}`, value: value.length > 200 ? `${value.slice(0, 200)}…` : value })),
+      ...Object.entries(r.metadata).map(([label, value]) => ({
+        label: `metadata: ${label}`,
+        value: value.length > 200 ? `${value.slice(0, 200)}…` : value,
+      })),
     ];
   }
   const m = r.model;
@@ -27,7 +30,12 @@ export function modelCard(r: InspectResult): CardRow[] {
     { label: 'parameters', value: r.params.toLocaleString('en-US') },
     { label: 'step', value: String(r.step ?? '') },
     { label: 'images', value: m ? `${m.imageSize}×${m.imageSize}×${m.channels}` : '' },
-    { label: 'architecture', value: m ? `ch ${m.ch}, mult (${m.chMult.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions.join(', ') || 'middle only'}` : '' },
+    {
+      label: 'architecture',
+      value: m
+        ? `ch ${m.ch}, mult (${m.chMult.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions.join(', ') || 'middle only'}`
+        : '',
+    },
     { label: 'schedule', value: r.schedule ? `${r.schedule.kind}, T = ${r.schedule.T}` : '' },
     { label: 'dataset', value: r.data ? `${r.data.source} (${r.data.size.toLocaleString('en-US')} images)` : '' },
     { label: 'backend', value: r.backend ?? '' },

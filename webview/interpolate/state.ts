@@ -18,7 +18,15 @@ export const captionOf = (m: Extract<InterpolateToWebview, { type: 'start' }>): 
 
 /** The state after message `m`: the same object when `m` changes nothing worth keeping (progress). */
 export function nextState(s: InterpolateState | undefined, m: InterpolateToWebview): InterpolateState | undefined {
-  if (m.type === 'start') return { caption: captionOf(m), rows: m.rows, strips: m.rows.map(() => null), inputs: null, status: '', phase: 'running' };
+  if (m.type === 'start')
+    return {
+      caption: captionOf(m),
+      rows: m.rows,
+      strips: m.rows.map(() => null),
+      inputs: null,
+      status: '',
+      phase: 'running',
+    };
   if (!s) return s;
   switch (m.type) {
     case 'inputs':

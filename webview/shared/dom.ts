@@ -7,6 +7,7 @@ export function byId<T extends HTMLElement>(id: string, type: abstract new () =>
 export function byId(id: string, type: abstract new () => HTMLElement = HTMLElement): HTMLElement {
   // Typed as Element so that the message below can still name what a mismatch found.
   const e: Element | null = document.getElementById(id);
-  if (!(e instanceof type)) throw new Error(`#${id} is ${e ? `a <${e.tagName.toLowerCase()}>, not a ${type.name}` : 'not in the view'}`);
+  if (!(e instanceof type))
+    throw new Error(`#${id} is ${e ? `a <${e.tagName.toLowerCase()}>, not a ${type.name}` : 'not in the view'}`);
   return e;
 }

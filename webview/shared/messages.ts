@@ -12,7 +12,8 @@ export type TrajectoryToWebview =
   | { type: 'done'; runId: string; grid: string; seconds: number; threads?: number }
   | { type: 'error'; runId: string; message: string };
 
-export type TrajectoryFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'again' } | { type: 'saveGrid' } | { type: 'saveStrip'; png: string };
+export type TrajectoryFromWebview =
+  { type: 'ready' } | { type: 'stop' } | { type: 'again' } | { type: 'saveGrid' } | { type: 'saveStrip'; png: string };
 
 export type TrainingToWebview =
   | {
@@ -27,13 +28,23 @@ export type TrainingToWebview =
       /** Training runs on a CPU backend that the native one beats: show the hint with its install button. */
       suggestNative: boolean;
     }
-  | { type: 'progress'; step: number; steps: number; loss: number; lr: number; itPerSec: number; etaSeconds: number; threads: number }
+  | {
+      type: 'progress';
+      step: number;
+      steps: number;
+      loss: number;
+      lr: number;
+      itPerSec: number;
+      etaSeconds: number;
+      threads: number;
+    }
   | { type: 'history'; steps: number[]; loss: number[] }
   | { type: 'preview'; step: number; png: string }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'ended'; reason: string; step: number; checkpoint: string | null; error?: string };
 
-export type TrainingFromWebview = { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean } | { type: 'installNative' };
+export type TrainingFromWebview =
+  { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean } | { type: 'installNative' };
 
 /** The checkpoint inspector (a custom editor): the sidecar's results as they come, the webview formats them. */
 export type CheckpointToWebview =
@@ -47,7 +58,8 @@ export type CheckpointToWebview =
   | { type: 'preview'; png: string; seconds: number }
   | { type: 'previewError'; message: string };
 
-export type CheckpointFromWebview = { type: 'ready' } | { type: 'stats'; name: string } | { type: 'sample' } | { type: 'preview' };
+export type CheckpointFromWebview =
+  { type: 'ready' } | { type: 'stats'; name: string } | { type: 'sample' } | { type: 'preview' };
 
 export type InterpolateToWebview =
   | { type: 'start'; rows: number[]; lambdas: number[]; a: string; b: string; checkpoint: string }

@@ -25,14 +25,22 @@ export function moduleOf(name: string): string {
   return i < 0 ? '' : name.slice(0, i);
 }
 
-export function buildTable(rows: readonly TensorRow[], filter = '', sort: SortKey = 'name', descending = false): TableGroup[] {
+export function buildTable(
+  rows: readonly TensorRow[],
+  filter = '',
+  sort: SortKey = 'name',
+  descending = false,
+): TableGroup[] {
   const f = filter.trim().toLowerCase();
   const kept = rows.filter((r) => !f || r.name.toLowerCase().includes(f) || r.dtype.toLowerCase() === f);
   const cmp = (a: TensorRow, b: TensorRow): number => {
     let d = 0;
     if (sort === 'params') d = paramsOf(a.shape) - paramsOf(b.shape);
     else if (sort === 'dtype') d = a.dtype.localeCompare(b.dtype);
-    else if (sort === 'shape') d = a.shape.length - b.shape.length || a.shape.join('x').localeCompare(b.shape.join('x'), undefined, { numeric: true });
+    else if (sort === 'shape')
+      d =
+        a.shape.length - b.shape.length ||
+        a.shape.join('x').localeCompare(b.shape.join('x'), undefined, { numeric: true });
     if (d === 0) d = a.name.localeCompare(b.name, undefined, { numeric: true });
     return descending ? -d : d;
   };
@@ -50,7 +58,8 @@ export function buildTable(rows: readonly TensorRow[], filter = '', sort: SortKe
   }
   const list = [...groups.values()];
   if (sort === 'params') list.sort((a, b) => (descending ? b.params - a.params : a.params - b.params));
-  else if (sort === 'name') list.sort((a, b) => (descending ? -1 : 1) * a.module.localeCompare(b.module, undefined, { numeric: true }));
+  else if (sort === 'name')
+    list.sort((a, b) => (descending ? -1 : 1) * a.module.localeCompare(b.module, undefined, { numeric: true }));
   return list;
 }
 

@@ -35,12 +35,24 @@ function makePlot(): void {
       height: 260,
       scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
       axes: [
-        { stroke: color('--vscode-foreground', '#ccc'), grid: { stroke: color('--vscode-editorWidget-border', '#444') } },
-        { stroke: color('--vscode-foreground', '#ccc'), grid: { stroke: color('--vscode-editorWidget-border', '#444') } },
+        {
+          stroke: color('--vscode-foreground', '#ccc'),
+          grid: { stroke: color('--vscode-editorWidget-border', '#444') },
+        },
+        {
+          stroke: color('--vscode-foreground', '#ccc'),
+          grid: { stroke: color('--vscode-editorWidget-border', '#444') },
+        },
       ],
       series: [
         { label: 'step' },
-        { label: 'loss', stroke: color('--vscode-charts-blue', '#3794ff'), width: 1, alpha: 0.35, points: { show: false } },
+        {
+          label: 'loss',
+          stroke: color('--vscode-charts-blue', '#3794ff'),
+          width: 1,
+          alpha: 0.35,
+          points: { show: false },
+        },
         { label: 'smoothed', stroke: color('--vscode-charts-orange', '#d18616'), width: 2, points: { show: false } },
       ],
       legend: { show: true },
@@ -66,10 +78,13 @@ logBox.addEventListener('change', () => {
   api.postMessage({ type: 'setLogScale', value: logScale } satisfies TrainingFromWebview);
 });
 $('stop').addEventListener('click', () => api.postMessage({ type: 'stop' } satisfies TrainingFromWebview));
-$('installNative').addEventListener('click', () => api.postMessage({ type: 'installNative' } satisfies TrainingFromWebview));
+$('installNative').addEventListener('click', () =>
+  api.postMessage({ type: 'installNative' } satisfies TrainingFromWebview),
+);
 window.addEventListener('resize', () => plot?.setSize({ width: Math.max(300, lossEl.clientWidth), height: 260 }));
 
-const fmt = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s` : '?');
+const fmt = (s: number) =>
+  Number.isFinite(s) ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s` : '?';
 
 window.addEventListener('message', (ev: MessageEvent<TrainingToWebview>) => {
   const m = ev.data;
@@ -87,7 +102,8 @@ window.addEventListener('message', (ev: MessageEvent<TrainingToWebview>) => {
     case 'progress':
       history.add(m.step, m.loss);
       redraw();
-      $('stats').textContent = `step ${m.step}/${m.steps} · loss ${m.loss.toFixed(4)} · lr ${m.lr.toExponential(2)} · ${m.itPerSec.toFixed(2)} it/s${m.threads > 1 ? ` on ${m.threads} threads` : ''} · ETA ${fmt(m.etaSeconds)}`;
+      $('stats').textContent =
+        `step ${m.step}/${m.steps} · loss ${m.loss.toFixed(4)} · lr ${m.lr.toExponential(2)} · ${m.itPerSec.toFixed(2)} it/s${m.threads > 1 ? ` on ${m.threads} threads` : ''} · ETA ${fmt(m.etaSeconds)}`;
       break;
     case 'preview':
       void drawPng($<HTMLCanvasElement>('preview'), m.png, 2);

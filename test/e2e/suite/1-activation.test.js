@@ -5,9 +5,14 @@ const { EXTENSION_ID, extension, exec } = require('./helpers');
 
 suite('Activation (real VS Code extension host)', () => {
   test('runs inside VS Code 1.100 with the workspace open', () => {
-    console.log(`vscode ${vscode.version} appName=${vscode.env.appName} appHost=${vscode.env.appHost} uiKind=${vscode.env.uiKind} remoteName=${vscode.env.remoteName}`);
+    console.log(
+      `vscode ${vscode.version} appName=${vscode.env.appName} appHost=${vscode.env.appHost} uiKind=${vscode.env.uiKind} remoteName=${vscode.env.remoteName}`,
+    );
     assert.match(vscode.version, /^1\.\d+\.\d+/);
-    assert.ok(vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders.length === 1, 'one workspace folder');
+    assert.ok(
+      vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders.length === 1,
+      'one workspace folder',
+    );
   });
 
   test(`${EXTENSION_ID} is loaded from the repository and activates`, async () => {
@@ -19,14 +24,24 @@ suite('Activation (real VS Code extension host)', () => {
 
   test('the contract commands are registered', async () => {
     const all = new Set(await vscode.commands.getCommands(true));
-    const missing = ['ddpm.info', 'ddpm.sample', 'ddpm.train', 'ddpm.stop', 'ddpm._sidecarPid', 'ddpm.installCudaBackend', 'ddpm.removeNativeBackend'].filter((c) => !all.has(c));
+    const missing = [
+      'ddpm.info',
+      'ddpm.sample',
+      'ddpm.train',
+      'ddpm.stop',
+      'ddpm._sidecarPid',
+      'ddpm.installCudaBackend',
+      'ddpm.removeNativeBackend',
+    ].filter((c) => !all.has(c));
     assert.deepStrictEqual(missing, [], `missing commands: ${missing.join(', ')}`);
   });
 
   test('ddpm.info returns the sidecar info', async () => {
     const info = await exec('ddpm.info');
     assert.ok(info && typeof info === 'object', `ddpm.info returned ${JSON.stringify(info)}`);
-    console.log(`sidecar ${info.version} protocol ${info.protocol} backend ${JSON.stringify(info.backend && { name: info.backend.name, device: info.backend.device })}`);
+    console.log(
+      `sidecar ${info.version} protocol ${info.protocol} backend ${JSON.stringify(info.backend && { name: info.backend.name, device: info.backend.device })}`,
+    );
     assert.strictEqual(typeof info.version, 'string');
     assert.ok(info.protocol !== undefined && info.protocol !== null, 'protocol');
     assert.ok(info.backend && typeof info.backend.name === 'string' && info.backend.name.length > 0, 'backend.name');

@@ -6,7 +6,8 @@ const { extension, tempDir, pngInfo, exec } = require('./helpers');
 
 suite('Sampling (ddpm.sample with options)', () => {
   test('4 images with DDIM-10 from the shipped checkpoint are saved as a 62×62 PNG grid', async () => {
-    const checkpoint = process.env.DDPM_E2E_CHECKPOINT || path.join(extension().extensionPath, 'models', 'mnist.safetensors');
+    const checkpoint =
+      process.env.DDPM_E2E_CHECKPOINT || path.join(extension().extensionPath, 'models', 'mnist.safetensors');
     console.log(`checkpoint: ${checkpoint}${process.env.DDPM_E2E_CHECKPOINT ? ' (DDPM_E2E_CHECKPOINT)' : ''}`);
     assert.ok(fs.existsSync(checkpoint), `checkpoint ${checkpoint} does not exist`);
     const saveTo = path.join(tempDir('sample'), 'grid.png');
@@ -24,7 +25,8 @@ suite('Sampling (ddpm.sample with options)', () => {
   });
 
   test('without saveTo the grid is not written and grid is null', async () => {
-    const checkpoint = process.env.DDPM_E2E_CHECKPOINT || path.join(extension().extensionPath, 'models', 'mnist.safetensors');
+    const checkpoint =
+      process.env.DDPM_E2E_CHECKPOINT || path.join(extension().extensionPath, 'models', 'mnist.safetensors');
     assert.ok(fs.existsSync(checkpoint), `checkpoint ${checkpoint} does not exist`);
     const r = await exec('ddpm.sample', { checkpoint, n: 1, sampler: 'ddim', steps: 2, seed: 1 });
     assert.ok(r && typeof r === 'object', `result ${JSON.stringify(r)}`);

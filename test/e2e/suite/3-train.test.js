@@ -34,7 +34,13 @@ suite('Training (ddpm.train / ddpm.stop)', () => {
 
   test('ddpm.stop ends a long run and returns its checkpoint; a second stop returns undefined', async () => {
     const out = tempDir('stop');
-    const r = await exec('ddpm.train', { data: `folder:${path.join(workspaceRoot(), 'digits')}`, preset: 'tiny', steps: 100000, batch: 4, out });
+    const r = await exec('ddpm.train', {
+      data: `folder:${path.join(workspaceRoot(), 'digits')}`,
+      preset: 'tiny',
+      steps: 100000,
+      batch: 4,
+      out,
+    });
     assert.ok(r && typeof r.jobId !== 'undefined', `ddpm.train returned ${JSON.stringify(r)}`);
     await sleep(3000);
     const stopped = await exec('ddpm.stop');

@@ -14,10 +14,15 @@ function tinyCheckpoint() {
 
 /** Waits until the active editor tab shows `file` and returns that tab. */
 function activeTabFor(file) {
-  return waitFor(`the active tab to show ${path.basename(file)}`, () => {
-    const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
-    return tab && tab.input && tab.input.uri && tab.input.uri.fsPath === file ? tab : null;
-  }, 15000, 100);
+  return waitFor(
+    `the active tab to show ${path.basename(file)}`,
+    () => {
+      const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
+      return tab && tab.input && tab.input.uri && tab.input.uri.fsPath === file ? tab : null;
+    },
+    15000,
+    100,
+  );
 }
 
 function describeInput(input) {

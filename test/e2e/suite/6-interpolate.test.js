@@ -25,7 +25,8 @@ async function stripTiles(file, s) {
   return (k) => {
     const out = new Uint8Array(s * s);
     const x0 = 2 + k * (s + 2);
-    for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) out[y * s + x] = data[((2 + y) * info.width + x0 + x) * info.channels];
+    for (let y = 0; y < s; y++)
+      for (let x = 0; x < s; x++) out[y * s + x] = data[((2 + y) * info.width + x0 + x) * info.channels];
     return out;
   };
 }
@@ -44,7 +45,9 @@ const max = (a) => a.reduce((m, v) => Math.max(m, v), 0);
 const panelViewType = (tab) => tab.input.viewType.replace(/^mainThreadWebview-/, '');
 
 function interpolationTabs() {
-  return vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview && t.label.startsWith('DDPM Interpolation'));
+  return vscode.window.tabGroups.all
+    .flatMap((g) => g.tabs)
+    .filter((t) => t.input instanceof vscode.TabInputWebview && t.label.startsWith('DDPM Interpolation'));
 }
 
 suite('Interpolation (ddpm.interpolate with options)', () => {
@@ -70,7 +73,9 @@ suite('Interpolation (ddpm.interpolate with options)', () => {
     const tile = await stripTiles(saveTo, s);
     const [first, last] = [tile(0), tile(6)];
     const [inA, inB] = [await grey(a), await grey(b)];
-    console.log(`first tile vs input a: max |Δ| ${maxAbsDiff(first, inA)}; last tile vs input b: max |Δ| ${maxAbsDiff(last, inB)}; first vs last: mean |Δ| ${meanAbsDiff(first, last).toFixed(1)}`);
+    console.log(
+      `first tile vs input a: max |Δ| ${maxAbsDiff(first, inA)}; last tile vs input b: max |Δ| ${maxAbsDiff(last, inB)}; first vs last: mean |Δ| ${meanAbsDiff(first, last).toFixed(1)}`,
+    );
     assert.ok(max(first) > 128, 'the first tile is not (nearly) all black');
     assert.ok(meanAbsDiff(first, last) > 10, 'the first and last tiles differ');
     // The fixtures are already 28×28 greyscale, so "converted to the model's size and channels" changes nothing
@@ -87,8 +92,13 @@ suite('Interpolation (ddpm.interpolate with options)', () => {
     assert.strictEqual(s, 16);
     const saveTo = path.join(tempDir('interpolate-tiny'), 'strip.png');
     const r = await exec('ddpm.interpolate', {
-      a: path.join(workspaceRoot(), 'digits', 'digit-2.png'), b: path.join(workspaceRoot(), 'digits', 'digit-7.png'),
-      checkpoint, t: 100, steps: 5, lambdas: 5, saveTo,
+      a: path.join(workspaceRoot(), 'digits', 'digit-2.png'),
+      b: path.join(workspaceRoot(), 'digits', 'digit-7.png'),
+      checkpoint,
+      t: 100,
+      steps: 5,
+      lambdas: 5,
+      saveTo,
     });
     assert.deepStrictEqual(r, { strip: saveTo });
     const png = pngInfo(fs.readFileSync(saveTo));
@@ -102,8 +112,12 @@ suite('Interpolation (ddpm.interpolate with options)', () => {
   // the UI suite reloads the window and checks what the restored Interpolation panel shows.
   test('the Interpolation panel, like every panel, is restored after a reload: activation event and serializer of its view type', async () => {
     const r = await exec('ddpm.interpolate', {
-      a: path.join(workspaceRoot(), 'digits', 'digit-3.png'), b: path.join(workspaceRoot(), 'digits', 'digit-4.png'),
-      checkpoint: path.join(workspaceRoot(), 'checkpoints', 'tiny-e2e.safetensors'), t: 100, steps: 2, lambdas: 3,
+      a: path.join(workspaceRoot(), 'digits', 'digit-3.png'),
+      b: path.join(workspaceRoot(), 'digits', 'digit-4.png'),
+      checkpoint: path.join(workspaceRoot(), 'checkpoints', 'tiny-e2e.safetensors'),
+      t: 100,
+      steps: 2,
+      lambdas: 3,
     });
     assert.ok(r, 'the interpolation ran');
     const tabs = interpolationTabs();
@@ -112,11 +126,16 @@ suite('Interpolation (ddpm.interpolate with options)', () => {
     assert.strictEqual(interpolate, 'ddpm.interpolate');
     const activationEvents = extension().packageJSON.activationEvents;
     for (const viewType of [interpolate, 'ddpm.trajectory', 'ddpm.training']) {
-      assert.ok(activationEvents.includes(`onWebviewPanel:${viewType}`), `package.json has no activation event onWebviewPanel:${viewType}`);
+      assert.ok(
+        activationEvents.includes(`onWebviewPanel:${viewType}`),
+        `package.json has no activation event onWebviewPanel:${viewType}`,
+      );
       // A second serializer for a view type is refused: this one must be, as the extension has registered its own.
       let registered;
       try {
-        vscode.window.registerWebviewPanelSerializer(viewType, { deserializeWebviewPanel: async () => undefined }).dispose();
+        vscode.window
+          .registerWebviewPanelSerializer(viewType, { deserializeWebviewPanel: async () => undefined })
+          .dispose();
         registered = false;
       } catch (e) {
         assert.match(String(e.message), /already registered/);

@@ -9,7 +9,10 @@ const EXTENSION_ID = 'ddpm-studio.ddpm-studio';
 
 function extension() {
   const ext = vscode.extensions.getExtension(EXTENSION_ID);
-  if (!ext) throw new Error(`extension ${EXTENSION_ID} is not loaded (extensionDevelopmentPath wrong, or engines.vscode too new?)`);
+  if (!ext)
+    throw new Error(
+      `extension ${EXTENSION_ID} is not loaded (extensionDevelopmentPath wrong, or engines.vscode too new?)`,
+    );
   return ext;
 }
 
@@ -38,7 +41,8 @@ async function waitFor(what, fn, timeoutMs, intervalMs = 250) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
     await sleep(intervalMs);
   }
 }
@@ -48,7 +52,8 @@ function pngInfo(buf) {
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   if (buf.length < 33 || !buf.subarray(0, 8).equals(sig)) throw new Error('not a PNG (bad signature)');
   if (buf.toString('latin1', 12, 16) !== 'IHDR') throw new Error('PNG without IHDR as first chunk');
-  if (buf.toString('latin1', buf.length - 8, buf.length - 4) !== 'IEND') throw new Error('PNG is truncated (no IEND at the end)');
+  if (buf.toString('latin1', buf.length - 8, buf.length - 4) !== 'IEND')
+    throw new Error('PNG is truncated (no IEND at the end)');
   return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20), bitDepth: buf[24], colorType: buf[25] };
 }
 
@@ -103,4 +108,16 @@ async function waitTrainingIdle(timeoutMs) {
   }
 }
 
-module.exports = { EXTENSION_ID, extension, workspaceRoot, tempDir, sleep, waitFor, pngInfo, safetensorsHeader, isAlive, exec, waitTrainingIdle };
+module.exports = {
+  EXTENSION_ID,
+  extension,
+  workspaceRoot,
+  tempDir,
+  sleep,
+  waitFor,
+  pngInfo,
+  safetensorsHeader,
+  isAlive,
+  exec,
+  waitTrainingIdle,
+};

@@ -16,12 +16,18 @@ function recordResults(runner, file) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, JSON.stringify({ done, seconds: (Date.now() - started) / 1000, results }, null, 2));
   };
-  runner.on('pass', (t) => { results.push({ title: t.fullTitle(), state: 'passed', ms: t.duration }); write(false); });
+  runner.on('pass', (t) => {
+    results.push({ title: t.fullTitle(), state: 'passed', ms: t.duration });
+    write(false);
+  });
   runner.on('fail', (t, err) => {
     results.push({ title: t.fullTitle(), state: 'failed', ms: t.duration, error: String((err && err.stack) || err) });
     write(false);
   });
-  runner.on('pending', (t) => { results.push({ title: t.fullTitle(), state: 'skipped' }); write(false); });
+  runner.on('pending', (t) => {
+    results.push({ title: t.fullTitle(), state: 'skipped' });
+    write(false);
+  });
   runner.on('end', () => write(true));
 }
 
@@ -38,7 +44,9 @@ exports.run = function run() {
   }
   return new Promise((resolve, reject) => {
     try {
-      const runner = mocha.run((failures) => (failures > 0 ? reject(new Error(`${failures} tests failed.`)) : resolve()));
+      const runner = mocha.run((failures) =>
+        failures > 0 ? reject(new Error(`${failures} tests failed.`)) : resolve(),
+      );
       recordResults(runner, process.env.DDPM_E2E_RESULTS);
     } catch (err) {
       reject(err);
