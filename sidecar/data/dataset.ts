@@ -14,6 +14,26 @@ export interface Dataset {
   read(indices: readonly number[]): Promise<Float32Array>;
   /** Files or records that were skipped while opening (unreadable, wrong format), with the reason for the first few. */
   readonly skipped?: { count: number; examples: string[] };
+  /**
+   * Where the source has class labels (MNIST digits, an IDX labels file beside the images, CIFAR-10, a folder of
+   * class sub-folders): the class names, in label order, and each image's label.
+   */
+  readonly classes?: readonly string[];
+  labels?(indices: readonly number[]): Int32Array;
+}
+
+/** Which part of a source: the images a model trains on, or those held out to evaluate it. */
+export type Split = 'train' | 'test';
+
+/** Labels of `indices` from a label array, range-checked like the images. */
+export function pickLabels(all: ArrayLike<number>, indices: readonly number[]): Int32Array {
+  const out = new Int32Array(indices.length);
+  indices.forEach((i, k) => {
+    if (!Number.isInteger(i) || i < 0 || i >= all.length)
+      throw new Error(`index ${i} is out of range 0..${all.length - 1}`);
+    out[k] = all[i];
+  });
+  return out;
 }
 
 /**

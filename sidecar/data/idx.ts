@@ -5,19 +5,14 @@
  */
 import fs from 'node:fs';
 import zlib from 'node:zlib';
-import type { Dataset } from './dataset.ts';
+import path from 'node:path';
+import { pickLabels, type Dataset, type Split } from './dataset.ts';
 
 export function parseIdxImages(
   buf: Buffer,
   file: string,
 ): { n: number; height: number; width: number; pixels: Uint8Array } {
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = zlib.gunzipSync(buf);
-    } catch (e) {
-      throw new Error(`${file}: the gzip stream is damaged (${(e as Error).message})`, { cause: e });
-    }
-  }
+  buf = gunzipIfNeeded(buf, file);
   if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw new Error(`${file}: not an IDX file (bad magic number)`);
   const type = buf[2];
   const ndim = buf[3];
@@ -53,18 +48,81 @@ export function placeCentered(
     for (let x = 0; x < w; x++) out[offset + (y + top) * size + x + left] = src[y * w + x] / 127.5 - 1;
 }
 
-/** `imageSize`: at least the images' own size (smaller requests get the native size); larger sizes pad. */
-export function idxDataset(file: string, imageSize = 0): Dataset {
+function gunzipIfNeeded(buf: Buffer, file: string): Buffer {
+  if (buf.length < 2 || buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
+  try {
+    return zlib.gunzipSync(buf);
+  } catch (e) {
+    throw new Error(`${file}: the gzip stream is damaged (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** An IDX labels file: magic [0, 0, 0x08, 1], the count, then one byte per image. */
+export function parseIdxLabels(buf: Buffer, file: string): Uint8Array {
+  buf = gunzipIfNeeded(buf, file);
+  if (buf.length < 8 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08 || buf[3] !== 1)
+    throw new Error(`${file}: not an IDX labels file (magic 0x00000801)`);
+  const n = buf.readUInt32BE(4);
+  if (buf.length < 8 + n)
+    throw new Error(`${file}: truncated: ${n} labels need ${8 + n} bytes, the file has ${buf.length}`);
+  return new Uint8Array(buf.buffer, buf.byteOffset + 8, n);
+}
+
+export const FASHION_MNIST_CLASSES: readonly string[] = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
+
+/** The MNIST naming: train-images-idx3-ubyte(.gz) beside train-labels-idx1-ubyte(.gz), t10k-… for the test set. */
+export function idxSibling(file: string, what: 'labels' | 'test'): string {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  return path.join(
+    dir,
+    what === 'labels' ? base.replace('images-idx3', 'labels-idx1') : base.replace(/^train-/, 't10k-'),
+  );
+}
+
+/**
+ * `imageSize`: at least the images' own size (smaller requests get the native size); larger sizes pad. Labels come
+ * from the labels file beside the images when there is one; the test split is the t10k- file beside them.
+ */
+export function idxDataset(file: string, imageSize = 0, split: Split = 'train'): Dataset {
   if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
   if (fs.statSync(file).isDirectory())
     throw new Error(`${file} is a folder; idx: takes an images file (e.g. train-images-idx3-ubyte.gz)`);
+  if (split === 'test') {
+    const test = idxSibling(file, 'test');
+    if (test === file || !fs.existsSync(test)) throw new Error(`${file}: no held-out set beside it (expected ${test})`);
+    return { ...idxDataset(test, imageSize), source: `idx:${file}` };
+  }
   const { n, height, width, pixels } = parseIdxImages(fs.readFileSync(file), file);
+  const labelsFile = idxSibling(file, 'labels');
+  let labels: Uint8Array | null = null;
+  if (labelsFile !== file && fs.existsSync(labelsFile)) {
+    labels = parseIdxLabels(fs.readFileSync(labelsFile), labelsFile);
+    if (labels.length !== n) throw new Error(`${labelsFile}: ${labels.length} labels for ${n} images in ${file}`);
+  }
+  const numClasses = labels ? Math.max(...labels) + 1 : 0;
+  const classes =
+    /fashion/i.test(file) && numClasses <= 10
+      ? FASHION_MNIST_CLASSES
+      : Array.from({ length: numClasses }, (_, i) => String(i));
   const size = Math.max(imageSize, height, width);
   return {
     source: `idx:${file}`,
     size: n,
     imageSize: size,
     channels: 1,
+    ...(labels ? { classes, labels: (indices: readonly number[]) => pickLabels(labels, indices) } : {}),
     async read(indices) {
       const per = size * size;
       const out = new Float32Array(indices.length * per).fill(-1);

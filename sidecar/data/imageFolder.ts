@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { Dataset } from './dataset.ts';
+import { pickLabels, type Dataset } from './dataset.ts';
 import { loadImage } from '../image/png.ts';
 
 const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
@@ -107,12 +107,17 @@ export async function imageFolderDataset(root: string, imageSize: number, channe
     }
     throw new Error(`${root}: none of the images can be decoded`);
   };
+  // Classes: one sub-folder of the root per class when every image sits in one (and there are at least two).
+  const tops = files.map((f) => path.relative(root, f).split(path.sep));
+  const classes = tops.every((t) => t.length > 1) ? [...new Set(tops.map((t) => t[0]))].sort() : [];
+  const labels = classes.length >= 2 ? Int32Array.from(tops, (t) => classes.indexOf(t[0])) : null;
   return {
     source: `folder:${root}`,
     size: files.length,
     imageSize,
     channels,
     skipped,
+    ...(labels ? { classes, labels: (indices: readonly number[]) => pickLabels(labels, indices) } : {}),
     async read(indices) {
       const out = new Float32Array(indices.length * per);
       const imgs = await mapLimit(indices, 4, (i) => {

@@ -3,7 +3,7 @@
  * The requested size and channels are the model's wish; digit datasets keep at least their native 28×28 and are
  * grayscale, CIFAR-10 is 32×32, and folders are resized to the requested size. The dataset says what it delivers.
  */
-import type { Dataset } from './dataset.ts';
+import type { Dataset, Split } from './dataset.ts';
 import { mnistDataset } from './mnist.ts';
 import { idxDataset } from './idx.ts';
 import { cifarDataset } from './cifar.ts';
@@ -12,6 +12,11 @@ import { imageFolderDataset } from './imageFolder.ts';
 export interface OpenOptions {
   imageSize: number;
   channels: number;
+  /**
+   * The images to train on (default) or those held out to evaluate on: the last tenth of each MNIST digit, the t10k-
+   * file beside an IDX file, CIFAR-10's test_batch.bin. A folder has no held-out part: its test split is refused.
+   */
+  split?: Split;
 }
 
 export async function openDataset(source: string, o: OpenOptions): Promise<Dataset> {
@@ -24,12 +29,14 @@ export async function openDataset(source: string, o: OpenOptions): Promise<Datas
   };
   switch (kind) {
     case 'mnist':
-      return mnistDataset({ imageSize: o.imageSize });
+      return mnistDataset({ imageSize: o.imageSize, split: o.split });
     case 'idx':
-      return idxDataset(needArg(), o.imageSize);
+      return idxDataset(needArg(), o.imageSize, o.split);
     case 'cifar10':
-      return cifarDataset(needArg(), o.channels);
+      return cifarDataset(needArg(), o.channels, o.split);
     case 'folder':
+      if (o.split === 'test')
+        throw new Error(`${source}: a folder has no held-out images; use the same folder or another one`);
       return imageFolderDataset(needArg(), o.imageSize, o.channels as 1 | 3);
     default:
       throw new Error(`unknown data source '${source}': use mnist, idx:PATH, cifar10:PATH or folder:PATH`);

@@ -153,3 +153,60 @@ test('a folder of images: recursive, RGBA/grayscale/odd sizes/JPEG/WebP converte
   );
   await assert.rejects(openDataset('folder:', { imageSize: 8, channels: 3 }), /needs a path/);
 });
+
+test('labels and held-out splits: IDX labels beside the images (Fashion-MNIST names), t10k test file, CIFAR-10, class folders', async () => {
+  const dir = path.join(tmp, 'fashion');
+  fs.mkdirSync(dir);
+  const labelBytes = (labels: number[]) => {
+    const b = Buffer.alloc(8 + labels.length);
+    b.writeUInt32BE(0x00000801, 0);
+    b.writeUInt32BE(labels.length, 4);
+    labels.forEach((l, i) => (b[8 + i] = l));
+    return b;
+  };
+  fs.writeFileSync(path.join(dir, 'train-images-idx3-ubyte.gz'), zlib.gzipSync(idxBytes(4, 28, 28)));
+  fs.writeFileSync(path.join(dir, 'train-labels-idx1-ubyte.gz'), zlib.gzipSync(labelBytes([9, 0, 3, 9])));
+  fs.writeFileSync(path.join(dir, 't10k-images-idx3-ubyte.gz'), zlib.gzipSync(idxBytes(2, 28, 28)));
+  const source = `idx:${path.join(dir, 'train-images-idx3-ubyte.gz')}`;
+  const train = await openDataset(source, { imageSize: 28, channels: 1 });
+  assert.deepEqual([...(train.labels?.([0, 1, 2, 3]) ?? [])], [9, 0, 3, 9]);
+  assert.equal(train.classes?.[9], 'Ankle boot');
+  assert.throws(() => train.labels?.([4]), /out of range/);
+  const test = await openDataset(source, { imageSize: 28, channels: 1, split: 'test' });
+  assert.equal(test.size, 2);
+  assert.equal(test.source, source, 'the held-out part is named by the training source');
+  assert.equal(test.labels, undefined, 'no t10k labels file: no labels');
+  fs.writeFileSync(path.join(dir, 'train-labels-idx1-ubyte.gz'), zlib.gzipSync(labelBytes([1, 2])));
+  await assert.rejects(openDataset(source, { imageSize: 28, channels: 1 }), /2 labels for 4 images/);
+
+  const cifar = path.join(tmp, 'cifar-split');
+  fs.mkdirSync(cifar);
+  const rec = (label: number) => Buffer.concat([Buffer.from([label]), Buffer.alloc(3072, label * 20)]);
+  fs.writeFileSync(path.join(cifar, 'data_batch_1.bin'), Buffer.concat([rec(3), rec(7)]));
+  fs.writeFileSync(path.join(cifar, 'test_batch.bin'), rec(8));
+  const c = await openDataset(`cifar10:${cifar}`, { imageSize: 32, channels: 3 });
+  assert.deepEqual([...(c.labels?.([1, 0]) ?? [])], [7, 3]);
+  assert.equal(c.classes?.[3], 'cat');
+  const ct = await openDataset(`cifar10:${cifar}`, { imageSize: 32, channels: 3, split: 'test' });
+  assert.equal(ct.size, 1);
+  assert.deepEqual([...(ct.labels?.([0]) ?? [])], [8]);
+
+  const folder = path.join(tmp, 'classes');
+  for (const [cls, n] of [
+    ['cats', 2],
+    ['dogs', 1],
+  ] as const) {
+    fs.mkdirSync(path.join(folder, cls), { recursive: true });
+    for (let i = 0; i < n; i++)
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 10 * i, g: 0, b: 0 } } })
+        .png()
+        .toFile(path.join(folder, cls, `${i}.png`));
+  }
+  const f = await openDataset(`folder:${folder}`, { imageSize: 8, channels: 3 });
+  assert.deepEqual(f.classes, ['cats', 'dogs']);
+  assert.deepEqual([...(f.labels?.([0, 1, 2]) ?? [])].sort(), [0, 0, 1]);
+  await assert.rejects(
+    openDataset(`folder:${folder}`, { imageSize: 8, channels: 3, split: 'test' }),
+    /no held-out images/,
+  );
+});

@@ -148,11 +148,22 @@ test('data order: every epoch is a permutation, deterministic per seed, and batc
   assert.throws(() => new EpochOrder(0, 1), /dataset is empty/);
 });
 
-test('the bundled MNIST digits: 10,000 images of 28×28 in [−1, 1], every class early, padding to 32', async () => {
+test('the bundled MNIST digits: 8,995 to train and 1,005 held out, labelled, 28×28 in [−1, 1], every class early, padding to 32', async () => {
   const d = mnistDataset();
-  assert.equal(d.size, 10_000);
+  assert.equal(d.size, 8_995);
+  const held = mnistDataset({ split: 'test' });
+  assert.equal(held.size, 1_005);
+  // Interleaved: the first ten of each split are the digits 0..9.
+  assert.deepEqual([...(d.labels?.([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) ?? [])], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual([...(held.labels?.([0, 9]) ?? [])], [0, 9]);
+  // No held-out digit is a training digit.
+  const train = await d.read(Array.from({ length: d.size }, (_, i) => i));
+  const key = (x: Float32Array, i: number) => x.subarray(i * 784, (i + 1) * 784).join(',');
+  const seen = new Set(Array.from({ length: d.size }, (_, i) => key(train, i)));
+  const test = await held.read(Array.from({ length: held.size }, (_, i) => i));
+  assert.ok(Array.from({ length: held.size }, (_, i) => key(test, i)).every((k) => !seen.has(k)));
   assert.equal(d.channels, 1);
-  const x = await d.read([0, 1, 9999]);
+  const x = await d.read([0, 1, 8994]);
   assert.equal(x.length, 3 * 28 * 28);
   assert.ok(x.every((v) => v >= -1 && v <= 1));
   assert.ok(x.some((v) => v > 0.9) && x.some((v) => v === -1));
@@ -163,6 +174,6 @@ test('the bundled MNIST digits: 10,000 images of 28×28 in [−1, 1], every clas
     y.slice(0, 64).every((v) => v === -1),
     'the border is background',
   );
-  await assert.rejects(d.read([10_000]), /out of range/);
+  await assert.rejects(d.read([8_995]), /out of range/);
   assert.equal(mnistDataset({ imageSize: 16 }).imageSize, 28, 'never smaller than the digits');
 });
