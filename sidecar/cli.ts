@@ -8,6 +8,7 @@ import { initBackend, shutdownBackend, BACKEND_NAMES, type BackendChoice } from 
 import { parseCommand, usageOf, UsageError, type CommandSpec } from './cliFlags.ts';
 import {
   backendText,
+  classSummary,
   inspectText,
   interruptible,
   modelText,
@@ -93,6 +94,7 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
         const frames = strips ? (o.frames > 0 ? Math.max(2, o.frames) : 10) : 0;
         const r = await sampleCheckpoint({ ...o, frames, strips, onWarning: (m) => say(`warning: ${m}`) });
         say(`${o.checkpoint}: step ${r.step}, ${r.weights} weights`);
+        if (r.labels && r.classes) say(`classes: ${classSummary(r.labels, r.classes)}; guidance ${o.guidance}`);
         write(String(extra.out), r.grid);
         if (r.strips && typeof extra.trajectory === 'string') write(extra.trajectory, r.strips.xt);
         if (r.strips && typeof extra.x0 === 'string') write(extra.x0, r.strips.x0);

@@ -13,7 +13,7 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-type FieldKind = 'boolean' | 'number' | 'numbers' | 'workers' | 'string';
+type FieldKind = 'boolean' | 'number' | 'numbers' | 'union' | 'string';
 
 /** The type under optional/default wrappers. */
 function base(field: z.ZodType): z.ZodType {
@@ -28,8 +28,14 @@ function kindOf(field: z.ZodType): FieldKind {
   if (b instanceof z.ZodBoolean) return 'boolean';
   if (b instanceof z.ZodNumber) return 'number';
   if (b instanceof z.ZodArray) return 'numbers';
-  if (b instanceof z.ZodUnion) return 'workers';
+  if (b instanceof z.ZodUnion) return 'union';
   return 'string';
+}
+
+/** The words and numbers a union takes, for the usage: auto|N. */
+function unionPlaceholder(b: z.ZodType): string {
+  const options = (b as z.ZodUnion<readonly z.ZodType[]>).options.map((o) => base(o as z.ZodType));
+  return options.map((o) => (o instanceof z.ZodLiteral ? String(o.value) : 'N')).join('|');
 }
 
 /** A number if the text is one (else the text, so that the error quotes what was typed). */
@@ -41,7 +47,8 @@ function toNumber(raw: string): number | string {
 function convert(kind: FieldKind, raw: string): unknown {
   if (kind === 'number') return toNumber(raw);
   if (kind === 'numbers') return raw.split(',').map(toNumber);
-  if (kind === 'workers') return raw === 'auto' ? raw : toNumber(raw);
+  // A choice of words or a number (workers: auto or N; class: each, any or N).
+  if (kind === 'union') return toNumber(raw);
   return raw;
 }
 
@@ -134,8 +141,8 @@ export function usageOf<S extends z.ZodObject>(spec: CommandSpec<S>): string {
       (spec.placeholder as Record<string, string> | undefined)?.[f.key] ??
       (b instanceof z.ZodEnum
         ? (b.options as string[]).join('|')
-        : f.kind === 'workers'
-          ? 'N|auto'
+        : f.kind === 'union'
+          ? unionPlaceholder(b)
           : f.kind === 'number'
             ? 'N'
             : f.kind === 'numbers'

@@ -41,6 +41,13 @@ export function backendText(report: BackendReport): string {
   return [`backend: ${report.name}`, `device:  ${report.device}`, ...tried].join('\n');
 }
 
+/** The classes of a grid, row-major: one name, or the names in turn, or none. */
+export function classSummary(labels: readonly number[], classes: readonly string[]): string {
+  const name = (l: number) => (l < 0 ? 'none (unconditional)' : (classes[l] ?? String(l)));
+  const distinct = [...new Set(labels)];
+  return distinct.length === 1 ? name(distinct[0]) : `${distinct.map(name).join(', ')} (image by image, in turn)`;
+}
+
 export function trainEventLine(e: TrainEvent): string {
   switch (e.type) {
     case 'checkpoint':

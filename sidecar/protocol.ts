@@ -74,6 +74,10 @@ export const TrainRecipeSchema = z.object({
   emaDecay: num(0, 0.999999999).default(0.999),
   /** Largest images per forward/backward pass; a larger batch accumulates gradients (0: the whole batch). */
   microBatch: int(0).default(0),
+  /** Warm the EMA up ((1 + step)/(10 + step), capped by emaDecay) so that short runs sample from trained weights. */
+  emaWarmup: bool().default(true),
+  /** Conditional models: the share of images trained as "no class" (Ho & Salimans 2022: 0.1). */
+  classDropout: num(0, 0.99).default(0.1),
 });
 export type TrainRecipe = z.output<typeof TrainRecipeSchema>;
 
@@ -101,6 +105,10 @@ export const TrainParamsSchema = z.object({
   warmup: TrainRecipeSchema.shape.warmup.unwrap().optional(),
   emaDecay: TrainRecipeSchema.shape.emaDecay.unwrap().optional(),
   microBatch: TrainRecipeSchema.shape.microBatch.unwrap().optional(),
+  emaWarmup: TrainRecipeSchema.shape.emaWarmup.unwrap().optional(),
+  classDropout: TrainRecipeSchema.shape.classDropout.unwrap().optional(),
+  /** Train a class-conditional model on the data's labels, for classifier-free guidance (a new run only). */
+  conditional: bool().default(false),
   /** Random left–right flips; default: off for digit datasets (mnist, idx:), on otherwise; a resumed run keeps its own. */
   flip: bool().optional(),
 });
@@ -169,15 +177,32 @@ export const JobEndedNotification = new NotificationType<JobEndedParams>('ddpm/j
 export const SAMPLERS = ['ddim', 'ddpm'] as const;
 export type SamplerName = (typeof SAMPLERS)[number];
 
+/** DDIM's timestep spacings (sidecar/ddpm/schedule.ts; a test holds the lists equal). */
+export const DDIM_SPACINGS = ['trailing', 'linspace', 'leading'] as const;
+
+/**
+ * Which class a conditional model samples: a class index, 'each' (image i gets class i mod the number of classes:
+ * every class, in order) or 'any' (no class: the model's unconditional distribution). Unconditional models ignore it.
+ */
+const classChoice = () =>
+  z.union([z.literal('each'), z.literal('any'), int(0, 9999)], { error: 'must be a class number, each or any' });
+
+/** Classifier-free guidance scale w: ε = (1 + w)·ε(x, c) − w·ε(x, ∅); 0 samples ε(x, c) alone. */
+const guidanceScale = () => num(0, 20);
+
 export const SampleParamsSchema = z.object({
   checkpoint: str(),
   n: int(1, 1024).default(16),
   sampler: oneOf(SAMPLERS).default('ddim'),
   /** DDIM steps (DDPM always takes all T). */
   steps: int(1, 1000).default(50),
+  /** DDIM's timestep spacing: trailing and linspace start at T−1; leading is DDIM's original grid. */
+  spacing: oneOf(DDIM_SPACINGS).default('trailing'),
   /** DDIM's η: 0 deterministic, 1 as stochastic as DDPM. */
   eta: num(0, 10).default(0),
   seed: seed().default(0),
+  class: classChoice().default('each'),
+  guidance: guidanceScale().default(2),
   /** Use the EMA weights (when the checkpoint has them). */
   ema: bool().default(true),
   /** Trajectory frames to stream (x_t and x̂0 grids), 0 for none. */
@@ -200,6 +225,9 @@ export interface SampleResult {
   seconds: number;
   /** Threads the model ran on. */
   threads: number;
+  /** A conditional model's class of each image (-1: none), and the class names. */
+  labels?: number[];
+  classes?: string[];
 }
 export const SampleRequest = new RequestType<SampleParams, SampleResult, void>('ddpm/sample');
 
@@ -229,6 +257,7 @@ export const InterpolateParamsSchema = z.object({
     .default([0, 0.25, 0.5, 0.75, 1]),
   sampler: oneOf(SAMPLERS).default('ddim'),
   steps: int(1, 1000).default(50),
+  spacing: oneOf(DDIM_SPACINGS).default('trailing'),
   seed: seed().default(0),
   ema: bool().default(true),
   token: str().optional(),
@@ -259,6 +288,80 @@ export const InterpolateProgressNotification = new NotificationType<InterpolateP
   'ddpm/interpolateProgress',
 );
 
+// ---- evaluation ---------------------------------------------------------------------------------------------------
+
+export const EvaluateParamsSchema = z.object({
+  checkpoint: str(),
+  /** 'mnist', 'idx:PATH', 'cifar10:PATH' (their held-out images) or 'folder:PATH' (which has none: all of it). */
+  data: str(),
+  /** Images to evaluate, the first n of the held-out split; bits/dim takes T forward passes per image. */
+  n: int(1, 10000).default(64),
+  /** The variational bound in bits/dim, exact over all T, with its per-t terms. */
+  bpd: bool().default(true),
+  /** Sample quality (a classifier's confidence, coverage and Fréchet distance) for labelled datasets. */
+  quality: bool().default(false),
+  /** Seed of the noise of q(x_t|x_0), per image and t: the same seed gives the same numbers. */
+  seed: seed().default(0),
+  ema: bool().default(true),
+  /** Echoed in ddpm/evaluateProgress. */
+  token: str().optional(),
+  /** Threads running the model on the CPU backends: as in ddpm/sample. */
+  workers: workers().default('auto'),
+});
+export type EvaluateParams = z.input<typeof EvaluateParamsSchema>;
+export type EvaluateOptions = z.output<typeof EvaluateParamsSchema>;
+
+/** The variational bound (Ho et al. 2020, eq. 5) over the evaluated images, in bits/dim. */
+export interface BpdResult {
+  /** The bound: mean over the images, and its standard error (null for one image). */
+  mean: number;
+  stderr: number | null;
+  /** Means over the images of the prior term L_T, the decoder term L_0 and the sum of the KL terms L_1 … L_{T−1}. */
+  prior: number;
+  decoder: number;
+  kl: number;
+  /** Each image's bound, in the order of `images`. */
+  perImage: number[];
+  /** σ_t² of p_θ(x_{t−1}|x_t): the one the DDPM sampler uses ('fixedlarge': β_t; 'fixedsmall': β̃_t). */
+  variance: 'fixedlarge' | 'fixedsmall';
+  /** Whether x̂_0 is clipped to [−1, 1] (as when sampling). */
+  clip: boolean;
+  /** Means over the images for each t = 0 … T−1: the term (L_0 at t = 0, else the KL) and the MSE of x̂_0 and of ε. */
+  perT: { vb: number[]; x0Mse: number[]; epsMse: number[] };
+  /** The same by quarter of t: the terms summed, the MSEs averaged. */
+  quarters: { from: number; to: number; vb: number; x0Mse: number; epsMse: number }[];
+}
+
+export interface EvaluateResult {
+  checkpoint: string;
+  /** The checkpoint's step, and which weights were evaluated. */
+  step: number;
+  weights: string;
+  /** The data source and the part of it evaluated: 'test' (held out), or 'all' for a folder, with a note saying so. */
+  data: { source: string; split: 'test' | 'all'; note?: string };
+  /** The indices of the evaluated images within that part. */
+  images: number[];
+  n: number;
+  T: number;
+  seed: number;
+  bpd: BpdResult | null;
+  /** Forward passes of the model (one per image and t), the threads that ran them, and the backend. */
+  forwardPasses: number;
+  threads: number;
+  backend: { name: string; device: string };
+  seconds: number;
+}
+export const EvaluateRequest = new RequestType<EvaluateParams, EvaluateResult, void>('ddpm/evaluate');
+
+export interface EvaluateProgressParams {
+  token?: string;
+  /** What is being computed; done of total units (for 'bpd': image forward passes, N·T). */
+  stage: 'bpd';
+  done: number;
+  total: number;
+}
+export const EvaluateProgressNotification = new NotificationType<EvaluateProgressParams>('ddpm/evaluateProgress');
+
 // ---- checkpoints --------------------------------------------------------------------------------------------------
 
 /** A checkpoint's model: the U-Net's architecture (sidecar/ddpm/unet.ts UNetConfig). */
@@ -271,6 +374,8 @@ export interface ModelConfig {
   attnResolutions: number[];
   dropout: number;
   groups: number;
+  /** Class-conditional models: the number of classes. */
+  numClasses?: number;
 }
 
 /** A checkpoint's noise schedule (sidecar/ddpm/schedule.ts ScheduleConfig). */
@@ -298,6 +403,8 @@ export interface InspectResult {
   data?: { source: string; size: number };
   backend?: string;
   created?: string;
+  /** A class-conditional model's class names. */
+  classes?: string[];
   params: number;
   tensors: { name: string; dtype: string; shape: number[] }[];
   lossHistory: { steps: number[]; loss: number[] } | null;

@@ -10,6 +10,7 @@ import { ResponseError, type CancellationToken, type MessageConnection, type Req
 import type { z } from 'zod';
 import { initBackend, releaseCachedMemory, type BackendChoice } from './backend.ts';
 import { classifyError, type ErrorKind } from './jobs/errors.ts';
+import { evaluateCheckpoint } from './jobs/evaluate.ts';
 import { presetSummaries } from './jobs/info.ts';
 import { emaDiff, inspectCheckpoint, tensorStats } from './jobs/inspect.ts';
 import { interpolateImages } from './jobs/interpolate.ts';
@@ -162,6 +163,7 @@ export function registerHandlers(
         channels: r.channels,
         seconds: r.seconds,
         threads: r.threads,
+        ...(r.labels ? { labels: r.labels, classes: r.classes } : {}),
       };
     },
     true,
@@ -180,6 +182,27 @@ export function registerHandlers(
           void connection.sendNotification(P.InterpolateProgressNotification, { token: o.token, step, total }),
       });
       return { images: r.images.map(b64), inputs: [b64(r.inputs[0]), b64(r.inputs[1])], strip: b64(r.strip) };
+    },
+    true,
+  );
+
+  on(
+    P.EvaluateRequest,
+    P.EvaluateParamsSchema,
+    async (o, token) => {
+      await ensureBackend();
+      let lastSent = 0;
+      return evaluateCheckpoint({
+        ...o,
+        signal: signalOf(token),
+        onWarning: warn,
+        onProgress: (p) => {
+          const now = Date.now();
+          if (now - lastSent < 1000 / PROGRESS_HZ && p.done !== p.total) return;
+          lastSent = now;
+          void connection.sendNotification(P.EvaluateProgressNotification, { token: o.token, ...p });
+        },
+      });
     },
     true,
   );

@@ -46,6 +46,8 @@ export interface CheckpointMeta {
   backend?: string;
   created: string;
   lossHistory?: LossHistory;
+  /** A class-conditional model's class names, in label order (model.numClasses of them). */
+  classes?: string[];
   /** For weights-only files made by `ddpm export`: the step and which weights (EMA or raw) they hold. */
   exportedFrom?: { step: number; weights: 'ema' | 'model' };
 }
@@ -136,6 +138,12 @@ export function readCheckpointMeta(header: SafetensorsHeader): CheckpointMeta | 
   } catch (e) {
     throw new SafetensorsError(header.file, `its model config is invalid (${(e as Error).message})`);
   }
+  const n = meta.model.numClasses ?? 0;
+  if (
+    meta.classes !== undefined &&
+    (!Array.isArray(meta.classes) || meta.classes.length !== n || meta.classes.some((c) => typeof c !== 'string'))
+  )
+    throw new SafetensorsError(header.file, `its class names do not match its ${n} classes`);
   return meta;
 }
 

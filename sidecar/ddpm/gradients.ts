@@ -21,7 +21,8 @@ export type MicroBatchGradients = {
 /**
  * `params` must be tf.Variables (variableGrads differentiates with respect to them), listed in `names` order.
  * Dropout masks are seeded from `dropoutSeed` (one per micro-batch, drawn by the trainer up front) and computed by
- * `dropoutOp` (default: layers.ts's host-drawn masks).
+ * `dropoutOp` (default: layers.ts's host-drawn masks). A conditional model gets each image's class (NULL_CLASS for
+ * none) in `labels`.
  */
 export function microBatchGradients(
   params: ReadonlyMap<string, tf.Variable>,
@@ -34,6 +35,7 @@ export function microBatchGradients(
   weight: number,
   dropoutSeed: number,
   dropoutOp?: DropoutFn,
+  labels?: readonly number[],
 ): MicroBatchGradients {
   return tf.tidy(() => {
     const vars = names.map((n) => params.get(n)!);
@@ -44,6 +46,7 @@ export function microBatchGradients(
         training: true,
         nextSeed: () => dropout.seed(),
         dropout: dropoutOp,
+        labels,
       });
       return tf.mul(diffusion.lossSimple(eps, epsTheta), weight) as tf.Scalar;
     }, vars);

@@ -7,7 +7,8 @@
  * denoising steps; on cancel every tensor is released before the AbortError propagates.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ddimTimesteps } from './schedule.ts';
+import { ddimTimesteps, type DdimSpacing } from './schedule.ts';
+import { NULL_CLASS } from './unet.ts';
 import type { GaussianDiffusion, VarianceType } from './diffusion.ts';
 import { Rng } from './rng.ts';
 
@@ -17,7 +18,8 @@ import { Rng } from './rng.ts';
  * does). The sampler owns the returned tensor and disposes it after the step.
  */
 export interface EpsModel {
-  (x: tf.Tensor4D, t: readonly number[]): tf.Tensor4D | Promise<tf.Tensor4D>;
+  /** `labels`: a conditional model's class per image (NULL_CLASS for none; all none when absent). */
+  (x: tf.Tensor4D, t: readonly number[], labels?: readonly number[]): tf.Tensor4D | Promise<tf.Tensor4D>;
   /**
    * Throws if the device computing the model has reported an error since, which makes every result after it
    * garbage (a GPU skips a command that failed; sidecar/backend.ts's assertBackendHealthy). The sampler calls it
@@ -30,8 +32,16 @@ export type SamplerKind = 'ddpm' | 'ddim';
 
 export interface SamplerOptions {
   sampler: SamplerKind;
-  /** DDIM: number of steps on the "leading" grid (default 50). DDPM always uses every timestep. */
+  /** DDIM: number of steps (default 50). DDPM always uses every timestep. */
   steps?: number;
+  /** DDIM: how the steps are spread over 0..T−1 (schedule.ts; default 'leading', the DDIM paper's). */
+  spacing?: DdimSpacing;
+  /**
+   * A conditional model's class per image (NULL_CLASS: none). With `guidance` w > 0 each step takes classifier-free
+   * guidance (Ho & Salimans 2022): ε = (1 + w)·ε(x, c) − w·ε(x, ∅), both in one pass of twice the batch.
+   */
+  labels?: readonly number[];
+  guidance?: number;
   /** DDIM: η (0 = deterministic). */
   eta?: number;
   /** DDPM: σ_t² = β_t (fixedlarge, default) or β̃_t (fixedsmall). */
@@ -73,7 +83,7 @@ export interface StepInfo {
  */
 export function samplingTimesteps(
   T: number,
-  opts: Pick<SamplerOptions, 'sampler' | 'steps'>,
+  opts: Pick<SamplerOptions, 'sampler' | 'steps' | 'spacing'>,
   startT?: number,
 ): number[] {
   if (startT !== undefined && (!Number.isInteger(startT) || startT < 0 || startT >= T)) {
@@ -82,8 +92,41 @@ export function samplingTimesteps(
   const from = startT ?? T - 1;
   if (opts.sampler === 'ddpm') return Array.from({ length: from + 1 }, (_, i) => from - i);
   if (opts.sampler !== 'ddim') throw new Error(`unknown sampler '${String(opts.sampler)}' (ddpm or ddim)`);
-  const grid = ddimTimesteps(T, opts.steps ?? 50);
+  const grid = ddimTimesteps(T, opts.steps ?? 50, opts.spacing);
   return startT === undefined ? grid : [startT, ...grid.filter((g) => g < startT)];
+}
+
+/**
+ * ε for one step: the model's, or with labels ε(x, c), and with guidance w > 0 the classifier-free combination
+ * (1 + w)·ε(x, c) − w·ε(x, ∅) (Ho & Salimans 2022, eq. 6), the conditional and unconditional halves computed as one
+ * batch. The caller owns the result.
+ */
+export async function guidedEps(
+  model: EpsModel,
+  x: tf.Tensor4D,
+  t: readonly number[],
+  labels: readonly number[] | undefined,
+  guidance = 0,
+): Promise<tf.Tensor4D> {
+  if (!labels) return model(x, t);
+  if (labels.length !== x.shape[0]) throw new Error(`batch of ${x.shape[0]} images but ${labels.length} class labels`);
+  if (!(guidance >= 0 && Number.isFinite(guidance))) throw new Error(`guidance must be a number ≥ 0, got ${guidance}`);
+  if (guidance === 0) return model(x, t, labels);
+  const both = tf.concat([x, x], 0);
+  let eps2: tf.Tensor4D;
+  try {
+    eps2 = await model(both, [...t, ...t], [...labels, ...labels.map(() => NULL_CLASS)]);
+  } finally {
+    both.dispose();
+  }
+  try {
+    return tf.tidy(() => {
+      const [cond, uncond] = tf.split(eps2, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
+      return tf.sub<tf.Tensor4D>(tf.mul(cond, 1 + guidance), tf.mul(uncond, guidance));
+    });
+  } finally {
+    eps2.dispose();
+  }
 }
 
 function abortError(): Error {
@@ -125,7 +168,7 @@ export async function runSampler(
       const tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
       const tb = new Array<number>(shape[0]).fill(t);
       const noiseSeed = rng.seed();
-      const eps = await model(x, tb);
+      const eps = await guidedEps(model, x, tb, opts.labels, opts.guidance);
       let xPrev: tf.Tensor4D;
       let predX0: tf.Tensor4D;
       try {

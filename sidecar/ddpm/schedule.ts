@@ -151,14 +151,28 @@ export function scheduleFromBetas(betas: Float64Array, config: Required<Schedule
 }
 
 /**
- * DDIM timestep sub-sequence (Song et al. 2021, §4.2) with the "leading" spacing: step k·(T/steps) for
- * k = steps−1 … 0, so 50 steps of T = 1000 give 980, 960, …, 20, 0. Returned in sampling order (descending).
+ * How DDIM picks its sub-sequence of timesteps (the names diffusers uses; Lin et al. 2024, Table 2):
+ * - leading: k·⌊T/steps⌋ for k = steps−1 … 0 (DDIM's "uniform"): 50 of 1000 give 980, …, 20, 0. It never reaches
+ *   T−1, and past steps > T/2 the ratio is 1, so sampling starts at t = steps−1, far from pure noise;
+ * - trailing: round(T − k·T/steps) − 1 for k = 0 … steps−1: 999, 979, …, 19; always starts at T−1;
+ * - linspace: round of steps evenly spaced values from T−1 down to 0 (T−1 alone for one step).
  */
-export function ddimTimesteps(T: number, steps: number): number[] {
+export const DDIM_SPACINGS = ['trailing', 'linspace', 'leading'] as const;
+export type DdimSpacing = (typeof DDIM_SPACINGS)[number];
+
+/** DDIM timestep sub-sequence (Song et al. 2021, §4.2), in sampling order (strictly descending). */
+export function ddimTimesteps(T: number, steps: number, spacing: DdimSpacing = 'leading'): number[] {
   if (!Number.isInteger(steps) || steps < 1 || steps > T)
     throw new Error(`DDIM steps must be an integer in 1..${T}, got ${steps}`);
-  const ratio = Math.floor(T / steps);
   const out: number[] = [];
-  for (let k = steps - 1; k >= 0; k--) out.push(k * ratio);
+  if (spacing === 'leading') {
+    const ratio = Math.floor(T / steps);
+    for (let k = steps - 1; k >= 0; k--) out.push(k * ratio);
+  } else if (spacing === 'trailing') {
+    for (let k = 0; k < steps; k++) out.push(Math.round(T - (k * T) / steps) - 1);
+  } else if (spacing === 'linspace') {
+    if (steps === 1) return [T - 1];
+    for (let k = 0; k < steps; k++) out.push(Math.round(((T - 1) * (steps - 1 - k)) / (steps - 1)));
+  } else throw new Error(`unknown DDIM spacing '${String(spacing)}' (${DDIM_SPACINGS.join(', ')})`);
   return out;
 }

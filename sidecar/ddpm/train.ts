@@ -16,7 +16,7 @@ import type { GaussianDiffusion } from './diffusion.ts';
 import { microBatchGradients, type MicroBatchGradients } from './gradients.ts';
 import type { DropoutFn } from './layers.ts';
 import { Rng, type RngState } from './rng.ts';
-import type { UNet } from './unet.ts';
+import { NULL_CLASS, type UNet } from './unet.ts';
 
 export interface TrainConfig {
   lr: number;
@@ -29,6 +29,16 @@ export interface TrainConfig {
   gradClip: number;
   /** EMA decay of the weights (0 disables the EMA). */
   emaDecay: number;
+  /**
+   * Warm the EMA up: at step s the decay is min(emaDecay, (1 + s)/(10 + s)) (as diffusers' EMAModel), so that the
+   * average of a short run is not mostly the initial weights. Off: emaDecay from the first step (the paper).
+   */
+  emaWarmup: boolean;
+  /**
+   * A conditional model's label dropout (Ho & Salimans 2022): the probability that an image trains as "no class", so
+   * that one model learns both ε(x, c) and ε(x, ∅) for classifier-free guidance. Unused by unconditional models.
+   */
+  classDropout: number;
   /** Random left–right flips of the training images (off for digits and text). */
   randomFlip: boolean;
   /**
@@ -68,6 +78,8 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = {
   adamEps: 1e-8,
   gradClip: 1.0,
   emaDecay: 0.9999,
+  emaWarmup: false,
+  classDropout: 0.1,
   randomFlip: true,
   microBatch: 0,
   workers: 1,
@@ -108,6 +120,7 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   check(c.adamEps > 0, `adamEps must be > 0, got ${c.adamEps}`);
   check(c.gradClip >= 0, `gradClip must be ≥ 0, got ${c.gradClip}`);
   check(c.emaDecay >= 0 && c.emaDecay < 1, `emaDecay must be in [0, 1), got ${c.emaDecay}`);
+  check(c.classDropout >= 0 && c.classDropout < 1, `classDropout must be in [0, 1), got ${c.classDropout}`);
   check(Number.isInteger(c.microBatch) && c.microBatch >= 0, `microBatch must be an integer ≥ 0, got ${c.microBatch}`);
   check(
     Number.isInteger(c.workers) && c.workers >= 1 && c.workers <= 64,
@@ -119,6 +132,19 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
 /** The learning rate at a (1-based) step: linear warm-up from lr/warmup to lr, then constant. */
 export function learningRateAt(step: number, c: Pick<TrainConfig, 'lr' | 'warmupSteps'>): number {
   return c.warmupSteps > 0 ? c.lr * Math.min(step / c.warmupSteps, 1) : c.lr;
+}
+
+/** The EMA decay used at a (1-based) step: emaDecay, warmed up as (1 + s)/(10 + s) if emaWarmup is on. */
+export function emaDecayAt(step: number, c: Pick<TrainConfig, 'emaDecay' | 'emaWarmup'>): number {
+  return c.emaWarmup ? Math.min(c.emaDecay, (1 + step) / (10 + step)) : c.emaDecay;
+}
+
+/**
+ * Classifier-free guidance's label dropout (Ho & Salimans 2022, Algorithm 1): each label becomes NULL_CLASS with
+ * probability p, one uniform draw per image in batch order.
+ */
+export function dropLabels(labels: readonly number[], p: number, rng: Rng): number[] {
+  return labels.map((l) => (rng.uniform() < p ? NULL_CLASS : l));
 }
 
 /** Mirrors the images whose flag is set (data augmentation; the paper uses random flips on CIFAR-10). */
@@ -164,11 +190,15 @@ export interface MicroBatch {
   dropoutSeed: number;
 }
 
-/** A step's batch as Algorithm 1 draws it: x_0 (flipped where drawn), and t and ε for each image. */
+/**
+ * A step's batch as Algorithm 1 draws it: x_0 (flipped where drawn), and t and ε for each image; for a conditional
+ * model each image's class, NULL_CLASS where the label was dropped.
+ */
 export interface StepBatch {
   x0: tf.Tensor4D;
   t: readonly number[];
   eps: tf.Tensor4D;
+  labels?: readonly number[];
 }
 
 /** Weighted loss and gradients of micro-batches computed elsewhere, summed; the gradients flat, in parameter order. */
@@ -221,6 +251,8 @@ interface StepDraws {
   /** Which images are mirrored (null: flips are off). */
   flips: boolean[] | null;
   t: number[];
+  /** A conditional model's labels after dropout (Ho & Salimans 2022); undefined for an unconditional one. */
+  labels?: number[];
   /** Seeds ε ~ N(0, I). */
   noiseSeed: number;
 }
@@ -371,12 +403,13 @@ export class Trainer {
    * micro-batches' dropout (a seed), all before any gradient is computed, so that micro-batches can run on other
    * threads. The loss and gradient norm are read asynchronously (no dataSync: it breaks WebGPU in Node).
    */
-  async trainStep(x0: tf.Tensor4D): Promise<StepStats> {
+  async trainStep(x0: tf.Tensor4D, labels?: readonly number[]): Promise<StepStats> {
     const cfg = this.config;
     const b = x0.shape[0];
     const step = this.stepCount + 1;
-    // Lines 2–4: x_0 ~ q(x_0) (this batch, mirrored at random), t ~ Uniform({1, …, T}) (0-based here), ε ~ N(0, I).
-    const draws = this.drawStep(b);
+    // Lines 2–4: x_0 ~ q(x_0) (this batch, mirrored at random), t ~ Uniform({1, …, T}) (0-based here), ε ~ N(0, I);
+    // for a conditional model, its class c, dropped to ∅ with probability classDropout.
+    const draws = this.drawStep(b, labels);
     // L_simple (eq. 14) is a mean over the batch: its gradient is the sum of the micro-batches' weighted gradients.
     const plan = this.planMicroBatches(b);
     // Line 5: ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖², as one flat vector per optimizer chunk …
@@ -399,11 +432,20 @@ export class Trainer {
     }
   }
 
-  /** Algorithm 1's draws for a batch of b images (lines 2–4): flips (if on), t, then the seed of ε. */
-  private drawStep(b: number): StepDraws {
+  /**
+   * Algorithm 1's draws for a batch of b images (lines 2–4): flips (if on), t, the dropped labels (conditional models
+   * only, so that unconditional runs draw exactly as before), then the seed of ε.
+   */
+  private drawStep(b: number, labels?: readonly number[]): StepDraws {
     const flips = this.config.randomFlip ? Array.from({ length: b }, () => this.rng.uniform() < 0.5) : null;
     const t = Array.from({ length: b }, () => this.rng.int(this.diffusion.T));
-    return { flips, t, noiseSeed: this.rng.seed() };
+    let kept: number[] | undefined;
+    if (this.model.config.numClasses) {
+      if (!labels || labels.length !== b)
+        throw new Error(`a conditional model trains on labelled images: ${b} images, ${labels?.length ?? 0} labels`);
+      kept = dropLabels(labels, this.config.classDropout, this.rng);
+    } else if (labels) throw new Error('this model is not class-conditional: train it without labels');
+    return { flips, t, ...(kept ? { labels: kept } : {}), noiseSeed: this.rng.seed() };
   }
 
   /**
@@ -439,6 +481,7 @@ export class Trainer {
       x0: draws.flips ? flipLeftRight(x0, draws.flips) : tf.clone(x0),
       t: draws.t,
       eps: tf.randomNormal(x0.shape, 0, 1, 'float32', draws.noiseSeed) as tf.Tensor4D,
+      ...(draws.labels ? { labels: draws.labels } : {}),
     };
     let sum: MicroBatchGradients | null = null;
     let remote: FlatGradients[] = [];
@@ -483,6 +526,7 @@ export class Trainer {
         mb.weight,
         mb.dropoutSeed,
         this.hooks.dropout,
+        batch.labels?.slice(mb.start, mb.start + mb.size),
       );
     });
     if (sum === null) return part;
@@ -547,7 +591,7 @@ export class Trainer {
         const vars = c.names.map((n) => this.model.params.get(n)!);
         const delta = adamStep(c, tf.mul(grads[ci], scale), step, lr, this.config);
         const theta = tf.sub<tf.Tensor1D>(this.flatten(vars), delta);
-        emaUpdate(c.ema, theta, this.config.emaDecay);
+        emaUpdate(c.ema, theta, emaDecayAt(step, this.config));
         const parts = tf.split(theta, c.sizes);
         vars.forEach((variable, i) => variable.assign(tf.reshape(parts[i], c.shapes[i])));
       });

@@ -52,7 +52,15 @@ export interface UNetConfig {
   dropout: number;
   /** GroupNorm groups (32 in the paper; min(groups, C) is used per layer). */
   groups: number;
+  /**
+   * Class-conditional (Ho & Salimans 2022, classifier-free guidance): the number of classes. A learned embedding of
+   * the class, with one more row for "no class", is added to the time embedding. Absent or 0: unconditional.
+   */
+  numClasses?: number;
 }
+
+/** The label of "no class" (the null class of classifier-free guidance), for any conditional model. */
+export const NULL_CLASS = -1;
 
 export const PRESET_NAMES = ['cifar10', 'mnist', 'tiny'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
@@ -128,6 +136,8 @@ export function validateConfig(c: UNetConfig): UNetConfig {
     );
   }
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`model config: dropout must be in [0, 1), got ${c.dropout}`);
+  if (c.numClasses !== undefined && !(Number.isInteger(c.numClasses) && c.numClasses >= 0 && c.numClasses <= 10000))
+    throw new Error(`model config: numClasses must be an integer in 0..10000, got ${c.numClasses}`);
   for (const m of [1, ...c.chMult]) groupsFor(c.ch * m, c.groups);
   return c;
 }
@@ -174,6 +184,8 @@ export function paramSpecs(config: UNetConfig): ParamSpec[] {
 
   denseP('time_embed.dense_0', c.ch, tch);
   denseP('time_embed.dense_1', tch, tch);
+  // Zero-initialised: a new conditional model starts as the unconditional one and learns what each class adds.
+  if (c.numClasses) add('class_embed.weight', [c.numClasses + 1, tch], 'zeros');
   convP('conv_in', 3, c.channels, c.ch);
   const skips = [c.ch];
   let cur = c.ch;
@@ -250,9 +262,33 @@ export interface ForwardOptions {
   nextSeed?: () => number;
   /** How dropout is computed (default: layers.ts's host-drawn masks; the backend layer may pass its own). */
   dropout?: DropoutFn;
+  /** A conditional model's class per image (NULL_CLASS for none; all none if absent). */
+  labels?: readonly number[];
 }
 
-/** ε_θ(x_t, t): x is [B, H, W, C] in the model's size and channels, t one integer timestep per image. */
+/**
+ * The rows of the class embedding for `labels` (NULL_CLASS → the last row), checked against the model's classes.
+ * Undefined labels mean no class for every image.
+ */
+export function classRows(config: UNetConfig, labels: readonly number[] | undefined, b: number): number[] {
+  const n = config.numClasses ?? 0;
+  if (!n) {
+    if (labels && labels.some((l) => l !== NULL_CLASS)) throw new Error('this model is not class-conditional');
+    return [];
+  }
+  if (labels && labels.length !== b) throw new Error(`batch of ${b} images but ${labels.length} class labels`);
+  return Array.from({ length: b }, (_, i) => {
+    const l = labels?.[i] ?? NULL_CLASS;
+    if (l === NULL_CLASS) return n;
+    if (!Number.isInteger(l) || l < 0 || l >= n) throw new Error(`class ${l} is out of range 0..${n - 1}`);
+    return l;
+  });
+}
+
+/**
+ * ε_θ(x_t, t) (or ε_θ(x_t, t, c) for a conditional model): x is [B, H, W, C] in the model's size and channels, t one
+ * integer timestep per image.
+ */
 export function unetForward(
   params: ReadonlyMap<string, tf.Tensor>,
   config: UNetConfig,
@@ -267,6 +303,7 @@ export function unetForward(
     );
   }
   if (t.length !== b) throw new Error(`batch of ${b} images but ${t.length} timesteps`);
+  const rows = classRows(config, opts.labels, b);
   const p = (name: string): tf.Tensor => {
     const v = params.get(name);
     if (!v) throw new Error(`missing parameter '${name}'`);
@@ -289,7 +326,14 @@ export function unetForward(
   const block = <T extends tf.Tensor>(f: () => T): T => (inference ? tf.tidy(f) : f());
   return tf.tidy(() => {
     const temb0 = timestepEmbedding(t, config.ch);
-    const temb = dense(swish(dense(temb0, p, 'time_embed.dense_0')), p, 'time_embed.dense_1') as tf.Tensor2D;
+    let temb = dense(swish(dense(temb0, p, 'time_embed.dense_0')), p, 'time_embed.dense_1') as tf.Tensor2D;
+    // Classifier-free guidance's conditioning (Ho & Salimans 2022): the class embedding joins the time embedding.
+    // As a one-hot product rather than a gather: its gradient is a matMul, which every backend has (wasm has no
+    // UnsortedSegmentSum for a gather's).
+    if (rows.length) {
+      const table = p('class_embed.weight') as tf.Tensor2D;
+      temb = tf.add(temb, tf.matMul(tf.oneHot(tf.tensor1d(rows, 'int32'), table.shape[0]), table));
+    }
     const hs: tf.Tensor4D[] = [block(() => conv2d(x, p, 'conv_in'))];
     const release = (...done: tf.Tensor[]) => {
       if (inference) for (const d of done) if (!hs.includes(d as tf.Tensor4D)) d.dispose();
@@ -349,11 +393,11 @@ export function inferenceEps(
   params: ReadonlyMap<string, tf.Tensor>,
   config: UNetConfig,
   maxBatch = Infinity,
-): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
-  return (x, t) =>
+): (x: tf.Tensor4D, t: readonly number[], labels?: readonly number[]) => tf.Tensor4D {
+  return (x, t, labels) =>
     tf.tidy(() => {
       const b = x.shape[0];
-      if (b <= maxBatch) return unetForward(params, config, x, t, { training: false });
+      if (b <= maxBatch) return unetForward(params, config, x, t, { training: false, labels });
       const parts: tf.Tensor4D[] = [];
       for (let s = 0; s < b; s += maxBatch) {
         const n = Math.min(maxBatch, b - s);
@@ -361,6 +405,7 @@ export function inferenceEps(
           tf.tidy(() =>
             unetForward(params, config, tf.slice(x, [s, 0, 0, 0], [n, -1, -1, -1]), t.slice(s, s + n), {
               training: false,
+              labels: labels?.slice(s, s + n),
             }),
           ),
         );
@@ -396,8 +441,13 @@ export class UNet {
   }
 
   /** Inference: ε_θ(x, t) with dropout off, the whole batch in one pass (inferenceEps splits it where memory is bounded). */
-  predictEps(x: tf.Tensor4D, t: readonly number[], params: ReadonlyMap<string, tf.Tensor> = this.params): tf.Tensor4D {
-    return inferenceEps(params, this.config)(x, t);
+  predictEps(
+    x: tf.Tensor4D,
+    t: readonly number[],
+    params: ReadonlyMap<string, tf.Tensor> = this.params,
+    labels?: readonly number[],
+  ): tf.Tensor4D {
+    return inferenceEps(params, this.config)(x, t, labels);
   }
 
   dispose(): void {

@@ -30,6 +30,7 @@ export function inspectCheckpoint(file: string): InspectResult {
           data: meta.data,
           backend: meta.backend,
           created: meta.created,
+          ...(meta.classes ? { classes: meta.classes } : {}),
         }
       : {}),
     params,

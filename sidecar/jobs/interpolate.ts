@@ -67,6 +67,7 @@ export async function interpolateImages(o: InterpolateJobOptions): Promise<Inter
         return interpolate(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), x1, x2, o.t, o.lambdas, {
           sampler: o.sampler,
           steps: o.steps,
+          spacing: o.spacing,
           seed: o.seed,
           signal: o.signal,
           onProgress: o.onProgress,

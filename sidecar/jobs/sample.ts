@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy } from '../backend.ts';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
-import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
+import { makeSchedule, type DdimSpacing, type ScheduleConfig } from '../ddpm/schedule.ts';
 import type { UNetConfig } from '../ddpm/unet.ts';
 import { backendInferenceEps } from '../parallel/wasmMemory.ts';
 import {
@@ -83,8 +83,13 @@ export interface SampleJobOptions extends SamplingThreadOptions {
   sampler: SamplerKind;
   /** DDIM steps (ignored by DDPM, which uses all T). */
   steps?: number;
+  /** DDIM's timestep spacing (schedule.ts). */
+  spacing?: DdimSpacing;
   eta?: number;
   seed: number;
+  /** A conditional model's class per image (NULL_CLASS: none), and the classifier-free guidance scale. */
+  labels?: readonly number[];
+  guidance?: number;
   /** Number of trajectory frames to record (0 = none). */
   frames?: number;
   signal?: AbortSignal;
@@ -134,8 +139,11 @@ export async function sampleImages(
     const x0 = await runSampler(eps, diffusion, shape, {
       sampler: o.sampler,
       steps: o.steps,
+      spacing: o.spacing,
       eta: o.eta,
       seed: o.seed,
+      labels: o.labels,
+      guidance: o.guidance,
       signal: o.signal,
       wantTensors: (i, total) => (wanted ??= frameIndices(total, o.frames ?? 0)).has(i),
       onStep: async (info) => {

@@ -5,6 +5,8 @@
 import type { SampleOptions } from '../protocol.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages, trajectoryBatch } from './sample.ts';
+import { NULL_CLASS } from '../ddpm/unet.ts';
+import { BadInputError } from './errors.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
 export interface SampleCheckpointOptions extends Omit<SampleOptions, 'token'> {
@@ -30,8 +32,27 @@ export interface SampleCheckpointResult {
   /** The checkpoint's step, and which weights were sampled. */
   step: number;
   weights: string;
+  /** A conditional model's class of each image (NULL_CLASS: none) and its class names. */
+  labels?: number[];
+  classes?: string[];
   threads: number;
   seconds: number;
+}
+
+/**
+ * The class of each of n images for a model of k classes (none for an unconditional model): one class, every class
+ * in turn ('each'), or none ('any'). A class number for an unconditional model, or out of range, is an error.
+ */
+export function classLabels(k: number, choice: SampleOptions['class'], n: number): number[] | undefined {
+  if (k === 0) {
+    if (typeof choice === 'number')
+      throw new BadInputError('this checkpoint is not class-conditional: it samples without a class');
+    return undefined;
+  }
+  if (choice === 'any') return new Array<number>(n).fill(NULL_CLASS);
+  if (choice === 'each') return Array.from({ length: n }, (_, i) => i % k);
+  if (choice >= k) throw new BadInputError(`class ${choice} is out of range: this model has classes 0..${k - 1}`);
+  return new Array<number>(n).fill(choice);
 }
 
 export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<SampleCheckpointResult> {
@@ -41,12 +62,15 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
   const cols = Math.ceil(Math.sqrt(o.n));
   const t0 = Date.now();
   try {
+    const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
     const r = await sampleImages(w.params, c, w.meta.schedule, {
       n: o.n,
       sampler: o.sampler,
       steps: o.steps,
+      spacing: o.spacing,
       eta: o.eta,
       seed: o.seed,
+      ...(labels ? { labels, guidance: o.guidance } : {}),
       frames: o.frames,
       workers: o.workers,
       onWarning: o.onWarning,
@@ -80,6 +104,9 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
       channels: c.channels,
       step: w.meta.step,
       weights: w.which,
+      ...(labels
+        ? { labels, classes: w.meta.classes ?? Array.from({ length: c.numClasses ?? 0 }, (_, i) => String(i)) }
+        : {}),
       threads: r.threads,
       seconds: (Date.now() - t0) / 1000,
     };

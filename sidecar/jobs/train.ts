@@ -36,6 +36,13 @@ export interface TrainJobOptions {
   preset: string;
   /** Overrides of the preset (e.g. imageSize/channels to match the data). */
   model?: Partial<UNetConfig>;
+  /**
+   * Train a class-conditional model (classifier-free guidance) on the data's labels: a new run only (a resumed run is
+   * what its checkpoint is). The data must have class labels.
+   */
+  conditional?: boolean;
+  /** Guidance scale of a conditional model's preview grids (one row per class). */
+  previewGuidance?: number;
   schedule?: Partial<ScheduleConfig>;
   /** Total steps of the run (a resumed run continues up to this). */
   steps: number;
@@ -107,6 +114,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   let scheduleCfg: Required<ScheduleConfig>;
   let runSeed = seed;
   let dataSource = o.data;
+  let classes: string[] | undefined;
   if (o.resume && fs.existsSync(latest)) {
     const ck = loadCheckpoint(latest);
     if (ck.meta.kind !== 'training' || !ck.groups['adam.m'] || ck.meta.rng === undefined)
@@ -115,6 +123,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     scheduleCfg = ck.meta.schedule;
     runSeed = ck.meta.seed;
     dataSource = ck.meta.data?.source ?? o.data;
+    classes = ck.meta.classes;
     if (o.data !== dataSource) throw new Error(`the run in ${o.out} was trained on '${dataSource}', not '${o.data}'`);
     const toTensors = (g: Map<string, { shape: number[]; data: Float32Array }> | undefined) =>
       new Map([...(g ?? new Map())].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
@@ -138,7 +147,19 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     const wish = presetConfig(o.preset, o.model);
     // The data fixes the model's image size and channels where it has its own (digits, CIFAR-10).
     const probe = await openDataset(o.data, { imageSize: wish.imageSize, channels: wish.channels });
-    config = presetConfig(o.preset, { ...o.model, imageSize: probe.imageSize, channels: probe.channels });
+    if (o.conditional) {
+      if (!probe.classes || !probe.labels)
+        throw new Error(
+          `${o.data} has no class labels to train a conditional model on (labelled: mnist, an IDX file with its labels file beside it, cifar10, a folder of class sub-folders)`,
+        );
+      classes = [...probe.classes];
+    }
+    config = presetConfig(o.preset, {
+      ...o.model,
+      imageSize: probe.imageSize,
+      channels: probe.channels,
+      ...(classes ? { numClasses: classes.length } : {}),
+    });
     scheduleCfg = makeSchedule(o.schedule).config;
     model = UNet.create(config, new Rng(runSeed));
     const workers = resolveWorkers(o.workers, o.batch, model.numParams);
@@ -155,6 +176,9 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     throw new Error(
       `${dataSource} gives ${dataset.imageSize}×${dataset.imageSize}×${dataset.channels} images but the model takes ${config.imageSize}×${config.imageSize}×${config.channels}`,
     );
+  }
+  if (config.numClasses && (!dataset.labels || dataset.classes?.length !== config.numClasses)) {
+    throw new Error(`${dataSource} does not give the labels of the model's ${config.numClasses} classes`);
   }
   if (dataset.skipped && dataset.skipped.count > 0) {
     o.onEvent?.({ type: 'skipped', count: dataset.skipped.count, examples: dataset.skipped.examples });
@@ -198,6 +222,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
         backend: o.backend,
         created: new Date().toISOString(),
         lossHistory: history,
+        ...(classes ? { classes } : {}),
       };
       const file = path.join(o.out, `ckpt-${pad(trainer.step)}.safetensors`);
       saveCheckpoint(file, {
@@ -230,11 +255,14 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       const n = o.sampleCount ?? 16;
       // On the trainer's threads, if it has any: a pool of its own would cost a second set of workers.
       const threads = trainer.workerPool ? { pool: trainer.workerPool } : { workers: 1 };
+      // A conditional model's grid goes through its classes in order: row by row, one class per image.
+      const k = config.numClasses ?? 0;
       const r = await sampleImages(ema, config, scheduleCfg, {
         n,
         sampler: 'ddim',
         steps: o.sampleSteps ?? 20,
         seed: runSeed,
+        ...(k ? { labels: Array.from({ length: n }, (_, i) => i % k), guidance: o.previewGuidance ?? 0 } : {}),
         ...threads,
       });
       const dir = path.join(o.out, 'samples');
@@ -266,11 +294,13 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
         break;
       }
       const t0 = performance.now();
-      const batch = await dataset.read(order.batch(trainer.step, o.batch));
+      const indices = order.batch(trainer.step, o.batch);
+      const batch = await dataset.read(indices);
+      const labels = config.numClasses ? [...(dataset.labels?.(indices) ?? [])] : undefined;
       const x = tf.tensor4d(batch, [o.batch, config.imageSize, config.imageSize, config.channels]);
       let stats;
       try {
-        stats = await trainer.trainStep(x);
+        stats = await trainer.trainStep(x, labels);
       } finally {
         x.dispose();
       }

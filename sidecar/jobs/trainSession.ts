@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { TrainConfig } from '../ddpm/train.ts';
-import { TrainRecipeSchema, type TrainOptions } from '../protocol.ts';
+import { SampleParamsSchema, TrainRecipeSchema, type TrainOptions } from '../protocol.ts';
 import { JobRunningError, NoSuchJobError } from './errors.ts';
 import { runTrainJob, type TrainEvent, type TrainJobOptions, type TrainProgress } from './train.ts';
 
@@ -33,6 +33,8 @@ export function trainJobOptions(
   | 'workers'
   | 'train'
   | 'trainDefaults'
+  | 'conditional'
+  | 'previewGuidance'
 > {
   const d = TrainRecipeSchema.parse({});
   const given: Partial<TrainConfig> = {
@@ -41,6 +43,8 @@ export function trainJobOptions(
     ...(o.emaDecay !== undefined ? { emaDecay: o.emaDecay } : {}),
     ...(o.microBatch !== undefined ? { microBatch: o.microBatch } : {}),
     ...(o.flip !== undefined ? { randomFlip: o.flip } : {}),
+    ...(o.emaWarmup !== undefined ? { emaWarmup: o.emaWarmup } : {}),
+    ...(o.classDropout !== undefined ? { classDropout: o.classDropout } : {}),
   };
   return {
     data: o.data,
@@ -54,12 +58,16 @@ export function trainJobOptions(
     keep: o.keep,
     seed: o.seed,
     workers: o.workers,
+    conditional: o.conditional,
+    previewGuidance: SampleParamsSchema.shape.guidance.parse(undefined),
     train: given,
     trainDefaults: {
       lr: d.lr,
       warmupSteps: d.warmup,
       emaDecay: d.emaDecay,
       microBatch: d.microBatch,
+      emaWarmup: d.emaWarmup,
+      classDropout: d.classDropout,
       randomFlip: defaultFlip(o.data),
     },
   };

@@ -56,7 +56,19 @@ async function main(): Promise<void> {
         const part = tf.tidy(() => {
           const x = tf.tensor4d(mb.x, shape);
           const e = tf.tensor4d(mb.eps, shape);
-          return microBatchGradients(params, init.names, config, diffusion, x, mb.t, e, mb.weight, mb.dropoutSeed);
+          return microBatchGradients(
+            params,
+            init.names,
+            config,
+            diffusion,
+            x,
+            mb.t,
+            e,
+            mb.weight,
+            mb.dropoutSeed,
+            undefined,
+            mb.labels,
+          );
         });
         if (!loss || !sums) {
           loss = part.value;
@@ -83,8 +95,14 @@ async function main(): Promise<void> {
   };
 
   const eps = backendInferenceEps(params, config);
-  const forward = async (id: number, imageShape: number[], x: Float32Array, t: number[]): Promise<WorkerReply> => {
-    const y = tf.tidy(() => eps(tf.tensor4d(x, [t.length, imageShape[0], imageShape[1], imageShape[2]]), t));
+  const forward = async (
+    id: number,
+    imageShape: number[],
+    x: Float32Array,
+    t: number[],
+    labels?: number[],
+  ): Promise<WorkerReply> => {
+    const y = tf.tidy(() => eps(tf.tensor4d(x, [t.length, imageShape[0], imageShape[1], imageShape[2]]), t, labels));
     try {
       // A copy of its own: the reply transfers it, and a backend may hand out its own storage from data().
       return { id, eps: new Float32Array((await y.data()) as Float32Array) };
@@ -100,7 +118,7 @@ async function main(): Promise<void> {
       const reply =
         job.kind === 'gradients'
           ? await gradients(job.id, job.imageShape, job.microBatches)
-          : await forward(job.id, job.imageShape, job.x, job.t);
+          : await forward(job.id, job.imageShape, job.x, job.t, job.labels);
       const transfer = 'grads' in reply ? [reply.grads.buffer] : 'eps' in reply ? [reply.eps.buffer] : [];
       port.postMessage(reply, transfer as ArrayBuffer[]);
     } catch (e) {

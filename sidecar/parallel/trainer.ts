@@ -67,6 +67,7 @@ export class WorkerMicroBatches implements MicroBatchExecutor {
         t: batch.t.slice(mb.start, mb.start + mb.size),
         weight: mb.weight,
         dropoutSeed: mb.dropoutSeed,
+        ...(batch.labels ? { labels: batch.labels.slice(mb.start, mb.start + mb.size) } : {}),
       });
     });
     const remote = pool.gradients(imageShape, jobs);

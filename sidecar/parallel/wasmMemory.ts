@@ -106,6 +106,6 @@ export function maxTrainingMicroBatch(config: UNetConfig, params: number, backen
 export function backendInferenceEps(
   params: ReadonlyMap<string, tf.Tensor>,
   config: UNetConfig,
-): (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D {
+): (x: tf.Tensor4D, t: readonly number[], labels?: readonly number[]) => tf.Tensor4D {
   return inferenceEps(params, config, maxInferenceBatch(config, tf.getBackend()));
 }

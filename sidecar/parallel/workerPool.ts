@@ -44,12 +44,17 @@ export interface WorkerMicroBatch {
   t: number[];
   weight: number;
   dropoutSeed: number;
+  /** A conditional model's classes (NULL_CLASS for none). */
+  labels?: number[];
 }
 
 type JobBody = {
   /** [H, W, C] */
   imageShape: number[];
-} & ({ kind: 'gradients'; microBatches: WorkerMicroBatch[] } | { kind: 'forward'; x: Float32Array; t: number[] });
+} & (
+  | { kind: 'gradients'; microBatches: WorkerMicroBatch[] }
+  | { kind: 'forward'; x: Float32Array; t: number[]; labels?: number[] }
+);
 
 export type WorkerJob = {
   id: number;
@@ -274,10 +279,15 @@ export class ModelWorkerPool {
   }
 
   /** Hands worker i the images parts[i] (flat, [n, ...imageShape]); resolves with each part's ε_θ, flat. */
-  async forward(imageShape: number[], parts: { x: Float32Array; t: number[] }[]): Promise<Float32Array[]> {
+  async forward(
+    imageShape: number[],
+    parts: { x: Float32Array; t: number[]; labels?: number[] }[],
+  ): Promise<Float32Array[]> {
     this.checkJobs(parts.length);
     const replies = await Promise.all(
-      parts.map((p, i) => this.send(i, { kind: 'forward', imageShape, x: p.x, t: p.t })),
+      parts.map((p, i) =>
+        this.send(i, { kind: 'forward', imageShape, x: p.x, t: p.t, ...(p.labels ? { labels: p.labels } : {}) }),
+      ),
     );
     return replies.map((r) => {
       if (!('eps' in r)) throw new Error('a model worker answered a forward job with something else');
@@ -301,11 +311,11 @@ export class ModelWorkerPool {
  */
 export function threadedEpsModel(
   pool: ModelWorkerPool,
-  local: (x: tf.Tensor4D, t: readonly number[]) => tf.Tensor4D,
+  local: (x: tf.Tensor4D, t: readonly number[], labels?: readonly number[]) => tf.Tensor4D,
 ): EpsModel {
-  return async (x, t) => {
+  return async (x, t, labels) => {
     const b = x.shape[0];
-    if (b < 2) return local(x, t);
+    if (b < 2) return local(x, t, labels);
     const parts = Math.min(pool.size + 1, b);
     // As even as possible, with this thread's share the smallest: it also reads x back, concatenates and takes the
     // sampler's update step.
@@ -314,14 +324,20 @@ export function threadedEpsModel(
     const imageShape = x.shape.slice(1);
     const per = imageShape.reduce((p, q) => p * q, 1);
     const host = (await x.data()) as Float32Array;
-    const jobs: { x: Float32Array; t: number[] }[] = [];
+    const jobs: { x: Float32Array; t: number[]; labels?: number[] }[] = [];
     for (let k = 1, start = sizes[0]; k < parts; start += sizes[k], k++) {
-      jobs.push({ x: host.slice(start * per, (start + sizes[k]) * per), t: t.slice(start, start + sizes[k]) });
+      jobs.push({
+        x: host.slice(start * per, (start + sizes[k]) * per),
+        t: t.slice(start, start + sizes[k]),
+        ...(labels ? { labels: labels.slice(start, start + sizes[k]) } : {}),
+      });
     }
     const remote = pool.forward(imageShape, jobs);
     // Keep a rejection from going unhandled while this thread computes its own share.
     remote.catch(() => undefined);
-    const mine = tf.tidy(() => local(tf.slice(x, [0, 0, 0, 0], [sizes[0], -1, -1, -1]), t.slice(0, sizes[0])));
+    const mine = tf.tidy(() =>
+      local(tf.slice(x, [0, 0, 0, 0], [sizes[0], -1, -1, -1]), t.slice(0, sizes[0]), labels?.slice(0, sizes[0])),
+    );
     try {
       const theirs = await remote;
       return tf.tidy(() =>

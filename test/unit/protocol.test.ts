@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import * as P from '../../sidecar/protocol.ts';
 import { PRESET_NAMES as ENGINE_PRESETS } from '../../sidecar/ddpm/unet.ts';
+import { DDIM_SPACINGS as ENGINE_SPACINGS } from '../../sidecar/ddpm/schedule.ts';
 import { fieldDefault, fieldError, ParamsError, parseParams } from '../../sidecar/validation.ts';
 import { parseCommand, usageOf, UsageError } from '../../sidecar/cliFlags.ts';
 import { defaultFlip, trainJobOptions } from '../../sidecar/jobs/trainSession.ts';
@@ -67,8 +68,9 @@ test('every settings default in package.json is the default of the request field
   assert.match(String(fieldError(P.SampleParamsSchema, 'workers', 65)), /must be auto or an integer in 1\.\.64/);
 });
 
-test('the protocol names the presets the engine defines', () => {
+test('the protocol names the presets and DDIM spacings the engine defines', () => {
   assert.deepEqual([...P.PRESET_NAMES].sort(), [...ENGINE_PRESETS].sort());
+  assert.deepEqual([...P.DDIM_SPACINGS], [...ENGINE_SPACINGS]);
 });
 
 test('sidecar params: defaults filled in, every problem named by field with what it must be', () => {
@@ -77,8 +79,11 @@ test('sidecar params: defaults filled in, every problem named by field with what
     n: 16,
     sampler: 'ddim',
     steps: 50,
+    spacing: 'trailing',
     eta: 0,
     seed: 0,
+    class: 'each',
+    guidance: 2,
     ema: true,
     frames: 0,
     workers: 'auto',
@@ -132,12 +137,21 @@ test('CLI flags map onto the schema: renames, --no-…, lists, numbers checked w
     n: 4,
     sampler: 'ddim',
     steps: 50,
+    spacing: 'trailing',
     eta: 0,
     seed: 0,
+    class: 'each',
+    guidance: 2,
     ema: false,
     frames: 0,
     workers: 2,
   });
+  assert.equal(parseCommand(sample, ['--ckpt', 'm', '--class', '7']).params.class, 7);
+  assert.equal(parseCommand(sample, ['--ckpt', 'm', '--class', 'any']).params.class, 'any');
+  assert.equal(
+    thrown(() => parseCommand(sample, ['--ckpt', 'm', '--class', 'cat']), UsageError),
+    "--class must be a class number, each or any, got 'cat'",
+  );
   assert.equal(r.extra.out, 'g.png');
   assert.equal(parseCommand(sample, ['--ckpt', 'm']).extra.out, 'samples.png');
   const usage = (argv: string[]) => thrown(() => parseCommand(sample, argv), UsageError);
@@ -176,7 +190,7 @@ test('CLI flags map onto the schema: renames, --no-…, lists, numbers checked w
   const line = usageOf(sample);
   assert.match(
     line,
-    /--ckpt CHECKPOINT \[--n 16\] \[--sampler ddim\|ddpm\] \[--steps 50\] \[--eta 0\] \[--seed 0\] \[--ema\|--no-ema\] \[--frames 0\] \[--workers auto\] \[--out samples\.png\]/,
+    /--ckpt CHECKPOINT \[--n 16\] \[--sampler ddim\|ddpm\] \[--steps 50\] \[--spacing trailing\|linspace\|leading\] \[--eta 0\] \[--seed 0\] \[--class each\] \[--guidance 2\] \[--ema\|--no-ema\] \[--frames 0\] \[--workers auto\] \[--out samples\.png\]/,
   );
 });
 
@@ -184,7 +198,16 @@ test("a training request: a new run gets the recipe defaults and the data's flip
   const o = parseParams(P.TrainParamsSchema, { data: 'mnist', out: 'run' });
   const j = trainJobOptions(o);
   assert.deepEqual(j.train, {});
-  assert.deepEqual(j.trainDefaults, { lr: 2e-4, warmupSteps: 500, emaDecay: 0.999, microBatch: 0, randomFlip: false });
+  assert.deepEqual(j.trainDefaults, {
+    lr: 2e-4,
+    warmupSteps: 500,
+    emaDecay: 0.999,
+    microBatch: 0,
+    emaWarmup: true,
+    classDropout: 0.1,
+    randomFlip: false,
+  });
+  assert.equal(j.conditional, false);
   assert.equal(j.saveEvery, 250);
   assert.equal(j.sampleEvery, 500);
   const k = trainJobOptions(
