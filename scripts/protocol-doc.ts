@@ -17,6 +17,7 @@ const REQUESTS: [string, z.ZodObject][] = [
   [P.TrainStopRequest.method, P.TrainStopParamsSchema],
   [P.SampleRequest.method, P.SampleParamsSchema],
   [P.InterpolateRequest.method, P.InterpolateParamsSchema],
+  [P.EvaluateRequest.method, P.EvaluateParamsSchema],
   [P.InspectRequest.method, P.InspectParamsSchema],
   [P.TensorStatsRequest.method, P.TensorStatsParamsSchema],
   [P.EmaDiffRequest.method, P.EmaDiffParamsSchema],

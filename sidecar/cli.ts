@@ -9,6 +9,8 @@ import { parseCommand, usageOf, UsageError, type CommandSpec } from './cliFlags.
 import {
   backendText,
   classSummary,
+  evaluateProgressPrinter,
+  evaluateText,
   inspectText,
   interruptible,
   modelText,
@@ -20,6 +22,7 @@ import {
   write,
 } from './cliTerminal.ts';
 import { classifyError } from './jobs/errors.ts';
+import { evaluateCheckpoint } from './jobs/evaluate.ts';
 import { ExportParamsSchema, exportWeights } from './jobs/export.ts';
 import { modelSummary } from './jobs/info.ts';
 import { inspectCheckpoint, lossSummary } from './jobs/inspect.ts';
@@ -28,6 +31,7 @@ import { sampleCheckpoint } from './jobs/sampleCheckpoint.ts';
 import { trainJobOptions } from './jobs/trainSession.ts';
 import { runTrainJob } from './jobs/train.ts';
 import {
+  EvaluateParamsSchema,
   InspectParamsSchema,
   InterpolateParamsSchema,
   PRESET_NAMES,
@@ -118,6 +122,28 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
         const r = await interpolateImages({ ...o, onWarning: (m) => say(`warning: ${m}`), onStart });
         write(String(extra.out), r.strip);
         say(`input a, λ = ${o.lambdas.join(', ')}, input b (t = ${o.t}), ${r.seconds.toFixed(1)} s`);
+      }),
+  ),
+  eval: command(
+    {
+      schema: EvaluateParamsSchema,
+      rename: { checkpoint: 'ckpt' },
+      placeholder: { checkpoint: 'FILE', data: 'mnist|idx:PATH|cifar10:PATH|folder:PATH' },
+      omit: ['token'],
+      extra: { json, backend: backendFlag },
+    },
+    (o, extra) =>
+      withBackend(extra.backend, async () => {
+        const r = await evaluateCheckpoint({
+          ...o,
+          onWarning: (m) => say(`warning: ${m}`),
+          onStart: (s) =>
+            say(
+              `${o.checkpoint}: bits/dim of ${plural(s.n, 'image')} of ${o.data} over T = ${s.T}: ${s.total.toLocaleString('en-US')} forward passes on ${plural(s.threads, 'thread')}${s.note ? `\nnote: ${s.note}` : ''}`,
+            ),
+          onProgress: evaluateProgressPrinter(process.stderr.isTTY),
+        });
+        console.log(extra.json ? JSON.stringify(r) : evaluateText(r));
       }),
   ),
   inspect: command(

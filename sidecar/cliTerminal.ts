@@ -8,7 +8,7 @@ import { initBackend, shutdownBackend, type BackendChoice, type BackendReport } 
 import type { ModelSummary } from './jobs/info.ts';
 import type { LossSummary } from './jobs/inspect.ts';
 import type { TrainEvent, TrainProgress } from './jobs/train.ts';
-import type { InspectResult } from './protocol.ts';
+import type { EvaluateResult, InspectResult } from './protocol.ts';
 
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s)) return '?';
@@ -129,4 +129,56 @@ export async function interruptible<T>(f: (signal: AbortSignal) => Promise<T>): 
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** A number of bits/dim or an MSE: 4 decimals, or 3 significant digits below 0.001. */
+const figure = (v: number) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toFixed(4));
+
+/** Evaluation progress: redrawn in place on a terminal, one line every few seconds (and the last) otherwise. */
+export function evaluateProgressPrinter(tty: boolean): (p: { done: number; total: number }) => void {
+  const start = Date.now();
+  let lastPrint = 0;
+  return ({ done, total }) => {
+    const filled = Math.round((done / total) * 24);
+    const rate = done / ((Date.now() - start) / 1000);
+    const line = `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} forward passes  ${rate.toFixed(1)}/s  ETA ${formatDuration((total - done) / rate)}`;
+    if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
+    else if (Date.now() - lastPrint > 5000 || done === total) {
+      say(line);
+      lastPrint = Date.now();
+    }
+  };
+}
+
+/** `ddpm eval`'s table: bits/dim and its parts, the terms by quarter of t and at a few t. */
+export function evaluateText(r: EvaluateResult): string {
+  const lines = [
+    `${r.checkpoint}: step ${r.step}, ${r.weights} weights`,
+    `data: ${r.data.source}, ${r.data.split === 'test' ? 'held-out' : 'all'} images ${r.images[0]}–${r.images.at(-1)} (${r.n}); T = ${r.T}; seed ${r.seed}`,
+  ];
+  if (r.data.note) lines.push(`note: ${r.data.note}`);
+  const b = r.bpd;
+  if (b) {
+    const sigma = b.variance === 'fixedlarge' ? 'σ² = β_t' : 'σ² = β̃_t';
+    lines.push(
+      '',
+      `bits/dim  ${b.mean.toFixed(4)}${b.stderr === null ? '' : ` ± ${b.stderr.toFixed(4)}`}  (variational bound, eq. 5; ${sigma}${b.clip ? ', x̂0 clipped' : ''}; ± standard error over images)`,
+      `  prior      L_T          ${figure(b.prior)}`,
+      `  decoder    L_0          ${figure(b.decoder)}`,
+      `  KL terms   L_1…L_T−1    ${figure(b.kl)}`,
+      '',
+      `  t            bits/dim     x̂0 MSE      ε MSE`,
+    );
+    const row = (label: string, vb: number, x0: number, eps: number) =>
+      `  ${label.padEnd(11)}${figure(vb).padStart(10)} ${figure(x0).padStart(10)} ${figure(eps).padStart(10)}`;
+    for (const q of b.quarters) lines.push(row(`${q.from}–${q.to}`, q.vb, q.x0Mse, q.epsMse));
+    lines.push('  (by quarter of t: the terms summed, the MSEs averaged)', '');
+    const ts = [...new Set([0, 1, 2, 5, 10, 50, 100, 250, 500, 750, r.T - 1].filter((t) => t < r.T))];
+    for (const t of ts) lines.push(row(`t = ${t}`, b.perT.vb[t], b.perT.x0Mse[t], b.perT.epsMse[t]));
+  }
+  lines.push(
+    '',
+    `${r.forwardPasses.toLocaleString('en-US')} forward passes in ${r.seconds.toFixed(1)} s on ${r.backend.name} (${r.backend.device}), ${plural(r.threads, 'thread')}`,
+  );
+  return lines.join('\n');
 }
