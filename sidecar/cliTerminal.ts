@@ -134,14 +134,25 @@ export async function interruptible<T>(f: (signal: AbortSignal) => Promise<T>): 
 /** A number of bits/dim or an MSE: 4 decimals, or 3 significant digits below 0.001. */
 const figure = (v: number) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toFixed(4));
 
-/** Evaluation progress: redrawn in place on a terminal, one line every few seconds (and the last) otherwise. */
-export function evaluateProgressPrinter(tty: boolean): (p: { done: number; total: number }) => void {
-  const start = Date.now();
+/**
+ * Evaluation progress: redrawn in place on a terminal, one line every few seconds (and the last) otherwise. Each stage
+ * (bits/dim: forward passes; quality: the sampler's steps) has its own bar and rate.
+ */
+export function evaluateProgressPrinter(
+  tty: boolean,
+): (p: { stage?: 'bpd' | 'quality'; done: number; total: number }) => void {
+  let start = Date.now();
   let lastPrint = 0;
-  return ({ done, total }) => {
+  let current: string | undefined;
+  return ({ stage, done, total }) => {
+    if (stage !== current) {
+      current = stage;
+      start = Date.now();
+    }
+    const unit = stage === 'quality' ? 'sampler steps (quality)' : 'forward passes';
     const filled = Math.round((done / total) * 24);
     const rate = done / ((Date.now() - start) / 1000);
-    const line = `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} forward passes  ${rate.toFixed(1)}/s  ETA ${formatDuration((total - done) / rate)}`;
+    const line = `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} ${unit}  ${rate.toFixed(1)}/s  ETA ${formatDuration((total - done) / rate)}`;
     if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
     else if (Date.now() - lastPrint > 5000 || done === total) {
       say(line);
@@ -152,11 +163,13 @@ export function evaluateProgressPrinter(tty: boolean): (p: { done: number; total
 
 /** `ddpm eval`'s table: bits/dim and its parts, the terms by quarter of t and at a few t. */
 export function evaluateText(r: EvaluateResult): string {
-  const lines = [
-    `${r.checkpoint}: step ${r.step}, ${r.weights} weights`,
-    `data: ${r.data.source}, ${r.data.split === 'test' ? 'held-out' : 'all'} images ${r.images[0]}–${r.images.at(-1)} (${r.n}); T = ${r.T}; seed ${r.seed}`,
-  ];
-  if (r.data.note) lines.push(`note: ${r.data.note}`);
+  const lines = [`${r.checkpoint}: step ${r.step}, ${r.weights} weights`];
+  if (r.bpd) {
+    lines.push(
+      `data: ${r.data.source}, ${r.data.split === 'test' ? 'held-out' : 'all'} images ${r.images[0]}–${r.images.at(-1)} (${r.n}); T = ${r.T}; seed ${r.seed}`,
+    );
+    if (r.data.note) lines.push(`note: ${r.data.note}`);
+  }
   const b = r.bpd;
   if (b) {
     const sigma = b.variance === 'fixedlarge' ? 'σ² = β_t' : 'σ² = β̃_t';
@@ -176,9 +189,34 @@ export function evaluateText(r: EvaluateResult): string {
     const ts = [...new Set([0, 1, 2, 5, 10, 50, 100, 250, 500, 750, r.T - 1].filter((t) => t < r.T))];
     for (const t of ts) lines.push(row(`t = ${t}`, b.perT.vb[t], b.perT.x0Mse[t], b.perT.epsMse[t]));
   }
+  const q = r.quality;
+  if (q) {
+    const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
+    const how = q.sampling.classes ? `, every class in turn, guidance ${q.sampling.guidance}` : '';
+    lines.push(
+      '',
+      `sample quality of ${q.n} samples (DDIM ${q.sampling.steps} steps, seed ${q.sampling.seed}${how}), judged by ${q.classifier.file}`,
+      `  (a classifier of ${q.classifier.source}, ${pct(q.classifier.heldOutAccuracy)} accurate on its held-out images)`,
+      `  Fréchet distance  ${q.frechetDistance.toFixed(2)}  (classifier features, vs ${q.realImages} held-out images; compare at equal N only)`,
+      `  mean confidence   ${q.meanConfidence.toFixed(3)}`,
+      `  coverage          ${q.coverage}/${q.classes.length} classes with ≥ ${pct(q.coverageThreshold)} of the samples`,
+    );
+    if (q.classAgreement !== undefined)
+      lines.push(`  class agreement   ${pct(q.classAgreement)} classified as the class they were sampled for`);
+    lines.push('  class histogram');
+    const width = Math.max(...q.classes.map((c) => c.length));
+    q.classes.forEach((c, i) => {
+      const f = q.classHistogram[i];
+      lines.push(`    ${c.padEnd(width)}  ${pct(f).padStart(7)}  ${'#'.repeat(Math.round(f * 100))}`.trimEnd());
+    });
+    lines.push(`  ${q.seconds.toFixed(1)} s`);
+  }
+  const on = `${r.backend.name} (${r.backend.device})`;
   lines.push(
     '',
-    `${r.forwardPasses.toLocaleString('en-US')} forward passes in ${r.seconds.toFixed(1)} s on ${r.backend.name} (${r.backend.device}), ${plural(r.threads, 'thread')}`,
+    b
+      ? `${r.forwardPasses.toLocaleString('en-US')} forward passes in ${r.seconds.toFixed(1)} s on ${on}, ${plural(r.threads, 'thread')}`
+      : `${r.seconds.toFixed(1)} s on ${on}`,
   );
   return lines.join('\n');
 }

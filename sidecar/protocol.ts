@@ -332,6 +332,38 @@ export interface BpdResult {
   quarters: { from: number; to: number; vb: number; x0Mse: number; epsMse: number }[];
 }
 
+/**
+ * Sample quality (sidecar/quality/): n images sampled from the checkpoint (DDIM with ddpm/sample's defaults, the
+ * evaluation's seed; a conditional model every class in turn, guided), judged by the classifier shipped for the
+ * checkpoint's data (models/classifiers/: MNIST, Fashion-MNIST).
+ */
+export interface QualityResult {
+  /** Images sampled and judged. */
+  n: number;
+  /** How they were sampled: a conditional model's classes ('each': image i gets class i mod K) and guidance. */
+  sampling: { sampler: 'ddim'; steps: number; eta: number; seed: number; classes?: 'each'; guidance?: number };
+  /** The classifier file, the data it was trained on and its accuracy on that data's held-out images. */
+  classifier: { file: string; source: string; heldOutAccuracy: number };
+  classes: string[];
+  /** Mean over the images of the classifier's top softmax probability. */
+  meanConfidence: number;
+  /** Fraction of the images assigned to each class (argmax), in class order. */
+  classHistogram: number[];
+  /** Classes with at least `coverageThreshold` of the images (0.3 of the uniform share 1/K: 3 % for 10 classes). */
+  coverage: number;
+  coverageThreshold: number;
+  /**
+   * Fréchet distance between Gaussians fitted to the classifier's penultimate features of the samples and of the
+   * data's held-out images (an FID for digits). Biased upwards at small n: compare distances at the same n only.
+   */
+  frechetDistance: number;
+  /** The held-out images those real statistics summarise. */
+  realImages: number;
+  /** A conditional model: the fraction of images that the classifier assigns to the class they were sampled for. */
+  classAgreement?: number;
+  seconds: number;
+}
+
 export interface EvaluateResult {
   checkpoint: string;
   /** The checkpoint's step, and which weights were evaluated. */
@@ -345,6 +377,8 @@ export interface EvaluateResult {
   T: number;
   seed: number;
   bpd: BpdResult | null;
+  /** With `quality`: the samples' quality numbers; else null. */
+  quality: QualityResult | null;
   /** Forward passes of the model (one per image and t), the threads that ran them, and the backend. */
   forwardPasses: number;
   threads: number;
@@ -355,8 +389,8 @@ export const EvaluateRequest = new RequestType<EvaluateParams, EvaluateResult, v
 
 export interface EvaluateProgressParams {
   token?: string;
-  /** What is being computed; done of total units (for 'bpd': image forward passes, N·T). */
-  stage: 'bpd';
+  /** What is being computed; done of total units (for 'bpd': image forward passes, N·T; for 'quality': sampler steps). */
+  stage: 'bpd' | 'quality';
   done: number;
   total: number;
 }

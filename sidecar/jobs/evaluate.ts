@@ -14,6 +14,7 @@ import { calcBpdLoop, type BpdTerms } from '../ddpm/likelihood.ts';
 import { makeSchedule } from '../ddpm/schedule.ts';
 import type { BpdResult, EvaluateOptions, EvaluateResult } from '../protocol.ts';
 import { BadInputError } from './errors.ts';
+import { evaluateQuality, qualityClassifierFile } from './evaluateQuality.ts';
 import { withSamplingThreads } from './sample.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
@@ -33,8 +34,8 @@ export interface EvaluateJobOptions extends Omit<EvaluateOptions, 'token'> {
   onWarning?: (message: string) => void;
   /** Once the images are read and the threads started. */
   onStart?: (info: { n: number; T: number; total: number; threads: number; note?: string }) => void;
-  /** After each pass: image forward passes done of total. */
-  onProgress?: (p: { stage: 'bpd'; done: number; total: number }) => void;
+  /** After each pass: image forward passes done of total; with quality, then each sampler step done of total. */
+  onProgress?: (p: { stage: 'bpd' | 'quality'; done: number; total: number }) => void;
 }
 
 /** Mean of `values[i·stride + offset]` over i < n. */
@@ -88,15 +89,12 @@ function toPixelGrid(x: Float32Array): Float32Array {
 }
 
 export async function evaluateCheckpoint(o: EvaluateJobOptions): Promise<EvaluateResult> {
-  if (o.quality)
-    throw new BadInputError(
-      'quality: the sample-quality evaluation (classifier confidence, coverage, Fréchet distance) is not available yet; evaluate with bpd alone',
-    );
-  if (!o.bpd) throw new BadInputError('nothing to evaluate: bpd and quality are both off');
+  if (!o.bpd && !o.quality) throw new BadInputError('nothing to evaluate: bpd and quality are both off');
   const w = loadWeights(o.checkpoint, o.ema);
   const c = w.meta.model;
   const t0 = Date.now();
   try {
+    if (o.quality) qualityClassifierFile(w, o);
     const folder = o.data.startsWith('folder:');
     const dataset = await openDataset(o.data, {
       imageSize: c.imageSize,
@@ -107,7 +105,7 @@ export async function evaluateCheckpoint(o: EvaluateJobOptions): Promise<Evaluat
       throw new BadInputError(
         `${o.data} gives ${dataset.imageSize}×${dataset.imageSize}×${dataset.channels} images but the model takes ${c.imageSize}×${c.imageSize}×${c.channels}`,
       );
-    if (o.n > dataset.size)
+    if (o.bpd && o.n > dataset.size)
       throw new BadInputError(
         `${o.data} has ${dataset.size} ${folder ? '' : 'held-out '}images, fewer than n = ${o.n}`,
       );
@@ -118,7 +116,7 @@ export async function evaluateCheckpoint(o: EvaluateJobOptions): Promise<Evaluat
       o.onWarning?.(
         `skipped ${dataset.skipped.count} file(s) that are not readable images, e.g. ${dataset.skipped.examples.join('; ')}`,
       );
-    const indices = Array.from({ length: o.n }, (_, i) => i);
+    const indices = o.bpd ? Array.from({ length: o.n }, (_, i) => i) : [];
     const images = toPixelGrid(await dataset.read(indices));
     const diffusion = new GaussianDiffusion(makeSchedule(w.meta.schedule));
     const T = diffusion.T;
@@ -130,26 +128,39 @@ export async function evaluateCheckpoint(o: EvaluateJobOptions): Promise<Evaluat
       cpu ? PAIRS_PER_THREAD * (o.workers === 'auto' ? Math.min(os.availableParallelism(), 8) : o.workers) : GPU_PAIRS,
     );
     let threads = 1;
-    const terms = await withSamplingThreads(
-      w.params,
-      c,
-      w.meta.schedule,
-      pass,
-      { workers: o.workers, onWarning: o.onWarning },
-      (eps, n) => {
-        threads = n;
-        o.onStart?.({ n: o.n, T, total, threads: n, ...(note ? { note } : {}) });
-        return calcBpdLoop(eps, diffusion, images, [o.n, c.imageSize, c.imageSize, c.channels], {
-          varianceType: VARIANCE,
-          clip: CLIP,
+    const terms = !o.bpd
+      ? null
+      : await withSamplingThreads(
+          w.params,
+          c,
+          w.meta.schedule,
+          pass,
+          { workers: o.workers, onWarning: o.onWarning },
+          (eps, n) => {
+            threads = n;
+            o.onStart?.({ n: o.n, T, total, threads: n, ...(note ? { note } : {}) });
+            return calcBpdLoop(eps, diffusion, images, [o.n, c.imageSize, c.imageSize, c.channels], {
+              varianceType: VARIANCE,
+              clip: CLIP,
+              seed: o.seed,
+              batch: pass,
+              ids: indices,
+              signal: o.signal,
+              onProgress: (done) => o.onProgress?.({ stage: 'bpd', done, total }),
+            });
+          },
+        );
+    const quality = o.quality
+      ? await evaluateQuality(w, {
+          n: o.n,
           seed: o.seed,
-          batch: pass,
-          ids: indices,
+          workers: o.workers,
+          data: o.data,
           signal: o.signal,
-          onProgress: (done) => o.onProgress?.({ stage: 'bpd', done, total }),
-        });
-      },
-    );
+          onWarning: o.onWarning,
+          onProgress: o.onProgress,
+        })
+      : null;
     return {
       checkpoint: o.checkpoint,
       step: w.meta.step,
@@ -159,8 +170,9 @@ export async function evaluateCheckpoint(o: EvaluateJobOptions): Promise<Evaluat
       n: o.n,
       T,
       seed: o.seed,
-      bpd: summariseBpd(terms, VARIANCE, CLIP),
-      forwardPasses: total,
+      bpd: terms && summariseBpd(terms, VARIANCE, CLIP),
+      quality,
+      forwardPasses: terms ? total : 0,
       threads,
       backend: { name: backend.name, device: backend.device },
       seconds: (Date.now() - t0) / 1000,

@@ -11,30 +11,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { QualityResult } from '../protocol.ts';
 import { classifyImages, type Classifier } from './classifier.ts';
 import { featureStats, frechetDistance } from './frechet.ts';
 
 /** A class is covered when it gets at least this fraction of the uniform share 1/K of the images. */
 export const COVERAGE_SHARE_OF_UNIFORM = 0.3;
 
-export interface SampleQualityReport {
-  /** Images judged. */
-  n: number;
-  /** The classifier file and the data it was trained on. */
-  classifier: { file: string; source: string; heldOutAccuracy: number };
-  classes: string[];
-  /** Mean of the top softmax probability. */
-  meanConfidence: number;
-  /** Fraction of the images per class (argmax), in class order; sums to 1. */
-  classHistogram: number[];
-  /** Classes with at least `coverageThreshold` of the images. */
-  coverage: number;
-  coverageThreshold: number;
-  /** Fréchet distance to the real images' feature statistics (held-out split). */
-  frechetDistance: number;
-  /** How many real images those statistics summarise. */
-  realImages: number;
-}
+/** The classifier's judgement of a set of images: ddpm/evaluate's quality result less how they were sampled. */
+export type SampleQualityReport = Omit<QualityResult, 'sampling' | 'seconds'>;
 
 /**
  * Brings NHWC images to the classifier's size: the same size as is, larger ones centre-cropped (a 32×32 model of
@@ -65,11 +50,15 @@ export function fitToClassifier(
   return out;
 }
 
-/** The sample-quality numbers for `n` images (NHWC host array in [−1, 1], shape [n, H, W, C]). */
+/**
+ * The sample-quality numbers for `n` images (NHWC host array in [−1, 1], shape [n, H, W, C]). With `labels` (the
+ * class each image was sampled for, −1 for none), also the fraction of the labelled images classified as their label.
+ */
 export async function sampleQuality(
   images: Float32Array,
   shape: readonly [number, number, number, number],
   classifier: Classifier,
+  labels?: readonly number[],
 ): Promise<SampleQualityReport> {
   const n = shape[0];
   if (n < 2) throw new Error(`the sample quality needs at least 2 images, got ${n}`);
@@ -78,11 +67,17 @@ export async function sampleQuality(
   const { features, probs } = await classifyImages(classifier.params, c, fitToClassifier(images, shape, classifier), n);
   const counts = new Array<number>(k).fill(0);
   let confidence = 0;
+  let labelled = 0;
+  let agree = 0;
   for (let i = 0; i < n; i++) {
     let best = 0;
     for (let j = 1; j < k; j++) if (probs[i * k + j] > probs[i * k + best]) best = j;
     counts[best]++;
     confidence += probs[i * k + best];
+    if (labels && labels[i] >= 0) {
+      labelled++;
+      if (labels[i] === best) agree++;
+    }
   }
   const classHistogram = counts.map((x) => x / n);
   const coverageThreshold = COVERAGE_SHARE_OF_UNIFORM / k;
@@ -101,6 +96,7 @@ export async function sampleQuality(
     coverageThreshold,
     frechetDistance: frechetDistance(featureStats(features, n, c.features), classifier.stats),
     realImages: classifier.stats.n,
+    ...(labelled ? { classAgreement: agree / labelled } : {}),
   };
 }
 

@@ -53,9 +53,17 @@ test('ddpm eval: a table on stdout, every number with --json, progress on stderr
   assert.equal(cliResult.bpd!.perImage.length, 3);
   assert.match(table.stdout, new RegExp(`^bits/dim  ${cliResult.bpd!.mean.toFixed(4)} `, 'm'), 'same seed, same table');
 
-  const quality = ddpm(...args, '--quality');
-  assert.equal(quality.code, 1);
-  assert.match(quality.stderr, /quality: the sample-quality evaluation .* is not available yet/);
+  // The sample quality alone (the tiny checkpoint names no data: the classifier of --data mnist judges it).
+  const quality = ddpm(...args, '--quality', '--no-bpd');
+  assert.equal(quality.code, 0, quality.stderr);
+  assert.match(
+    quality.stdout,
+    /^sample quality of 3 samples \(DDIM 16 steps, seed 2\), judged by .*mnist\.safetensors$/m,
+  );
+  assert.match(quality.stdout, /^ {2}Fréchet distance {2}\d+\.\d\d /m);
+  assert.match(quality.stdout, /^ {2}coverage {10}\d+\/10 classes with ≥ 3\.0 % of the samples$/m);
+  assert.doesNotMatch(quality.stdout, /bits\/dim/);
+  assert.match(quality.stderr, /16\/16 sampler steps \(quality\)/);
   const n = ddpm('eval', '--ckpt', ckpt, '--data', 'mnist', '--n', '0');
   assert.equal(n.code, 2);
   assert.match(n.stderr, /--n must be an integer in 1\.\.10000, got 0/);
@@ -101,8 +109,9 @@ test('ddpm/evaluate over JSON-RPC: progress notifications, the CLI numbers for t
       (e: ResponseError<void>) => e.code === ErrorCodes.RequestCancelled,
     );
     await assert.rejects(
-      sc.connection.sendRequest(EvaluateRequest, { checkpoint: ckpt, data: 'mnist', quality: true }),
-      (e: ResponseError<void>) => e.code === ErrorCodes.BadInput && /not available yet/.test(e.message),
+      sc.connection.sendRequest(EvaluateRequest, { checkpoint: ckpt, data: 'cifar10:/nowhere', quality: true }),
+      (e: ResponseError<void>) =>
+        e.code === ErrorCodes.BadInput && /no sample-quality classifier exists/.test(e.message),
     );
     await assert.rejects(
       sc.connection.sendRequest(EvaluateRequest, { checkpoint: ckpt, data: 'mnist', n: 0 }),

@@ -197,7 +197,7 @@ test('a folder has no held-out part: its own images, said in the result; refusal
       (e: Error) => classifyError(e) === kind && message.test(e.message),
     );
   await refused({ n: 3 }, 'bad-input', /has 2 images, fewer than n = 3/);
-  await refused({ quality: true }, 'bad-input', /quality: the sample-quality evaluation .* is not available yet/);
+  await refused({ quality: true }, 'bad-input', /^quality: no sample-quality classifier exists for the data 'folder:/);
   await refused({ bpd: false }, 'bad-input', /nothing to evaluate/);
   await refused({ data: 'imagenet' }, 'bad-input', /unknown data source 'imagenet'/);
   await refused({ checkpoint: path.join(tmp, 'none.safetensors') }, 'not-found', /checkpoint not found/);

@@ -151,8 +151,13 @@ test('Fréchet distance in the MNIST classifier features: real vs real small, no
       `${qReal.classHistogram}`,
     );
     assert.deepEqual(qReal.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
-    // One digit only: covered classes 1.
     const labels = heldOut.labels!(Array.from({ length: n }, (_, i) => i));
+    // With the class each image is meant to be (as a conditional model's samples have): the agreement is the accuracy.
+    const withLabels = await sampleQuality(images.subarray(0, m * 784), shape(m), clf, [...labels.subarray(0, m)]);
+    assert.ok(withLabels.classAgreement! > 0.95, `agreement ${withLabels.classAgreement}`);
+    assert.equal(withLabels.frechetDistance, qReal.frechetDistance);
+    assert.equal(qReal.classAgreement, undefined);
+    // One digit only: covered classes 1.
     const sevens = labels.reduce<number[]>((acc, l, i) => (l === 7 ? [...acc, i] : acc), []);
     const q7 = await sampleQuality(await heldOut.read(sevens), shape(sevens.length), clf);
     assert.equal(q7.coverage, 1);
