@@ -12,6 +12,8 @@ import type { SidecarClient } from './sidecarClient.ts';
 import type { WebviewView } from './panels/html.ts';
 import { PanelHost } from './panels/panelHost.ts';
 import { errorMessage } from './commands/common.ts';
+import { askClassAndGuidance } from './commands/sample.ts';
+import { checkpointClasses } from '../webview/shared/classes.ts';
 
 export const CHECKPOINT_EDITOR = 'ddpm.checkpoint';
 const VIEW: WebviewView = { name: 'checkpoint', viewType: CHECKPOINT_EDITOR, markup };
@@ -78,9 +80,13 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
             post({ type: 'statsError', name: m.name, message: errorMessage(e) });
           }
           break;
-        case 'sample':
-          void vscode.commands.executeCommand('ddpm.sample', { checkpoint: file });
+        case 'sample': {
+          // The same class and guidance choice as DDPM: Sample (nothing to ask for an unconditional checkpoint).
+          const header = await this.sidecar.request(InspectRequest, { path: file }).catch(() => undefined);
+          const choice = await askClassAndGuidance(checkpointClasses(header));
+          if (choice) void vscode.commands.executeCommand('ddpm.sample', { checkpoint: file, ...choice });
           break;
+        }
         case 'preview':
           try {
             const r = await this.sidecar.request(SampleRequest, { checkpoint: file, n: 16, steps: 20, seed: 0 });

@@ -1,13 +1,37 @@
-/** Pieces shared by the commands: checkpoint choice (shipped model, recent, browse), save dialogs, error text. */
+/** Pieces shared by the commands: checkpoint choice (shipped models, recent, browse), save dialogs, error text. */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { InspectRequest } from '../../sidecar/protocol.ts';
+import { checkpointSummary } from '../../webview/shared/classes.ts';
 import { setting } from '../settings.ts';
+import type { SidecarClient } from '../sidecarClient.ts';
 
 const RECENT_KEY = 'ddpm.recentCheckpoints';
 
+/** The shipped MNIST model: the default checkpoint when ddpm.defaultCheckpoint is empty. */
 export function shippedCheckpoint(context: vscode.ExtensionContext): string {
   return vscode.Uri.joinPath(context.extensionUri, 'models', 'mnist.safetensors').fsPath;
+}
+
+/** Every model shipped in the extension's models/ folder (*.safetensors), MNIST first, then by name. */
+export function shippedCheckpoints(context: vscode.ExtensionContext): string[] {
+  const dir = vscode.Uri.joinPath(context.extensionUri, 'models').fsPath;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  } catch {
+    return [];
+  }
+  const rank = (f: string) => (f === 'mnist.safetensors' ? 0 : 1);
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).map((f) => path.join(dir, f));
+}
+
+/** "Shipped MNIST model", "Shipped Fashion-MNIST model": the known datasets' names, else the file's. */
+export function shippedLabel(file: string): string {
+  const base = path.basename(file, '.safetensors');
+  const known: Record<string, string> = { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10' };
+  return `Shipped ${known[base] ?? base} model`;
 }
 
 export function rememberCheckpoint(context: vscode.ExtensionContext, file: string): void {
@@ -15,23 +39,68 @@ export function rememberCheckpoint(context: vscode.ExtensionContext, file: strin
   void context.globalState.update(RECENT_KEY, [file, ...recent].slice(0, 8));
 }
 
-/** The checkpoint to use: the setting, the shipped model, recent ones, or one chosen from disk. */
+/** A checkpoint in a few words from its header (preset, size, classes), for the pick; undefined if unreadable. */
+export function describeCheckpoint(sidecar: SidecarClient): (file: string) => Promise<string | undefined> {
+  return (file) => sidecar.request(InspectRequest, { path: file }).then(checkpointSummary, () => undefined);
+}
+
+/**
+ * The checkpoint to use: ddpm.defaultCheckpoint (when set), the shipped models, recent ones, or one chosen from disk.
+ * `describe` fills in the items' descriptions (from the headers) while the pick is open.
+ */
 export async function pickCheckpoint(
   context: vscode.ExtensionContext,
   useDefault = false,
   title = 'DDPM: Sample — checkpoint',
+  describe?: (file: string) => Promise<string | undefined>,
 ): Promise<string | undefined> {
   const configured = setting<string>('defaultCheckpoint');
   const fallback = configured || shippedCheckpoint(context);
   if (useDefault) return fallback;
-  const recent = context.globalState.get<string[]>(RECENT_KEY, []).filter((f) => f !== fallback && fs.existsSync(f));
   type Item = vscode.QuickPickItem & { file?: string };
-  const items: Item[] = [
-    { label: configured ? path.basename(configured) : 'Shipped MNIST model', description: fallback, file: fallback },
-    ...recent.map((f) => ({ label: path.basename(f), description: f, file: f })),
-    { label: 'Browse…', description: 'a .safetensors checkpoint' },
-  ];
-  const pick = await vscode.window.showQuickPick(items, { title });
+  const shipped = shippedCheckpoints(context);
+  const items: Item[] = [];
+  if (configured) items.push({ label: path.basename(configured), detail: configured, file: configured });
+  for (const f of shipped.filter((f) => f !== configured)) items.push({ label: shippedLabel(f), file: f });
+  if (!shipped.length && !configured) items.push({ label: shippedLabel(fallback), file: fallback });
+  const listed = new Set(items.map((i) => i.file));
+  const recent = context.globalState
+    .get<string[]>(RECENT_KEY, [])
+    .filter((f) => !listed.has(f) && fs.existsSync(f))
+    .map((f) => ({ label: path.basename(f), detail: f, file: f }));
+  if (recent.length) items.push({ label: 'recent', kind: vscode.QuickPickItemKind.Separator }, ...recent);
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
+  items.push({ label: 'Browse…', description: 'a .safetensors checkpoint' });
+
+  const qp = vscode.window.createQuickPick<Item>();
+  qp.title = title;
+  qp.placeholder = 'Which checkpoint?';
+  qp.matchOnDescription = true;
+  qp.matchOnDetail = true;
+  qp.items = items;
+  const pick = await new Promise<Item | undefined>((resolve) => {
+    let settled = false;
+    const finish = (v: Item | undefined) => {
+      if (settled) return;
+      settled = true;
+      resolve(v);
+      qp.dispose();
+    };
+    qp.onDidAccept(() => finish(qp.selectedItems[0] ?? qp.activeItems[0]));
+    qp.onDidHide(() => finish(undefined));
+    qp.show();
+    for (const item of items) {
+      if (!item.file || !describe) continue;
+      void describe(item.file).then((d) => {
+        if (settled || !d) return;
+        item.description = d;
+        // Re-set the items for the new description; keep the row the user is on (the first one when none is yet).
+        const active = qp.activeItems;
+        qp.items = items;
+        if (active.length) qp.activeItems = active;
+      });
+    }
+  });
   if (!pick) return undefined;
   if (pick.file) return pick.file;
   const chosen = await vscode.window.showOpenDialog({

@@ -11,7 +11,7 @@ import type { InterpolateToWebview } from '../../webview/shared/messages.ts';
 import { lambdaValues } from '../../webview/shared/lambdas.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { InterpolatePanel } from '../panels/interpolatePanel.ts';
-import { errorMessage, pickCheckpoint, rememberCheckpoint } from './common.ts';
+import { describeCheckpoint, errorMessage, pickCheckpoint, rememberCheckpoint } from './common.ts';
 import { setting, workersSetting } from '../settings.ts';
 
 const IMAGE = /\.(png|jpe?g|webp)$/i;
@@ -56,7 +56,7 @@ export async function runInterpolateCommand(
   if (!checkpoint) {
     checkpoint = opts
       ? (last ?? (await pickCheckpoint(context, true)))
-      : await pickCheckpoint(context, false, 'DDPM: Interpolate — checkpoint');
+      : await pickCheckpoint(context, false, 'DDPM: Interpolate — checkpoint', describeCheckpoint(sidecar));
   }
   if (!checkpoint) return undefined;
   let ts: number[];

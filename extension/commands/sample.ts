@@ -1,4 +1,7 @@
-/** DDPM: Sample — pick a checkpoint and settings (or take them as arguments), watch the trajectory, save PNGs. */
+/**
+ * DDPM: Sample — pick a checkpoint and settings (or take them as arguments), watch the trajectory, save PNGs. For a
+ * class-conditional checkpoint it asks for the class (each in turn, one, or none) and the guidance scale too.
+ */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,10 +14,17 @@ import {
   SampleRequest,
 } from '../../sidecar/protocol.ts';
 import { fieldError } from '../../sidecar/validation.ts';
+import {
+  checkpointClasses,
+  choiceText,
+  classWithIndex,
+  sampleLabels,
+  type ClassChoice,
+} from '../../webview/shared/classes.ts';
 import { setting, workersSetting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { TrajectoryPanel } from '../panels/trajectoryPanel.ts';
-import { errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
+import { describeCheckpoint, errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
 
 export interface SampleOptions {
   checkpoint?: string;
@@ -22,6 +32,10 @@ export interface SampleOptions {
   sampler?: 'ddim' | 'ddpm';
   steps?: number;
   seed?: number;
+  /** Class-conditional checkpoints: a class index, 'each' (image i gets class i mod K; the default) or 'any' (none). */
+  class?: ClassChoice;
+  /** Classifier-free guidance scale (default: the ddpm.guidance setting). */
+  guidance?: number;
   /** Write the final grid here (PNG), without asking. */
   saveTo?: string;
 }
@@ -30,6 +44,9 @@ export interface SampleCommandResult {
   grid: string | null;
   images: number;
   seconds: number;
+  /** Conditional checkpoints: the class of each image (−1: none) and the class names, as the sidecar returned them. */
+  labels?: number[];
+  classes?: string[];
 }
 
 interface Settings {
@@ -38,16 +55,91 @@ interface Settings {
   sampler: 'ddim' | 'ddpm';
   steps: number;
   seed: number;
+  class: ClassChoice;
+  guidance: number;
 }
 
-/** The checkpoint's T (its header only is read); undefined if it is not a readable DDPM Studio checkpoint. */
-async function diffusionSteps(sidecar: SidecarClient, checkpoint: string): Promise<number | undefined> {
-  return (await sidecar.request(InspectRequest, { path: checkpoint }).catch(() => undefined))?.schedule?.T;
+/** What sampling needs from a checkpoint's header: T, and its classes (k = 0: unconditional). */
+interface Header {
+  T?: number;
+  k: number;
+  classes: string[];
 }
 
-async function askSettings(context: vscode.ExtensionContext, sidecar: SidecarClient): Promise<Settings | undefined> {
-  const checkpoint = await pickCheckpoint(context);
+/** The checkpoint's header (only the header is read); T undefined and no classes if it cannot be read. */
+async function checkpointHeader(sidecar: SidecarClient, checkpoint: string): Promise<Header> {
+  const r = await sidecar.request(InspectRequest, { path: checkpoint }).catch(() => undefined);
+  return { T: r?.schedule?.T, ...checkpointClasses(r) };
+}
+
+/**
+ * For a class-conditional checkpoint: which class (each in turn, one of them by name, or none) and, unless none, the
+ * guidance scale. `{}` for an unconditional checkpoint (nothing to ask); undefined when the user cancels.
+ */
+export async function askClassAndGuidance(
+  header: Pick<Header, 'k' | 'classes'>,
+  title = 'DDPM: Sample',
+): Promise<{ class?: ClassChoice; guidance?: number } | undefined> {
+  const { k, classes } = header;
+  if (!(k > 0)) return {};
+  type ClassItem = vscode.QuickPickItem & { choice: ClassChoice };
+  const names = classes.map((_, i) => classWithIndex(classes, i));
+  const inTurn = `${names.length > 3 ? `${names[0]}, ${names[1]}, …, ${names.at(-1)}` : names.join(', ')}, ${names[0]}, …`;
+  const items: ClassItem[] = [
+    {
+      label: 'Each class in turn',
+      description: `image i gets class i mod ${k}: ${inTurn}`,
+      choice: 'each',
+    },
+    ...classes.map((_, i) => ({ label: classWithIndex(classes, i), choice: i })),
+    { label: 'Any (unconditional)', description: 'no class: the model’s unconditional distribution', choice: 'any' },
+  ];
+  const picked = await vscode.window.showQuickPick(items, {
+    title: `${title} — class`,
+    placeHolder: `This checkpoint is class-conditional (${k} classes): which class?`,
+  });
+  if (!picked) return undefined;
+  if (picked.choice === 'any') return { class: 'any' };
+  const guidance = await askGuidance(title);
+  return guidance === undefined ? undefined : { class: picked.choice, guidance };
+}
+
+/** The classifier-free guidance scale w: ddpm.guidance first, a few common values, or another one typed in. */
+async function askGuidance(title: string): Promise<number | undefined> {
+  const dflt = setting<number>('guidance');
+  const hint = (w: number) =>
+    w === 0 ? 'no guidance: ε(x, c) alone' : w <= 1 ? 'more variety' : w >= 4 ? 'stronger class, less variety' : '';
+  type Item = vscode.QuickPickItem & { w?: number };
+  const items: Item[] = [...new Set([dflt, 0, 1, 2, 3, 5])].map((w) => ({
+    label: String(w),
+    description: [w === dflt ? 'default (ddpm.guidance)' : '', hint(w)].filter(Boolean).join(' · '),
+    w,
+  }));
+  items.push({ label: 'Other…', description: `a number in 0..20` });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: `${title} — guidance scale`,
+    placeHolder: 'Classifier-free guidance w: ε = (1 + w)·ε(x, c) − w·ε(x, ∅)',
+  });
+  if (!picked) return undefined;
+  if (picked.w !== undefined) return picked.w;
+  const text = await vscode.window.showInputBox({
+    title: `${title} — guidance scale`,
+    value: String(dflt),
+    validateInput: (v) =>
+      fieldError(SampleParamsSchema, 'guidance', v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v),
+  });
+  return text === undefined ? undefined : Number(text);
+}
+
+async function askSettings(
+  context: vscode.ExtensionContext,
+  sidecar: SidecarClient,
+): Promise<{ settings: Settings; header: Header } | undefined> {
+  const checkpoint = await pickCheckpoint(context, false, undefined, describeCheckpoint(sidecar));
   if (!checkpoint) return undefined;
+  const header = await checkpointHeader(sidecar, checkpoint);
+  const cls = await askClassAndGuidance(header);
+  if (!cls) return undefined;
   const nPick = await vscode.window.showQuickPick(
     ['16', '4', '9', '25', '36', '64']
       .map((label) => ({ label, description: label === String(setting<number>('numSamples')) ? 'default' : undefined }))
@@ -56,7 +148,7 @@ async function askSettings(context: vscode.ExtensionContext, sidecar: SidecarCli
   );
   if (!nPick) return undefined;
   const ddimSteps = setting<number>('ddimSteps');
-  const T = await diffusionSteps(sidecar, checkpoint);
+  const T = header.T;
   const samplers = [
     {
       label: `DDIM, ${ddimSteps} steps`,
@@ -82,7 +174,18 @@ async function askSettings(context: vscode.ExtensionContext, sidecar: SidecarCli
     validateInput: (v) => fieldError(SampleParamsSchema, 'seed', /^\d+$/.test(v) ? Number(v) : v),
   });
   if (seedText === undefined) return undefined;
-  return { checkpoint, n: Number(nPick.label), sampler: s.sampler, steps: s.steps, seed: Number(seedText) };
+  return {
+    settings: {
+      checkpoint,
+      n: Number(nPick.label),
+      sampler: s.sampler,
+      steps: s.steps,
+      seed: Number(seedText),
+      class: cls.class ?? 'each',
+      guidance: cls.guidance ?? setting<number>('guidance'),
+    },
+    header,
+  };
 }
 
 export async function runSampleCommand(
@@ -90,6 +193,7 @@ export async function runSampleCommand(
   sidecar: SidecarClient,
   opts?: SampleOptions,
 ): Promise<SampleCommandResult | undefined> {
+  const asked = opts ? undefined : await askSettings(context, sidecar);
   const settings: Settings | undefined = opts
     ? {
         checkpoint: opts.checkpoint ?? (await pickCheckpoint(context, true)) ?? '',
@@ -97,11 +201,14 @@ export async function runSampleCommand(
         sampler: opts.sampler ?? setting<'ddim' | 'ddpm'>('sampler'),
         steps: opts.steps ?? setting<number>('ddimSteps'),
         seed: opts.seed ?? 0,
+        class: opts.class ?? 'each',
+        guidance: opts.guidance ?? setting<number>('guidance'),
       }
-    : await askSettings(context, sidecar);
+    : asked?.settings;
   if (!settings || !settings.checkpoint) return undefined;
   rememberCheckpoint(context, settings.checkpoint);
-  const T = await diffusionSteps(sidecar, settings.checkpoint);
+  const header = asked?.header ?? (await checkpointHeader(sidecar, settings.checkpoint));
+  const T = header.T;
   const panel = new TrajectoryPanel(context.extensionUri, `DDPM Trajectory: ${path.basename(settings.checkpoint)}`);
   let current = settings;
   let lastGrid: string | null = null;
@@ -125,6 +232,7 @@ export async function runSampleCommand(
       }),
       panel.onMessage((m) => m.type === 'stop' && cts.cancel()),
     ];
+    const conditional = header.k > 0;
     await panel.post({
       type: 'start',
       runId: token,
@@ -132,6 +240,15 @@ export async function runSampleCommand(
       total: s.sampler === 'ddim' ? s.steps : (T ?? 0),
       sampler: s.sampler === 'ddim' ? `DDIM ${s.steps}` : `DDPM ${T ?? ''}`.trim(),
       checkpoint: s.checkpoint,
+      // The labels are known from the choice (the sidecar computes the same), so the live grids are labelled too.
+      ...(conditional
+        ? {
+            labels: sampleLabels(header.k, s.class, s.n),
+            classes: header.classes,
+            choice: choiceText(s.class, header.classes),
+            ...(s.class !== 'any' ? { guidance: s.guidance } : {}),
+          }
+        : {}),
     });
     try {
       const r = await vscode.window.withProgress(
@@ -146,6 +263,8 @@ export async function runSampleCommand(
               sampler: s.sampler,
               steps: s.steps,
               seed: s.seed,
+              class: s.class,
+              guidance: s.guidance,
               frames,
               token,
               workers: workersSetting('sampleWorkers'),
@@ -155,8 +274,16 @@ export async function runSampleCommand(
         },
       );
       lastGrid = r.grid;
-      await panel.post({ type: 'done', runId: token, grid: r.grid, seconds: r.seconds, threads: r.threads });
-      return { grid: null, images: r.images.length, seconds: r.seconds };
+      const classes = r.labels && r.classes ? { labels: r.labels, classes: r.classes } : {};
+      await panel.post({
+        type: 'done',
+        runId: token,
+        grid: r.grid,
+        seconds: r.seconds,
+        threads: r.threads,
+        ...classes,
+      });
+      return { grid: null, images: r.images.length, seconds: r.seconds, ...classes };
     } catch (e) {
       const cancelled = cts.token.isCancellationRequested;
       await panel.post({ type: 'error', runId: token, message: cancelled ? 'stopped' : errorMessage(e) });
@@ -173,6 +300,7 @@ export async function runSampleCommand(
   };
   panel.onMessage(async (m) => {
     if (m.type === 'again') {
+      // The same checkpoint, class and guidance; the next seed.
       current = { ...current, seed: current.seed + 1 };
       await run(current);
     } else if (m.type === 'saveGrid' && lastGrid) {

@@ -99,28 +99,26 @@ function foreignSafetensors() {
   return Buffer.concat([len, Buffer.from(json), data]);
 }
 
-/** Trains the `tiny` preset (16×16) for 20 steps on digits/ with the command line; returns the checkpoint's path. */
-function trainTinyCheckpoint(workspace, outDir) {
+/**
+ * Trains the `tiny` preset with the command line into outDir (no intermediate checkpoints, no previews); returns the
+ * checkpoint's path. `args`: the data and the steps, and whatever else the fixture needs.
+ */
+function trainTinyCheckpoint(outDir, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
       [
         path.join(REPO, 'dist', 'ddpm.js'),
         'train',
-        '--data',
-        `folder:${path.join(workspace, 'digits')}`,
         '--preset',
         'tiny',
-        '--steps',
-        '20',
-        '--batch',
-        '4',
         '--save-every',
         '0',
         '--sample-every',
         '0',
         '--out',
         outDir,
+        ...args,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -132,7 +130,7 @@ function trainTinyCheckpoint(workspace, outDir) {
     child.on('exit', (code) => {
       const latest = path.join(outDir, 'latest.safetensors');
       if (code === 0 && fs.existsSync(latest)) resolve(latest);
-      else reject(new Error(`ddpm train (tiny fixture) exited with ${code}:\n${err}`));
+      else reject(new Error(`ddpm train ${args.join(' ')} (fixture) exited with ${code}:\n${err}`));
     });
   });
 }
@@ -141,6 +139,8 @@ function trainTinyCheckpoint(workspace, outDir) {
  * The workspace both suites open:
  *   digits/digit-0..7.png                 fixture images (28×28, white on black)
  *   checkpoints/tiny-e2e.safetensors      a `tiny` training checkpoint (20 steps on digits/), for the inspector tests
+ *   checkpoints/conditional-e2e.safetensors  a class-conditional `tiny` checkpoint (4 steps on the bundled MNIST
+ *                                         digits, 10 classes), for sampling a class
  *   checkpoints/corrupt.safetensors       100 random bytes (the inspector must show an error)
  *   checkpoints/foreign.safetensors       a valid safetensors file without DDPM Studio metadata (the inspector's note)
  */
@@ -154,12 +154,33 @@ async function makeWorkspace(dir, runDir) {
   );
   const ckpts = path.join(dir, 'checkpoints');
   fs.mkdirSync(ckpts, { recursive: true });
-  const t = Date.now();
+  let t = Date.now();
   fs.copyFileSync(
-    await trainTinyCheckpoint(dir, path.join(runDir, 'tiny-fixture')),
+    await trainTinyCheckpoint(path.join(runDir, 'tiny-fixture'), [
+      '--data',
+      `folder:${path.join(dir, 'digits')}`,
+      '--steps',
+      '20',
+      '--batch',
+      '4',
+    ]),
     path.join(ckpts, 'tiny-e2e.safetensors'),
   );
   log(`fixture checkpoints/tiny-e2e.safetensors trained in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  t = Date.now();
+  fs.copyFileSync(
+    await trainTinyCheckpoint(path.join(runDir, 'conditional-fixture'), [
+      '--data',
+      'mnist',
+      '--conditional',
+      '--steps',
+      '4',
+      '--batch',
+      '4',
+    ]),
+    path.join(ckpts, 'conditional-e2e.safetensors'),
+  );
+  log(`fixture checkpoints/conditional-e2e.safetensors trained in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   fs.writeFileSync(path.join(ckpts, 'corrupt.safetensors'), crypto.randomBytes(100));
   fs.writeFileSync(path.join(ckpts, 'foreign.safetensors'), foreignSafetensors());
 }

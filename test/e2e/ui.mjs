@@ -5,6 +5,7 @@
 //
 // Webviews are nested iframes: the workbench's <iframe class="webview"> (…/index.html?id=…) holds the extension's
 // document in <iframe id="active-frame">. Tests look up the frame that contains the element they need.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -102,6 +103,34 @@ async function acceptDefaults(page, done, log, what, timeoutMs = 60_000) {
     }
   }
   return answered;
+}
+
+/**
+ * Waits for the quick input whose title matches `titleRe`, optionally types `text` into it (a quick pick then filters
+ * its rows), checks that the focused row matches `expectFocused` (when given) and presses Enter. Returns what it saw.
+ */
+async function answerQuickInput(page, titleRe, { text, expectFocused, log, onShown, timeoutMs = 60_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let q;
+  while (!(q = await describeQuickInput(page)) || !titleRe.test(q.title)) {
+    if (Date.now() > deadline)
+      throw new Error(`no quick input titled ${titleRe} within ${timeoutMs / 1000} s (showing ${JSON.stringify(q)})`);
+    await sleep(250);
+  }
+  await sleep(400); // let a pick finish loading its items
+  const rows = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+  await onShown?.();
+  if (text !== undefined) {
+    await page.locator('.quick-input-widget input[type="text"]').fill(text);
+    await sleep(500);
+  }
+  q = (await describeQuickInput(page)) || q;
+  if (expectFocused && !expectFocused.test(q.focused))
+    throw new Error(`${q.title}: the focused row is ${JSON.stringify(q.focused)}, expected ${expectFocused}`);
+  log?.(`  quick input: ${JSON.stringify(q)}${text !== undefined ? ` (typed ${JSON.stringify(text)})` : ''} -> Enter`);
+  await page.keyboard.press('Enter');
+  await sleep(700);
+  return { ...q, rows: rows.map((r) => r.replace(/\s+/g, ' ').trim()) };
 }
 
 /** The editor tab whose label starts with `title`. */
@@ -325,6 +354,140 @@ export async function runUiSuite({
         if (g.png) fs.writeFileSync(path.join(outDir, 'ui-canvas-grid.png'), g.png);
         log(`  canvas#grid ${g.width}×${g.height} uniform=${g.uniform}`);
         if (g.uniform) throw new Error('canvas#grid is blank after sampling finished');
+      }
+    });
+
+    await test('DDPM: Sample on a class-conditional checkpoint: class 3 chosen in the quick pick, every image labelled 3', async () => {
+      const checkpoint = path.join(workspace, 'checkpoints', 'conditional-e2e.safetensors');
+      if (!fs.existsSync(checkpoint)) throw new Error(`${checkpoint} does not exist (run.mjs makes it)`);
+      // The checkpoint pick offers ddpm.defaultCheckpoint first: point it at the conditional fixture for this test.
+      const settingsFile = path.join(workspace, '.vscode', 'settings.json');
+      const before = fs.existsSync(settingsFile) ? fs.readFileSync(settingsFile, 'utf8') : null;
+      fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
+      fs.writeFileSync(
+        settingsFile,
+        JSON.stringify({ ...(before ? JSON.parse(before) : {}), 'ddpm.defaultCheckpoint': checkpoint }, null, 2),
+      );
+      try {
+        await sleep(1500);
+        await runCommand(page, 'View: Close All Editors', 20_000);
+        await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+        // The workbench notices the new settings file after a while: until then the pick starts with the shipped model.
+        let ckpt;
+        for (let attempt = 1; ; attempt++) {
+          await runCommand(page, 'DDPM: Sample');
+          try {
+            ckpt = await answerQuickInput(page, /checkpoint$/, {
+              expectFocused: /^conditional-e2e\.safetensors/,
+              log,
+              onShown: () => sleep(1000).then(() => shot('04a-checkpoint-pick')),
+            });
+            break;
+          } catch (e) {
+            if (attempt === 10) throw e;
+            await page.keyboard.press('Escape');
+            await sleep(2000);
+          }
+        }
+        if (!ckpt.rows.some((r) => /^Shipped MNIST model/.test(r)))
+          throw new Error(`the checkpoint pick does not offer the shipped model: ${JSON.stringify(ckpt.rows)}`);
+        const cls = await answerQuickInput(page, /— class$/, {
+          text: '3',
+          expectFocused: /^3$/,
+          log,
+          onShown: () => shot('04b-class-pick'),
+        });
+        log(`  class pick rows before typing: ${JSON.stringify(cls.rows)}`);
+        if (!/^Each class in turn/.test(cls.rows[0] || ''))
+          throw new Error(`the class pick does not start with "Each class in turn": ${JSON.stringify(cls.rows)}`);
+        await answerQuickInput(page, /— guidance scale$/, { expectFocused: /^2$/, log });
+        await answerQuickInput(page, /number of images$/, { text: '9', expectFocused: /^9$/, log });
+        const rest = await acceptDefaults(
+          page,
+          () => tab(page, 'DDPM Trajectory').isVisible(),
+          log,
+          'the "DDPM Trajectory" tab',
+        );
+        if (rest.length !== 2) throw new Error(`expected the sampler and seed after n, got ${JSON.stringify(rest)}`);
+        const frame = await findFrame(page, 'canvas#grid', 60_000, (f) =>
+          f.$eval('#caption', (e) => (e.textContent || '').includes('conditional-e2e')).catch(() => false),
+        );
+        const caption = await frame.locator('#caption').innerText();
+        log(`  #caption: ${caption}`);
+        if (!/ · class 3 · guidance 2 · /.test(caption))
+          throw new Error(`the caption does not give the class and guidance: ${JSON.stringify(caption)}`);
+        /** The class labels drawn on a grid: [{row, text}], and its layer's row captions. */
+        const labelsOf = (id) =>
+          frame.$eval(`#${id}-cells`, (layer) => ({
+            cells: [...layer.querySelectorAll('.cell-label')].map((e) => ({
+              row: Number(e.dataset.row),
+              text: e.textContent,
+            })),
+            rows: layer.dataset.rows ?? null,
+          }));
+        const t = Date.now();
+        let live = null;
+        for (;;) {
+          const state = await bodyState(frame);
+          if (!live) {
+            const xt = await canvasPixels(frame, 'canvas#xt');
+            if (!xt.uniform) {
+              live = { state, ...(await labelsOf('xt')) };
+              log(`  live x_t (data-state=${state}): ${JSON.stringify(live)}`);
+              await shot('04c-sample-class-live');
+            }
+          }
+          if (state === 'done') break;
+          await checkErrors(page, frame);
+          if (Date.now() - t > 180_000) throw new Error('sampling the conditional checkpoint did not finish in 180 s');
+          await sleep(300);
+        }
+        const grid = await canvasPixels(frame, 'canvas#grid');
+        if (grid.uniform) throw new Error('canvas#grid is blank after sampling finished');
+        fs.writeFileSync(path.join(outDir, 'ui-canvas-grid-class.png'), grid.png);
+        const want = {
+          rows: '3 3 3\n3 3 3\n3 3 3',
+          cells: [0, 0, 0, 1, 1, 1, 2, 2, 2].map((row) => ({ row, text: '3' })),
+        };
+        for (const id of ['xt', 'x0', 'grid']) {
+          const got = await labelsOf(id);
+          log(`  #${id}-cells: ${JSON.stringify(got.rows)}, ${got.cells.length} labels`);
+          assert.deepStrictEqual(got, want, `#${id}-cells`);
+        }
+        if (live) assert.deepStrictEqual({ cells: live.cells, rows: live.rows }, want, 'the live x_t labels');
+        await frame.$eval('canvas#grid', (c) => c.scrollIntoView({ block: 'center' })).catch(() => {});
+        await sleep(300);
+        await shot('04d-sample-class-done');
+
+        // A reloaded window restores the panel with its grid, labels and caption (the webview's setState).
+        await page.evaluate(() => {
+          window.__ddpmBeforeReload = true;
+        });
+        await runCommand(page, 'Developer: Reload Window', 20_000);
+        const r0 = Date.now();
+        while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
+          if (Date.now() - r0 > 30_000) throw new Error('the window did not reload');
+          await sleep(250);
+        }
+        await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+        await tab(page, 'DDPM Trajectory').waitFor({ timeout: 60_000 });
+        const restored = await findFrame(page, '#grid-cells .cell-label', 60_000);
+        const got = await restored.$eval('#grid-cells', (layer) => ({
+          cells: [...layer.querySelectorAll('.cell-label')].map((e) => ({
+            row: Number(e.dataset.row),
+            text: e.textContent,
+          })),
+          rows: layer.dataset.rows ?? null,
+        }));
+        assert.deepStrictEqual(got, want, 'the restored #grid-cells');
+        const restoredCaption = await restored.locator('#caption').innerText();
+        if (restoredCaption !== caption) throw new Error(`restored caption ${JSON.stringify(restoredCaption)}`);
+        await shot('04e-sample-class-restored');
+      } finally {
+        if (before === null) fs.rmSync(settingsFile, { force: true });
+        else fs.writeFileSync(settingsFile, before);
+        await sleep(1000);
+        await runCommand(page, 'View: Close All Editors', 20_000).catch(() => {});
       }
     });
 

@@ -37,6 +37,7 @@ const SETTING_FIELDS: [string, z.ZodObject, string][] = [
   ['ddpm.sampler', P.SampleParamsSchema, 'sampler'],
   ['ddpm.ddimSteps', P.SampleParamsSchema, 'steps'],
   ['ddpm.sampleWorkers', P.SampleParamsSchema, 'workers'],
+  ['ddpm.guidance', P.SampleParamsSchema, 'guidance'],
   ['ddpm.train.preset', P.TrainParamsSchema, 'preset'],
   ['ddpm.train.steps', P.TrainParamsSchema, 'steps'],
   ['ddpm.train.batch', P.TrainParamsSchema, 'batch'],

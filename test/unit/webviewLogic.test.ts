@@ -320,3 +320,149 @@ test('interpolation view state: what a reloaded window restores', () => {
   assert.equal(restoredState(s!), s, 'a finished run comes back as it was');
   assert.deepEqual(nextState(s, { type: 'error', message: 'boom' }), { ...s, status: 'boom', phase: 'error' });
 });
+
+import {
+  checkpointClasses,
+  checkpointSummary,
+  choiceText,
+  className,
+  classesText,
+  classWithIndex,
+  gridCells,
+  gridColumns,
+  rowCaptions,
+  sampleLabels,
+} from '../../webview/shared/classes.ts';
+import { startCaption } from '../../webview/trajectory/caption.ts';
+
+const DIGITS = Array.from({ length: 10 }, (_, i) => String(i));
+const FASHION = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
+
+test('class labels of a sample: the sidecar’s rule (each: i mod K; a class: all of it; any or no classes: none)', () => {
+  assert.deepEqual(sampleLabels(10, 'each', 12), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+  assert.deepEqual(sampleLabels(3, 'each', 4), [0, 1, 2, 0]);
+  assert.deepEqual(sampleLabels(10, 3, 4), [3, 3, 3, 3]);
+  assert.deepEqual(sampleLabels(10, 0, 2), [0, 0], 'class 0 is a class');
+  assert.equal(sampleLabels(10, 'any', 4), undefined);
+  assert.equal(sampleLabels(0, 'each', 4), undefined, 'an unconditional checkpoint has no labels');
+  assert.equal(sampleLabels(0, 3, 4), undefined);
+});
+
+test('class names: digits by their index, named classes with it when choosing, none for −1', () => {
+  assert.equal(className(DIGITS, 7), '7');
+  assert.equal(className(FASHION, 7), 'Sneaker');
+  assert.equal(className(FASHION, -1), '');
+  assert.equal(className(['a'], 4), '4', 'a label past the names shows its index');
+  assert.equal(classWithIndex(DIGITS, 7), '7');
+  assert.equal(classWithIndex(FASHION, 7), 'Sneaker (7)');
+  assert.equal(choiceText('each', DIGITS), 'each class in turn');
+  assert.equal(choiceText('any', DIGITS), 'no class (unconditional)');
+  assert.equal(choiceText(3, DIGITS), 'class 3');
+  assert.equal(choiceText(8, FASHION), 'class Bag (8)');
+});
+
+test('row captions follow the grid: ⌈√n⌉ columns, row-major, the last row short', () => {
+  assert.deepEqual([1, 2, 4, 5, 9, 10, 16, 17, 64].map(gridColumns), [1, 2, 2, 3, 3, 4, 4, 5, 8]);
+  assert.deepEqual(rowCaptions(sampleLabels(10, 'each', 16)!, DIGITS), ['0 1 2 3', '4 5 6 7', '8 9 0 1', '2 3 4 5']);
+  assert.deepEqual(rowCaptions(sampleLabels(10, 'each', 5)!, DIGITS), ['0 1 2', '3 4']);
+  assert.deepEqual(rowCaptions(sampleLabels(10, 3, 4)!, DIGITS), ['3 3', '3 3']);
+  assert.deepEqual(rowCaptions(sampleLabels(10, 'each', 4)!, FASHION), ['T-shirt/top, Trouser', 'Pullover, Dress']);
+  assert.deepEqual(rowCaptions([-1, -1, -1, -1], DIGITS), ['', ''], "the result's labels for 'any' caption nothing");
+});
+
+test('grid cells: where each image lies in the grid PNG (2-pixel gaps), as fractions', () => {
+  // 5 images of 28 px: 3 columns, 2 rows → 3·28 + 4·2 = 92 by 2·28 + 3·2 = 62.
+  const cells = gridCells(5, 92, 62);
+  assert.equal(cells.length, 5);
+  assert.deepEqual(
+    cells.map((c) => [c.row, c.col]),
+    [
+      [0, 0],
+      [0, 1],
+      [0, 2],
+      [1, 0],
+      [1, 1],
+    ],
+  );
+  const px = (c: (typeof cells)[number]) => [c.left * 92, c.top * 62, c.width * 92, c.height * 62].map(Math.round);
+  assert.deepEqual(px(cells[0]), [2, 2, 28, 28]);
+  assert.deepEqual(px(cells[2]), [62, 2, 28, 28]);
+  assert.deepEqual(px(cells[4]), [32, 32, 28, 28]);
+  // Drawn 4× larger (gaps of 8 pixels), the fractions are the same.
+  assert.deepEqual(gridCells(5, 368, 248, 8), cells);
+  assert.deepEqual(gridCells(4, 0, 0), [], 'nothing drawn yet');
+});
+
+test('a checkpoint’s classes for the model card and the checkpoint pick', () => {
+  const model = { imageSize: 28, channels: 1, ch: 16, chMult: [1, 2], numResBlocks: 1, attnResolutions: [8] };
+  const digits = { model: { ...model, dropout: 0, groups: 8, numClasses: 10 }, classes: DIGITS };
+  assert.equal(classesText(digits), '10 (0, 1, …, 9)');
+  assert.equal(classesText({ ...digits, classes: undefined }), '10 (0, 1, …, 9)', 'no names stored: the indices');
+  assert.equal(
+    classesText({ ...digits, classes: FASHION }),
+    '10 (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot)',
+  );
+  assert.equal(classesText({ ...digits, classes: FASHION }, 4), '10 (T-shirt/top, Trouser, Pullover, …, Ankle boot)');
+  assert.equal(classesText({ model: { ...digits.model, numClasses: undefined } }), undefined, 'unconditional');
+  assert.deepEqual(checkpointClasses(digits), { k: 10, classes: DIGITS });
+  assert.deepEqual(checkpointClasses({ model: digits.model }).classes, DIGITS);
+  assert.deepEqual(checkpointClasses(undefined), { k: 0, classes: [] });
+  const header: InspectResult = {
+    path: '/m.safetensors',
+    fileSize: 1,
+    format: 'ddpm-studio/1',
+    preset: 'tiny',
+    step: 5019,
+    ...digits,
+    params: 1,
+    tensors: [],
+    lossHistory: null,
+    metadata: {},
+  };
+  assert.equal(checkpointSummary(header), 'tiny preset · 28×28×1 · classes 10 (0, 1, …, 9) · step 5,019');
+  assert.equal(
+    checkpointSummary({ ...header, model: { ...digits.model, numClasses: undefined }, classes: undefined }),
+    'tiny preset · 28×28×1 · unconditional · step 5,019',
+  );
+  assert.equal(checkpointSummary({ ...header, format: null }), 'not a DDPM Studio checkpoint');
+  const card = Object.fromEntries(modelCard(header).map((r) => [r.label, r.value]));
+  assert.equal(card.classes, '10 (0, 1, …, 9)');
+  const unconditional = modelCard({ ...header, model: { ...digits.model, numClasses: undefined }, classes: undefined });
+  assert.ok(!unconditional.some((r) => r.label === 'classes'), 'no classes row for an unconditional checkpoint');
+});
+
+test('trajectory caption: the class choice and the guidance scale for conditional checkpoints', () => {
+  const start = {
+    type: 'start',
+    runId: 'r',
+    n: 16,
+    total: 50,
+    sampler: 'DDIM 50',
+    checkpoint: '/c.safetensors',
+  } as const;
+  assert.equal(startCaption(start), '16 samples · DDIM 50 · /c.safetensors');
+  assert.equal(
+    startCaption({ ...start, labels: [3], classes: DIGITS, choice: 'class 3', guidance: 2 }),
+    '16 samples · DDIM 50 · class 3 · guidance 2 · /c.safetensors',
+  );
+  assert.equal(
+    startCaption({ ...start, choice: 'no class (unconditional)' }),
+    '16 samples · DDIM 50 · no class (unconditional) · /c.safetensors',
+  );
+  assert.equal(
+    startCaption({ ...start, choice: 'each class in turn', guidance: 0 }),
+    '16 samples · DDIM 50 · each class in turn · guidance 0 · /c.safetensors',
+    'guidance 0 is stated too',
+  );
+});

@@ -1,5 +1,6 @@
 // The inspector's model card: the rows (label, value) it shows for what ddpm/inspect read from a file's header.
 import type { InspectResult } from '../../sidecar/protocol.ts';
+import { classesText } from '../shared/classes.ts';
 
 export interface CardRow {
   label: string;
@@ -24,6 +25,7 @@ export function modelCard(r: InspectResult): CardRow[] {
     ];
   }
   const m = r.model;
+  const classes = classesText(r);
   return [
     { label: 'kind', value: r.kind ?? '' },
     { label: 'preset', value: r.preset ?? '(custom)' },
@@ -36,6 +38,8 @@ export function modelCard(r: InspectResult): CardRow[] {
         ? `ch ${m.ch}, mult (${m.chMult.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions.join(', ') || 'middle only'}`
         : '',
     },
+    // Class-conditional checkpoints: how many classes, and their names ("10 (0, 1, …, 9)").
+    ...(classes ? [{ label: 'classes', value: classes }] : []),
     { label: 'schedule', value: r.schedule ? `${r.schedule.kind}, T = ${r.schedule.T}` : '' },
     { label: 'dataset', value: r.data ? `${r.data.source} (${r.data.size.toLocaleString('en-US')} images)` : '' },
     { label: 'backend', value: r.backend ?? '' },

@@ -6,10 +6,32 @@
 import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../../sidecar/protocol.ts';
 
 export type TrajectoryToWebview =
-  | { type: 'start'; runId: string; n: number; total: number; sampler: string; checkpoint: string }
+  | {
+      type: 'start';
+      runId: string;
+      n: number;
+      total: number;
+      sampler: string;
+      checkpoint: string;
+      /** Conditional checkpoints: the class of each image (known from the choice), the class names, the choice in
+       * words and the guidance scale. Absent for unconditional checkpoints; `labels` absent for 'any'. */
+      labels?: number[];
+      classes?: string[];
+      choice?: string;
+      guidance?: number;
+    }
   | { type: 'step'; runId: string; step: number; total: number; t: number; at: number }
   | { type: 'frame'; runId: string; index: number; t: number; xt: string; x0: string }
-  | { type: 'done'; runId: string; grid: string; seconds: number; threads?: number }
+  /** `labels`, `classes`: what the sidecar's result says (conditional checkpoints). */
+  | {
+      type: 'done';
+      runId: string;
+      grid: string;
+      seconds: number;
+      threads?: number;
+      labels?: number[];
+      classes?: string[];
+    }
   | { type: 'error'; runId: string; message: string };
 
 export type TrajectoryFromWebview =

@@ -1,16 +1,25 @@
 // The Trajectory view: samples denoising live (x_t), the x̂0 predictions beside them, a timeline to scrub back
-// through the recorded steps, the current t and step rate, and the final grid.
+// through the recorded steps, the current t and step rate, and the final grid. For a class-conditional checkpoint each
+// image of the three grids carries its class (known from the start message, confirmed by the result).
 import '../webview.css';
 import './trajectory.css';
 import type { TrajectoryFromWebview, TrajectoryToWebview } from '../shared/messages.ts';
 import { Timeline, stepRate } from '../shared/timeline.ts';
+import { className, gridCells, rowCaptions } from '../shared/classes.ts';
+import { startCaption } from './caption.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
 
 interface State {
   grid?: string;
   last?: { xt: string; x0: string; t: number };
   caption?: string;
+  /** Conditional checkpoints: the class of each image and the class names. */
+  labels?: number[];
+  classes?: string[];
 }
+
+/** Grids are drawn 4× (digits are 28×28). */
+const SCALE = 4;
 
 const api = vscodeApi<State>();
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -25,6 +34,43 @@ const timeline = new Timeline();
 let times: number[] = [];
 let runId = '';
 let total = 0;
+let labels: number[] | undefined;
+let classes: string[] = [];
+
+/**
+ * Labels each image of the grid drawn on `canvas` with its class (top-left corner), and gives its layer the captions
+ * of the rows (data-rows, one per line) for the tests and a tooltip; clears them when there are no labels.
+ */
+function labelCells(canvas: HTMLCanvasElement): void {
+  const layer = $(`${canvas.id}-cells`);
+  layer.replaceChildren();
+  delete layer.dataset.rows;
+  layer.title = '';
+  if (!labels || !canvas.width) return;
+  const captions = rowCaptions(labels, classes);
+  if (captions.every((c) => c === '')) return;
+  layer.dataset.rows = captions.join('\n');
+  layer.title = captions.map((c, r) => `row ${r + 1}: ${c}`).join('\n');
+  for (const cell of gridCells(labels.length, canvas.width / SCALE, canvas.height / SCALE)) {
+    const text = className(classes, labels[cell.index]);
+    if (!text) continue;
+    const span = document.createElement('span');
+    span.className = 'cell-label';
+    span.textContent = text;
+    span.dataset.row = String(cell.row);
+    span.dataset.index = String(cell.index);
+    span.style.left = `${cell.left * 100}%`;
+    span.style.top = `${cell.top * 100}%`;
+    span.style.maxWidth = `${cell.width * 100}%`;
+    layer.append(span);
+  }
+}
+
+/** Draws a grid PNG and its class labels. */
+async function drawGrid(canvas: HTMLCanvasElement, png: string): Promise<void> {
+  await drawPng(canvas, png, SCALE);
+  labelCells(canvas);
+}
 
 const post = (m: TrajectoryFromWebview) => api.postMessage(m);
 $('stop').addEventListener('click', () => post({ type: 'stop' }));
@@ -62,7 +108,7 @@ async function show(): Promise<void> {
   slider.max = String(Math.max(0, timeline.length - 1));
   slider.value = String(timeline.position);
   tLabel.textContent = `t = ${f.t}`;
-  await Promise.all([drawPng(xt, f.xt), drawPng(x0, f.x0)]);
+  await Promise.all([drawGrid(xt, f.xt), drawGrid(x0, f.x0)]);
 }
 
 slider.addEventListener('input', () => {
@@ -88,9 +134,12 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
       timeline.clear();
       times = [];
       grid.width = grid.height = 0;
-      caption.textContent = `${m.n} samples · ${m.sampler} · ${m.checkpoint}`;
+      labels = m.labels;
+      classes = m.classes ?? [];
+      for (const c of [xt, x0, grid]) labelCells(c);
+      caption.textContent = startCaption(m);
       setState('running');
-      api.setState({ caption: caption.textContent ?? '' });
+      api.setState({ caption: caption.textContent ?? '', labels, classes });
       break;
     case 'step':
       times.push(m.at);
@@ -103,9 +152,13 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
       api.setState({ ...api.getState(), last: { xt: m.xt, x0: m.x0, t: m.t } });
       break;
     case 'done':
-      void drawPng(grid, m.grid).then(() => setState('done'));
+      if (m.labels) {
+        labels = m.labels;
+        classes = m.classes ?? classes;
+      }
+      void drawGrid(grid, m.grid).then(() => setState('done'));
       rateLabel.textContent = `done in ${m.seconds.toFixed(1)} s${m.threads && m.threads > 1 ? ` on ${m.threads} threads` : ''}`;
-      api.setState({ ...api.getState(), grid: m.grid });
+      api.setState({ ...api.getState(), grid: m.grid, labels, classes });
       break;
     case 'error':
       setState('error');
@@ -116,11 +169,13 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
 
 // After a reload, show what the last run left (the panel serializer restores this state).
 const saved = api.getState();
+labels = saved?.labels;
+classes = saved?.classes ?? [];
 if (saved?.last) {
   timeline.add({ index: 0, t: saved.last.t, xt: saved.last.xt, x0: saved.last.x0 });
   void show();
 }
-if (saved?.grid) void drawPng(grid, saved.grid).then(() => setState('done'));
+if (saved?.grid) void drawGrid(grid, saved.grid).then(() => setState('done'));
 else setState('idle');
 if (saved?.caption) caption.textContent = saved.caption;
 post({ type: 'ready' });

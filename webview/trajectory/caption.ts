@@ -1,0 +1,15 @@
+// The Trajectory view's caption for a run: images, sampler, class choice and guidance (conditional checkpoints),
+// checkpoint.
+import type { TrajectoryToWebview } from '../shared/messages.ts';
+
+export function startCaption(m: Extract<TrajectoryToWebview, { type: 'start' }>): string {
+  return [
+    `${m.n} samples`,
+    m.sampler,
+    m.choice,
+    m.guidance !== undefined ? `guidance ${m.guidance}` : undefined,
+    m.checkpoint,
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}
