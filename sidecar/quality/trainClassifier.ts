@@ -118,11 +118,15 @@ export async function trainClassifier(
   const labels = train.labels(Array.from({ length: train.size }, (_, i) => i));
   const names = classifierParamSpecs(config).map((s) => s.name);
   const init = initClassifierParams(config, recipe.seed);
-  const vars = new Map(
-    names.map((n) => [n, tf.variable(tf.tensor(init.get(n)!, shapeOf(config, n)), true, `clf.${n}`)]),
-  );
-  const m = new Map(names.map((n) => [n, tf.variable(tf.zerosLike(vars.get(n)!), false)]));
-  const v = new Map(names.map((n) => [n, tf.variable(tf.zerosLike(vars.get(n)!), false)]));
+  // Created in tf.tidy so that the initial values are disposed (a variable keeps a copy).
+  let vars = new Map<string, tf.Variable>();
+  let m = new Map<string, tf.Variable>();
+  let v = new Map<string, tf.Variable>();
+  tf.tidy(() => {
+    vars = new Map(names.map((n) => [n, tf.variable(tf.tensor(init.get(n)!, shapeOf(config, n)), true, `clf.${n}`)]));
+    m = new Map(names.map((n) => [n, tf.variable(tf.zerosLike(vars.get(n)!), false)]));
+    v = new Map(names.map((n) => [n, tf.variable(tf.zerosLike(vars.get(n)!), false)]));
+  });
   const [beta1, beta2, eps] = [0.9, 0.999, 1e-8];
 
   const order = new EpochOrder(train.size, recipe.seed);
