@@ -726,6 +726,40 @@ export async function runUiSuite({
       await shot('11-inspector-foreign');
     });
 
+    await test('the inspector of a conditional checkpoint shows its classes; "Sample from this checkpoint" asks for the class', async () => {
+      const { frame, state } = await openInInspector('conditional-e2e.safetensors');
+      if (state !== 'ready') throw new Error(`expected data-state="ready", got ${JSON.stringify(state)}`);
+      const card = await frame.locator('#card').innerText();
+      log(`  #card classes row: ${JSON.stringify(/classes.*/.exec(card)?.[0])}`);
+      if (!/^classes\s+10 \(0, 1, …, 9\)$/m.test(card))
+        throw new Error(`the model card has no "classes 10 (0, 1, …, 9)" row:\n${card}`);
+      await shot('11b-inspector-classes');
+      await frame.click('#sample');
+      // Each class in turn (the default) with the default guidance; then the Trajectory view labels the 16 images
+      // (ddpm.numSamples) 0 1 2 3 / 4 5 6 7 / 8 9 0 1 / 2 3 4 5.
+      await answerQuickInput(page, /— class$/, { expectFocused: /^Each class in turn/, log });
+      await answerQuickInput(page, /— guidance scale$/, { expectFocused: /^2$/, log });
+      await tab(page, 'DDPM Trajectory').waitFor({ timeout: 30_000 });
+      const trajectory = await findFrame(page, '#grid-cells', 60_000);
+      const t = Date.now();
+      while ((await bodyState(trajectory)) !== 'done') {
+        await checkErrors(page, trajectory);
+        if (Date.now() - t > 180_000) throw new Error('sampling from the inspector did not finish in 180 s');
+        await sleep(300);
+      }
+      const caption = await trajectory.locator('#caption').innerText();
+      log(`  #caption: ${caption}`);
+      if (!/ · each class in turn · guidance 2 · /.test(caption))
+        throw new Error(`the caption does not give the class choice and guidance: ${JSON.stringify(caption)}`);
+      const rows = await trajectory.$eval('#grid-cells', (e) => e.dataset.rows);
+      assert.equal(rows, '0 1 2 3\n4 5 6 7\n8 9 0 1\n2 3 4 5');
+      const texts = await trajectory.$$eval('#grid-cells .cell-label', (es) => es.map((e) => e.textContent).join(''));
+      assert.equal(texts, '0123456789012345');
+      await trajectory.$eval('canvas#grid', (c) => c.scrollIntoView({ block: 'center' })).catch(() => {});
+      await sleep(300);
+      await shot('11c-inspector-sample-each');
+    });
+
     /** What the interpolation panel showed, to compare with the panel a reloaded window restores. */
     let interpolation = null;
     await test('two images selected in the explorer: context menu "Interpolate Images" with the default answers draws the strip', async () => {
