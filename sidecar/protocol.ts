@@ -143,6 +143,8 @@ export interface TrainProgressParams {
   etaSeconds: number;
   /** Threads that computed the last step's gradients (more than 1 only on the CPU backends, with workers). */
   threads: number;
+  /** The step's loss by quarter of t (t < T/4, …, t ≥ 3T/4); null where the batch drew no t in that quarter. */
+  lossByQuarter: (number | null)[];
   lastCheckpoint: string | null;
 }
 export const TrainProgressNotification = new NotificationType<TrainProgressParams>('ddpm/trainProgress');

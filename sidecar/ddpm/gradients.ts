@@ -16,6 +16,8 @@ export type MicroBatchGradients = {
   value: tf.Scalar;
   /** Gradients by parameter name. */
   grads: tf.NamedTensorMap;
+  /** Each image's ‖ε − ε_θ‖² / D (unweighted): the loss by timestep that training reports (Ho's code tracks it). */
+  perImage: tf.Tensor1D;
 };
 
 /**
@@ -41,6 +43,7 @@ export function microBatchGradients(
     const vars = names.map((n) => params.get(n)!);
     const dropout = new Rng(dropoutSeed);
     const xt = diffusion.qSample(x0, t, eps);
+    let prediction: tf.Tensor4D | null = null;
     const r = tf.variableGrads(() => {
       const epsTheta = unetForward(params, config, xt, t, {
         training: true,
@@ -48,12 +51,19 @@ export function microBatchGradients(
         dropout: dropoutOp,
         labels,
       });
+      // Kept past the gradient's scope for the per-image losses below (released here once they are computed).
+      prediction = tf.keep(epsTheta);
       return tf.mul(diffusion.lossSimple(eps, epsTheta), weight) as tf.Scalar;
     }, vars);
+    const kept = prediction as tf.Tensor4D | null;
+    if (!kept) throw new Error('internal: no prediction');
+    const perImage = tf.mean(tf.squaredDifference(eps, kept), [1, 2, 3]) as tf.Tensor1D;
+    kept.dispose();
     // variableGrads keys gradients by variable name; re-key them by parameter name.
     return {
       value: r.value,
       grads: Object.fromEntries(names.map((name, i) => [name, r.grads[vars[i].name]])) as tf.NamedTensorMap,
+      perImage,
     };
   });
 }

@@ -95,6 +95,8 @@ export interface StepStats {
   lr: number;
   /** Threads that computed this step's gradients (1 unless the batch was spread over worker threads). */
   threads: number;
+  /** The step's loss by quarter of t (lossByQuarter): where the model is weak shows up here, not in the mean. */
+  lossByQuarter: (number | null)[];
 }
 
 /** What a checkpoint must hold to resume exactly. */
@@ -205,6 +207,23 @@ export interface StepBatch {
 export interface FlatGradients {
   loss: number;
   grads: Float32Array;
+  /** The per-image losses of the micro-batches computed there (gradients.ts), by the first image's place in the batch. */
+  perImage?: { start: number; values: Float32Array }[];
+}
+
+/** Weighted loss and gradients summed over micro-batches. */
+type GradientSum = Pick<MicroBatchGradients, 'value' | 'grads'>;
+
+/** The mean loss by quarter of the timesteps (t < T/4, …, t ≥ 3T/4), null where the batch had no t: Ho's loss by t. */
+export function lossByQuarter(perImage: ArrayLike<number>, t: readonly number[], T: number): (number | null)[] {
+  const sum = [0, 0, 0, 0];
+  const count = [0, 0, 0, 0];
+  for (let i = 0; i < t.length; i++) {
+    const q = Math.min(3, Math.floor((4 * t[i]) / T));
+    sum[q] += perImage[i];
+    count[q]++;
+  }
+  return sum.map((s, q) => (count[q] ? s / count[q] : null));
 }
 
 /** What a MicroBatchExecutor did with a step's micro-batches. */
@@ -413,7 +432,12 @@ export class Trainer {
     // L_simple (eq. 14) is a mean over the batch: its gradient is the sum of the micro-batches' weighted gradients.
     const plan = this.planMicroBatches(b);
     // Line 5: ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖², as one flat vector per optimizer chunk …
-    const { loss, grads, threads } = await this.accumulateGradients(x0, draws, plan.microBatches, plan.threads);
+    const { loss, grads, threads, perImage } = await this.accumulateGradients(
+      x0,
+      draws,
+      plan.microBatches,
+      plan.threads,
+    );
     let norm: tf.Scalar | null = null;
     try {
       // … and the descent step, with the paper's recipe (Appendix B): clip to global norm `gradClip`, Adam at the
@@ -426,7 +450,8 @@ export class Trainer {
       this.stepCount = step;
       const [lossValue, normValue] = await Promise.all([loss.data(), norm.data()]);
       this.hooks.checkHealth?.();
-      return { step, loss: lossValue[0], gradNorm: normValue[0], lr, threads };
+      const byQuarter = lossByQuarter(perImage, draws.t, this.diffusion.T);
+      return { step, loss: lossValue[0], gradNorm: normValue[0], lr, threads, lossByQuarter: byQuarter };
     } finally {
       tf.dispose([loss, ...grads, ...(norm ? [norm] : [])]);
     }
@@ -476,39 +501,49 @@ export class Trainer {
     draws: StepDraws,
     microBatches: readonly MicroBatch[],
     threads: number,
-  ): Promise<{ loss: tf.Scalar; grads: tf.Tensor1D[]; threads: number }> {
+  ): Promise<{ loss: tf.Scalar; grads: tf.Tensor1D[]; threads: number; perImage: Float32Array }> {
     const batch: StepBatch = {
       x0: draws.flips ? flipLeftRight(x0, draws.flips) : tf.clone(x0),
       t: draws.t,
       eps: tf.randomNormal(x0.shape, 0, 1, 'float32', draws.noiseSeed) as tf.Tensor4D,
       ...(draws.labels ? { labels: draws.labels } : {}),
     };
-    let sum: MicroBatchGradients | null = null;
+    let sum: GradientSum | null = null;
     let remote: FlatGradients[] = [];
     let used = 1;
+    const losses: { start: number; t: tf.Tensor1D }[] = [];
+    const perImage = new Float32Array(x0.shape[0]);
     try {
       const executor = this.hooks.executor;
       const dispatched =
         executor && threads > 1 && microBatches.length > 1
           ? await executor.dispatch(batch, microBatches, threads)
           : null;
-      for (const i of dispatched?.local ?? microBatches.keys()) sum = this.addMicroBatch(sum, batch, microBatches[i]);
+      for (const i of dispatched?.local ?? microBatches.keys())
+        sum = this.addMicroBatch(sum, batch, microBatches[i], losses);
       if (dispatched) {
         remote = await dispatched.remote;
         used = dispatched.threads;
       }
+      for (const l of losses) perImage.set((await l.t.data()) as Float32Array, l.start);
+      for (const r of remote) for (const p of r.perImage ?? []) perImage.set(p.values, p.start);
     } catch (e) {
       if (sum) tf.dispose([sum.value, ...Object.values(sum.grads)]);
       throw e;
     } finally {
-      tf.dispose([batch.x0, batch.eps]);
+      tf.dispose([batch.x0, batch.eps, ...losses.map((l) => l.t)]);
     }
     if (sum === null) throw new Error('empty batch');
-    return { ...this.chunkGradients(sum, remote), threads: used };
+    return { ...this.chunkGradients(sum, remote), threads: used, perImage };
   }
 
   /** `sum` plus one micro-batch's weighted loss and gradients (gradients.ts); `sum` is consumed. */
-  private addMicroBatch(sum: MicroBatchGradients | null, batch: StepBatch, mb: MicroBatch): MicroBatchGradients {
+  private addMicroBatch(
+    sum: GradientSum | null,
+    batch: StepBatch,
+    mb: MicroBatch,
+    losses: { start: number; t: tf.Tensor1D }[],
+  ): GradientSum {
     const { model, diffusion } = this;
     const b = batch.x0.shape[0];
     const part = tf.tidy(() => {
@@ -529,8 +564,9 @@ export class Trainer {
         batch.labels?.slice(mb.start, mb.start + mb.size),
       );
     });
-    if (sum === null) return part;
-    const added: MicroBatchGradients = {
+    losses.push({ start: mb.start, t: part.perImage });
+    if (sum === null) return { value: part.value, grads: part.grads };
+    const added: GradientSum = {
       value: tf.add<tf.Scalar>(sum.value, part.value),
       grads: Object.fromEntries(this.names.map((name) => [name, tf.add(sum.grads[name], part.grads[name])])),
     };
@@ -545,7 +581,7 @@ export class Trainer {
    * buffers at once). Consumes `sum`.
    */
   private chunkGradients(
-    sum: MicroBatchGradients,
+    sum: GradientSum,
     remote: readonly FlatGradients[],
   ): { loss: tf.Scalar; grads: tf.Tensor1D[] } {
     let loss = sum.value;

@@ -185,7 +185,8 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   }
   const order = new EpochOrder(dataset.size, runSeed);
   const csv = path.join(o.out, 'loss.csv');
-  const header = 'step,loss,grad_norm,lr,seconds\n';
+  // loss_q1..loss_q4: the step's loss by quarter of t (empty where the batch drew no t in that quarter).
+  const header = 'step,loss,grad_norm,lr,seconds,loss_q1,loss_q2,loss_q3,loss_q4\n';
   if (!fs.existsSync(csv) || trainer.step === 0) fs.writeFileSync(csv, header);
   else {
     // Rows written after the checkpoint we resume from belong to steps that are about to be redone.
@@ -311,7 +312,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       if (history.steps.length > 4000) history = downsampleHistory(history, 2000);
       fs.appendFileSync(
         csv,
-        `${stats.step},${stats.loss},${stats.gradNorm},${stats.lr},${((Date.now() - started) / 1000).toFixed(2)}\n`,
+        `${stats.step},${stats.loss},${stats.gradNorm},${stats.lr},${((Date.now() - started) / 1000).toFixed(2)},${stats.lossByQuarter.map((q) => q ?? '').join(',')}\n`,
       );
       o.onProgress?.({
         step: stats.step,
@@ -322,6 +323,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
         itPerSec: rate,
         etaSeconds: (o.steps - stats.step) / rate,
         threads: stats.threads,
+        lossByQuarter: stats.lossByQuarter,
         lastCheckpoint,
       });
       if (saveEvery > 0 && stats.step % saveEvery === 0 && stats.step < o.steps) await save();

@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     microBatches: WorkerMicroBatch[],
   ): Promise<WorkerReply> => {
     let loss: tf.Scalar | null = null;
+    const perImage: Float32Array[] = [];
     let sums: tf.NamedTensorMap | null = null;
     try {
       for (const mb of microBatches) {
@@ -70,6 +71,9 @@ async function main(): Promise<void> {
             mb.labels,
           );
         });
+        // The micro-batches' per-image losses, in the order they came (the trainer places them in the batch).
+        perImage.push((await part.perImage.data()) as Float32Array);
+        part.perImage.dispose();
         if (!loss || !sums) {
           loss = part.value;
           sums = part.grads;
@@ -88,7 +92,9 @@ async function main(): Promise<void> {
         for (let i = 0; i < init.names.length; i++)
           grads.set((await sums[init.names[i]].data()) as Float32Array, offsets[i]);
       }
-      return { id, loss: lossValue, grads };
+      const flatLosses = new Float32Array(perImage.reduce((s, p) => s + p.length, 0));
+      perImage.reduce((offset, p) => (flatLosses.set(p, offset), offset + p.length), 0);
+      return { id, loss: lossValue, grads, perImage: flatLosses };
     } finally {
       tf.dispose([...(loss ? [loss] : []), ...(sums ? Object.values(sums) : [])]);
     }

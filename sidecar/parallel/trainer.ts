@@ -70,7 +70,16 @@ export class WorkerMicroBatches implements MicroBatchExecutor {
         ...(batch.labels ? { labels: batch.labels.slice(mb.start, mb.start + mb.size) } : {}),
       });
     });
-    const remote = pool.gradients(imageShape, jobs);
+    // Each worker's per-image losses come in the order of its micro-batches: placed back by their first image.
+    const remote = pool.gradients(imageShape, jobs).then((replies) =>
+      replies.map((r, w) => {
+        let offset = 0;
+        const perImage = microBatches
+          .filter((_, i) => i % n !== 0 && (i % n) - 1 === w)
+          .map((mb) => ({ start: mb.start, values: r.perImage.subarray(offset, (offset += mb.size)) }));
+        return { loss: r.loss, grads: r.grads, perImage };
+      }),
+    );
     // Keep a rejection from going unhandled while the trainer computes its own share.
     remote.catch(() => undefined);
     const local = microBatches.map((_, i) => i).filter((i) => i % n === 0);

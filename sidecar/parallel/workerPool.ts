@@ -63,7 +63,9 @@ export type WorkerJob = {
 } & JobBody;
 
 export type WorkerReply =
-  { id: number; loss: number; grads: Float32Array } | { id: number; eps: Float32Array } | { id: number; error: string };
+  | { id: number; loss: number; grads: Float32Array; perImage: Float32Array }
+  | { id: number; eps: Float32Array }
+  | { id: number; error: string };
 
 /** Below this many parameters a training step is too short for threads to pay for their synchronisation (tiny: slower). */
 export const MIN_PARAMS_FOR_WORKERS = 500_000;
@@ -267,7 +269,10 @@ export class ModelWorkerPool {
   }
 
   /** Hands worker i the micro-batches in jobs[i]; resolves with each worker's loss and summed gradients. */
-  async gradients(imageShape: number[], jobs: WorkerMicroBatch[][]): Promise<{ loss: number; grads: Float32Array }[]> {
+  async gradients(
+    imageShape: number[],
+    jobs: WorkerMicroBatch[][],
+  ): Promise<{ loss: number; grads: Float32Array; perImage: Float32Array }[]> {
     this.checkJobs(jobs.length);
     const replies = await Promise.all(
       jobs.map((microBatches, i) => this.send(i, { kind: 'gradients', imageShape, microBatches })),

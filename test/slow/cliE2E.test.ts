@@ -61,7 +61,7 @@ test('train 20 steps → sample → interpolate → inspect → export', async (
     .readFileSync(path.join(tmp, 'run', 'loss.csv'), 'utf8')
     .trim()
     .split('\n');
-  assert.equal(csv[0], 'step,loss,grad_norm,lr,seconds');
+  assert.equal(csv[0], 'step,loss,grad_norm,lr,seconds,loss_q1,loss_q2,loss_q3,loss_q4');
   assert.equal(csv.length, 21);
   // 16 preview samples in a 4×4 grid of 28-pixel digits with 2-pixel gaps: 4·28 + 5·2 = 122.
   assert.deepEqual(await size('run/samples/step-0000020.png'), [122, 122]);

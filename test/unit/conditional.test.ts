@@ -8,7 +8,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../sidecar/backend.ts';
 import { ddimTimesteps, DDIM_SPACINGS } from '../../sidecar/ddpm/schedule.ts';
-import { dropLabels, emaDecayAt } from '../../sidecar/ddpm/train.ts';
+import { dropLabels, emaDecayAt, lossByQuarter, Trainer } from '../../sidecar/ddpm/train.ts';
+import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
+import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { guidedEps, type EpsModel } from '../../sidecar/ddpm/sampler.ts';
 import { NULL_CLASS, paramSpecs, presetConfig, UNet, classRows } from '../../sidecar/ddpm/unet.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
@@ -200,4 +202,23 @@ test('a conditional run: trains on the labels, saves the classes, resumes, and s
     }),
     /no such file/,
   );
+});
+
+test('the loss by quarter of t: per-image losses split by timestep, around the batch loss', async () => {
+  await initBackend('wasm');
+  assert.deepEqual(lossByQuarter([1, 2, 3, 4, 5], [0, 249, 250, 999, 500], 1000), [1.5, 3, 5, 4]);
+  assert.deepEqual(lossByQuarter([1], [900], 1000), [null, null, null, 1]);
+  const model = UNet.create(presetConfig('tiny'), new Rng(1));
+  const trainer = new Trainer(model, new GaussianDiffusion(makeSchedule()), { microBatch: 3 }, 5);
+  const x = tf.randomUniform([8, 16, 16, 1], -1, 1, 'float32', 9) as tf.Tensor4D;
+  const s = await trainer.trainStep(x);
+  x.dispose();
+  trainer.dispose();
+  model.dispose();
+  assert.equal(s.lossByQuarter.length, 4);
+  assert.ok(s.lossByQuarter.some((q) => q !== null));
+  // L_simple is the mean of the per-image losses: the quarters, weighted by how many images each had, give it back.
+  // (The draws are not visible here, so check the bound instead: the loss lies within the quarters' range.)
+  const qs = s.lossByQuarter.filter((q): q is number => q !== null);
+  assert.ok(Math.min(...qs) <= s.loss + 1e-6 && s.loss <= Math.max(...qs) + 1e-6, `${s.loss} within ${qs.join(', ')}`);
 });
