@@ -3,7 +3,8 @@
  * the first n held-out images of a data source, exact over all T timesteps, with its per-t terms. Every (image, t)
  * pair is one forward pass of the model: they run in passes of several pairs, spread over worker threads on the CPU
  * backends as sampling is (withSamplingThreads), within the wasm backend's memory (parallel/wasmMemory.ts). Seeded
- * (the noise of q(x_t|x_0) is a function of the seed, the image's index and t), cancellable between passes.
+ * (the noise of q(x_t|x_0) is a function of the seed, the image's index and t), cancellable between passes. A
+ * class-conditional model is evaluated without a class (ε_θ(x_t, t, ∅)): the bound of its unconditional model.
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
