@@ -58,6 +58,8 @@ export function trainEventLine(e: TrainEvent): string {
       return `resumed from ${e.path} at step ${e.step}`;
     case 'skipped':
       return `skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`;
+    case 'eval':
+      return `eval step ${e.step}: held-out loss ${e.loss.toFixed(4)} (${e.images} ${e.split === 'test' ? 'held-out' : 'training'} images, ${e.byT.length} t from ${e.byT[0]?.t} to ${e.byT[e.byT.length - 1]?.t}) → ${e.path}`;
   }
 }
 

@@ -96,6 +96,11 @@ export const TrainParamsSchema = z.object({
   saveEvery: int(0).default(250),
   /** Write a preview grid every N steps (0: never). */
   sampleEvery: int(0).default(500),
+  /**
+   * Every N steps (0: never), the EMA weights' L_simple on a fixed small held-out batch at a fixed grid of t, with
+   * fixed noise (ddpm/trainEval, eval.csv): a few forward passes; the trainer's generator is not touched.
+   */
+  evalEvery: int(0).default(0),
   /** Checkpoints kept besides latest.safetensors. */
   keep: int(1, 10000).default(3),
   seed: seed().default(0),
@@ -145,9 +150,28 @@ export interface TrainProgressParams {
   threads: number;
   /** The step's loss by quarter of t (t < T/4, …, t ≥ 3T/4); null where the batch drew no t in that quarter. */
   lossByQuarter: (number | null)[];
+  /** The run's number of diffusion steps T (what the quarters are quarters of). */
+  T: number;
   lastCheckpoint: string | null;
 }
 export const TrainProgressNotification = new NotificationType<TrainProgressParams>('ddpm/trainProgress');
+
+/**
+ * With evalEvery: the EMA weights' ε-MSE (L_simple) on a fixed held-out batch (the first images of the data's test
+ * split; a folder's own first images) with fixed noise, at a fixed grid of t: comparable from step to step.
+ */
+export interface TrainEvalParams {
+  jobId: string;
+  step: number;
+  /** The mean over the grid of t (and the images). */
+  loss: number;
+  /** The mean over the images at each t of the grid. */
+  byT: { t: number; loss: number }[];
+  /** Images evaluated, and the part of the data they come from. */
+  images: number;
+  split: 'test' | 'all';
+}
+export const TrainEvalNotification = new NotificationType<TrainEvalParams>('ddpm/trainEval');
 
 export interface TrainPreviewParams {
   jobId: string;

@@ -121,6 +121,15 @@ export function registerHandlers(
             path: e.path,
             png: b64(fs.readFileSync(e.path)),
           });
+        else if (e.type === 'eval')
+          void connection.sendNotification(P.TrainEvalNotification, {
+            jobId,
+            step: e.step,
+            loss: e.loss,
+            byT: e.byT,
+            images: e.images,
+            split: e.split,
+          });
         else if (e.type === 'resumed') log('info', `job ${jobId}: resumed from ${e.path} at step ${e.step}`);
         else
           warn(`job ${jobId}: skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`);

@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import {
   CheckpointSavedNotification,
   JobEndedNotification,
+  TrainEvalNotification,
   TrainPreviewNotification,
   TrainProgressNotification,
   TrainParamsSchema,
@@ -141,6 +142,7 @@ export class Training implements vscode.Disposable {
       emaDecay: setting<number>('train.emaDecay'),
       saveEvery: setting<number>('train.saveEvery'),
       sampleEvery: setting<number>('train.sampleEvery'),
+      evalEvery: setting<number>('train.evalEvery'),
       workers: workersSetting('train.workers'),
       resume: true,
     };
@@ -159,10 +161,25 @@ export class Training implements vscode.Disposable {
           itPerSec: p.itPerSec,
           etaSeconds: p.etaSeconds,
           threads: p.threads,
+          lossByQuarter: p.lossByQuarter,
+          T: p.T,
         });
         this.status.text = `$(pulse) DDPM ${p.step}/${p.steps} · loss ${p.loss.toFixed(4)}`;
         this.status.tooltip = `DDPM training: ${p.itPerSec.toFixed(2)} it/s, click to show`;
       }),
+      this.sidecar.onNotification(
+        TrainEvalNotification,
+        (p) =>
+          p.jobId === jobId &&
+          void panel.post({
+            type: 'eval',
+            step: p.step,
+            loss: p.loss,
+            byT: p.byT,
+            images: p.images,
+            split: p.split,
+          }),
+      ),
       this.sidecar.onNotification(
         TrainPreviewNotification,
         (p) => p.jobId === jobId && void panel.post({ type: 'preview', step: p.step, png: p.png }),

@@ -3,13 +3,15 @@
  * grids and a loss log, with progress callbacks and a stop signal that saves before returning. Used by the CLI and
  * by the sidecar; knows nothing about either.
  *
- * Run folder: latest.safetensors, ckpt-<step>.safetensors, loss.csv, samples/step-<step>.png.
+ * Run folder: latest.safetensors, ckpt-<step>.safetensors, loss.csv, samples/step-<step>.png, and with evalEvery
+ * eval.csv (the held-out L_simple of the EMA weights: step, loss, then one column per t of the grid).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { Rng } from '../ddpm/rng.ts';
+import { meanFlat, qNoise } from '../ddpm/likelihood.ts';
 import { makeSchedule, type ScheduleConfig } from '../ddpm/schedule.ts';
 import type { TrainConfig } from '../ddpm/train.ts';
 import { presetConfig, UNet, type UNetConfig } from '../ddpm/unet.ts';
@@ -25,9 +27,9 @@ import {
   type LossHistory,
 } from '../checkpoint/checkpoint.ts';
 import { openDataset } from '../data/open.ts';
-import { EpochOrder } from '../data/dataset.ts';
+import { EpochOrder, type Dataset } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
-import { sampleImages } from './sample.ts';
+import { sampleImages, withSamplingThreads } from './sample.ts';
 import type { TrainProgressParams } from '../protocol.ts';
 
 export interface TrainJobOptions {
@@ -57,6 +59,13 @@ export interface TrainJobOptions {
   sampleSteps?: number;
   keep?: number;
   seed?: number;
+  /**
+   * Every N steps (0 = never, the default): the EMA weights' L_simple on a fixed held-out batch (`evalImages` images)
+   * at `evalTimesteps` values of t spread over [0, T), with noise that is a function of (seed, image, t) alone.
+   */
+  evalEvery?: number;
+  evalImages?: number;
+  evalTimesteps?: number;
   train?: Partial<TrainConfig>;
   /**
    * The recipe of a new run for what `train` leaves out (a resumed run keeps its checkpoint's instead); without it,
@@ -82,7 +91,16 @@ export type TrainEvent =
   | { type: 'checkpoint'; path: string; step: number }
   | { type: 'samples'; path: string; step: number }
   | { type: 'resumed'; path: string; step: number }
-  | { type: 'skipped'; count: number; examples: string[] };
+  | { type: 'skipped'; count: number; examples: string[] }
+  | {
+      type: 'eval';
+      step: number;
+      loss: number;
+      byT: { t: number; loss: number }[];
+      images: number;
+      split: 'test' | 'all';
+      path: string;
+    };
 
 export interface TrainJobResult {
   step: number;
@@ -91,6 +109,38 @@ export interface TrainJobResult {
 }
 
 const pad = (n: number) => String(n).padStart(7, '0');
+
+/** The training evaluation's grid: k values of t at the centres of k equal parts of [0, T). */
+export function evalTimesteps(T: number, k: number): number[] {
+  const n = Math.max(1, Math.min(k, T));
+  return Array.from({ length: n }, (_, i) => Math.min(T - 1, Math.floor(((i + 0.5) * T) / n)));
+}
+
+/** The held-out batch of the training evaluation: the first images of the test split (a folder's own, and an IDX file
+ * without a t10k- file beside it: the training images). */
+async function evalBatch(
+  source: string,
+  train: Dataset,
+  size: number,
+  channels: number,
+  n: number,
+): Promise<{ images: Float32Array; n: number; split: 'test' | 'all' }> {
+  let data = train;
+  let split: 'test' | 'all' = 'all';
+  if (!source.startsWith('folder:')) {
+    try {
+      data = await openDataset(source, { imageSize: size, channels, split: 'test' });
+      split = 'test';
+    } catch {
+      // no held-out part: the training images
+    }
+  }
+  const count = Math.min(n, data.size);
+  return { images: await data.read(Array.from({ length: count }, (_, i) => i)), n: count, split };
+}
+
+/** The seed of the evaluation's noise: a constant of the run, apart from the seed the trainer's generator has. */
+const EVAL_NOISE_SEED = 0x5eed;
 
 export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   const check = (ok: boolean, msg: string) => {
@@ -184,6 +234,21 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     o.onEvent?.({ type: 'skipped', count: dataset.skipped.count, examples: dataset.skipped.examples });
   }
   const order = new EpochOrder(dataset.size, runSeed);
+  const evalEvery = o.evalEvery ?? 0;
+  const held =
+    evalEvery > 0 ? await evalBatch(dataSource, dataset, config.imageSize, config.channels, o.evalImages ?? 16) : null;
+  const evalGrid = evalTimesteps(scheduleCfg.T, o.evalTimesteps ?? 10);
+  const evalCsv = path.join(o.out, 'eval.csv');
+  if (held) {
+    const evalHeader = `step,loss,${evalGrid.map((t) => `t${t}`).join(',')}\n`;
+    const old = fs.existsSync(evalCsv) ? fs.readFileSync(evalCsv, 'utf8').split('\n') : [];
+    // A resumed run keeps the rows up to its checkpoint's step (when the grid is the same); a new run starts afresh.
+    const keepRows =
+      trainer.step > 0 && old[0] === evalHeader.trimEnd()
+        ? old.slice(1).filter((r) => r && Number(r.split(',')[0]) <= trainer.step)
+        : [];
+    fs.writeFileSync(evalCsv, evalHeader + keepRows.map((r) => `${r}\n`).join(''));
+  }
   const csv = path.join(o.out, 'loss.csv');
   // loss_q1..loss_q4: the step's loss by quarter of t (empty where the batch drew no t in that quarter).
   const header = 'step,loss,grad_norm,lr,seconds,loss_q1,loss_q2,loss_q3,loss_q4\n';
@@ -282,6 +347,62 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     }
   };
 
+  /**
+   * The EMA weights' ε-MSE on the held-out batch at each t of the grid: every (image, t) pair is one forward pass
+   * (no dropout), with qNoise's noise, so that nothing is drawn from the trainer's generator and the numbers are
+   * comparable from step to step.
+   */
+  const evaluate = async () => {
+    if (!held) return;
+    const { n } = held;
+    const [h, w, c] = [config.imageSize, config.imageSize, config.channels];
+    const per = h * w * c;
+    const pairs = n * evalGrid.length;
+    const pass = Math.min(pairs, 32);
+    const diffusion = new GaussianDiffusion(makeSchedule(scheduleCfg));
+    const ema = trainer.emaParams();
+    const mse = new Float64Array(pairs);
+    try {
+      const threads = trainer.workerPool ? { pool: trainer.workerPool } : { workers: 1 };
+      await withSamplingThreads(ema, config, scheduleCfg, pass, threads, async (eps) => {
+        for (let start = 0; start < pairs; start += pass) {
+          const b = Math.min(pass, pairs - start);
+          const img = Array.from({ length: b }, (_, k) => (start + k) % n);
+          const t = Array.from({ length: b }, (_, k) => evalGrid[Math.floor((start + k) / n)]);
+          const x0Host = new Float32Array(b * per);
+          const noiseHost = new Float32Array(b * per);
+          img.forEach((i, k) => {
+            x0Host.set(held.images.subarray(i * per, (i + 1) * per), k * per);
+            qNoise(EVAL_NOISE_SEED, i, t[k], noiseHost.subarray(k * per, (k + 1) * per));
+          });
+          const x0 = tf.tensor4d(x0Host, [b, h, w, c]);
+          const noise = tf.tensor4d(noiseHost, [b, h, w, c]);
+          const xt = diffusion.qSample(x0, t, noise);
+          try {
+            const epsTheta = await eps(xt, t);
+            const m = tf.tidy(() => meanFlat(tf.squaredDifference(noise, epsTheta)));
+            epsTheta.dispose();
+            const values = (await m.data()) as Float32Array;
+            m.dispose();
+            values.forEach((v, k) => (mse[start + k] = v));
+          } finally {
+            tf.dispose([x0, noise, xt]);
+          }
+        }
+      });
+    } finally {
+      tf.dispose([...ema.values()]);
+    }
+    const byT = evalGrid.map((t, j) => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += mse[j * n + i];
+      return { t, loss: s / n };
+    });
+    const loss = byT.reduce((a, b) => a + b.loss, 0) / byT.length;
+    fs.appendFileSync(evalCsv, `${trainer.step},${loss},${byT.map((b) => b.loss).join(',')}\n`);
+    o.onEvent?.({ type: 'eval', step: trainer.step, loss, byT, images: n, split: held.split, path: evalCsv });
+  };
+
   let reason: 'done' | 'stopped' = 'done';
   let rate = 0;
   const started = Date.now();
@@ -324,10 +445,12 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
         etaSeconds: (o.steps - stats.step) / rate,
         threads: stats.threads,
         lossByQuarter: stats.lossByQuarter,
+        T: scheduleCfg.T,
         lastCheckpoint,
       });
       if (saveEvery > 0 && stats.step % saveEvery === 0 && stats.step < o.steps) await save();
       if (sampleEvery > 0 && stats.step % sampleEvery === 0) await preview();
+      if (evalEvery > 0 && stats.step % evalEvery === 0) await evaluate();
     }
     const checkpoint = await save();
     return { step: trainer.step, reason, checkpoint };

@@ -28,6 +28,7 @@ export function trainJobOptions(
   | 'resume'
   | 'saveEvery'
   | 'sampleEvery'
+  | 'evalEvery'
   | 'keep'
   | 'seed'
   | 'workers'
@@ -55,6 +56,7 @@ export function trainJobOptions(
     resume: o.resume,
     saveEvery: o.saveEvery,
     sampleEvery: o.sampleEvery,
+    evalEvery: o.evalEvery,
     keep: o.keep,
     seed: o.seed,
     workers: o.workers,

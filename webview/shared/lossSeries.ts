@@ -1,19 +1,24 @@
 /**
  * Loss curve data for the training view: raw points, an exponentially smoothed series (TensorBoard-style, with
- * bias correction so the start is not dragged to 0), and a bound on the number of points drawn. Pure logic.
+ * bias correction so the start is not dragged to 0), the loss by quarter of t smoothed the same way, the held-out
+ * evaluations, and a bound on the number of points drawn. Pure logic.
  */
 export interface LossSeries {
   steps: number[];
   raw: number[];
   smooth: number[];
+  /** The loss by quarter of t per step (null where the step's batch drew no t in that quarter): four series. */
+  quarters: (number | null)[][];
+  /** Each quarter smoothed as the loss is; null before the quarter's first value (uPlot's gap). */
+  quarterSmooth: (number | null)[][];
 }
 
-export function smoothSeries(values: readonly number[], weight = 0.9): number[] {
+export function smoothSeries(values: readonly (number | null)[], weight = 0.9): number[] {
   const out: number[] = [];
   let acc = 0;
   let norm = 0;
   for (const v of values) {
-    if (!Number.isFinite(v)) {
+    if (v === null || !Number.isFinite(v)) {
       out.push(out.length ? out[out.length - 1] : NaN);
       continue;
     }
@@ -24,9 +29,31 @@ export function smoothSeries(values: readonly number[], weight = 0.9): number[] 
   return out;
 }
 
+/** Smoothed, with NaN (no value yet) as null: what uPlot draws as a gap. */
+export function smoothForPlot(values: readonly (number | null)[], weight = 0.9): (number | null)[] {
+  return smoothSeries(values, weight).map((v) => (Number.isFinite(v) ? v : null));
+}
+
+/** The quarters of t for T timesteps as `lossByQuarter` splits them: [floor(qT/4), floor((q+1)T/4) − 1]. */
+export function quarterRanges(T: number): { from: number; to: number }[] {
+  return [0, 1, 2, 3].map((q) => ({ from: Math.floor((q * T) / 4), to: Math.floor(((q + 1) * T) / 4) - 1 }));
+}
+
+/** Legend names of the quarters: "t < 250", "t 250–499", "t 500–749", "t ≥ 750" for T = 1000. */
+export function quarterLabels(T: number): string[] {
+  return quarterRanges(T).map(({ from, to }, q) =>
+    q === 0 ? `t < ${to + 1}` : q === 3 ? `t ≥ ${from}` : `t ${from}–${to}`,
+  );
+}
+
+const QUARTERS = 4;
+const meanOfPresent = (a: number | null, b: number | null): number | null =>
+  a === null ? b : b === null ? a : (a + b) / 2;
+
 export class LossHistory {
   private steps: number[] = [];
   private loss: number[] = [];
+  private quarters: (number | null)[][] = [];
 
   constructor(private readonly maxPoints = 5000) {}
 
@@ -34,35 +61,89 @@ export class LossHistory {
     return this.steps.length;
   }
 
-  /** Adds a point; a step at or before the last one (a resumed run) replaces the tail from there. */
-  add(step: number, loss: number): void {
+  /**
+   * Adds a point (with the step's loss by quarter of t, if known); a step at or before the last one (a resumed run)
+   * replaces the tail from there.
+   */
+  add(step: number, loss: number, quarters?: readonly (number | null)[]): void {
     while (this.steps.length && this.steps[this.steps.length - 1] >= step) {
       this.steps.pop();
       this.loss.pop();
+      this.quarters.pop();
     }
     this.steps.push(step);
     this.loss.push(loss);
+    this.quarters.push(Array.from({ length: QUARTERS }, (_, q) => quarters?.[q] ?? null));
     if (this.steps.length > this.maxPoints) {
       // Halve the resolution of the older half: long runs keep their shape at bounded cost.
       const half = Math.floor(this.steps.length / 2);
       const s: number[] = [];
       const l: number[] = [];
+      const qs: (number | null)[][] = [];
       for (let i = 0; i < half; i += 2) {
-        s.push(this.steps[Math.min(i + 1, half - 1)]);
-        l.push((this.loss[i] + this.loss[Math.min(i + 1, half - 1)]) / 2);
+        const j = Math.min(i + 1, half - 1);
+        s.push(this.steps[j]);
+        l.push((this.loss[i] + this.loss[j]) / 2);
+        qs.push(this.quarters[i].map((v, q) => meanOfPresent(v, this.quarters[j][q])));
       }
       this.steps = [...s, ...this.steps.slice(half)];
       this.loss = [...l, ...this.loss.slice(half)];
+      this.quarters = [...qs, ...this.quarters.slice(half)];
     }
   }
 
-  replace(steps: readonly number[], loss: readonly number[]): void {
+  replace(steps: readonly number[], loss: readonly number[], quarters?: readonly (readonly (number | null)[])[]): void {
     this.steps = [];
     this.loss = [];
-    steps.forEach((s, i) => this.add(s, loss[i]));
+    this.quarters = [];
+    steps.forEach((s, i) => this.add(s, loss[i], quarters?.[i]));
+  }
+
+  /** Whether any step carried a loss by quarter (older runs and checkpoints' histories do not). */
+  get hasQuarters(): boolean {
+    return this.quarters.some((r) => r.some((v) => v !== null));
   }
 
   series(weight = 0.9): LossSeries {
-    return { steps: [...this.steps], raw: [...this.loss], smooth: smoothSeries(this.loss, weight) };
+    const quarters = Array.from({ length: QUARTERS }, (_, q) => this.quarters.map((r) => r[q]));
+    return {
+      steps: [...this.steps],
+      raw: [...this.loss],
+      smooth: smoothSeries(this.loss, weight),
+      quarters,
+      quarterSmooth: quarters.map((s) => smoothForPlot(s, weight)),
+    };
+  }
+
+  /** The rows of the quarters by step (for the view's saved state). */
+  quarterRows(): (number | null)[][] {
+    return this.quarters.map((r) => [...r]);
+  }
+}
+
+/** The held-out evaluations of a run (ddpm/trainEval): one point per evaluated step, a resumed run replacing the tail. */
+export class EvalHistory {
+  private points: { step: number; loss: number }[] = [];
+
+  get size(): number {
+    return this.points.length;
+  }
+
+  add(step: number, loss: number): void {
+    while (this.points.length && this.points[this.points.length - 1].step >= step) this.points.pop();
+    this.points.push({ step, loss });
+  }
+
+  replace(points: readonly { step: number; loss: number }[]): void {
+    this.points = [];
+    for (const p of points) this.add(p.step, p.loss);
+  }
+
+  all(): { step: number; loss: number }[] {
+    return this.points.map((p) => ({ ...p }));
+  }
+
+  series(): { steps: number[]; loss: number[] } {
+    return { steps: this.points.map((p) => p.step), loss: this.points.map((p) => p.loss) };
   }
 }

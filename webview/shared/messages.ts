@@ -59,8 +59,13 @@ export type TrainingToWebview =
       itPerSec: number;
       etaSeconds: number;
       threads: number;
+      /** The step's loss by quarter of t (null where its batch drew none), and T (what they are quarters of). */
+      lossByQuarter: (number | null)[];
+      T: number;
     }
   | { type: 'history'; steps: number[]; loss: number[] }
+  /** ddpm/trainEval: the EMA weights' held-out L_simple, overall and at each t of the grid. */
+  | { type: 'eval'; step: number; loss: number; byT: { t: number; loss: number }[]; images: number; split: string }
   | { type: 'preview'; step: number; png: string }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'ended'; reason: string; step: number; checkpoint: string | null; error?: string };
