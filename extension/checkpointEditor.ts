@@ -3,9 +3,18 @@
  * show the model card, loss history and tensor table; statistics, EMA differences and a preview grid are computed by
  * the sidecar on request. Foreign safetensors files get the table and statistics; corrupt files show the error.
  */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import { EmaDiffRequest, InspectRequest, SampleRequest, TensorStatsRequest } from '../sidecar/protocol.ts';
+import { CancellationTokenSource } from 'vscode-jsonrpc';
+import {
+  EmaDiffRequest,
+  EvaluateProgressNotification,
+  EvaluateRequest,
+  InspectRequest,
+  SampleRequest,
+  TensorStatsRequest,
+} from '../sidecar/protocol.ts';
 import markup from '../webview/checkpoint/index.html';
 import type { CheckpointFromWebview, CheckpointToWebview } from '../webview/shared/messages.ts';
 import type { SidecarClient } from './sidecarClient.ts';
@@ -14,6 +23,9 @@ import { PanelHost } from './panels/panelHost.ts';
 import { errorMessage } from './commands/common.ts';
 import { askClassAndGuidance } from './commands/sample.ts';
 import { checkpointClasses } from '../webview/shared/classes.ts';
+import { evalKeyOf } from '../webview/shared/evalResults.ts';
+import { askEvaluation, readEvalFile, storeEvaluation } from './evaluation.ts';
+import { workersSetting } from './settings.ts';
 
 export const CHECKPOINT_EDITOR = 'ddpm.checkpoint';
 const VIEW: WebviewView = { name: 'checkpoint', viewType: CHECKPOINT_EDITOR, markup };
@@ -53,6 +65,8 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       panel,
     );
     const post = (m: CheckpointToWebview) => void host.post(m);
+    let evaluation: CancellationTokenSource | null = null;
+    panel.onDidDispose(() => evaluation?.cancel());
     host.onMessage(async (m) => {
       switch (m.type) {
         case 'ready': {
@@ -62,6 +76,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
             const inspect = await this.sidecar.request(InspectRequest, { path: file });
             post({ type: 'header', inspect, openMs: Date.now() - t0 });
             if (inspect.format !== null) {
+              post({ type: 'evalStored', entries: readEvalFile(file).entries });
               const diff = await this.sidecar.request(EmaDiffRequest, { path: file }).catch(() => null);
               if (diff) post({ type: 'emaDiff', diff });
             }
@@ -87,6 +102,12 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           if (choice) void vscode.commands.executeCommand('ddpm.sample', { checkpoint: file, ...choice });
           break;
         }
+        case 'evaluate':
+          if (!evaluation) await this.evaluate(file, post, (c) => (evaluation = c));
+          break;
+        case 'stopEval':
+          evaluation?.cancel();
+          break;
         case 'preview':
           try {
             const r = await this.sidecar.request(SampleRequest, { checkpoint: file, n: 16, steps: 20, seed: 0 });
@@ -97,5 +118,59 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           break;
       }
     });
+  }
+
+  /**
+   * Evaluate…: asks what to evaluate, runs ddpm/evaluate with its progress in the view (Stop cancels it through the
+   * request's CancellationToken: $/cancelRequest), stores the result beside the checkpoint and shows it.
+   */
+  private async evaluate(
+    file: string,
+    post: (m: CheckpointToWebview) => void,
+    running: (c: CancellationTokenSource | null) => void,
+  ): Promise<void> {
+    const header = await this.sidecar.request(InspectRequest, { path: file }).catch(() => undefined);
+    const choice = await askEvaluation(header?.data?.source);
+    if (!choice) return;
+    const cts = new CancellationTokenSource();
+    running(cts);
+    const token = randomUUID();
+    const sub = this.sidecar.onNotification(EvaluateProgressNotification, (p) => {
+      if (p.token === token) post({ type: 'evalProgress', stage: p.stage, done: p.done, total: p.total });
+    });
+    post({ type: 'evalStart', ...choice });
+    try {
+      const result = await this.sidecar.request(
+        EvaluateRequest,
+        {
+          checkpoint: file,
+          data: choice.data,
+          n: choice.n,
+          quality: choice.quality,
+          token,
+          workers: workersSetting('sampleWorkers'),
+        },
+        cts.token,
+      );
+      let entries;
+      const entry = { key: evalKeyOf(result), at: new Date().toISOString(), result };
+      try {
+        entries = storeEvaluation(file, entry).entries;
+      } catch (e) {
+        entries = [entry, ...readEvalFile(file).entries];
+        void vscode.window.showWarningMessage(
+          `DDPM: the evaluation could not be stored beside ${file}: ${errorMessage(e)}`,
+        );
+      }
+      post({ type: 'evalStored', entries });
+    } catch (e) {
+      const cancelled = cts.token.isCancellationRequested;
+      post({ type: 'evalError', message: cancelled ? 'stopped' : errorMessage(e), cancelled });
+      if (!cancelled) void vscode.window.showErrorMessage(`DDPM: evaluation failed: ${errorMessage(e)}`);
+    } finally {
+      sub.dispose();
+      cts.dispose();
+      running(null);
+    }
   }
 }

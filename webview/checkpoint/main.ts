@@ -1,5 +1,6 @@
 // The checkpoint inspector view: model card, loss history chart, tensor table (grouped, filterable, sortable) with
-// per-tensor statistics and histogram, EMA-vs-raw summary, and a preview grid on request.
+// per-tensor statistics and histogram, EMA-vs-raw summary, a preview grid on request, and Evaluate… (bits/dim with
+// its per-t curve and the sample-quality numbers; stored evaluations shown again on opening).
 import '../webview.css';
 import 'uplot/dist/uPlot.min.css';
 import './checkpoint.css';
@@ -7,6 +8,7 @@ import uPlot from 'uplot';
 import type { CheckpointFromWebview, CheckpointToWebview } from '../shared/messages.ts';
 import { buildTable, formatCount, isSortKey, type TensorRow } from '../shared/tensorTable.ts';
 import { smoothSeries } from '../shared/lossSeries.ts';
+import { entryLabel, evalSummaryRows, perTSeries, type EvalEntry } from '../shared/evalResults.ts';
 import { byId } from '../shared/dom.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
 import { isOurs, modelCard } from './modelCard.ts';
@@ -19,6 +21,13 @@ const descending = byId('desc', HTMLInputElement);
 const sampleButton = byId('sample', HTMLButtonElement);
 const previewButton = byId('previewBtn', HTMLButtonElement);
 const stats = byId('stats');
+const evaluateButton = byId('evaluate', HTMLButtonElement);
+const stopEvalButton = byId('stopEval', HTMLButtonElement);
+const evalHistory = byId('evalHistory', HTMLSelectElement);
+const evalProgress = byId('evalProgress', HTMLProgressElement);
+const evalStatus = byId('evalStatus');
+let evalEntries: EvalEntry[] = [];
+let perTPlot: uPlot | null = null;
 let rows: TensorRow[] = [];
 let selected = '';
 
@@ -64,6 +73,113 @@ previewButton.addEventListener('click', () => {
   byId('previewCaption').textContent = 'sampling…';
   post({ type: 'preview' });
 });
+
+evaluateButton.addEventListener('click', () => post({ type: 'evaluate' }));
+stopEvalButton.addEventListener('click', () => {
+  evalStatus.textContent = 'stopping…';
+  post({ type: 'stopEval' });
+});
+evalHistory.addEventListener('change', () => showEntry(evalEntries[Number(evalHistory.value)]));
+
+const cssColor = (v: string, fallback: string) =>
+  getComputedStyle(document.body).getPropertyValue(v).trim() || fallback;
+
+function classHistogram(classes: string[], fractions: number[]): void {
+  const c = byId('classHist', HTMLCanvasElement);
+  const ctx = c.getContext('2d');
+  if (!ctx) return;
+  ctx.clearRect(0, 0, c.width, c.height);
+  const max = Math.max(1e-9, ...fractions);
+  const w = c.width / Math.max(1, fractions.length);
+  const bottom = c.height - 14;
+  ctx.font = '10px sans-serif';
+  fractions.forEach((f, i) => {
+    const h = (f / max) * (bottom - 12);
+    ctx.fillStyle = cssColor('--vscode-charts-blue', '#3794ff');
+    ctx.fillRect(i * w + 2, bottom - h, Math.max(1, w - 4), h);
+    ctx.fillStyle = cssColor('--vscode-foreground', '#ccc');
+    const name = classes[i] ?? String(i);
+    const label = name.length > 6 ? name.slice(0, 5) + '…' : name;
+    ctx.fillText(label, i * w + 2, c.height - 2);
+    if (f > 0) ctx.fillText(`${Math.round(f * 100)}`, i * w + 2, bottom - h - 2);
+  });
+}
+
+function showEntry(e: EvalEntry | undefined): void {
+  const result = byId('evalResult');
+  if (!e) {
+    result.hidden = true;
+    return;
+  }
+  const r = e.result;
+  result.hidden = false;
+  const table = byId('evalTable', HTMLTableElement);
+  table.replaceChildren();
+  for (const { label, value } of evalSummaryRows(r)) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = label;
+    tr.insertCell().textContent = value;
+  }
+  table.dataset.bpd = r.bpd ? String(r.bpd.mean) : '';
+  table.dataset.at = e.at;
+  perTPlot?.destroy();
+  perTPlot = null;
+  byId('perTFigure').hidden = !r.bpd;
+  if (r.bpd) {
+    perTPlot = new uPlot(
+      {
+        width: Math.max(360, byId('perT').clientWidth || 600),
+        height: 220,
+        scales: { x: { time: false }, y: { distr: 3 } },
+        axes: [
+          {
+            stroke: cssColor('--vscode-foreground', '#ccc'),
+            grid: { stroke: cssColor('--vscode-editorWidget-border', '#444') },
+          },
+          {
+            stroke: cssColor('--vscode-foreground', '#ccc'),
+            grid: { stroke: cssColor('--vscode-editorWidget-border', '#444') },
+          },
+        ],
+        series: [
+          { label: 't' },
+          {
+            label: 'term (bits/dim)',
+            stroke: cssColor('--vscode-charts-orange', '#d18616'),
+            width: 2,
+            points: { show: false },
+          },
+          { label: 'x̂0 MSE', stroke: cssColor('--vscode-charts-green', '#89d185'), width: 1, points: { show: false } },
+          { label: 'ε MSE', stroke: cssColor('--vscode-charts-blue', '#3794ff'), width: 1, points: { show: false } },
+        ],
+        legend: { show: true },
+      },
+      perTSeries(r) as uPlot.AlignedData,
+      byId('perT'),
+    );
+  }
+  const q = r.quality;
+  byId('qualityFigure').hidden = !q;
+  if (q) {
+    byId('qualityCaption').textContent = `class histogram of ${q.n} samples (% per class)`;
+    classHistogram(q.classes, q.classHistogram);
+  }
+}
+
+function showStored(entries: EvalEntry[], select = 0): void {
+  evalEntries = entries;
+  evalHistory.replaceChildren();
+  entries.forEach((e, i) => {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = entryLabel(e);
+    evalHistory.append(o);
+  });
+  evalHistory.hidden = entries.length < 2;
+  evalHistory.value = String(select);
+  byId('evalSection').dataset.entries = String(entries.length);
+  showEntry(entries[select]);
+}
 
 function histogram(edges: number[], counts: number[]): void {
   const c = byId('hist', HTMLCanvasElement);
@@ -120,7 +236,7 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
         byId('note').textContent =
           'This safetensors file was not written by DDPM Studio: its tensors can be listed and inspected, but it cannot be sampled from.';
         sampleButton.disabled = previewButton.disabled = true;
-      }
+      } else byId('evalSection').hidden = false;
       if (r.lossHistory && r.lossHistory.steps.length > 1) {
         const h = r.lossHistory;
         new uPlot(
@@ -168,6 +284,39 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
       break;
     case 'previewError':
       byId('previewCaption').textContent = m.message;
+      break;
+    case 'evalStored':
+      byId('evalSection').hidden = false;
+      evaluateButton.disabled = false;
+      stopEvalButton.hidden = true;
+      evalProgress.hidden = true;
+      if (document.body.dataset.eval === 'running') {
+        evalStatus.textContent = 'done';
+        document.body.dataset.eval = 'done';
+      }
+      showStored(m.entries);
+      break;
+    case 'evalStart':
+      document.body.dataset.eval = 'running';
+      evaluateButton.disabled = true;
+      stopEvalButton.hidden = false;
+      evalProgress.hidden = false;
+      evalProgress.value = 0;
+      evalStatus.textContent = `evaluating ${m.n} image${m.n > 1 ? 's' : ''} of ${m.data}${m.quality ? ', with sample quality' : ''}…`;
+      break;
+    case 'evalProgress':
+      evalProgress.value = m.total ? m.done / m.total : 0;
+      evalStatus.textContent =
+        m.stage === 'bpd'
+          ? `bits/dim: ${m.done.toLocaleString('en-US')} of ${m.total.toLocaleString('en-US')} forward passes`
+          : `sample quality: sampler step ${m.done} of ${m.total}`;
+      break;
+    case 'evalError':
+      document.body.dataset.eval = m.cancelled ? 'stopped' : 'failed';
+      evaluateButton.disabled = false;
+      stopEvalButton.hidden = true;
+      evalProgress.hidden = true;
+      evalStatus.textContent = m.cancelled ? 'stopped' : `failed: ${m.message}`;
       break;
   }
 });

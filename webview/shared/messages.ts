@@ -4,6 +4,7 @@
  * webview code imports those types only (`import type`): none of the sidecar's code may end up in a webview bundle.
  */
 import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../../sidecar/protocol.ts';
+import type { EvalEntry } from './evalResults.ts';
 
 export type TrajectoryToWebview =
   | {
@@ -83,10 +84,22 @@ export type CheckpointToWebview =
   | { type: 'statsError'; name: string; message: string }
   | { type: 'emaDiff'; diff: EmaDiffResult }
   | { type: 'preview'; png: string; seconds: number }
-  | { type: 'previewError'; message: string };
+  | { type: 'previewError'; message: string }
+  /** The evaluations stored beside the checkpoint (`<name>.eval.json`), newest first (on opening, and after a run). */
+  | { type: 'evalStored'; entries: EvalEntry[] }
+  /** Evaluate… was answered: the run starts. */
+  | { type: 'evalStart'; data: string; n: number; quality: boolean }
+  /** ddpm/evaluateProgress of that run. */
+  | { type: 'evalProgress'; stage: 'bpd' | 'quality'; done: number; total: number }
+  | { type: 'evalError'; message: string; cancelled: boolean };
 
 export type CheckpointFromWebview =
-  { type: 'ready' } | { type: 'stats'; name: string } | { type: 'sample' } | { type: 'preview' };
+  | { type: 'ready' }
+  | { type: 'stats'; name: string }
+  | { type: 'sample' }
+  | { type: 'preview' }
+  | { type: 'evaluate' }
+  | { type: 'stopEval' };
 
 export type InterpolateToWebview =
   | { type: 'start'; rows: number[]; lambdas: number[]; a: string; b: string; checkpoint: string }
