@@ -5,28 +5,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import sharp from 'sharp';
-import { repoRoot } from '../helpers/paths.ts';
+import { cliIn, pngSize } from '../helpers/cli.ts';
 
-const bundle = path.join(repoRoot, 'dist', 'ddpm.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-cli-class-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function ddpm(...args: string[]) {
-  const r = spawnSync(process.execPath, [bundle, ...args], {
-    cwd: tmp,
-    encoding: 'utf8',
-    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
-    timeout: 300_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function size(file: string) {
-  const m = await sharp(path.join(tmp, file)).metadata();
-  return [m.width, m.height];
-}
+const ddpm = cliIn(tmp);
+const size = (file: string) => pngSize(tmp, file);
 
 /** A tiny model trained a few steps on the bundled MNIST digits (10 classes with --conditional). */
 function train(out: string, ...extra: string[]) {

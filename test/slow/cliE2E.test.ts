@@ -5,29 +5,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import sharp from 'sharp';
-import { repoRoot } from '../helpers/paths.ts';
+import { CLI_BUNDLE, cliIn, pngSize } from '../helpers/cli.ts';
 import { countParams, paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
 
-const bundle = path.join(repoRoot, 'dist', 'ddpm.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-cli-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function ddpm(...args: string[]) {
-  const r = spawnSync(process.execPath, [bundle, ...args], {
-    cwd: tmp,
-    encoding: 'utf8',
-    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
-    timeout: 300_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function size(file: string) {
-  const m = await sharp(path.join(tmp, file)).metadata();
-  return [m.width, m.height];
-}
+const ddpm = cliIn(tmp);
+const size = (file: string) => pngSize(tmp, file);
 
 test('train 20 steps → sample → interpolate → inspect → export', async () => {
   const train = ddpm(
@@ -226,7 +211,7 @@ test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () =
   const child = spawn(
     process.execPath,
     [
-      bundle,
+      CLI_BUNDLE,
       'train',
       '--data',
       'mnist',
