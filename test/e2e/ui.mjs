@@ -528,6 +528,36 @@ export async function runUiSuite({
       log(`  #loss canvas changed: ${a.hash} -> ${b.hash}`);
     });
 
+    await test('the Training view plots the loss by quarter of t, its legend naming the quarters in terms of T', async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      const frame = await findFrame(page, '#quarters canvas', 10_000);
+      const t = Date.now();
+      let filled;
+      let q;
+      for (;;) {
+        filled = Number(await frame.$eval('#quarters', (e) => e.dataset.filled || '0'));
+        q = await canvasPixels(frame, '#quarters canvas');
+        if (filled === 4 && !q.uniform) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 60_000)
+          throw new Error(`#quarters: ${filled} of 4 quarter series drawn (canvas uniform: ${q.uniform})`);
+        await sleep(500);
+      }
+      const legend = await frame.$$eval('#quarters .u-legend .u-series th', (es) =>
+        es.map((e) => (e.textContent || '').trim()),
+      );
+      log(`  #quarters legend: ${JSON.stringify(legend)}; ${filled} series; canvas ${q.width}×${q.height}`);
+      for (const want of ['t < 250', 't 250–499', 't 500–749', 't ≥ 750'])
+        if (!legend.includes(want)) throw new Error(`the quarter legend has no "${want}": ${JSON.stringify(legend)}`);
+      if (!(await frame.$eval('#evalFigure', (e) => e.hidden)))
+        throw new Error('the held-out loss plot shows although ddpm.train.evalEvery is 0');
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-quarters.png'), q.png);
+      await frame.$eval('#quarters', (e) => e.scrollIntoView({ block: 'center' }));
+      await sleep(300);
+      await shot('06a-training-quarters');
+      await frame.$eval('#stats', (e) => e.scrollIntoView({ block: 'start' }));
+    });
+
     await test('the training panel names its backend and threads, and offers the native backend on wasm', async () => {
       if (!trainingStarted) throw new Error('training did not start in the previous test');
       const frame = await findFrame(page, '#loss canvas', 10_000);
@@ -758,6 +788,81 @@ export async function runUiSuite({
       await trajectory.$eval('canvas#grid', (c) => c.scrollIntoView({ block: 'center' })).catch(() => {});
       await sleep(300);
       await shot('11c-inspector-sample-each');
+    });
+
+    /** The evaluation stored beside tiny-e2e.safetensors, to find again when it is reopened. */
+    let evaluated = null;
+    await test("the inspector's Evaluate… on a tiny checkpoint (its own data, N = 2) shows bits/dim and the per-t curve", async () => {
+      const name = 'tiny-e2e.safetensors';
+      const { frame, state } = await openInInspector(name);
+      if (state !== 'ready') throw new Error(`expected data-state="ready", got ${JSON.stringify(state)}`);
+      if (await frame.$eval('#evalSection', (e) => e.hidden)) throw new Error('#evalSection is hidden');
+      await frame.click('#evaluate');
+      const data = await answerQuickInput(page, /^DDPM: Evaluate — data$/, {
+        expectFocused: /^The checkpoint's data: folder:/,
+        log,
+      });
+      log(`  data rows: ${JSON.stringify(data.rows)}`);
+      await answerQuickInput(page, /^DDPM: Evaluate — images \(N\)$/, { text: '2', log });
+      // A folder has no classifier: no sample-quality question; the run starts.
+      const t = Date.now();
+      let sawProgress = false;
+      let st;
+      while ((st = await frame.evaluate(() => document.body.dataset.eval || '')) !== 'done') {
+        if (st === 'running' && !sawProgress && !(await frame.$eval('#stopEval', (e) => e.hidden))) {
+          sawProgress = true;
+          await sleep(1500);
+          log(`  running: ${await frame.locator('#evalStatus').innerText()}`);
+          await frame.$eval('#evalSection', (e) => e.scrollIntoView({ block: 'start' }));
+          await shot('11d-inspector-evaluating');
+        }
+        if (st === 'failed' || st === 'stopped')
+          throw new Error(`the evaluation ${st}: ${await frame.locator('#evalStatus').innerText()}`);
+        await checkErrors(page, frame);
+        if (Date.now() - t > 240_000) throw new Error(`the evaluation did not finish in 240 s (data-eval=${st})`);
+        await sleep(300);
+      }
+      log(`  evaluated in ${((Date.now() - t) / 1000).toFixed(1)} s; stop button shown while running: ${sawProgress}`);
+      const table = await frame.locator('#evalTable').innerText();
+      const bpd = Number(await frame.$eval('#evalTable', (e) => e.dataset.bpd));
+      const at = await frame.$eval('#evalTable', (e) => e.dataset.at);
+      log(`  #evalTable data-bpd=${bpd}:\n${table}`);
+      if (!(bpd > 0) || !Number.isFinite(bpd)) throw new Error(`#evalTable data-bpd is ${bpd}`);
+      if (!/^bits\/dim\s+\d+\.\d{3} ± \d+\.\d{3} bits\/dim$/m.test(table))
+        throw new Error(`no "bits/dim x ± y bits/dim" row:\n${table}`);
+      for (const k of ['prior L_T', 'decoder L_0', 'KL terms'])
+        if (!table.includes(k)) throw new Error(`#evalTable has no ${k} row`);
+      const curve = await canvasPixels(frame, '#perT canvas');
+      if (curve.uniform) throw new Error('the per-t curve is blank');
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-per-t.png'), curve.png);
+      const stored = path.join(workspace, 'checkpoints', 'tiny-e2e.eval.json');
+      const file = JSON.parse(fs.readFileSync(stored, 'utf8'));
+      log(
+        `  ${path.basename(stored)}: ${file.entries.length} entr${file.entries.length === 1 ? 'y' : 'ies'}, newest at ${file.entries[0]?.at}`,
+      );
+      if (file.entries[0]?.at !== at || file.entries[0].result.bpd.mean !== bpd)
+        throw new Error(`${stored} does not hold the shown result first`);
+      await frame.$eval('#evalSection', (e) => e.scrollIntoView({ block: 'start' }));
+      await sleep(300);
+      await shot('11e-inspector-evaluated');
+      evaluated = { at, bpd, table };
+    });
+
+    await test('the stored evaluation is shown again when the checkpoint is reopened', async () => {
+      if (!evaluated) throw new Error('the evaluation test did not store a result');
+      const { frame } = await openInInspector('tiny-e2e.safetensors');
+      const t = Date.now();
+      while ((await frame.$eval('#evalTable', (e) => e.dataset.at || '')) !== evaluated.at) {
+        if (Date.now() - t > 30_000)
+          throw new Error(`the reopened inspector does not show the stored evaluation (${evaluated.at})`);
+        await sleep(250);
+      }
+      const table = await frame.locator('#evalTable').innerText();
+      if (table !== evaluated.table) throw new Error(`reopened:\n${table}\nbefore:\n${evaluated.table}`);
+      if ((await canvasPixels(frame, '#perT canvas')).uniform) throw new Error('the reopened per-t curve is blank');
+      await frame.$eval('#evalSection', (e) => e.scrollIntoView({ block: 'start' }));
+      await sleep(300);
+      await shot('11f-inspector-evaluation-reopened');
     });
 
     /** What the interpolation panel showed, to compare with the panel a reloaded window restores. */

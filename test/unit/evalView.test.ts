@@ -23,6 +23,8 @@ import {
   perTSeries,
   qualityAvailable,
   serializeEvalFile,
+  decadeTicks,
+  formatLogTick,
   type EvalEntry,
 } from '../../webview/shared/evalResults.ts';
 import type { EvaluateResult } from '../../sidecar/protocol.ts';
@@ -233,4 +235,20 @@ test('sample quality is offered where a classifier exists: mnist and Fashion-MNI
   assert.equal(qualityAvailable('folder:/fashion'), false);
   assert.equal(qualityAvailable('cifar10:/c'), false);
   assert.equal(qualityAvailable(undefined), false);
+});
+
+test("the per-t plot's log axis: one tick per decade, labelled 0.01 … 1000 or in exponent form", () => {
+  assert.deepEqual(decadeTicks(2e-5, 3), [1e-4, 1e-3, 1e-2, 1e-1, 1]);
+  assert.deepEqual(decadeTicks(0.5, 0.9), []);
+  assert.deepEqual(decadeTicks(0, 1), []);
+  assert.deepEqual(decadeTicks(1, 100).length, 3);
+  assert.deepEqual([1e-5, 1e-3, 0.01, 0.1, 1, 10, 1e4].map(formatLogTick), [
+    '1e-5',
+    '1e-3',
+    '0.01',
+    '0.1',
+    '1',
+    '10',
+    '1e+4',
+  ]);
 });

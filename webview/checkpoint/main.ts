@@ -8,7 +8,14 @@ import uPlot from 'uplot';
 import type { CheckpointFromWebview, CheckpointToWebview } from '../shared/messages.ts';
 import { buildTable, formatCount, isSortKey, type TensorRow } from '../shared/tensorTable.ts';
 import { smoothSeries } from '../shared/lossSeries.ts';
-import { entryLabel, evalSummaryRows, perTSeries, type EvalEntry } from '../shared/evalResults.ts';
+import {
+  decadeTicks,
+  entryLabel,
+  evalSummaryRows,
+  formatLogTick,
+  perTSeries,
+  type EvalEntry,
+} from '../shared/evalResults.ts';
 import { byId } from '../shared/dom.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
 import { isOurs, modelCard } from './modelCard.ts';
@@ -139,6 +146,10 @@ function showEntry(e: EvalEntry | undefined): void {
           {
             stroke: cssColor('--vscode-foreground', '#ccc'),
             grid: { stroke: cssColor('--vscode-editorWidget-border', '#444') },
+            // One tick per decade: the terms span several, and uPlot's 1…9 × 10^k ticks would fill the plot.
+            splits: (_u, _i, min, max) => decadeTicks(min, max),
+            values: (_u, ticks) => ticks.map(formatLogTick),
+            size: 56,
           },
         ],
         series: [

@@ -155,3 +155,19 @@ export function qualityAvailable(source: string | undefined): boolean {
   if (!source) return false;
   return source === 'mnist' || (source.startsWith('idx:') && /fashion/i.test(source));
 }
+
+/** The ticks of a log axis from min to max: the powers of ten between them (a decade per tick, however wide). */
+export function decadeTicks(min: number, max: number): number[] {
+  if (!(min > 0) || !(max > 0) || max < min) return [];
+  const out: number[] = [];
+  for (let k = Math.floor(Math.log10(min)); k <= Math.ceil(Math.log10(max)); k++) {
+    const v = Number(`1e${k}`);
+    if (v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9)) out.push(v);
+  }
+  return out;
+}
+
+/** A log axis's label: 0.01 … 1000 as numbers, else 1e-5, 1e+4. */
+export function formatLogTick(v: number): string {
+  return v >= 0.01 && v < 1e4 ? String(Number(v.toPrecision(1))) : v.toExponential(0);
+}
