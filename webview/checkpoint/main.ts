@@ -148,7 +148,7 @@ function showEntry(e: EvalEntry | undefined): void {
             grid: { stroke: cssColor('--vscode-editorWidget-border', '#444') },
             // One tick per decade: the terms span several, and uPlot's 1…9 × 10^k ticks would fill the plot.
             splits: (_u, _i, min, max) => decadeTicks(min, max),
-            values: (_u, ticks) => ticks.map(formatLogTick),
+            values: (_u, ticks) => ticks.map((v) => (v == null ? '' : formatLogTick(v))),
             size: 56,
           },
         ],
