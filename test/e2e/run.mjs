@@ -227,6 +227,9 @@ const SETTINGS = {
   'window.restoreWindows': 'none',
   'git.enabled': false,
   'chat.commandCenter.enabled': false,
+  // The held-out loss of DDPM: Train's runs every 10 steps (off by default), so that the Training view's plot of it is
+  // exercised.
+  'ddpm.train.evalEvery': 10,
   // Development aid: with DDPM_E2E_CHECKPOINT the sampling defaults use that checkpoint instead of the shipped one.
   ...(process.env.DDPM_E2E_CHECKPOINT
     ? { 'ddpm.defaultCheckpoint': path.resolve(process.env.DDPM_E2E_CHECKPOINT) }

@@ -549,9 +549,24 @@ export async function runUiSuite({
       log(`  #quarters legend: ${JSON.stringify(legend)}; ${filled} series; canvas ${q.width}×${q.height}`);
       for (const want of ['t < 250', 't 250–499', 't 500–749', 't ≥ 750'])
         if (!legend.includes(want)) throw new Error(`the quarter legend has no "${want}": ${JSON.stringify(legend)}`);
-      if (!(await frame.$eval('#evalFigure', (e) => e.hidden)))
-        throw new Error('the held-out loss plot shows although ddpm.train.evalEvery is 0');
       fs.writeFileSync(path.join(outDir, 'ui-canvas-quarters.png'), q.png);
+      // ddpm.train.evalEvery is 10 in this profile: the held-out loss plot appears with the first evaluation.
+      let e;
+      for (;;) {
+        const hidden = await frame.$eval('#evalFigure', (el) => el.hidden);
+        if (!hidden) {
+          e = await canvasPixels(frame, '#evalFigure canvas');
+          if (!e.uniform) break;
+        }
+        await checkErrors(page, frame);
+        if (Date.now() - t > 120_000)
+          throw new Error('the held-out loss plot never appeared (ddpm.train.evalEvery = 10)');
+        await sleep(1000);
+      }
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-eval.png'), e.png);
+      await frame.$eval('#evalFigure', (el) => el.scrollIntoView({ block: 'center' }));
+      await sleep(300);
+      await shot('06c-training-heldout');
       await frame.$eval('#quarters', (e) => e.scrollIntoView({ block: 'center' }));
       await sleep(300);
       await shot('06a-training-quarters');

@@ -150,7 +150,10 @@ function redraw(): void {
 
 function redrawEval(): void {
   if (!evals.size) return;
+  const appearing = $('evalFigure').hidden;
   $('evalFigure').hidden = false;
+  // The quarter plot shares its row with this one from now on: it was sized for the whole row.
+  if (appearing) quarterPlot?.setSize({ width: widthOf(quartersEl, 300), height: 200 });
   if (!evalPlot) makeEvalPlot();
   else {
     const s = evals.series();
