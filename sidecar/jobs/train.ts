@@ -327,6 +327,8 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
         n,
         sampler: 'ddim',
         steps: o.sampleSteps ?? 20,
+        // As DDPM: Sample does by default: from pure noise at T−1 (schedule.ts).
+        spacing: 'trailing',
         seed: runSeed,
         ...(k ? { labels: Array.from({ length: n }, (_, i) => i % k), guidance: o.previewGuidance ?? 0 } : {}),
         ...threads,
