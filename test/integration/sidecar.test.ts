@@ -195,9 +195,10 @@ test('ddpm/sample: trajectory frames stream in order, and the PNGs have the righ
     steps.map((s) => s.step),
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
   );
+  // DDIM's default spacing is "trailing": from pure noise at T − 1.
   assert.deepEqual(
     steps.map((s) => s.t),
-    [900, 800, 700, 600, 500, 400, 300, 200, 100, 0],
+    [999, 899, 799, 699, 599, 499, 399, 299, 199, 99],
   );
   assert.equal(frames.length, 5);
   assert.deepEqual(
