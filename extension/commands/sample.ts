@@ -152,7 +152,7 @@ async function askSettings(
   const samplers = [
     {
       label: `DDIM, ${ddimSteps} steps`,
-      description: 'deterministic, fast',
+      description: 'fast; stochastic (η = 1), the best samples per step by measurement',
       sampler: 'ddim' as const,
       steps: ddimSteps,
     },

@@ -42,7 +42,7 @@ test('quality of 4 samples of a tiny checkpoint: DDIM over its 16 steps, every n
   assert.equal(r.forwardPasses, 0);
   const q = r.quality!;
   assert.equal(q.n, 4);
-  assert.deepEqual(q.sampling, { sampler: 'ddim', steps: T, eta: 0, seed: 3 });
+  assert.deepEqual(q.sampling, { sampler: 'ddim', steps: T, eta: 1, seed: 3 });
   assert.equal(q.classifier.file, path.join(repoRoot, 'models', 'classifiers', 'mnist.safetensors'));
   assert.equal(q.classifier.source, 'mnist');
   assert.ok(q.classifier.heldOutAccuracy >= 0.985);

@@ -82,7 +82,7 @@ test('sidecar params: defaults filled in, every problem named by field with what
     sampler: 'ddim',
     steps: 50,
     spacing: 'trailing',
-    eta: 0,
+    eta: 1,
     seed: 0,
     class: 'each',
     guidance: 2,
@@ -140,7 +140,7 @@ test('CLI flags map onto the schema: renames, --no-…, lists, numbers checked w
     sampler: 'ddim',
     steps: 50,
     spacing: 'trailing',
-    eta: 0,
+    eta: 1,
     seed: 0,
     class: 'each',
     guidance: 2,
@@ -192,7 +192,7 @@ test('CLI flags map onto the schema: renames, --no-…, lists, numbers checked w
   const line = usageOf(sample);
   assert.match(
     line,
-    /--ckpt CHECKPOINT \[--n 16\] \[--sampler ddim\|ddpm\] \[--steps 50\] \[--spacing trailing\|linspace\|leading\] \[--eta 0\] \[--seed 0\] \[--class each\] \[--guidance 2\] \[--ema\|--no-ema\] \[--frames 0\] \[--workers auto\] \[--out samples\.png\]/,
+    /--ckpt CHECKPOINT \[--n 16\] \[--sampler ddim\|ddpm\] \[--steps 50\] \[--spacing trailing\|linspace\|leading\] \[--eta 1\] \[--seed 0\] \[--class each\] \[--guidance 2\] \[--ema\|--no-ema\] \[--frames 0\] \[--workers auto\] \[--out samples\.png\]/,
   );
 });
 
