@@ -2,20 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { CLI_BUNDLE, cliIn } from '../helpers/cli.ts';
 import { repoRoot } from '../helpers/paths.ts';
 
-const bundle = path.join(repoRoot, 'dist', 'ddpm.js');
+const run = cliIn(repoRoot);
 
 function ddpm(...args: string[]) {
-  assert.ok(fs.existsSync(bundle), 'dist/ddpm.js is missing: run npm run build');
-  const r = spawnSync(process.execPath, [bundle, ...args], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  assert.ok(fs.existsSync(CLI_BUNDLE), 'dist/ddpm.js is missing: run npm run build');
+  return run(...args);
 }
 
 test('ddpm model --preset cifar10 --json reports exactly 35,746,307 parameters', () => {
