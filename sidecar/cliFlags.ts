@@ -79,6 +79,35 @@ function fieldFlags<S extends z.ZodObject>(
     }));
 }
 
+/** Edit distance between two short words: insertions, deletions, substitutions and swaps of neighbours. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.length][b.length];
+}
+
+/**
+ * ", did you mean '--steps'?" for a misspelled name: the closest of `names` within a third of its length (at least
+ * 1, at most 3 edits), or one that starts with what was typed; '' when none is close.
+ */
+export function suggestion(typed: string, names: readonly string[], prefix: string): string {
+  const limit = Math.min(3, Math.max(1, Math.floor(typed.length / 3)));
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const n of names) {
+    const d = n.startsWith(typed) && typed.length >= 2 ? 0.5 : distance(typed, n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return best !== undefined && bestD <= limit ? `, did you mean '${prefix}${best}'?` : '';
+}
+
 /** Parses `argv` (after the command name) into the schema's output and the extra options. */
 export function parseCommand<S extends z.ZodObject>(
   spec: CommandSpec<S>,
@@ -98,7 +127,9 @@ export function parseCommand<S extends z.ZodObject>(
   } catch (e) {
     // parseArgs' messages name the option and say what is wrong; they end with advice about '--' we don't need.
     const m = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new UsageError(m[0].toLowerCase() + m.slice(1));
+    const unknown = /^Unknown option '--([^']+)'/.exec(m)?.[1];
+    const hint = unknown ? suggestion(unknown, Object.keys(options), '--') : '';
+    throw new UsageError(m[0].toLowerCase() + m.slice(1) + hint);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const positionals = parsed.positionals;

@@ -9,6 +9,30 @@ import type { ModelSummary } from './jobs/info.ts';
 import type { LossSummary } from './jobs/inspect.ts';
 import type { TrainEvent, TrainProgress } from './jobs/train.ts';
 import type { EvaluateResult, InspectResult } from './protocol.ts';
+import { clearProgressLine, colorEnabled, paint, progressBar, userStderr, type TextStream } from './cliProgress.ts';
+
+/**
+ * Control characters (C0 but newline and tab, DEL, C1) and the bidirectional overrides, written as escapes. Strings
+ * from a file (a checkpoint's metadata, its tensor names, a path) must not reach the terminal raw: ESC [ … moves the
+ * cursor or rewrites lines, OSC 52 writes the clipboard, U+202E reverses what follows.
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** JSON for the terminal: JSON escapes C0 itself; C1 and the bidirectional overrides become \\uXXXX (still valid JSON). */
+export function terminalJson(value: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return JSON.stringify(value).replace(
+    /[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
 
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s)) return '?';
@@ -17,22 +41,35 @@ export function formatDuration(s: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
 }
 
-/** One status line: redrawn in place on a terminal, printed every few seconds otherwise (logs, CI). */
-export function progressLine(pr: TrainProgress): string {
-  const filled = Math.round((pr.step / pr.steps) * 24);
+/** Training's status after the bar: step, loss, rate, threads, time left. */
+function progressText(pr: TrainProgress): string {
   const threads = pr.threads > 1 ? ` on ${pr.threads} threads` : '';
-  return `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] step ${pr.step}/${pr.steps}  loss ${pr.loss.toFixed(4)}  ${pr.itPerSec.toFixed(2)} it/s${threads}  ETA ${formatDuration(pr.etaSeconds)}`;
+  return `step ${pr.step}/${pr.steps}  loss ${pr.loss.toFixed(4)}  ${pr.itPerSec.toFixed(2)} it/s${threads}  ETA ${formatDuration(pr.etaSeconds)}`;
 }
 
-/** Training progress: redrawn in place on a terminal, one line every few seconds (and the last) otherwise. */
-export function progressPrinter(tty: boolean, say: (line: string) => void): (pr: TrainProgress) => void {
-  let lastPrint = 0;
-  return (pr) => {
-    if (tty) process.stderr.write(`\r${progressLine(pr)}`);
-    else if (Date.now() - lastPrint > 5000 || pr.step === pr.steps) {
-      say(progressLine(pr));
-      lastPrint = Date.now();
-    }
+/** Training progress on `stream` (the user's stderr): a bar on a terminal, a line every few seconds otherwise. */
+export function progressPrinter(stream: TextStream = userStderr()): (pr: TrainProgress) => void {
+  const bar = progressBar(stream, { color: colorEnabled(stream) });
+  return (pr) => bar.update(pr.step, pr.steps, progressText(pr));
+}
+
+/**
+ * A count of steps with their rate and time left (sampling, interpolation, evaluation): `label` names the unit.
+ */
+export function stepProgressPrinter(
+  label: string,
+  stream: TextStream = userStderr(),
+  now: () => number = Date.now,
+): (done: number, total: number) => void {
+  const bar = progressBar(stream, { color: colorEnabled(stream), now });
+  let start: { at: number; done: number } | undefined;
+  return (done, total) => {
+    start ??= { at: now(), done };
+    const seconds = (now() - start.at) / 1000;
+    // The rate from the first update on: the steps before it include loading and the backend's warm-up.
+    const rate = seconds > 0 && done > start.done ? (done - start.done) / seconds : undefined;
+    const eta = rate ? formatDuration((total - done) / rate) : '?';
+    bar.update(done, total, `${done}/${total} ${label}  ${rate ? rate.toFixed(1) : '?'}/s  ETA ${eta}`);
   };
 }
 
@@ -63,7 +100,15 @@ export function trainEventLine(e: TrainEvent): string {
   }
 }
 
+/** A loss value: 4 decimals, or NaN where the run diverged (JSON stores NaN as null). */
+const lossText = (v: number | null) => (v === null ? 'NaN' : v.toFixed(4));
+
+/** What `ddpm inspect` prints; every string from the file passes through terminalSafe. */
 export function inspectText(r: InspectResult, loss: LossSummary | null): string {
+  return terminalSafe(inspectLines(r, loss));
+}
+
+function inspectLines(r: InspectResult, loss: LossSummary | null): string {
   const lines = [`${r.path}: ${(r.fileSize / 2 ** 20).toFixed(1)} MB, ${r.format ?? 'foreign safetensors'}`];
   if (r.format && r.model && r.schedule) {
     lines.push(
@@ -75,7 +120,7 @@ export function inspectText(r: InspectResult, loss: LossSummary | null): string 
     );
     if (loss)
       lines.push(
-        `  loss: ${loss.points} points, step ${loss.firstStep} → ${loss.lastStep}: ${loss.first.toFixed(4)} → ${loss.last.toFixed(4)} (min ${loss.min.toFixed(4)})`,
+        `  loss: ${loss.points} points, step ${loss.firstStep} → ${loss.lastStep}: ${lossText(loss.first)} → ${lossText(loss.last)} (min ${lossText(loss.min)})`,
       );
   } else {
     lines.push(
@@ -97,7 +142,12 @@ export function modelText(m: ModelSummary): string {
   ].join('\n');
 }
 
-export const say = (line: string) => console.error(line);
+/** A message on stderr, on a line of its own even while a progress bar is drawn; "warning:" in yellow where colour is on. */
+export function say(line: string): void {
+  clearProgressLine();
+  const color = colorEnabled(userStderr());
+  console.error(terminalSafe(line).replace(/^warning:/, (w) => paint(color, 'yellow', w)));
+}
 export const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 export function write(file: string, png: Buffer): void {
@@ -106,9 +156,14 @@ export function write(file: string, png: Buffer): void {
   say(`wrote ${file}`);
 }
 
-export async function withBackend<T>(choice: unknown, f: (backend: string) => Promise<T>): Promise<T> {
+/** Runs `f` on the chosen backend, then shuts it down; `verbose` also lists the backends tried and why they failed. */
+export async function withBackend<T>(
+  choice: unknown,
+  f: (backend: string) => Promise<T>,
+  verbose: unknown = false,
+): Promise<T> {
   const report = await initBackend(choice as BackendChoice);
-  say(`backend: ${report.name} — ${report.device}`);
+  say(verbose === true ? backendText(report) : `backend: ${report.name} — ${report.device}`);
   try {
     return await f(report.name);
   } finally {
@@ -122,7 +177,7 @@ export async function interruptible<T>(f: (signal: AbortSignal) => Promise<T>): 
   let interrupts = 0;
   const onSigint = () => {
     if (++interrupts > 1) process.exit(130);
-    say('\nstopping: saving a checkpoint (Ctrl-C again to quit without saving)');
+    say('stopping: saving a checkpoint (Ctrl-C again to quit without saving)');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
@@ -137,29 +192,20 @@ export async function interruptible<T>(f: (signal: AbortSignal) => Promise<T>): 
 const figure = (v: number) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toFixed(4));
 
 /**
- * Evaluation progress: redrawn in place on a terminal, one line every few seconds (and the last) otherwise. Each stage
- * (bits/dim: forward passes; quality: the sampler's steps) has its own bar and rate.
+ * Evaluation progress: a bar on a terminal, a line every few seconds otherwise. Each stage (bits/dim: forward passes;
+ * quality: the sampler's steps) has its own bar and rate.
  */
 export function evaluateProgressPrinter(
-  tty: boolean,
+  stream: TextStream = userStderr(),
 ): (p: { stage?: 'bpd' | 'quality'; done: number; total: number }) => void {
-  let start = Date.now();
-  let lastPrint = 0;
   let current: string | undefined;
+  let printer: ((done: number, total: number) => void) | undefined;
   return ({ stage, done, total }) => {
-    if (stage !== current) {
+    if (!printer || stage !== current) {
       current = stage;
-      start = Date.now();
+      printer = stepProgressPrinter(stage === 'quality' ? 'sampler steps (quality)' : 'forward passes', stream);
     }
-    const unit = stage === 'quality' ? 'sampler steps (quality)' : 'forward passes';
-    const filled = Math.round((done / total) * 24);
-    const rate = done / ((Date.now() - start) / 1000);
-    const line = `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} ${unit}  ${rate.toFixed(1)}/s  ETA ${formatDuration((total - done) / rate)}`;
-    if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
-    else if (Date.now() - lastPrint > 5000 || done === total) {
-      say(line);
-      lastPrint = Date.now();
-    }
+    printer(done, total);
   };
 }
 

@@ -34,7 +34,7 @@ test('ddpm info initialises a backend from the bundle (wasm binaries found next 
 test('bad usage exits 2 with a message and the usage; --help prints the usage', () => {
   const none = ddpm();
   assert.equal(none.code, 2);
-  assert.match(none.stdout, /usage:/);
+  assert.match(none.stderr, /usage:/);
   const unknown = ddpm('frobnicate');
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command 'frobnicate'/);
