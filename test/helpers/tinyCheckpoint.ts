@@ -6,8 +6,8 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
 
-export function saveTinyCheckpoint(file: string, T: number, seed = 1): void {
-  const config = presetConfig('tiny', { imageSize: 28 });
+export function saveTinyCheckpoint(file: string, T: number, seed = 1, numClasses?: number): void {
+  const config = presetConfig('tiny', { imageSize: 28, ...(numClasses ? { numClasses } : {}) });
   const model = UNet.create(config, new Rng(seed));
   for (const s of model.specs.filter((sp) => sp.init === 'zeros' && sp.name.endsWith('.weight'))) {
     const w = model.params.get(s.name)!;

@@ -103,7 +103,7 @@ test('with an exact ε model of one image, the walk keeps q(x_t | x_0)’s margi
   const ac = schedule.f64.alphas_cumprod;
   const exact: EpsModel = (x, t) =>
     tf.tidy(() =>
-      tf.mul(
+      tf.mul<tf.Tensor4D>(
         x,
         tf.tensor4d(
           t.map((ti) => 1 / Math.sqrt(1 - ac[ti])),
@@ -124,7 +124,7 @@ test('with an exact ε model of one image, the walk keeps q(x_t | x_0)’s margi
     wantTensors: () => true,
     onStep: async (s: RepaintStepInfo) => {
       if (!s.xt || s.tNext < 0) return;
-      const v = await s.xt.data();
+      const v = (await s.xt.data()) as Float32Array;
       checks.push({ t: s.tNext, variance: v.reduce((sum, x) => sum + x * x, 0) / v.length });
     },
   });

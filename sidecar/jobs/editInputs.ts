@@ -1,0 +1,82 @@
+/**
+ * What the editing jobs (inpaint.ts, img2img.ts) share: the input image and mask converted to the checkpoint's size
+ * and channels, the frames streamed as grids, and the result's PNGs.
+ */
+import sharp from 'sharp';
+import { encodeGrid, loadImage } from '../image/png.ts';
+import { BadInputError, requireFile } from './errors.ts';
+
+export interface ModelShape {
+  imageSize: number;
+  channels: number;
+}
+
+/** The image a request names, as the model sees it (resized to cover, centre-cropped, its channels): [−1, 1]. */
+export async function loadInput(file: string, m: ModelShape): Promise<Float32Array> {
+  requireFile(file, 'image');
+  return loadImage(file, m.imageSize, m.channels as 1 | 3).catch((e: Error) => {
+    throw new BadInputError(`${file}: not a readable image (${e.message})`);
+  });
+}
+
+const DATA_URL = /^data:image\/[a-z+.-]+;base64,/i;
+
+/** Width / height of an image file or buffer (undefined when it cannot be read: the loader then says why). */
+async function aspect(input: string | Buffer): Promise<number | undefined> {
+  const m = await sharp(input)
+    .metadata()
+    .catch(() => undefined);
+  return m?.width && m.height ? m.width / m.height : undefined;
+}
+
+/**
+ * The mask a request gives (a file, or a `data:image/…;base64,` URL), converted like the image (so that a mask drawn
+ * over the image at its own size lines up), grey-scale, and thresholded at mid-grey: 1 = regenerate (white), 0 = keep.
+ * A mask of another shape than the image is used all the same (it is cropped the same way) with a warning; a mask
+ * that regenerates nothing is refused.
+ */
+export async function loadMask(
+  source: string,
+  image: string,
+  m: ModelShape,
+  onWarning?: (message: string) => void,
+): Promise<Float32Array> {
+  const inline = DATA_URL.test(source);
+  const input = inline ? Buffer.from(source.replace(DATA_URL, ''), 'base64') : source;
+  if (!inline) requireFile(source, 'mask');
+  const what = inline ? 'the mask' : source;
+  const grey = await loadImage(input, m.imageSize, 1).catch((e: Error) => {
+    throw new BadInputError(`${what}: not a readable image (${e.message})`);
+  });
+  const [a, b] = await Promise.all([aspect(input), aspect(image)]);
+  if (a !== undefined && b !== undefined && Math.abs(a / b - 1) > 0.02)
+    onWarning?.(
+      `the mask's aspect ratio (${a.toFixed(2)}) differs from the image's (${b.toFixed(2)}): both are centre-cropped to a square, so they may not line up`,
+    );
+  const mask = grey.map((v) => (v > 0 ? 1 : 0));
+  if (!mask.some((v) => v === 1))
+    throw new BadInputError(`${what} is black everywhere: nothing to inpaint (white marks what to regenerate)`);
+  return mask;
+}
+
+/** n images of the model's shape as PNG grids of ⌈√n⌉ columns (the layout of ddpm/sample). */
+export function gridEncoder(n: number, m: ModelShape): (data: Float32Array) => Promise<Buffer> {
+  const dims = { height: m.imageSize, width: m.imageSize, channels: m.channels };
+  return (data) => encodeGrid({ data, n, ...dims }, Math.ceil(Math.sqrt(n)));
+}
+
+/** One PNG per image. */
+export function singlePngs(data: Float32Array, n: number, m: ModelShape): Promise<Buffer[]> {
+  const dims = { height: m.imageSize, width: m.imageSize, channels: m.channels };
+  const per = m.imageSize * m.imageSize * m.channels;
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      encodeGrid({ data: data.subarray(i * per, (i + 1) * per), n: 1, ...dims }, 1, 0),
+    ),
+  );
+}
+
+/** A 0/1 mask as a black-and-white PNG of the model's size (white = regenerated). */
+export function maskPng(mask: Float32Array, size: number): Promise<Buffer> {
+  return encodeGrid({ data: mask.map((v) => v * 2 - 1), n: 1, height: size, width: size, channels: 1 }, 1, 0);
+}

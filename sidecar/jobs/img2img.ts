@@ -1,0 +1,92 @@
+/**
+ * DDPM: Image to Image as a job: a checkpoint and a guide image → n edits by SDEdit (ddpm/sdedit.ts) at a strength
+ * t₀/T, with DDIM or DDPM from t₀, the x_t and x̂0 grids streamed while it runs.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GaussianDiffusion } from '../ddpm/diffusion.ts';
+import { sdedit, sdeditTimesteps } from '../ddpm/sdedit.ts';
+import { makeSchedule } from '../ddpm/schedule.ts';
+import type { Img2ImgOptions } from '../protocol.ts';
+import { gridEncoder, loadInput, singlePngs } from './editInputs.ts';
+import { BadInputError } from './errors.ts';
+import type { EditFrame, EditJobResult, EditStep } from './inpaint.ts';
+import { frameIndices, withSamplingThreads } from './sample.ts';
+import { classLabels } from './sampleCheckpoint.ts';
+import { disposeWeights, loadWeights } from './weights.ts';
+
+export interface Img2ImgJobOptions extends Omit<Img2ImgOptions, 'token'> {
+  signal?: AbortSignal;
+  onWarning?: (message: string) => void;
+  onStart?: (info: { threads: number; modelSteps: number; t0: number }) => void;
+  onStep?: (step: EditStep) => void;
+  onFrame?: (frame: EditFrame) => void | Promise<void>;
+}
+
+export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
+  const w = loadWeights(o.checkpoint, o.ema);
+  const c = w.meta.model;
+  const T = w.meta.schedule.T;
+  const tensors: tf.Tensor[] = [];
+  try {
+    if (o.sampler === 'ddim' && o.steps > T)
+      throw new BadInputError(`steps must be at most the checkpoint's T = ${T}, got ${o.steps}`);
+    const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
+    const input = await loadInput(o.image, c);
+    const guide = tf.tensor4d(input, [1, c.imageSize, c.imageSize, c.channels]);
+    tensors.push(guide);
+    const ts = sdeditTimesteps(T, o.strength, o);
+    const wanted = frameIndices(ts.length, o.frames);
+    const grid = gridEncoder(o.n, c);
+    const t0 = Date.now();
+    let threads = 1;
+    const out = await withSamplingThreads(
+      w.params,
+      c,
+      w.meta.schedule,
+      o.n,
+      { workers: o.workers, onWarning: o.onWarning },
+      (eps, n) => {
+        threads = n;
+        o.onStart?.({ threads: n, modelSteps: ts.length, t0: Math.round(o.strength * T) });
+        return sdedit(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), guide, o.n, o.strength, {
+          sampler: o.sampler,
+          steps: o.steps,
+          spacing: o.spacing,
+          eta: o.eta,
+          seed: o.seed,
+          ...(labels ? { labels, guidance: o.guidance } : {}),
+          signal: o.signal,
+          wantTensors: (i) => wanted.has(i),
+          onStep: async (s) => {
+            o.onStep?.({ index: s.index, total: s.total, t: s.t });
+            if (s.xt && s.predX0 && o.onFrame) {
+              const [xt, x0] = await Promise.all([s.xt.data(), s.predX0.data()]);
+              const [a, b] = await Promise.all([grid(xt as Float32Array), grid(x0 as Float32Array)]);
+              await o.onFrame({ index: s.index, t: s.t, xt: a, x0: b });
+            }
+          },
+        });
+      },
+    );
+    tensors.push(out);
+    const data = (await out.data()) as Float32Array;
+    return {
+      grid: await grid(data),
+      images: await singlePngs(data, o.n, c),
+      input: (await singlePngs(input, 1, c))[0],
+      imageSize: c.imageSize,
+      channels: c.channels,
+      modelSteps: ts.length,
+      step: w.meta.step,
+      weights: w.which,
+      ...(labels
+        ? { labels, classes: w.meta.classes ?? Array.from({ length: c.numClasses ?? 0 }, (_, i) => String(i)) }
+        : {}),
+      threads,
+      seconds: (Date.now() - t0) / 1000,
+    };
+  } finally {
+    tf.dispose(tensors);
+    disposeWeights(w);
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * DDPM: Inpaint as a job: a checkpoint, an image and a mask (white = regenerate) → n inpaintings by RePaint
+ * (ddpm/repaint.ts), the x_t and x̂0 grids streamed on evenly spaced reverse steps while it runs.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GaussianDiffusion } from '../ddpm/diffusion.ts';
+import { repaint, repaintSchedule, reverseSteps } from '../ddpm/repaint.ts';
+import { makeSchedule } from '../ddpm/schedule.ts';
+import type { InpaintOptions } from '../protocol.ts';
+import { gridEncoder, loadInput, loadMask, maskPng, singlePngs } from './editInputs.ts';
+import { BadInputError } from './errors.ts';
+import { frameIndices, withSamplingThreads } from './sample.ts';
+import { classLabels } from './sampleCheckpoint.ts';
+import { disposeWeights, loadWeights } from './weights.ts';
+
+/** What a step of an editing job reports: the index of the transition, how many, t, and whether it re-noised. */
+export interface EditStep {
+  index: number;
+  total: number;
+  t: number;
+  up?: boolean;
+}
+
+/** A frame of an editing job: the x_t and x̂0 grids at one reverse step. */
+export interface EditFrame {
+  index: number;
+  t: number;
+  xt: Buffer;
+  x0: Buffer;
+}
+
+export interface EditJobResult {
+  grid: Buffer;
+  images: Buffer[];
+  input: Buffer;
+  mask?: Buffer;
+  imageSize: number;
+  channels: number;
+  modelSteps: number;
+  step: number;
+  weights: string;
+  labels?: number[];
+  classes?: string[];
+  threads: number;
+  seconds: number;
+}
+
+export interface InpaintJobOptions extends Omit<InpaintOptions, 'token'> {
+  signal?: AbortSignal;
+  onWarning?: (message: string) => void;
+  /** Once the inputs are read and the threads known, before the first step. */
+  onStart?: (info: { threads: number; modelSteps: number; transitions: number }) => void;
+  onStep?: (step: EditStep) => void;
+  onFrame?: (frame: EditFrame) => void | Promise<void>;
+}
+
+export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult> {
+  const w = loadWeights(o.checkpoint, o.ema);
+  const c = w.meta.model;
+  const tensors: tf.Tensor[] = [];
+  try {
+    if (o.steps > w.meta.schedule.T)
+      throw new BadInputError(`steps must be at most the checkpoint's T = ${w.meta.schedule.T}, got ${o.steps}`);
+    const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
+    const input = await loadInput(o.image, c);
+    const mask = await loadMask(o.mask, o.image, c, o.onWarning);
+    const image = tf.tensor4d(input, [1, c.imageSize, c.imageSize, c.channels]);
+    const m = tf.tensor4d(mask, [1, c.imageSize, c.imageSize, 1]);
+    tensors.push(image, m);
+    const schedule = repaintSchedule(o.steps, o.jumps, o.resample);
+    const modelSteps = reverseSteps(schedule);
+    const wanted = frameIndices(modelSteps, o.frames);
+    const grid = gridEncoder(o.n, c);
+    const t0 = Date.now();
+    let threads = 1;
+    const out = await withSamplingThreads(
+      w.params,
+      c,
+      w.meta.schedule,
+      o.n,
+      { workers: o.workers, onWarning: o.onWarning },
+      (eps, n) => {
+        threads = n;
+        o.onStart?.({ threads: n, modelSteps, transitions: schedule.length - 1 });
+        return repaint(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), image, m, o.n, {
+          steps: o.steps,
+          jumpLength: o.jumps,
+          resample: o.resample,
+          seed: o.seed,
+          ...(labels ? { labels, guidance: o.guidance } : {}),
+          signal: o.signal,
+          wantTensors: (i) => wanted.has(i),
+          onStep: async (s) => {
+            o.onStep?.({ index: s.index, total: s.total, t: s.t, ...(s.direction === 'up' ? { up: true } : {}) });
+            if (s.xt && s.predX0 && o.onFrame) {
+              const [xt, x0] = await Promise.all([s.xt.data(), s.predX0.data()]);
+              const [a, b] = await Promise.all([grid(xt as Float32Array), grid(x0 as Float32Array)]);
+              await o.onFrame({ index: s.reverse - 1, t: s.t, xt: a, x0: b });
+            }
+          },
+        });
+      },
+    );
+    tensors.push(out);
+    const data = (await out.data()) as Float32Array;
+    return {
+      grid: await grid(data),
+      images: await singlePngs(data, o.n, c),
+      input: (await singlePngs(input, 1, c))[0],
+      mask: await maskPng(mask, c.imageSize),
+      imageSize: c.imageSize,
+      channels: c.channels,
+      modelSteps,
+      step: w.meta.step,
+      weights: w.which,
+      ...(labels
+        ? { labels, classes: w.meta.classes ?? Array.from({ length: c.numClasses ?? 0 }, (_, i) => String(i)) }
+        : {}),
+      threads,
+      seconds: (Date.now() - t0) / 1000,
+    };
+  } finally {
+    tf.dispose(tensors);
+    disposeWeights(w);
+  }
+}
