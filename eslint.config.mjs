@@ -154,7 +154,7 @@ export default defineConfig(
               './extension',
               ['./sidecar'],
               'The extension imports only the protocol (sidecar/protocol.ts, sidecar/validation.ts) from the sidecar; the rest runs in the sidecar process.',
-              { './sidecar': ['./protocol.ts', './validation.ts'] },
+              { './sidecar': ['./protocol.ts', './validation.ts', './limits.ts'] },
             ).zones,
             // The views' markup (webview/<view>/index.html) is bundled into the extension as text; their scripts
             // are separate browser bundles.
@@ -194,7 +194,7 @@ export default defineConfig(
           './webview',
           ['./sidecar', './extension'],
           'Webviews run in a browser: they talk to the extension through messages (webview/shared/messages.ts).',
-          { './sidecar': ['./protocol.ts', './validation.ts'] },
+          { './sidecar': ['./protocol.ts', './validation.ts', './limits.ts'] },
         ),
       ],
       'import-x/no-nodejs-modules': ['error'],
@@ -219,14 +219,14 @@ export default defineConfig(
     },
   },
   {
-    files: ['sidecar/protocol.ts', 'sidecar/validation.ts'],
+    files: ['sidecar/protocol.ts', 'sidecar/validation.ts', 'sidecar/limits.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
           patterns: [
             {
-              regex: '^(?!zod$|vscode-jsonrpc$|\\./(protocol|validation)\\.ts$)',
+              regex: '^(?!zod$|vscode-jsonrpc$|\\./(protocol|validation|limits)\\.ts$)',
               message:
                 'The protocol is imported by the extension and the webviews: zod, vscode-jsonrpc and the protocol files only (a new protocol file goes into this rule, the extension zone above and the tsconfig includes).',
             },

@@ -14,6 +14,7 @@
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import { z } from 'zod';
+import { LIMITS } from './limits.ts';
 import { bool, int, num, oneOf, str, workers } from './validation.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -218,10 +219,10 @@ const guidanceScale = () => num(0, 20);
 
 export const SampleParamsSchema = z.object({
   checkpoint: str(),
-  n: int(1, 1024).default(16),
+  n: int(1, LIMITS.n).default(16),
   sampler: oneOf(SAMPLERS).default('ddim'),
   /** DDIM steps (DDPM always takes all T). */
-  steps: int(1, 1000).default(50),
+  steps: int(1, LIMITS.steps).default(50),
   /** DDIM's timestep spacing: trailing and linspace start at T−1; leading is DDIM's original grid. */
   spacing: oneOf(DDIM_SPACINGS).default('trailing'),
   /**
@@ -235,7 +236,7 @@ export const SampleParamsSchema = z.object({
   /** Use the EMA weights (when the checkpoint has them). */
   ema: bool().default(true),
   /** Trajectory frames to stream (x_t and x̂0 grids), 0 for none. */
-  frames: int(0, 1000).default(0),
+  frames: int(0, LIMITS.frames).default(0),
   /** Echoed in ddpm/sampleProgress so that a client can tell runs apart. */
   token: str().optional(),
   /** Threads running the model on the CPU backends: 1–64 or 'auto' (one per core, up to one per image, for models big enough to gain). */
@@ -278,14 +279,14 @@ export const InterpolateParamsSchema = z.object({
   imageA: str(),
   imageB: str(),
   /** The step both images are diffused to (below the checkpoint's T). */
-  t: int(0, 100000).default(500),
+  t: int(0, LIMITS.T - 1).default(500),
   lambdas: z
     .array(num(0, 1), { error: 'must be a list of numbers in [0, 1]' })
     .min(1, { error: 'must be a non-empty list of numbers in [0, 1]' })
     .max(256, { error: 'must hold at most 256 numbers' })
     .default([0, 0.25, 0.5, 0.75, 1]),
   sampler: oneOf(SAMPLERS).default('ddim'),
-  steps: int(1, 1000).default(50),
+  steps: int(1, LIMITS.steps).default(50),
   spacing: oneOf(DDIM_SPACINGS).default('trailing'),
   seed: seed().default(0),
   ema: bool().default(true),

@@ -4,6 +4,7 @@
  * ("--n must be …") and the extension's input boxes all say the same thing about the same value.
  */
 import { z } from 'zod';
+import { LIMITS } from './limits.ts';
 
 /** An integer in [min, max]. */
 export function int(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -20,7 +21,10 @@ export function num(min: number, max: number, exclusiveMin = false) {
 
 export function str() {
   const error = 'must be a non-empty string';
-  return z.string({ error }).min(1, { error });
+  return z
+    .string({ error })
+    .min(1, { error })
+    .max(LIMITS.stringChars, { error: `must be at most ${LIMITS.stringChars} characters long` });
 }
 
 export function bool() {

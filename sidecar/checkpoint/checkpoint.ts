@@ -8,12 +8,14 @@
  * Files are written atomically: a temporary file in the same folder, fsync, rename, fsync of the folder, so a crash
  * or a cancel mid-save leaves the previous checkpoint intact.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RngState } from '../ddpm/rng.ts';
 import type { ScheduleConfig } from '../ddpm/schedule.ts';
 import type { TrainConfig } from '../ddpm/train.ts';
 import { validateConfig, type UNetConfig } from '../ddpm/unet.ts';
+import { LimitError, LIMITS } from '../limits.ts';
 import {
   encodeSafetensors,
   readHeader,
@@ -78,11 +80,18 @@ export function downsampleHistory(h: LossHistory, max = 1000): LossHistory {
   return { steps, loss };
 }
 
+/**
+ * The temporary file of an atomic write: `.NAME.PID.RANDOM.tmp` beside the target. The writer's process id is in the
+ * name so that leftovers of a writer that died can be told from another live writer's file (TEMP_FILE's group 1).
+ */
+export const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
 /** Writes `chunks` to `file` atomically (same-folder temp file, fsync, rename, fsync folder). */
 export function writeFileAtomic(file: string, chunks: readonly Buffer[]): void {
   const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  // 'wx': never open (and truncate) a file that is already there.
+  const fd = fs.openSync(tmp, 'wx');
   try {
     for (const c of chunks) {
       let off = 0;
@@ -124,6 +133,66 @@ export function saveCheckpoint(file: string, contents: CheckpointContents, dtype
   writeFileAtomic(file, encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, ddpm: JSON.stringify(meta) }));
 }
 
+/**
+ * The metadata's values that size allocations or loops (T, the model's dimensions, the loss history), checked against
+ * LIMITS before anything is built from them, and its types: a downloaded checkpoint is untrusted input. Returns the
+ * first problem, naming the value and the limit, or null.
+ */
+function metaProblem(meta: CheckpointMeta): string | null {
+  if (!meta || typeof meta !== 'object' || Array.isArray(meta)) return 'it is not a JSON object';
+  if (meta.kind !== 'training' && meta.kind !== 'weights') return `its kind ${JSON.stringify(meta.kind)} is unknown`;
+  const m = meta.model as Partial<UNetConfig> | undefined;
+  if (!m || typeof m !== 'object') return 'it has no model config';
+  const bounded: [keyof typeof LIMITS, unknown, string][] = [
+    ['imageSize', m.imageSize, 'model.imageSize'],
+    ['ch', m.ch, 'model.ch'],
+    ['numResBlocks', m.numResBlocks, 'model.numResBlocks'],
+    ['groups', m.groups, 'model.groups'],
+    ['levels', Array.isArray(m.chMult) ? m.chMult.length : 0, 'the number of levels (model.chMult)'],
+    ['numClasses', m.numClasses ?? 0, 'model.numClasses'],
+    ...(Array.isArray(m.chMult)
+      ? m.chMult.map((v, i) => ['chMult', v, `model.chMult[${i}]`] as [keyof typeof LIMITS, unknown, string])
+      : []),
+    ...(Array.isArray(m.attnResolutions)
+      ? m.attnResolutions.map(
+          (v, i) => ['imageSize', v, `model.attnResolutions[${i}]`] as [keyof typeof LIMITS, unknown, string],
+        )
+      : []),
+  ];
+  for (const [limit, v, what] of bounded) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) return `${what} is not a number`;
+    if (v > LIMITS[limit]) return new LimitError(what, v, LIMITS[limit]).message;
+  }
+  if (!Array.isArray(m.attnResolutions)) return 'model.attnResolutions is not a list';
+  const s = meta.schedule as Partial<CheckpointMeta['schedule']> | undefined;
+  if (!s || typeof s !== 'object') return 'it has no schedule';
+  if (s.kind !== 'linear' && s.kind !== 'cosine') return `schedule.kind ${JSON.stringify(s.kind)} is unknown`;
+  if (!Number.isInteger(s.T) || (s.T as number) < 1)
+    return `schedule.T must be a positive integer, got ${JSON.stringify(s.T)}`;
+  if ((s.T as number) > LIMITS.T) return new LimitError('schedule.T', s.T as number, LIMITS.T).message;
+  for (const k of ['betaStart', 'betaEnd', 'cosineS', 'maxBeta'] as const)
+    if (s[k] !== undefined && (typeof s[k] !== 'number' || !Number.isFinite(s[k])))
+      return `schedule.${k} is not a number`;
+  if (!Number.isSafeInteger(meta.step) || meta.step < 0)
+    return `step must be an integer ≥ 0, got ${JSON.stringify(meta.step)}`;
+  if (meta.seed !== undefined && !Number.isSafeInteger(meta.seed)) return `seed is not an integer`;
+  for (const k of ['preset', 'backend', 'created'] as const)
+    if (meta[k] !== undefined && typeof meta[k] !== 'string') return `${k} is not a string`;
+  if (meta.data !== undefined && (typeof meta.data?.source !== 'string' || typeof meta.data.size !== 'number'))
+    return 'data must be {source, size}';
+  const h = meta.lossHistory;
+  if (h !== undefined && h !== null) {
+    if (typeof h !== 'object' || !Array.isArray(h.steps) || !Array.isArray(h.loss))
+      return 'lossHistory must be {steps: number[], loss: number[]}';
+    if (h.steps.length !== h.loss.length) return `lossHistory has ${h.steps.length} steps but ${h.loss.length} losses`;
+    if (h.steps.length > LIMITS.historyPoints)
+      return new LimitError('the loss history length', h.steps.length, LIMITS.historyPoints).message;
+    if (h.steps.some((v) => typeof v !== 'number') || h.loss.some((v) => typeof v !== 'number' && v !== null))
+      return 'lossHistory holds values that are not numbers';
+  }
+  return null;
+}
+
 /** Our metadata, or null for a foreign safetensors file (e.g. one written by PyTorch). Throws on a corrupt file. */
 export function readCheckpointMeta(header: SafetensorsHeader): CheckpointMeta | null {
   if (header.metadata.format !== CHECKPOINT_FORMAT || header.metadata.ddpm === undefined) return null;
@@ -133,6 +202,8 @@ export function readCheckpointMeta(header: SafetensorsHeader): CheckpointMeta | 
   } catch (e) {
     throw new SafetensorsError(header.file, `its DDPM Studio metadata is not JSON (${(e as Error).message})`);
   }
+  const problem = metaProblem(meta);
+  if (problem) throw new SafetensorsError(header.file, `its DDPM Studio metadata is invalid: ${problem}`);
   try {
     validateConfig(meta.model);
   } catch (e) {

@@ -9,9 +9,11 @@
  * read when a file is opened; tensors are read one at a time, on demand.
  */
 import fs from 'node:fs';
+import { NotRegularFileError, openRegularFile, READ_CHUNK_BYTES, readFully } from '../files.ts';
+import { LIMITS } from '../limits.ts';
 import { float16ToFloat32, float32ToFloat16 } from './float16.ts';
 
-export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+export const MAX_HEADER_BYTES = LIMITS.headerBytes;
 
 /** Bytes per element of each dtype the format defines. */
 export const DTYPE_BYTES: Readonly<Record<string, number>> = {
@@ -73,7 +75,14 @@ function parseHeader(file: string, fileSize: number, headerSize: number, json: s
   const dataSize = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const tensors: TensorEntry[] = [];
-  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+  const entries = Object.entries(raw as Record<string, unknown>);
+  const count = entries.filter(([name]) => name !== '__metadata__').length;
+  if (count > LIMITS.tensors)
+    throw new SafetensorsError(
+      file,
+      `it holds ${count.toLocaleString('en-US')} tensors, over the limit of ${LIMITS.tensors.toLocaleString('en-US')}`,
+    );
+  for (const [name, value] of entries) {
     if (name === '__metadata__') {
       if (!value || typeof value !== 'object' || Array.isArray(value))
         throw new SafetensorsError(file, '__metadata__ must be an object of strings');
@@ -89,6 +98,11 @@ function parseHeader(file: string, fileSize: number, headerSize: number, json: s
       throw new SafetensorsError(file, `tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
     if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0))
       throw new SafetensorsError(file, `tensor '${name}' has an invalid shape`);
+    if (e.shape.length > LIMITS.rank)
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}' has ${e.shape.length} dimensions, over the limit of ${LIMITS.rank}`,
+      );
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isSafeInteger(o) || o < 0)) {
       throw new SafetensorsError(file, `tensor '${name}' has invalid data_offsets`);
@@ -121,26 +135,18 @@ function parseHeader(file: string, fileSize: number, headerSize: number, json: s
 export function readHeader(file: string): SafetensorsHeader {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = openRegularFile(file);
   } catch (e) {
+    if (e instanceof NotRegularFileError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(
-      code === 'ENOENT'
-        ? `${file}: no such file`
-        : code === 'EISDIR'
-          ? `${file} is a folder, not a file`
-          : `${file}: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new Error(code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    const stat = fs.fstatSync(fd);
-    if (stat.isDirectory()) throw new Error(`${file} is a folder, not a file`);
-    const fileSize = stat.size;
+    const fileSize = fs.fstatSync(fd).size;
     if (fileSize < 8)
       throw new SafetensorsError(file, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
-    fs.readSync(fd, lenBuf, 0, 8, 0);
+    readFully(fd, lenBuf, 0, 8, 0);
     const len = lenBuf.readBigUInt64LE(0);
     if (len > BigInt(fileSize - 8))
       throw new SafetensorsError(
@@ -148,47 +154,66 @@ export function readHeader(file: string): SafetensorsHeader {
         `header length ${len} is longer than the rest of the file (${fileSize - 8} bytes)`,
       );
     if (len > BigInt(MAX_HEADER_BYTES))
-      throw new SafetensorsError(file, `header length ${len} exceeds ${MAX_HEADER_BYTES} bytes`);
+      throw new SafetensorsError(file, `header length ${len} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
     const headerSize = Number(len);
     const buf = Buffer.alloc(headerSize);
-    fs.readSync(fd, buf, 0, headerSize, 8);
+    if (readFully(fd, buf, 0, headerSize, 8) !== headerSize)
+      throw new SafetensorsError(file, 'the header is truncated (the file shrank while it was read)');
     return parseHeader(file, fileSize, headerSize, buf.toString('utf8'));
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** One tensor's values as float32 (F32, F16, BF16 and F64 convert; other dtypes are refused). */
+/** Decodes `n` elements of `dtype` from `bytes` into `out` from element `at` (F32, F16, BF16, F64). */
+function decodeInto(dtype: string, bytes: Buffer, n: number, out: Float32Array, at: number): void {
+  switch (dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[at + i] = bytes.readFloatLE(i * 4);
+      return;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[at + i] = float16ToFloat32(bytes.readUInt16LE(i * 2));
+      return;
+    case 'BF16': {
+      // bfloat16 is the top half of a float32: shift the bits into place through a view of the output.
+      const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+      for (let i = 0; i < n; i++) bits[at + i] = bytes.readUInt16LE(i * 2) << 16;
+      return;
+    }
+    case 'F64':
+      for (let i = 0; i < n; i++) out[at + i] = bytes.readDoubleLE(i * 8);
+      return;
+  }
+}
+
+/**
+ * One tensor's values as float32 (F32, F16, BF16 and F64 convert; other dtypes are refused). Read and converted in
+ * chunks of at most READ_CHUNK_BYTES: any size the format allows, with one chunk of temporary memory.
+ */
 export function readTensorF32(header: SafetensorsHeader, entry: TensorEntry): Float32Array {
+  if (!['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype))
+    throw new Error(`tensor '${entry.name}' is ${entry.dtype}; only floating-point tensors can be loaded as weights`);
   const n = entry.shape.reduce((a, d) => a * d, 1);
-  const bytes = Buffer.alloc(entry.end - entry.begin);
-  const fd = fs.openSync(header.file, 'r');
+  const size = DTYPE_BYTES[entry.dtype];
+  const out = new Float32Array(n);
+  const perChunk = Math.max(1, Math.floor(READ_CHUNK_BYTES / size));
+  const chunk = Buffer.allocUnsafe(Math.min(n, perChunk) * size);
+  const fd = openRegularFile(header.file);
   try {
-    const got = fs.readSync(fd, bytes, 0, bytes.length, entry.begin);
-    if (got !== bytes.length) throw new SafetensorsError(header.file, `tensor '${entry.name}' is truncated`);
+    for (let at = 0; at < n; at += perChunk) {
+      const count = Math.min(perChunk, n - at);
+      const got = readFully(fd, chunk, 0, count * size, entry.begin + at * size);
+      if (got !== count * size)
+        throw new SafetensorsError(
+          header.file,
+          `tensor '${entry.name}' is truncated: the file ends ${(entry.end - entry.begin - at * size - got).toLocaleString('en-US')} bytes before the tensor does`,
+        );
+      decodeInto(entry.dtype, chunk, count, out, at);
+    }
   } finally {
     fs.closeSync(fd);
   }
-  const out = new Float32Array(n);
-  switch (entry.dtype) {
-    case 'F32':
-      for (let i = 0; i < n; i++) out[i] = bytes.readFloatLE(i * 4);
-      return out;
-    case 'F16':
-      for (let i = 0; i < n; i++) out[i] = float16ToFloat32(bytes.readUInt16LE(i * 2));
-      return out;
-    case 'BF16': {
-      // bfloat16 is the top half of a float32: shift the bits into place through a view of the output.
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) bits[i] = bytes.readUInt16LE(i * 2) << 16;
-      return out;
-    }
-    case 'F64':
-      for (let i = 0; i < n; i++) out[i] = bytes.readDoubleLE(i * 8);
-      return out;
-    default:
-      throw new Error(`tensor '${entry.name}' is ${entry.dtype}; only floating-point tensors can be loaded as weights`);
-  }
+  return out;
 }
 
 export interface TensorToWrite {

@@ -4,6 +4,8 @@
  * Given a folder, all data_batch_*.bin files in it are used; given a file, just that one.
  */
 import fs from 'node:fs';
+import { readRegularFile } from '../files.ts';
+import { LIMITS } from '../limits.ts';
 import path from 'node:path';
 import type { Dataset, Split } from './dataset.ts';
 
@@ -45,7 +47,7 @@ export function cifarDataset(location: string, channels: number, split: Split = 
   if (!fs.existsSync(location)) throw new Error(`${location}: no such file or folder`);
   const files = batchFiles(location, split);
   const buffers = files.map((f) => {
-    const b = fs.readFileSync(f);
+    const b = readRegularFile(f, LIMITS.inflatedBytes, 'the file');
     if (b.length === 0 || b.length % RECORD !== 0)
       throw new Error(
         `${f}: ${b.length} bytes is not a whole number of ${RECORD}-byte CIFAR-10 records (truncated or not CIFAR-10)`,

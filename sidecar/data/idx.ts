@@ -6,13 +6,16 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import path from 'node:path';
+import { readRegularFile } from '../files.ts';
+import { LIMITS } from '../limits.ts';
 import { pickLabels, type Dataset, type Split } from './dataset.ts';
 
 export function parseIdxImages(
   buf: Buffer,
   file: string,
+  maxInflated: number = LIMITS.inflatedBytes,
 ): { n: number; height: number; width: number; pixels: Uint8Array } {
-  buf = gunzipIfNeeded(buf, file);
+  buf = gunzipIfNeeded(buf, file, maxInflated);
   if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw new Error(`${file}: not an IDX file (bad magic number)`);
   const type = buf[2];
   const ndim = buf[3];
@@ -48,14 +51,23 @@ export function placeCentered(
     for (let x = 0; x < w; x++) out[offset + (y + top) * size + x + left] = src[y * w + x] / 127.5 - 1;
 }
 
-function gunzipIfNeeded(buf: Buffer, file: string): Buffer {
+/** Decompresses a gzipped file, stopping at LIMITS.inflatedBytes: a small .gz can inflate to terabytes. */
+function gunzipIfNeeded(buf: Buffer, file: string, maxBytes: number = LIMITS.inflatedBytes): Buffer {
   if (buf.length < 2 || buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
   try {
-    return zlib.gunzipSync(buf);
+    return zlib.gunzipSync(buf, { maxOutputLength: maxBytes });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new Error(
+        `${file}: the decompressed data is over the limit of ${maxBytes.toLocaleString('en-US')} bytes (a gzip bomb, or not a dataset)`,
+        { cause: e },
+      );
     throw new Error(`${file}: the gzip stream is damaged (${(e as Error).message})`, { cause: e });
   }
 }
+
+/** A dataset file's bytes: a regular file (not a pipe) no larger than the inflation limit. */
+const readDataFile = (file: string) => readRegularFile(file, LIMITS.inflatedBytes, 'the file');
 
 /** An IDX labels file: magic [0, 0, 0x08, 1], the count, then one byte per image. */
 export function parseIdxLabels(buf: Buffer, file: string): Uint8Array {
@@ -104,11 +116,11 @@ export function idxDataset(file: string, imageSize = 0, split: Split = 'train'):
     if (test === file || !fs.existsSync(test)) throw new Error(`${file}: no held-out set beside it (expected ${test})`);
     return { ...idxDataset(test, imageSize), source: `idx:${file}` };
   }
-  const { n, height, width, pixels } = parseIdxImages(fs.readFileSync(file), file);
+  const { n, height, width, pixels } = parseIdxImages(readDataFile(file), file);
   const labelsFile = idxSibling(file, 'labels');
   let labels: Uint8Array | null = null;
   if (labelsFile !== file && fs.existsSync(labelsFile)) {
-    labels = parseIdxLabels(fs.readFileSync(labelsFile), labelsFile);
+    labels = parseIdxLabels(readDataFile(labelsFile), labelsFile);
     if (labels.length !== n) throw new Error(`${labelsFile}: ${labels.length} labels for ${n} images in ${file}`);
   }
   const numClasses = labels ? Math.max(...labels) + 1 : 0;

@@ -1,5 +1,7 @@
 /** Image batches in [−1, 1] (NHWC) ↔ image files, with sharp (libvips): PNG grids out, any common format in. */
 import sharp from 'sharp';
+import { readRegularFile } from '../files.ts';
+import { LIMITS } from '../limits.ts';
 
 export interface ImageBatch {
   data: Float32Array;
@@ -44,6 +46,8 @@ export async function encodeGrid(batch: ImageBatch, cols: number, pad = 2): Prom
  * transparency composited over black (the background of the training data), converted to the model's channels.
  */
 export async function loadImage(input: string | Buffer, size: number, channels: 1 | 3): Promise<Float32Array> {
+  // A path is read here, not by sharp: a named pipe must be refused, not waited on in libvips' thread.
+  if (typeof input === 'string') input = readRegularFile(input, LIMITS.imageFileBytes, 'the image file');
   let img = sharp(input, { failOn: 'error' })
     .flatten({ background: { r: 0, g: 0, b: 0 } })
     .resize(size, size, { fit: 'cover', position: 'centre' });

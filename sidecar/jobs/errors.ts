@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import { ParamsError } from '../validation.ts';
 import { SafetensorsError } from '../checkpoint/safetensors.ts';
+import { NotRegularFileError } from '../files.ts';
+import { LimitError } from '../limits.ts';
 
 /** A file or folder the request names does not exist. */
 export class NotFoundError extends Error {
@@ -37,13 +39,19 @@ export function requireFile(file: string, what: string): void {
 
 // The dataset readers' messages (sidecar/data/*): they throw plain errors that say what is wrong with the input.
 const BAD_DATA =
-  /not a DDPM Studio checkpoint|not a readable image|unknown data source|not an IDX|IDX |CIFAR-10|no readable images|cannot be decoded|gzip stream|needs a path|is a folder|is a file|the dataset is empty|holds no|gives \d+×/;
+  /not a DDPM Studio checkpoint|not a readable image|unknown data source|not an IDX|IDX |CIFAR-10|no readable images|cannot be decoded|gzip stream|needs a path|is a folder|is a file|the dataset is empty|holds no|gives \d+×|over the limit of/;
 
 export function classifyError(e: unknown): ErrorKind {
   if (!(e instanceof Error)) return 'internal';
   if (e instanceof ParamsError) return 'params';
   if (e instanceof NotFoundError) return 'not-found';
-  if (e instanceof BadInputError || e instanceof SafetensorsError) return 'bad-input';
+  if (
+    e instanceof BadInputError ||
+    e instanceof SafetensorsError ||
+    e instanceof NotRegularFileError ||
+    e instanceof LimitError
+  )
+    return 'bad-input';
   if (e instanceof JobRunningError) return 'job-running';
   if (e instanceof NoSuchJobError) return 'no-such-job';
   if (e.name === 'AbortError') return 'cancelled';

@@ -44,22 +44,32 @@ export interface LossSummary {
   points: number;
   firstStep: number;
   lastStep: number;
-  first: number;
-  last: number;
-  min: number;
+  /** null where the value is not a finite number (a diverged run's NaN is stored as null). */
+  first: number | null;
+  last: number | null;
+  /** The lowest finite loss (null if none is). */
+  min: number | null;
 }
 
-/** First, last and lowest loss of a history (a loop, not Math.min(...xs): histories can be long). */
+const finite = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/**
+ * First, last and lowest loss of a history: a loop, not Math.min(...xs) (a long history overflows the call stack),
+ * and any value that is not a finite number (NaN stored as null, a foreign writer's strings) counts as missing.
+ */
 export function lossSummary(h: LossHistory | null | undefined): LossSummary | null {
-  if (!h || h.loss.length === 0) return null;
-  let min = Infinity;
-  for (const l of h.loss) if (l < min) min = l;
+  if (!h || !Array.isArray(h.loss) || !Array.isArray(h.steps) || h.loss.length === 0) return null;
+  let min: number | null = null;
+  for (const l of h.loss) {
+    const v = finite(l);
+    if (v !== null && (min === null || v < min)) min = v;
+  }
   return {
     points: h.loss.length,
-    firstStep: h.steps[0],
-    lastStep: h.steps[h.steps.length - 1],
-    first: h.loss[0],
-    last: h.loss[h.loss.length - 1],
+    firstStep: finite(h.steps[0]) ?? 0,
+    lastStep: finite(h.steps[h.steps.length - 1]) ?? 0,
+    first: finite(h.loss[0]),
+    last: finite(h.loss[h.loss.length - 1]),
     min,
   };
 }

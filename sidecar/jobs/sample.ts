@@ -8,6 +8,8 @@ import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
 import { makeSchedule, type DdimSpacing, type ScheduleConfig } from '../ddpm/schedule.ts';
 import type { UNetConfig } from '../ddpm/unet.ts';
+import { LIMITS } from '../limits.ts';
+import { BadInputError } from './errors.ts';
 import { backendInferenceEps } from '../parallel/wasmMemory.ts';
 import {
   backendUsesWorkers,
@@ -90,8 +92,14 @@ export interface SampleJobOptions extends SamplingThreadOptions {
   /** A conditional model's class per image (NULL_CLASS: none), and the classifier-free guidance scale. */
   labels?: readonly number[];
   guidance?: number;
-  /** Number of trajectory frames to record (0 = none). */
+  /** Number of trajectory frames to record (0 = none); each goes to onFrame. */
   frames?: number;
+  /**
+   * Also keep the frames in the result (for trajectory strips). Off by default: frames are streamed to onFrame and
+   * let go, not held (n × frames images of x_t and x̂0) whether or not anyone reads them. Bounded by
+   * LIMITS.keptFrameBytes.
+   */
+  keepFrames?: boolean;
   signal?: AbortSignal;
   onStep?: (info: Omit<StepInfo, 'xt' | 'predX0'>) => void;
   /** Called for each recorded frame, in order. */
@@ -108,6 +116,7 @@ export interface TrajectoryFrame {
 export interface SampleJobResult {
   images: Float32Array;
   shape: [number, number, number, number];
+  /** The recorded frames, with keepFrames (else empty). */
   frames: TrajectoryFrame[];
   /** Threads the model ran on (1 unless the backend is wasm or cpu and workers were used). */
   threads: number;
@@ -134,6 +143,14 @@ export async function sampleImages(
   const diffusion = new GaussianDiffusion(makeSchedule(schedule));
   const shape: [number, number, number, number] = [o.n, config.imageSize, config.imageSize, config.channels];
   const frames: TrajectoryFrame[] = [];
+  if (o.keepFrames) {
+    const per = config.imageSize * config.imageSize * config.channels;
+    const bytes = o.n * Math.min(o.frames ?? 0, LIMITS.frames) * per * 2 * 4;
+    if (bytes > LIMITS.keptFrameBytes)
+      throw new BadInputError(
+        `the trajectory strips would hold ${(bytes / 2 ** 20).toFixed(0)} MB of frames (${o.n} images × ${o.frames} frames), over the limit of ${LIMITS.keptFrameBytes / 2 ** 20} MB: ask for fewer images or frames`,
+      );
+  }
   let wanted: Set<number> | null = null;
   return withSamplingThreads(params, config, schedule, o.n, o, async (eps, threads) => {
     const x0 = await runSampler(eps, diffusion, shape, {
@@ -151,7 +168,7 @@ export async function sampleImages(
         if (info.xt && info.predX0) {
           const [xt, p] = await Promise.all([info.xt.data(), info.predX0.data()]);
           const frame = { index: info.index, t: info.t, xt: xt as Float32Array, predX0: p as Float32Array };
-          frames.push(frame);
+          if (o.keepFrames) frames.push(frame);
           await o.onFrame?.(frame);
         }
       },

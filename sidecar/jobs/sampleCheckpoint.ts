@@ -72,6 +72,7 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
       seed: o.seed,
       ...(labels ? { labels, guidance: o.guidance } : {}),
       frames: o.frames,
+      keepFrames: o.strips === true,
       workers: o.workers,
       onWarning: o.onWarning,
       signal: o.signal,

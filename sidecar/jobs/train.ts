@@ -30,6 +30,7 @@ import { openDataset } from '../data/open.ts';
 import { EpochOrder, type Dataset } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages, withSamplingThreads } from './sample.ts';
+import { acquireRunLock, removeDeadWritersTempFiles } from './runFolder.ts';
 import type { TrainProgressParams } from '../protocol.ts';
 
 export interface TrainJobOptions {
@@ -142,7 +143,18 @@ async function evalBatch(
 /** The seed of the evaluation's noise: a constant of the run, apart from the seed the trainer's generator has. */
 const EVAL_NOISE_SEED = 0x5eed;
 
+/** Trains in `o.out`, holding the run folder's lock (runFolder.ts) for the whole job: one job per folder. */
 export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
+  fs.mkdirSync(o.out, { recursive: true });
+  const release = acquireRunLock(o.out);
+  try {
+    return await trainInFolder(o);
+  } finally {
+    release();
+  }
+}
+
+async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
   const check = (ok: boolean, msg: string) => {
     if (!ok) throw new Error(msg);
   };
@@ -153,8 +165,9 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   const keep = o.keep ?? 3;
   const seed = o.seed ?? 0;
   fs.mkdirSync(o.out, { recursive: true });
-  // Temporary files of a save that was killed mid-write (the checkpoints themselves are intact: writes are atomic).
-  for (const f of fs.readdirSync(o.out)) if (/^\..*\.tmp$/.test(f)) fs.rmSync(path.join(o.out, f), { force: true });
+  // Temporary files of a save that was killed mid-write (the checkpoints themselves are intact: writes are atomic);
+  // only those whose writer is dead (runFolder.ts).
+  removeDeadWritersTempFiles(o.out);
   const latest = path.join(o.out, 'latest.safetensors');
 
   let config: UNetConfig;

@@ -151,7 +151,7 @@ test('sampling on 3 threads gives the same images and trajectory, bit for bit, a
   await initBackend('wasm');
   const model = UNet.create(presetConfig('tiny'), new Rng(11));
   // 5 images over 3 threads: slices of 1, 2 and 2. DDIM with η = 1 draws noise at every step.
-  const opts = { n: 5, sampler: 'ddim' as const, steps: 6, eta: 1, seed: 21, frames: 3 };
+  const opts = { n: 5, sampler: 'ddim' as const, steps: 6, eta: 1, seed: 21, frames: 3, keepFrames: true };
   const one = await sampleImages(model.params, model.config, {}, { ...opts, workers: 1 });
   const before = tf.memory().numTensors;
   const warnings: string[] = [];
