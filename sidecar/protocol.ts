@@ -56,7 +56,7 @@ export const InfoRequest = new RequestType<Record<string, never> | null, InfoRes
 // ---- training -----------------------------------------------------------------------------------------------------
 
 /** The model presets (sidecar/ddpm/unet.ts defines them; a test holds the two lists equal). */
-export const PRESET_NAMES = ['mnist', 'tiny', 'cifar10'] as const;
+export const PRESET_NAMES = ['mnist', 'tiny', 'cifar10', 'celebahq256'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** Seeds are 32-bit: the generator's state is seeded from one. */
@@ -440,6 +440,11 @@ export interface ModelConfig {
   groups: number;
   /** Class-conditional models: the number of classes. */
   numClasses?: number;
+  /** Channels per attention head (absent: one head, as in the paper). */
+  attnHeadDim?: number;
+  /** The time embedding's frequency shift and sin/cos order, when not the paper's (1, sin first). */
+  timeFreqShift?: number;
+  timeFlipSinToCos?: boolean;
 }
 
 /** A checkpoint's noise schedule (sidecar/ddpm/schedule.ts ScheduleConfig). */
@@ -504,6 +509,42 @@ export interface EmaDiffResult {
   top: { name: string; relative: number }[];
 }
 export const EmaDiffRequest = new RequestType<EmaDiffParams, EmaDiffResult | null, void>('ddpm/emaDiff');
+
+// ---- import ------------------------------------------------------------------------------------------------------
+
+/**
+ * A diffusers UNet2DModel (a folder with config.json and diffusion_pytorch_model.safetensors, optionally
+ * scheduler_config.json; or a pipeline folder with unet/ and scheduler/; or the weights file itself) → a DDPM Studio
+ * weights checkpoint (sidecar/interop/).
+ */
+export const ImportParamsSchema = z.object({
+  path: str(),
+  /** The checkpoint to write (.safetensors). */
+  out: str(),
+  /** Store float16 (half the size; sampling computes in float32). */
+  f16: bool().default(false),
+  /** The Hugging Face Hub repository the model came from, kept in the metadata (e.g. google/ddpm-cifar10-32). */
+  repo: str().optional(),
+});
+export type ImportParams = z.input<typeof ImportParamsSchema>;
+export type ImportOptions = z.output<typeof ImportParamsSchema>;
+export interface ImportResult {
+  out: string;
+  bytes: number;
+  params: number;
+  model: ModelConfig;
+  /** The preset of the same architecture (e.g. cifar10, celebahq256), if any. */
+  preset?: string;
+  schedule: ScheduleInfo;
+  /** From the scheduler: DDPM's σ_t² (fixedsmall: β̃_t; fixedlarge: β_t) and whether x̂0 is clipped. */
+  sampling: { varianceType: 'fixedlarge' | 'fixedsmall'; clip: boolean };
+  /** The stored dtypes of the weights, and the attention key naming found. */
+  dtypes: string[];
+  attentionNaming: string;
+  /** What the import took as given or left out (e.g. no scheduler_config.json). */
+  notes: string[];
+}
+export const ImportRequest = new RequestType<ImportParams, ImportResult, void>('ddpm/import');
 
 export interface LogParams {
   level: 'info' | 'warn' | 'error';

@@ -52,6 +52,28 @@ export interface CheckpointMeta {
   classes?: string[];
   /** For weights-only files made by `ddpm export`: the step and which weights (EMA or raw) they hold. */
   exportedFrom?: { step: number; weights: 'ema' | 'model' };
+  /**
+   * How the model was trained to be sampled, where not our default (σ² = β_t, x̂0 clipped): imported models carry
+   * their scheduler's variance_type and clip_sample.
+   */
+  sampling?: { varianceType: 'fixedlarge' | 'fixedsmall'; clip: boolean };
+  /** For models imported from another format (`ddpm import`): where from, and what the import noted. */
+  imported?: ImportProvenance;
+}
+
+export interface ImportProvenance {
+  format: 'diffusers';
+  /** The folder or file imported, and the Hub repository it came from when known. */
+  path: string;
+  repo?: string;
+  /** The diffusers version that wrote its config, its stored dtypes and attention key naming. */
+  diffusersVersion?: string;
+  dtypes: string[];
+  attentionNaming: string;
+  /** SHA-256 of the weights file imported. */
+  sha256: string;
+  notes: string[];
+  at: string;
 }
 
 export type TensorGroup = 'model' | 'ema' | 'adam.m' | 'adam.v';

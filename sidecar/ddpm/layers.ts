@@ -204,19 +204,28 @@ export function dense(x: tf.Tensor, p: ParamLookup, prefix: string): tf.Tensor {
 
 /**
  * Sinusoidal timestep embedding (Vaswani et al. 2017, as used by the paper): for half = dim/2,
- * freq_i = exp(−ln(10000)·i/(half−1)), embedding = [sin(t·freq), cos(t·freq)]. Timesteps are host integers,
- * so the embedding is computed in float64 here and uploaded once.
+ * freq_i = exp(−ln(10000)·i/(half − shift)), embedding = [sin(t·freq), cos(t·freq)]. The paper's code has shift = 1
+ * and sin first; diffusers' `Timesteps` names these `downscale_freq_shift` (`freq_shift`) and `flip_sin_to_cos`
+ * (cos first), and models trained with other values need them. Timesteps are host integers, so the embedding is
+ * computed in float64 here and uploaded once.
  */
-export function timestepEmbedding(t: readonly number[], dim: number): tf.Tensor2D {
+export function timestepEmbedding(
+  t: readonly number[],
+  dim: number,
+  opts: { freqShift?: number; flipSinToCos?: boolean } = {},
+): tf.Tensor2D {
   if (dim % 2 !== 0 || dim < 4) throw new Error(`timestep embedding dimension must be even and ≥ 4, got ${dim}`);
   const half = dim / 2;
-  const scale = Math.log(10000) / (half - 1);
+  const shift = opts.freqShift ?? 1;
+  if (half - shift <= 0) throw new Error(`timestep embedding: freq shift ${shift} must be below ${half}`);
+  const scale = Math.log(10000) / (half - shift);
+  const [sinAt, cosAt] = opts.flipSinToCos ? [half, 0] : [0, half];
   const out = new Float32Array(t.length * dim);
   for (let b = 0; b < t.length; b++) {
     for (let i = 0; i < half; i++) {
       const arg = t[b] * Math.exp(-scale * i);
-      out[b * dim + i] = Math.sin(arg);
-      out[b * dim + half + i] = Math.cos(arg);
+      out[b * dim + sinAt + i] = Math.sin(arg);
+      out[b * dim + cosAt + i] = Math.cos(arg);
     }
   }
   return tf.tensor2d(out, [t.length, dim]);
@@ -288,19 +297,31 @@ export function resBlock(x: tf.Tensor4D, temb: tf.Tensor2D, ctx: BlockContext, p
 }
 
 /**
- * Self-attention over spatial positions (single head, as the paper's 16×16 blocks): out = x + proj(attn(GN(x))),
- * with softmax(q·kᵀ/√C) over positions. The output projection is zero-initialised, so the block starts as identity.
+ * Self-attention over spatial positions: out = x + proj(attn(GN(x))), with softmax(q·kᵀ/√d) over positions. The
+ * paper's blocks have one head (d = C); with `headDim` the C channels split into C/headDim heads of d = headDim
+ * channels each, attended separately and concatenated (Vaswani et al. 2017, §3.2.2; diffusers' `attention_head_dim`),
+ * channel j belonging to head ⌊j/d⌋. The output projection is zero-initialised, so the block starts as identity.
  */
-export function attnBlock(x: tf.Tensor4D, ctx: BlockContext, prefix: string): tf.Tensor4D {
+export function attnBlock(x: tf.Tensor4D, ctx: BlockContext, prefix: string, headDim?: number): tf.Tensor4D {
   return tf.tidy(() => {
     const { p } = ctx;
     const [b, hh, ww, c] = x.shape;
-    const h = tf.reshape(groupNorm(x, p, `${prefix}.norm`, ctx.groups), [b, hh * ww, c]);
-    const q = dense(h, p, `${prefix}.q`) as tf.Tensor3D;
-    const k = dense(h, p, `${prefix}.k`) as tf.Tensor3D;
-    const v = dense(h, p, `${prefix}.v`) as tf.Tensor3D;
-    const w = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c))); // [b, hw, hw]
-    const a = tf.matMul(w, v); // [b, hw, c]
+    const d = headDim ?? c;
+    if (c % d !== 0) throw new Error(`attention: ${c} channels cannot be split into heads of ${d}`);
+    const heads = c / d;
+    const n = hh * ww;
+    const h = tf.reshape(groupNorm(x, p, `${prefix}.norm`, ctx.groups), [b, n, c]);
+    // [b, n, c] → [b·heads, n, d]: each head's channels as a batch of its own (a no-op for one head).
+    const split = (t: tf.Tensor): tf.Tensor3D =>
+      heads === 1
+        ? (t as tf.Tensor3D)
+        : tf.reshape(tf.transpose(tf.reshape(t, [b, n, heads, d]), [0, 2, 1, 3]), [b * heads, n, d]);
+    const q = split(dense(h, p, `${prefix}.q`));
+    const k = split(dense(h, p, `${prefix}.k`));
+    const v = split(dense(h, p, `${prefix}.v`));
+    const w = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d))); // [b·heads, n, n]
+    let a: tf.Tensor = tf.matMul(w, v); // [b·heads, n, d]
+    if (heads !== 1) a = tf.reshape(tf.transpose(tf.reshape(a, [b, heads, n, d]), [0, 2, 1, 3]), [b, n, c]);
     const out = dense(a, p, `${prefix}.proj_out`);
     return tf.add<tf.Tensor4D>(x, tf.reshape(out, [b, hh, ww, c]));
   });

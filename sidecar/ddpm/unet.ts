@@ -57,12 +57,23 @@ export interface UNetConfig {
    * the class, with one more row for "no class", is added to the time embedding. Absent or 0: unconditional.
    */
   numClasses?: number;
+  /**
+   * Channels per attention head; absent: one head per attention block (the paper). Models trained elsewhere (diffusers'
+   * `attention_head_dim`) may use several heads; it must divide the channels of every attention block.
+   */
+  attnHeadDim?: number;
+  /**
+   * The sinusoidal time embedding's variant (layers.ts timestepEmbedding): the frequency shift (the paper: 1) and
+   * whether cos comes before sin (the paper: no). For imported models that used other values.
+   */
+  timeFreqShift?: number;
+  timeFlipSinToCos?: boolean;
 }
 
 /** The label of "no class" (the null class of classifier-free guidance), for any conditional model. */
 export const NULL_CLASS = -1;
 
-export const PRESET_NAMES = ['cifar10', 'mnist', 'tiny'] as const;
+export const PRESET_NAMES = ['cifar10', 'celebahq256', 'mnist', 'tiny'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const PRESETS: Readonly<Record<PresetName, Readonly<UNetConfig>>> = {
@@ -75,6 +86,22 @@ export const PRESETS: Readonly<Record<PresetName, Readonly<UNetConfig>>> = {
     numResBlocks: 2,
     attnResolutions: [16],
     dropout: 0.1,
+    groups: 32,
+  },
+  /**
+   * The paper's 256×256 model (CelebA-HQ, LSUN church, bedroom, cat; Appendix B): six levels 256 → 8, channels
+   * 128, 128, 256, 256, 512, 512, attention at 16×16, no dropout: 113,673,219 parameters. Its weights come from the
+   * published checkpoints (`ddpm import`, google/ddpm-celebahq-256 and the LSUN models); training one on a CPU is
+   * not practical.
+   */
+  celebahq256: {
+    imageSize: 256,
+    channels: 3,
+    ch: 128,
+    chMult: [1, 1, 2, 2, 4, 4],
+    numResBlocks: 2,
+    attnResolutions: [16],
+    dropout: 0,
     groups: 32,
   },
   /**
@@ -139,6 +166,22 @@ export function validateConfig(c: UNetConfig): UNetConfig {
   if (c.numClasses !== undefined && !(Number.isInteger(c.numClasses) && c.numClasses >= 0 && c.numClasses <= 10000))
     throw new Error(`model config: numClasses must be an integer in 0..10000, got ${c.numClasses}`);
   for (const m of [1, ...c.chMult]) groupsFor(c.ch * m, c.groups);
+  if (c.attnHeadDim !== undefined) {
+    positiveInt(c.attnHeadDim, 'attnHeadDim');
+    const attnChannels = [c.ch * c.chMult[c.chMult.length - 1]];
+    c.chMult.forEach((m, l) => {
+      if (c.attnResolutions.includes(c.imageSize / 2 ** l)) attnChannels.push(c.ch * m);
+    });
+    for (const ac of attnChannels)
+      if (ac % c.attnHeadDim !== 0)
+        throw new Error(
+          `model config: attnHeadDim ${c.attnHeadDim} does not divide the ${ac} channels of an attention block`,
+        );
+  }
+  if (c.timeFreqShift !== undefined && !(Number.isFinite(c.timeFreqShift) && c.timeFreqShift < c.ch / 2))
+    throw new Error(`model config: timeFreqShift must be a number below ch/2, got ${c.timeFreqShift}`);
+  if (c.timeFlipSinToCos !== undefined && typeof c.timeFlipSinToCos !== 'boolean')
+    throw new Error('model config: timeFlipSinToCos must be true or false');
   return c;
 }
 
@@ -325,7 +368,10 @@ export function unetForward(
   const inference = !opts.training;
   const block = <T extends tf.Tensor>(f: () => T): T => (inference ? tf.tidy(f) : f());
   return tf.tidy(() => {
-    const temb0 = timestepEmbedding(t, config.ch);
+    const temb0 = timestepEmbedding(t, config.ch, {
+      freqShift: config.timeFreqShift,
+      flipSinToCos: config.timeFlipSinToCos,
+    });
     let temb = dense(swish(dense(temb0, p, 'time_embed.dense_0')), p, 'time_embed.dense_1') as tf.Tensor2D;
     // Classifier-free guidance's conditioning (Ho & Salimans 2022): the class embedding joins the time embedding.
     // As a one-hot product rather than a gather: its gradient is a matMul, which every backend has (wasm has no
@@ -346,7 +392,7 @@ export function unetForward(
         let hh = block(() => resBlock(input, temb, ctx, `down.${l}.res.${i}`));
         if (config.attnResolutions.includes(res)) {
           const r = hh;
-          hh = block(() => attnBlock(r, ctx, `down.${l}.attn.${i}`));
+          hh = block(() => attnBlock(r, ctx, `down.${l}.attn.${i}`, config.attnHeadDim));
           release(r);
         }
         hs.push(hh);
@@ -364,7 +410,7 @@ export function unetForward(
       release(input);
     };
     step((input) => resBlock(input, temb, ctx, 'mid.res_0'));
-    step((input) => attnBlock(input, ctx, 'mid.attn'));
+    step((input) => attnBlock(input, ctx, 'mid.attn', config.attnHeadDim));
     step((input) => resBlock(input, temb, ctx, 'mid.res_1'));
     for (let l = levels - 1; l >= 0; l--) {
       for (let i = 0; i < config.numResBlocks + 1; i++) {
@@ -372,7 +418,8 @@ export function unetForward(
         if (!skip) throw new Error('internal: skip stack underflow');
         step((input) => resBlock(tf.concat([input, skip], 3), temb, ctx, `up.${l}.res.${i}`));
         release(skip);
-        if (config.attnResolutions.includes(res)) step((input) => attnBlock(input, ctx, `up.${l}.attn.${i}`));
+        if (config.attnResolutions.includes(res))
+          step((input) => attnBlock(input, ctx, `up.${l}.attn.${i}`, config.attnHeadDim));
       }
       if (l !== 0) {
         step((input) => upsample(input, p, `up.${l}.upsample`));
