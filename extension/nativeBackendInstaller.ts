@@ -339,3 +339,26 @@ export async function installNativeBackend(o: InstallOptions): Promise<Installed
     );
   }
 }
+
+/**
+ * Whether this machine may have an NVIDIA GPU that the CUDA package could use: the driver's files are there (Linux:
+ * /proc/driver/nvidia or /dev/nvidia*, WSL: its libcuda or nvidia-smi; Windows: nvidia-smi.exe in System32). Never on
+ * macOS (no CUDA build of libtensorflow). Cheap (a few stat calls): it decides which install command the palette shows.
+ */
+export function nvidiaGpuMayExist(
+  platform: NodeJS.Platform = process.platform,
+  exists: (file: string) => boolean = fs.existsSync,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  if (platform === 'linux')
+    return [
+      '/proc/driver/nvidia/version',
+      '/dev/nvidiactl',
+      '/dev/nvidia0',
+      '/usr/lib/wsl/lib/libcuda.so',
+      '/usr/lib/wsl/lib/nvidia-smi',
+    ].some((f) => exists(f));
+  if (platform === 'win32')
+    return exists(path.win32.join(env.SystemRoot ?? env.windir ?? 'C:\\Windows', 'System32', 'nvidia-smi.exe'));
+  return false;
+}

@@ -333,6 +333,8 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
     try {
       const n = o.sampleCount ?? 16;
       // On the trainer's threads, if it has any: a pool of its own would cost a second set of workers.
+  /** The step of the last preview grid (a resumed run's earlier grids are on disk, but not of these weights). */
+  let previewStep = -1;
       const threads = trainer.workerPool ? { pool: trainer.workerPool } : { workers: 1 };
       // A conditional model's grid goes through its classes in order: row by row, one class per image.
       const k = config.numClasses ?? 0;
@@ -361,6 +363,7 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
       tf.dispose([...ema.values()]);
     }
   };
+      previewStep = trainer.step;
 
   /**
    * The EMA weights' ε-MSE on the held-out batch at each t of the grid: every (image, t) pair is one forward pass
@@ -473,4 +476,7 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
     trainer.dispose();
     model.dispose();
   }
+    // A run that ends or stops between previews still shows what it learnt (a 50-step run with sampleEvery 500 would
+    // show none): one more grid from the final weights, after the checkpoint, so that a stop never waits to save.
+    if (sampleEvery > 0 && trainer.step > 0 && previewStep < trainer.step) await preview();
 }

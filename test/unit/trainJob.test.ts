@@ -99,6 +99,45 @@ test('a stop signal ends the run after the current step with a loadable checkpoi
   assert.equal(ck.meta.lossHistory?.steps.length, 7);
 });
 
+test('a run that ends or stops between previews draws one more grid from its final weights, after its checkpoint', async () => {
+  await initBackend('wasm');
+  const run = async (dir: string, o: Partial<TrainJobOptions>) => {
+    const events: string[] = [];
+    const r = await runTrainJob({
+      ...base(dir, 5),
+      sampleCount: 4,
+      sampleSteps: 2,
+      ...o,
+      onEvent: (e) => events.push(`${e.type}:${'step' in e ? e.step : ''}`),
+    });
+    const grids = fs.existsSync(path.join(tmp, dir, 'samples')) ? fs.readdirSync(path.join(tmp, dir, 'samples')) : [];
+    return { r, events, grids: grids.sort() };
+  };
+  // Ends at step 5 with its last preview at 3: a grid at 5.
+  const ended = await run('preview-end', { sampleEvery: 3 });
+  assert.equal(ended.r.reason, 'done');
+  assert.deepEqual(ended.events, ['samples:3', 'checkpoint:5', 'samples:5']);
+  assert.deepEqual(ended.grids, ['step-0000003.png', 'step-0000005.png']);
+  // A run whose last step had its preview draws none more.
+  const onTime = await run('preview-on-time', { sampleEvery: 5 });
+  assert.deepEqual(onTime.events, ['samples:5', 'checkpoint:5']);
+  // Stopped at step 2, long before its first preview (every 500): a grid at 2.
+  const controller = new AbortController();
+  const stopped = await run('preview-stop', {
+    steps: 100,
+    sampleEvery: 500,
+    signal: controller.signal,
+    onProgress: (p) => p.step === 2 && controller.abort(),
+  });
+  assert.equal(stopped.r.reason, 'stopped');
+  assert.deepEqual(stopped.events, ['checkpoint:2', 'samples:2']);
+  assert.deepEqual(stopped.grids, ['step-0000002.png']);
+  // sampleEvery 0 means no grids, at the end too.
+  const never = await run('preview-never', { sampleEvery: 0 });
+  assert.deepEqual(never.events, ['checkpoint:5']);
+  assert.deepEqual(never.grids, []);
+});
+
 test('resuming a run on other data, or from a weights-only file, is refused with a clear message', async () => {
   await initBackend('wasm');
   await assert.rejects(

@@ -147,3 +147,34 @@ export class EvalHistory {
     return { steps: this.points.map((p) => p.step), loss: this.points.map((p) => p.loss) };
   }
 }
+
+/**
+ * The y range of a loss plot: the data with a margin on both sides, in log space on a log axis. uPlot's default log
+ * range snaps outwards to whole decades, which pins a loss near 1 to an edge of [1, 10] or [0.1, 1]; this keeps every
+ * point inside, a span of at least ×1.5 (log) or 5 % of the value (linear) so that a flat curve is not magnified into
+ * noise, and a linear axis of non-negative data above 0. `null` (no data yet) lets uPlot choose.
+ */
+export function fitRange(min: number | null, max: number | null, log: boolean): [number, number] | null {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return null;
+  const MARGIN = 0.08;
+  if (log) {
+    if (!(min > 0)) return null;
+    let lo = Math.log10(min);
+    let hi = Math.log10(max);
+    const minSpan = Math.log10(1.5);
+    if (hi - lo < minSpan) {
+      const mid = (lo + hi) / 2;
+      [lo, hi] = [mid - minSpan / 2, mid + minSpan / 2];
+    }
+    const pad = (hi - lo) * MARGIN;
+    return [10 ** (lo - pad), 10 ** (hi + pad)];
+  }
+  let [lo, hi] = [min, max];
+  const minSpan = Math.max(Math.abs(max) * 0.05, 1e-6);
+  if (hi - lo < minSpan) {
+    const mid = (lo + hi) / 2;
+    [lo, hi] = [mid - minSpan / 2, mid + minSpan / 2];
+  }
+  const pad = (hi - lo) * MARGIN;
+  return [min >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+}

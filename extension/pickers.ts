@@ -1,0 +1,161 @@
+/**
+ * File choices as quick picks of workspace candidates with a "Browse…" entry last: images, data folders, IDX files,
+ * CIFAR-10 folders. They work where a file dialog does not serve (code-server and the web pick one file per dialog;
+ * remote windows show a bare file system), and the dialog stays one entry away. The candidates come from
+ * workspace.findFiles (which honours files.exclude and search.exclude) and are sorted by ./workspaceCandidates.ts.
+ */
+import fs from 'node:fs';
+import * as vscode from 'vscode';
+import {
+  checkpointCandidates,
+  cifarCandidates,
+  EXCLUDE_GLOB,
+  IMAGE_EXTENSIONS,
+  IMAGE_GLOB,
+  idxCandidates,
+  imageCandidates,
+  imageFolderCandidates,
+  type Candidate,
+} from './workspaceCandidates.ts';
+
+/** How many files a listing reads at most: enough for any pick, bounded for a workspace of datasets. */
+const LIMIT = 5000;
+
+type Item = vscode.QuickPickItem & { file?: string; browse?: true };
+
+const root = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? '';
+
+async function list(glob: string, limit = LIMIT): Promise<{ files: string[]; capped: boolean }> {
+  if (!vscode.workspace.workspaceFolders?.length) return { files: [], capped: false };
+  const uris = await vscode.workspace.findFiles(glob, EXCLUDE_GLOB, limit);
+  return { files: uris.filter((u) => u.scheme === 'file').map((u) => u.fsPath), capped: uris.length >= limit };
+}
+
+export interface PickOptions {
+  title: string;
+  placeholder: string;
+  /** The candidates (listed while the pick shows as busy). */
+  candidates: () => Promise<Candidate[]>;
+  /** Shown when the workspace has none. */
+  empty: string;
+  /** The Browse… entry's description, and its dialog. */
+  browse: { description: string; dialog: vscode.OpenDialogOptions };
+  /** Items offered before the workspace's (e.g. shipped models); a separator follows them. */
+  first?: Item[];
+  /** The candidate to focus first (its path). */
+  focus?: string;
+}
+
+/** A quick pick of workspace candidates with Browse… last; resolves to the chosen path, or undefined if dismissed. */
+export async function pickWorkspaceFile(o: PickOptions): Promise<string | undefined> {
+  const qp = vscode.window.createQuickPick<Item>();
+  qp.title = o.title;
+  qp.placeholder = o.placeholder;
+  qp.matchOnDescription = true;
+  qp.busy = true;
+  const browse: Item = { label: '$(folder-opened) Browse…', description: o.browse.description, browse: true };
+  const first = o.first ?? [];
+  qp.items = [...first, browse];
+  const chosen = new Promise<Item | undefined>((resolve) => {
+    let settled = false;
+    const finish = (v: Item | undefined) => {
+      if (settled) return;
+      settled = true;
+      resolve(v);
+      qp.dispose();
+    };
+    qp.onDidAccept(() => finish(qp.selectedItems[0] ?? qp.activeItems[0]));
+    qp.onDidHide(() => finish(undefined));
+  });
+  qp.show();
+  void o.candidates().then(
+    (found) => {
+      const items: Item[] = found.map((c) => ({ label: c.label, description: c.description, file: c.file }));
+      const sep = (label: string): Item => ({ label, kind: vscode.QuickPickItemKind.Separator });
+      qp.items = [
+        ...first,
+        ...(first.length && items.length ? [sep('workspace')] : []),
+        ...items,
+        sep(items.length ? '' : o.empty),
+        browse,
+      ];
+      const focus = o.focus ? qp.items.find((i) => i.file === o.focus) : undefined;
+      if (focus) qp.activeItems = [focus];
+      qp.busy = false;
+    },
+    () => (qp.busy = false),
+  );
+  const pick = await chosen;
+  if (!pick) return undefined;
+  if (pick.file) return pick.file;
+  const uris = await vscode.window.showOpenDialog({
+    ...o.browse.dialog,
+    canSelectMany: false,
+    defaultUri: o.browse.dialog.defaultUri ?? vscode.workspace.workspaceFolders?.[0]?.uri,
+  });
+  return uris?.[0]?.fsPath;
+}
+
+/** An image of the workspace (or one browsed to); `exclude` is left out of the list (the image already chosen). */
+export function pickImage(title: string, placeholder: string, exclude?: string): Promise<string | undefined> {
+  return pickWorkspaceFile({
+    title,
+    placeholder,
+    candidates: async () => {
+      const { files } = await list(IMAGE_GLOB);
+      return imageCandidates(root(), files).filter((c) => c.file !== exclude);
+    },
+    empty: 'no PNG, JPEG or WebP images in the workspace',
+    browse: {
+      description: 'an image anywhere',
+      dialog: { canSelectFiles: true, filters: { Images: [...IMAGE_EXTENSIONS] }, title },
+    },
+  });
+}
+
+export type DataKind = 'folder' | 'idx' | 'cifar10';
+
+/** A data location of the kind: a folder of images, an IDX image file or a CIFAR-10 folder, as `kind:PATH`. */
+export async function pickData(kind: DataKind, title: string): Promise<string | undefined> {
+  const options: Record<DataKind, Omit<PickOptions, 'title'>> = {
+    folder: {
+      placeholder: 'Which folder of images? (sub-folders are read too; a folder per class gives labels)',
+      candidates: async () => {
+        const { files, capped } = await list(IMAGE_GLOB);
+        return imageFolderCandidates(root(), files, capped);
+      },
+      empty: 'no folder of images in the workspace',
+      browse: { description: 'a folder anywhere', dialog: { canSelectFolders: true, canSelectFiles: false, title } },
+    },
+    idx: {
+      placeholder: 'Which IDX image file? (its labels file beside it is read too)',
+      candidates: async () => idxCandidates(root(), (await list('**/*idx3-ubyte*', 200)).files),
+      empty: 'no *-idx3-ubyte[.gz] file in the workspace',
+      browse: { description: 'an IDX file anywhere', dialog: { canSelectFiles: true, canSelectFolders: false, title } },
+    },
+    cifar10: {
+      placeholder: 'Which CIFAR-10 folder? (data_batch_*.bin, test_batch.bin)',
+      candidates: async () => cifarCandidates(root(), (await list('**/{data_batch_*,test_batch}.bin', 200)).files),
+      empty: 'no CIFAR-10 binary batches in the workspace',
+      browse: { description: 'a folder anywhere', dialog: { canSelectFolders: true, canSelectFiles: false, title } },
+    },
+  };
+  const file = await pickWorkspaceFile({ title, ...options[kind] });
+  return file === undefined ? undefined : `${kind}:${file}`;
+}
+
+/** The workspace's checkpoints, newest first (for the checkpoint pick). */
+export async function workspaceCheckpoints(limit = 200): Promise<Candidate[]> {
+  const { files } = await list('**/*.safetensors', limit);
+  const stat = (file: string) => {
+    try {
+      return fs.statSync(file).mtimeMs;
+    } catch {
+      return 0;
+    }
+  };
+  return checkpointCandidates(
+    root(),
+    files.map((file) => ({ file, mtime: stat(file) })),
+  );
+}
