@@ -328,13 +328,13 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
     }
   };
 
+  /** The step of the last preview grid (a resumed run's earlier grids are on disk, but not of these weights). */
+  let previewStep = -1;
   const preview = async () => {
     const ema = trainer.emaParams();
     try {
       const n = o.sampleCount ?? 16;
       // On the trainer's threads, if it has any: a pool of its own would cost a second set of workers.
-  /** The step of the last preview grid (a resumed run's earlier grids are on disk, but not of these weights). */
-  let previewStep = -1;
       const threads = trainer.workerPool ? { pool: trainer.workerPool } : { workers: 1 };
       // A conditional model's grid goes through its classes in order: row by row, one class per image.
       const k = config.numClasses ?? 0;
@@ -358,12 +358,12 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
           Math.ceil(Math.sqrt(n)),
         ),
       );
+      previewStep = trainer.step;
       o.onEvent?.({ type: 'samples', path: file, step: trainer.step });
     } finally {
       tf.dispose([...ema.values()]);
     }
   };
-      previewStep = trainer.step;
 
   /**
    * The EMA weights' ε-MSE on the held-out batch at each t of the grid: every (image, t) pair is one forward pass
@@ -471,12 +471,12 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
       if (evalEvery > 0 && stats.step % evalEvery === 0) await evaluate();
     }
     const checkpoint = await save();
+    // A run that ends or stops between previews still shows what it learnt (a 50-step run with sampleEvery 500 would
+    // show none): one more grid from the final weights, after the checkpoint, so that a stop never waits to save.
+    if (sampleEvery > 0 && trainer.step > 0 && previewStep < trainer.step) await preview();
     return { step: trainer.step, reason, checkpoint };
   } finally {
     trainer.dispose();
     model.dispose();
   }
-    // A run that ends or stops between previews still shows what it learnt (a 50-step run with sampleEvery 500 would
-    // show none): one more grid from the final weights, after the checkpoint, so that a stop never waits to save.
-    if (sampleEvery > 0 && trainer.step > 0 && previewStep < trainer.step) await preview();
 }
