@@ -19,6 +19,7 @@ import {
   StreamMessageWriter,
 } from 'vscode-jsonrpc/node';
 import { BACKEND_NAMES, BackendUnavailableError, initBackend, shutdownBackend, type BackendChoice } from './backend.ts';
+import { guardFraming } from './framing.ts';
 import { registerHandlers } from './server.ts';
 
 // Any stray console.log (from a dependency) would corrupt the protocol stream.
@@ -97,7 +98,16 @@ async function probe(): Promise<void> {
 function serve(): void {
   const connection = ipc
     ? createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process))
-    : createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
+    : createMessageConnection(
+        // A header that breaks the framing cannot be recovered from (framing.ts): exit, saying why.
+        new StreamMessageReader(
+          guardFraming(process.stdin, (why) => {
+            console.error(`ddpm sidecar: ${why}; exiting`);
+            void exit(1);
+          }),
+        ),
+        new StreamMessageWriter(process.stdout),
+      );
 
   const server = registerHandlers(connection, { backend: backendArg as BackendChoice, nativeSearchPaths });
   let exiting = false;
