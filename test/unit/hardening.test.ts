@@ -292,3 +292,42 @@ test('sampling streams trajectory frames without keeping them unless asked (keep
   );
   model.dispose();
 });
+
+test('the stdio framing guard passes whole messages through in any chunking and stops at a bad header', async () => {
+  const { FramingGuard } = await import('../../sidecar/framing.ts');
+  const frame = (body: string) => `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const good = frame('{"jsonrpc":"2.0","id":1,"method":"a"}') + frame('{"ü":"\r\n\r\n"}') + frame('');
+  const run = async (input: string, cuts: number[], max?: number) => {
+    const errors: string[] = [];
+    const g = new FramingGuard((why) => errors.push(why), max);
+    const out: Buffer[] = [];
+    g.on('data', (c: Buffer) => out.push(c));
+    const bytes = Buffer.from(input);
+    let at = 0;
+    for (const c of [...cuts, bytes.length]) {
+      g.write(bytes.subarray(at, c));
+      at = c;
+    }
+    g.end();
+    await new Promise((r) => g.once('finish', r));
+    return { out: Buffer.concat(out).toString(), errors };
+  };
+  const rng = new Rng(5);
+  for (let i = 0; i < 50; i++) {
+    const cuts = [...new Set(Array.from({ length: 6 }, () => Math.floor(rng.uniform() * good.length)))].sort(
+      (a, b) => a - b,
+    );
+    const r = await run(good, cuts);
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.out, good);
+  }
+  const bad = await run(`${good}Content-Length: abc\r\n\r\n{}`, [good.length + 5]);
+  assert.deepEqual(bad.errors, [
+    'the JSON-RPC stream on stdin is corrupt: a Content-Length that is not a number ("abc")',
+  ]);
+  assert.equal(bad.out, good);
+  const none = await run('Content-Type: x\r\n\r\n{}', []);
+  assert.match(none.errors[0], /a message without a Content-Length header/);
+  const huge = await run('Content-Length: 1000000000000\r\n\r\n', []);
+  assert.match(huge.errors[0], /a Content-Length of 1,000,000,000,000 bytes, over the limit of 268,435,456/);
+});
