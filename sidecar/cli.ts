@@ -17,6 +17,7 @@ import {
   classSummary,
   evaluateProgressPrinter,
   evaluateText,
+  importText,
   inspectText,
   interruptible,
   modelText,
@@ -31,6 +32,7 @@ import {
 import { classifyError } from './jobs/errors.ts';
 import { evaluateCheckpoint } from './jobs/evaluate.ts';
 import { ExportParamsSchema, exportWeights } from './jobs/export.ts';
+import { exportDiffusers, importDiffusers } from './jobs/importModel.ts';
 import { modelSummary } from './jobs/info.ts';
 import { inspectCheckpoint, lossSummary } from './jobs/inspect.ts';
 import { interpolateImages } from './jobs/interpolate.ts';
@@ -45,6 +47,7 @@ import {
   InpaintParamsSchema,
   InspectParamsSchema,
   InterpolateParamsSchema,
+  ImportParamsSchema,
   PRESET_NAMES,
   SampleParamsSchema,
   TrainParamsSchema,
@@ -264,9 +267,34 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
       else console.log(inspectText(r, loss));
     },
   ),
+  import: command(
+    {
+      schema: ImportParamsSchema,
+      placeholder: { path: 'DIR', out: 'FILE', repo: 'OWNER/NAME' },
+      positional: 'path',
+      extra: { json },
+    },
+    async (o, extra) => {
+      const r = importDiffusers(o);
+      if (extra.json) console.log(JSON.stringify(r));
+      else say(importText(r));
+    },
+  ),
   export: command(
-    { schema: ExportParamsSchema, rename: { checkpoint: 'ckpt' }, placeholder: { checkpoint: 'FILE', out: 'FILE' } },
+    {
+      schema: ExportParamsSchema,
+      rename: { checkpoint: 'ckpt' },
+      placeholder: { checkpoint: 'FILE', out: 'FILE|DIR' },
+    },
     async (o) => {
+      if (o.format === 'diffusers') {
+        const r = exportDiffusers(o);
+        say(
+          `wrote ${r.out}${o.pipeline ? ' (a DDPMPipeline folder)' : ''}: ${r.files.map((f) => path.relative(r.out, f)).join(', ')} (${(r.bytes / 2 ** 20).toFixed(1)} MB, ${r.weights === 'ema' ? 'EMA' : 'raw'} weights of step ${r.step}${o.f16 ? ', float16' : ''})`,
+        );
+        return;
+      }
+      if (o.pipeline) throw new UsageError('--pipeline is for --format diffusers');
       const r = exportWeights(o);
       say(
         `wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MB, ${r.weights === 'ema' ? 'EMA' : 'raw'} weights of step ${r.step}${o.f16 ? ', float16' : ''})`,
@@ -293,7 +321,8 @@ const SUMMARIES: Record<string, string> = {
   img2img: 'turn an image or a sketch into samples that follow it (SDEdit, at a strength t0/T)',
   eval: 'bits/dim of a checkpoint on held-out images, and sample quality with --quality',
   inspect: "a checkpoint's model, schedule, training and tensors",
-  export: 'the weights of a checkpoint alone (EMA or raw, float32 or float16)',
+  import: 'a diffusers UNet2DModel folder (e.g. google/ddpm-cifar10-32) as a checkpoint',
+  export: 'the weights of a checkpoint alone (EMA or raw, float32 or float16), or as a diffusers model folder',
   info: 'the compute backend this machine gets, and why not the others',
   model: "a preset model's size and shape",
 };

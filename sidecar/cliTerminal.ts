@@ -8,7 +8,7 @@ import { initBackend, shutdownBackend, type BackendChoice, type BackendReport } 
 import type { ModelSummary } from './jobs/info.ts';
 import type { LossSummary } from './jobs/inspect.ts';
 import type { TrainEvent, TrainProgress } from './jobs/train.ts';
-import type { EvaluateResult, InspectResult } from './protocol.ts';
+import type { EvaluateResult, ImportResult, InspectResult } from './protocol.ts';
 import { clearProgressLine, colorEnabled, paint, progressBar, userStderr, type TextStream } from './cliProgress.ts';
 
 /**
@@ -139,6 +139,19 @@ export function modelText(m: ModelSummary): string {
     `preset ${m.preset}: ${m.params.toLocaleString('en-US')} parameters in ${m.tensors} tensors`,
     `  images ${c.imageSize}×${c.imageSize}×${c.channels}; ch ${c.ch}, mult (${c.chMult.join(',')}), ${c.numResBlocks} res blocks/level`,
     `  levels ${levels}; attention at ${c.attnResolutions.join(', ') || 'none'}; dropout ${c.dropout}; GroupNorm ${c.groups}`,
+  ].join('\n');
+}
+
+/** What `ddpm import` made: the file, the model, the schedule and sampling it keeps, and what it noted. */
+export function importText(r: ImportResult): string {
+  const c = r.model;
+  const s = r.schedule;
+  return [
+    `wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MB): ${r.params.toLocaleString('en-US')} parameters${r.preset ? `, the ${r.preset} architecture` : ''}`,
+    `  images ${c.imageSize}×${c.imageSize}×${c.channels}; ch ${c.ch}, mult (${c.chMult.join(',')}); attention at ${c.attnResolutions.join(', ') || 'the middle only'}, ${c.attnHeadDim ? `heads of ${c.attnHeadDim} channels` : 'one head'}`,
+    `  schedule ${s.kind}${s.kind === 'linear' ? ` β ${s.betaStart} … ${s.betaEnd}` : ''}, T = ${s.T}; DDPM variance ${r.sampling.varianceType}, x̂0 ${r.sampling.clip ? 'clipped' : 'not clipped'}`,
+    `  weights ${r.dtypes.join(', ')}; attention keys ${r.attentionNaming}`,
+    ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
 

@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { initBackend, releaseCachedMemory, type BackendChoice } from './backend.ts';
 import { classifyError, type ErrorKind } from './jobs/errors.ts';
 import { evaluateCheckpoint } from './jobs/evaluate.ts';
+import { importDiffusers } from './jobs/importModel.ts';
 import { presetSummaries } from './jobs/info.ts';
 import { emaDiff, inspectCheckpoint, tensorStats } from './jobs/inspect.ts';
 import { interpolateImages } from './jobs/interpolate.ts';
@@ -217,6 +218,7 @@ export function registerHandlers(
   );
 
   on(P.InspectRequest, P.InspectParamsSchema, async (o) => inspectCheckpoint(o.path));
+  on(P.ImportRequest, P.ImportParamsSchema, async (o) => importDiffusers(o));
   on(P.TensorStatsRequest, P.TensorStatsParamsSchema, async (o) => tensorStats(o.path, o.name, o.bins));
   on(P.EmaDiffRequest, P.EmaDiffParamsSchema, async (o) => emaDiff(o.path));
 

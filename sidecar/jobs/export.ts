@@ -1,8 +1,11 @@
-/** A weights-only copy of a checkpoint, for sampling: EMA (default) or raw weights, float32 or float16. */
+/**
+ * A weights-only copy of a checkpoint, for sampling: EMA (default) or raw weights, float32 or float16; or, with
+ * format 'diffusers', a diffusers UNet2DModel folder (jobs/importModel.ts exportDiffusers).
+ */
 import fs from 'node:fs';
 import { z } from 'zod';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.ts';
-import { bool, str } from '../validation.ts';
+import { bool, oneOf, str } from '../validation.ts';
 import { BadInputError, requireFile } from './errors.ts';
 
 export const ExportParamsSchema = z.object({
@@ -12,6 +15,10 @@ export const ExportParamsSchema = z.object({
   f16: bool().default(false),
   /** The EMA weights (what sampling uses) rather than the raw ones. */
   ema: bool().default(true),
+  /** 'ddpm': our checkpoint format (out is a file); 'diffusers': a UNet2DModel folder (out is a folder). */
+  format: oneOf(['ddpm', 'diffusers'] as const).default('ddpm'),
+  /** diffusers only: a pipeline folder (model_index.json, unet/, scheduler/) for DDPMPipeline.from_pretrained. */
+  pipeline: bool().default(false),
 });
 export type ExportOptions = z.output<typeof ExportParamsSchema>;
 

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assertBackendHealthy } from '../backend.ts';
-import { GaussianDiffusion } from '../ddpm/diffusion.ts';
+import { GaussianDiffusion, type VarianceType } from '../ddpm/diffusion.ts';
 import { runSampler, type EpsModel, type SamplerKind, type StepInfo } from '../ddpm/sampler.ts';
 import { makeSchedule, type DdimSpacing, type ScheduleConfig } from '../ddpm/schedule.ts';
 import type { UNetConfig } from '../ddpm/unet.ts';
@@ -88,6 +88,9 @@ export interface SampleJobOptions extends SamplingThreadOptions {
   /** DDIM's timestep spacing (schedule.ts). */
   spacing?: DdimSpacing;
   eta?: number;
+  /** DDPM's σ_t² and x̂0 clipping (the sampler's defaults: β_t, clipped); imported models bring their scheduler's. */
+  varianceType?: VarianceType;
+  clip?: boolean;
   seed: number;
   /** A conditional model's class per image (NULL_CLASS: none), and the classifier-free guidance scale. */
   labels?: readonly number[];
@@ -158,6 +161,8 @@ export async function sampleImages(
       steps: o.steps,
       spacing: o.spacing,
       eta: o.eta,
+      ...(o.varianceType ? { varianceType: o.varianceType } : {}),
+      ...(o.clip !== undefined ? { clip: o.clip } : {}),
       seed: o.seed,
       labels: o.labels,
       guidance: o.guidance,

@@ -69,6 +69,7 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
       steps: o.steps,
       spacing: o.spacing,
       eta: o.eta,
+      ...(w.meta.sampling ?? {}),
       seed: o.seed,
       ...(labels ? { labels, guidance: o.guidance } : {}),
       frames: o.frames,
