@@ -46,6 +46,7 @@ export default defineConfig(
       '.tsbuild/',
       '.tmp/',
       '.cache/',
+      '.vscode-test/',
       'test-results/',
       'runs/',
       'models/',
