@@ -17,6 +17,8 @@ const REQUESTS: [string, z.ZodObject][] = [
   [P.TrainStopRequest.method, P.TrainStopParamsSchema],
   [P.SampleRequest.method, P.SampleParamsSchema],
   [P.InterpolateRequest.method, P.InterpolateParamsSchema],
+  [P.InpaintRequest.method, P.InpaintParamsSchema],
+  [P.Img2ImgRequest.method, P.Img2ImgParamsSchema],
   [P.EvaluateRequest.method, P.EvaluateParamsSchema],
   [P.InspectRequest.method, P.InspectParamsSchema],
   [P.TensorStatsRequest.method, P.TensorStatsParamsSchema],

@@ -178,7 +178,7 @@ const COMMANDS: Record<string, ReturnType<typeof command>> = {
             onWarning: (m) => say(`warning: ${m}`),
             onStart: (s) =>
               say(
-                `inpainting ${plural(o.n, 'image')}: ${s.modelSteps} denoising steps (${o.steps} timesteps, jumps of ${o.jumps}, ${plural(o.resample, 'pass')}) on ${plural(s.threads, 'thread')}`,
+                `inpainting ${plural(o.n, 'image')}: ${s.modelSteps} denoising steps (${o.steps} timesteps, jumps of ${o.jumps}, r = ${o.resample}) on ${plural(s.threads, 'thread')}`,
               ),
             onStep: (s) => progress(s.index + 1, s.total),
           });

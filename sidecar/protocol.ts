@@ -361,6 +361,98 @@ export interface BpdResult {
   /** The same by quarter of t: the terms summed, the MSEs averaged. */
   quarters: { from: number; to: number; vb: number; x0Mse: number; epsMse: number }[];
 }
+// ---- editing: inpainting (RePaint) and image-to-image (SDEdit) ---------------------------------------------------
+
+export const InpaintParamsSchema = z.object({
+  checkpoint: str(),
+  /** The image to inpaint (PNG, JPEG, WebP, …), converted to the checkpoint's size and channels as interpolation's. */
+  image: str(),
+  /**
+   * Where to regenerate: white (above mid-grey) is regenerated, black kept. An image file of the image's shape
+   * (resized and cropped as the image is), or a PNG as a `data:image/png;base64,` URL.
+   */
+  mask: str(),
+  /** Inpaintings of the same image, each with its own noise. */
+  n: int(1, 64).default(4),
+  /** Timesteps of the schedule that RePaint walks (the paper: 250 of 1000; fewer is faster, respaced). */
+  steps: int(1, 1000).default(50),
+  /** RePaint's jump length j: how many steps each resampling goes back up (the paper: 10). */
+  jumps: int(1, 1000).default(5),
+  /** RePaint's r: how many times each jump point is passed (the paper: 10; 1 = no resampling, plain replacement). */
+  resample: int(1, 100).default(5),
+  seed: seed().default(0),
+  /** A conditional model's class: as in ddpm/sample, but none ('any') unless asked, so that the image decides. */
+  class: classChoice().default('any'),
+  guidance: guidanceScale().default(2),
+  ema: bool().default(true),
+  /** x_t and x̂0 grids to stream (on evenly spaced reverse steps), 0 for none. */
+  frames: int(0, 1000).default(0),
+  token: str().optional(),
+  /** Threads running the model on the CPU backends: as in ddpm/sample. */
+  workers: workers().default('auto'),
+});
+export type InpaintParams = z.input<typeof InpaintParamsSchema>;
+export type InpaintOptions = z.output<typeof InpaintParamsSchema>;
+
+export const Img2ImgParamsSchema = z.object({
+  checkpoint: str(),
+  /** The guide: a photo or a rough sketch, converted to the checkpoint's size and channels. */
+  image: str(),
+  /** t₀/T: how far the guide is diffused before denoising; 0 returns it, 1 ignores it (plain sampling). */
+  strength: num(0, 1).default(0.5),
+  /** Edits of the same guide, each with its own noise. */
+  n: int(1, 256).default(8),
+  sampler: oneOf(SAMPLERS).default('ddim'),
+  /** DDIM steps over the whole chain; a run from t₀ takes those below t₀ (DDPM takes all t₀ of its own). */
+  steps: int(1, 1000).default(50),
+  spacing: oneOf(DDIM_SPACINGS).default('trailing'),
+  eta: num(0, 10).default(1),
+  seed: seed().default(0),
+  class: classChoice().default('any'),
+  guidance: guidanceScale().default(2),
+  ema: bool().default(true),
+  frames: int(0, 1000).default(0),
+  token: str().optional(),
+  workers: workers().default('auto'),
+});
+export type Img2ImgParams = z.input<typeof Img2ImgParamsSchema>;
+export type Img2ImgOptions = z.output<typeof Img2ImgParamsSchema>;
+
+/** An inpainting's or an edit's images, and its inputs as the model saw them. */
+export interface EditResult {
+  /** One PNG per image, and all of them in one grid. */
+  images: string[];
+  grid: string;
+  /** The input converted to the checkpoint's size and channels, and (inpainting) the mask as used: white = regenerated. */
+  input: string;
+  mask?: string;
+  imageSize: number;
+  channels: number;
+  /** Model evaluations per image (RePaint's reverse steps; SDEdit's steps from t₀). */
+  modelSteps: number;
+  seconds: number;
+  threads: number;
+  /** A conditional model's class of each image (-1: none), and the class names. */
+  labels?: number[];
+  classes?: string[];
+}
+export const InpaintRequest = new RequestType<InpaintParams, EditResult, void>('ddpm/inpaint');
+export const Img2ImgRequest = new RequestType<Img2ImgParams, EditResult, void>('ddpm/img2img');
+
+/**
+ * Progress of ddpm/inpaint and ddpm/img2img: each step (RePaint's go down and up: `t` is the timestep left, `up` marks
+ * a re-noising jump), and on the requested frames the x_t and x̂0 grids (x̂0 with the known pixels put back).
+ */
+export interface EditProgressParams {
+  token?: string;
+  step: number;
+  total: number;
+  t: number;
+  up?: boolean;
+  frame?: { index: number; xt: string; x0: string };
+}
+export const EditProgressNotification = new NotificationType<EditProgressParams>('ddpm/editProgress');
+
 
 /**
  * Sample quality (sidecar/quality/): n images sampled from the checkpoint (DDIM with ddpm/sample's defaults, the

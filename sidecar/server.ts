@@ -21,6 +21,8 @@ import * as P from './protocol.ts';
 import { parseParams } from './validation.ts';
 
 const VERSION = '0.1.0';
+import { inpaintImage, type EditJobResult } from './jobs/inpaint.ts';
+import { img2img } from './jobs/img2img.ts';
 /** Training progress notifications per second, at most. */
 const PROGRESS_HZ = 10;
 
@@ -221,6 +223,50 @@ export function registerHandlers(
   on(P.ImportRequest, P.ImportParamsSchema, async (o) => importDiffusers(o));
   on(P.TensorStatsRequest, P.TensorStatsParamsSchema, async (o) => tensorStats(o.path, o.name, o.bins));
   on(P.EmaDiffRequest, P.EmaDiffParamsSchema, async (o) => emaDiff(o.path));
+  /** ddpm/inpaint and ddpm/img2img: steps and frames as ddpm/editProgress, the PNGs as base64. */
+  const editCallbacks = (o: { token?: string }, token: CancellationToken) => {
+    const notify = (p: Omit<P.EditProgressParams, 'token'>) =>
+      void connection.sendNotification(P.EditProgressNotification, { token: o.token, ...p });
+    return {
+      signal: signalOf(token),
+      onWarning: warn,
+      onStep: (s: { index: number; total: number; t: number; up?: boolean }) =>
+        notify({ step: s.index, total: s.total, t: s.t, ...(s.up ? { up: true } : {}) }),
+      onFrame: (f: { index: number; t: number; xt: Buffer; x0: Buffer }) =>
+        notify({ step: f.index, total: -1, t: f.t, frame: { index: f.index, xt: b64(f.xt), x0: b64(f.x0) } }),
+    };
+  };
+  const editResult = (r: EditJobResult): P.EditResult => ({
+    images: r.images.map(b64),
+    grid: b64(r.grid),
+    input: b64(r.input),
+    ...(r.mask ? { mask: b64(r.mask) } : {}),
+    imageSize: r.imageSize,
+    channels: r.channels,
+    modelSteps: r.modelSteps,
+    seconds: r.seconds,
+    threads: r.threads,
+    ...(r.labels ? { labels: r.labels, classes: r.classes } : {}),
+  });
+  on(
+    P.InpaintRequest,
+    P.InpaintParamsSchema,
+    async (o, token) => {
+      await ensureBackend();
+      return editResult(await inpaintImage({ ...o, ...editCallbacks(o, token) }));
+    },
+    true,
+  );
+  on(
+    P.Img2ImgRequest,
+    P.Img2ImgParamsSchema,
+    async (o, token) => {
+      await ensureBackend();
+      return editResult(await img2img({ ...o, ...editCallbacks(o, token) }));
+    },
+    true,
+  );
+
 
   return {
     /** Stops a running training job (saving a checkpoint) before the process goes. */

@@ -28,10 +28,10 @@ export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
   const T = w.meta.schedule.T;
   const tensors: tf.Tensor[] = [];
   try {
+    const input = await loadInput(o.image, c);
     if (o.sampler === 'ddim' && o.steps > T)
       throw new BadInputError(`steps must be at most the checkpoint's T = ${T}, got ${o.steps}`);
     const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
-    const input = await loadInput(o.image, c);
     const guide = tf.tensor4d(input, [1, c.imageSize, c.imageSize, c.channels]);
     tensors.push(guide);
     const ts = sdeditTimesteps(T, o.strength, o);

@@ -59,11 +59,11 @@ export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult>
   const c = w.meta.model;
   const tensors: tf.Tensor[] = [];
   try {
+    const input = await loadInput(o.image, c);
+    const mask = await loadMask(o.mask, o.image, c, o.onWarning);
     if (o.steps > w.meta.schedule.T)
       throw new BadInputError(`steps must be at most the checkpoint's T = ${w.meta.schedule.T}, got ${o.steps}`);
     const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
-    const input = await loadInput(o.image, c);
-    const mask = await loadMask(o.mask, o.image, c, o.onWarning);
     const image = tf.tensor4d(input, [1, c.imageSize, c.imageSize, c.channels]);
     const m = tf.tensor4d(mask, [1, c.imageSize, c.imageSize, 1]);
     tensors.push(image, m);

@@ -32,9 +32,11 @@ export interface SamplingThreadOptions {
   pool?: ModelWorkerPool;
 }
 
-/** ε_θ that also carries the backend's health check, which the sampler runs after every step. */
+/** ε_θ (class labels passed on) that also carries the backend's health check, which the sampler runs after every step. */
 function checked(eps: EpsModel): EpsModel {
-  return Object.assign((x: tf.Tensor4D, t: readonly number[]) => eps(x, t), { checkHealth: assertBackendHealthy });
+  return Object.assign((x: tf.Tensor4D, t: readonly number[], labels?: readonly number[]) => eps(x, t, labels), {
+    checkHealth: assertBackendHealthy,
+  });
 }
 
 /**
