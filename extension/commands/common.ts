@@ -6,6 +6,7 @@ import { InspectRequest } from '../../sidecar/protocol.ts';
 import { checkpointSummary } from '../../webview/shared/classes.ts';
 import { setting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
+import { samePath } from '../samePath.ts';
 
 const RECENT_KEY = 'ddpm.recentCheckpoints';
 
@@ -35,7 +36,7 @@ export function shippedLabel(file: string): string {
 }
 
 export function rememberCheckpoint(context: vscode.ExtensionContext, file: string): void {
-  const recent = context.globalState.get<string[]>(RECENT_KEY, []).filter((f) => f !== file);
+  const recent = context.globalState.get<string[]>(RECENT_KEY, []).filter((f) => !samePath(f, file));
   void context.globalState.update(RECENT_KEY, [file, ...recent].slice(0, 8));
 }
 
@@ -66,7 +67,7 @@ export async function pickCheckpoint(
   const listed = new Set(items.map((i) => i.file));
   const recent = context.globalState
     .get<string[]>(RECENT_KEY, [])
-    .filter((f) => !listed.has(f) && fs.existsSync(f))
+    .filter((f) => ![...listed].some((l) => l !== undefined && samePath(l, f)) && fs.existsSync(f))
     .map((f) => ({ label: path.basename(f), detail: f, file: f }));
   if (recent.length) items.push({ label: 'recent', kind: vscode.QuickPickItemKind.Separator }, ...recent);
   items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });

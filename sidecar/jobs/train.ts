@@ -254,7 +254,8 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
   const evalCsv = path.join(o.out, 'eval.csv');
   if (held) {
     const evalHeader = `step,loss,${evalGrid.map((t) => `t${t}`).join(',')}\n`;
-    const old = fs.existsSync(evalCsv) ? fs.readFileSync(evalCsv, 'utf8').split('\n') : [];
+    // Line ends of either kind: a log saved by a Windows editor, or checked out with core.autocrlf, has CRLF.
+    const old = fs.existsSync(evalCsv) ? fs.readFileSync(evalCsv, 'utf8').split(/\r?\n/) : [];
     // A resumed run keeps the rows up to its checkpoint's step (when the grid is the same); a new run starts afresh.
     const keepRows =
       trainer.step > 0 && old[0] === evalHeader.trimEnd()
@@ -270,7 +271,7 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
     // Rows written after the checkpoint we resume from belong to steps that are about to be redone.
     const rows = fs
       .readFileSync(csv, 'utf8')
-      .split('\n')
+      .split(/\r?\n/)
       .slice(1)
       .filter((r) => r && Number(r.split(',')[0]) <= trainer.step);
     fs.writeFileSync(csv, header + rows.map((r) => `${r}\n`).join(''));
