@@ -102,6 +102,9 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           if (choice) void vscode.commands.executeCommand('ddpm.sample', { checkpoint: file, ...choice });
           break;
         }
+        case 'importDiffusers':
+          void vscode.commands.executeCommand('ddpm.importDiffusers', vscode.Uri.file(file));
+          break;
         case 'evaluate':
           if (!evaluation) await this.evaluate(file, post, (c) => (evaluation = c));
           break;

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { InfoRequest } from '../sidecar/protocol.ts';
 import { SidecarClient } from './sidecarClient.ts';
+import { runDownloadPretrained, runImportDiffusers, type DownloadCommandOptions } from './commands/downloadModel.ts';
 import { runSampleCommand, type SampleOptions } from './commands/sample.ts';
 import { Training, type TrainOptions } from './commands/train.ts';
 import { TrajectoryPanel, TRAJECTORY_VIEW } from './panels/trajectoryPanel.ts';
@@ -43,6 +44,17 @@ export function activate(context: vscode.ExtensionContext) {
     ),
     vscode.commands.registerCommand('ddpm.showTraining', () => training.reveal()),
     vscode.commands.registerCommand('ddpm.showLog', () => log.show()),
+    vscode.commands.registerCommand('ddpm.downloadPretrained', (opts?: DownloadCommandOptions) =>
+      runDownloadPretrained(context, sc, isOptions(opts) ? opts : undefined),
+    ),
+    vscode.commands.registerCommand('ddpm.importDiffusers', (source?: vscode.Uri, out?: string) =>
+      runImportDiffusers(
+        context,
+        sc,
+        source instanceof vscode.Uri ? source : undefined,
+        typeof out === 'string' ? out : undefined,
+      ),
+    ),
     vscode.commands.registerCommand('ddpm.info', async () => {
       const info = await sc.request(InfoRequest, {});
       log.info(`sidecar ${info.version}: backend ${info.backend.name} (${info.backend.device})`);

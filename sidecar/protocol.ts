@@ -570,6 +570,11 @@ export interface InspectResult {
   tensors: { name: string; dtype: string; shape: number[] }[];
   lossHistory: { steps: number[]; loss: number[] } | null;
   metadata: Record<string, string>;
+  /**
+   * A foreign file that holds a diffusers UNet2DModel: its config.json (beside it, or null), whether ddpm/import takes
+   * it, why not, and its model.
+   */
+  diffusers?: { config: string | null; importable: boolean; problem?: string; model?: ModelConfig };
 }
 export const InspectRequest = new RequestType<InspectParams, InspectResult, void>('ddpm/inspect');
 

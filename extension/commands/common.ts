@@ -6,6 +6,7 @@ import { InspectRequest } from '../../sidecar/protocol.ts';
 import { checkpointSummary } from '../../webview/shared/classes.ts';
 import { setting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
+import { downloadedModels } from '../pretrained.ts';
 import { samePath } from '../samePath.ts';
 
 const RECENT_KEY = 'ddpm.recentCheckpoints';
@@ -58,12 +59,24 @@ export async function pickCheckpoint(
   const configured = setting<string>('defaultCheckpoint');
   const fallback = configured || shippedCheckpoint(context);
   if (useDefault) return fallback;
-  type Item = vscode.QuickPickItem & { file?: string };
+  type Item = vscode.QuickPickItem & { file?: string; download?: boolean };
   const shipped = shippedCheckpoints(context);
   const items: Item[] = [];
   if (configured) items.push({ label: path.basename(configured), detail: configured, file: configured });
   for (const f of shipped.filter((f) => f !== configured)) items.push({ label: shippedLabel(f), file: f });
   if (!shipped.length && !configured) items.push({ label: shippedLabel(fallback), file: fallback });
+  // The paper's models downloaded from the Hub (DDPM: Download Pretrained Model…), and the way to get one.
+  items.push(
+    { label: 'pretrained', kind: vscode.QuickPickItemKind.Separator },
+    ...downloadedModels(context)
+      .filter((d) => d.file !== configured)
+      .map((d) => ({ label: d.label, description: d.repo, file: d.file })),
+    {
+      label: '$(cloud-download) Download Pretrained Model…',
+      description: 'CIFAR-10, CelebA-HQ, LSUN church, bedroom, cat (Ho et al. 2020)',
+      download: true,
+    },
+  );
   const listed = new Set(items.map((i) => i.file));
   const recent = context.globalState
     .get<string[]>(RECENT_KEY, [])
@@ -104,6 +117,12 @@ export async function pickCheckpoint(
   });
   if (!pick) return undefined;
   if (pick.file) return pick.file;
+  if (pick.download)
+    return (
+      await vscode.commands.executeCommand<{ checkpoint: string } | undefined>('ddpm.downloadPretrained', {
+        quiet: true,
+      })
+    )?.checkpoint;
   const chosen = await vscode.window.showOpenDialog({
     canSelectMany: false,
     filters: { Checkpoints: ['safetensors'] },

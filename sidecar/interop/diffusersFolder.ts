@@ -8,7 +8,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../checkpoint/checkpoint.ts';
-import { encodeSafetensors, readHeader, readTensorF32, type TensorToWrite } from '../checkpoint/safetensors.ts';
+import {
+  encodeSafetensors,
+  readHeader,
+  readTensorF32,
+  type SafetensorsHeader,
+  type TensorToWrite,
+} from '../checkpoint/safetensors.ts';
 import type { ScheduleConfig } from '../ddpm/schedule.ts';
 import type { UNetConfig } from '../ddpm/unet.ts';
 import {
@@ -214,4 +220,54 @@ export function writeDiffusersModel(
       }),
     );
   return written;
+}
+
+/** What the inspector says of a foreign safetensors file that holds a diffusers UNet2DModel. */
+export interface DiffusersDetection {
+  /** The config.json found for it (beside it), or null. */
+  config: string | null;
+  /** Whether `ddpm import` would take it: config found, supported, and its tensors are the config's. */
+  importable: boolean;
+  /** Why not, when not. */
+  problem?: string;
+  model?: UNetConfig;
+}
+
+/** A UNet2DModel's state_dict by its tensor names (conv_in, time_embedding, down_blocks), read from the header only. */
+export function detectDiffusers(header: SafetensorsHeader): DiffusersDetection | null {
+  const names = new Set(header.tensors.map((t) => t.name));
+  if (!names.has('conv_in.weight') || !names.has('time_embedding.linear_1.weight') || !names.has('conv_out.weight'))
+    return null;
+  let files: DiffusersFiles;
+  try {
+    files = locateDiffusersModel(header.file);
+  } catch (e) {
+    return { config: null, importable: false, problem: (e as Error).message };
+  }
+  try {
+    const model = unetConfigFromDiffusers(readJson(files.config), files.config);
+    const byName = new Map(header.tensors.map((t) => [t.name, t]));
+    const used = new Set<string>();
+    for (const k of diffusersKeyPairs(model)) {
+      const e = byName.get(k.diffusers) ?? (k.legacy ? byName.get(k.legacy) : undefined);
+      if (!e || e.shape.join(',') !== k.torchShape.join(','))
+        return {
+          config: files.config,
+          importable: false,
+          problem: `its tensors do not match its config.json (${k.diffusers}: ${e ? `[${e.shape}] ≠ [${k.torchShape}]` : 'missing'})`,
+          model,
+        };
+      used.add(e.name);
+    }
+    if (used.size !== names.size)
+      return {
+        config: files.config,
+        importable: false,
+        problem: `${names.size - used.size} of its tensors are not in the model its config.json describes`,
+        model,
+      };
+    return { config: files.config, importable: true, model };
+  } catch (e) {
+    return { config: files.config, importable: false, problem: (e as Error).message };
+  }
 }

@@ -5,6 +5,7 @@
  */
 import { CHECKPOINT_FORMAT, readCheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
 import { readHeader, readTensorF32 } from '../checkpoint/safetensors.ts';
+import { detectDiffusers } from '../interop/diffusersFolder.ts';
 import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../protocol.ts';
 import { NotFoundError, requireFile } from './errors.ts';
 
@@ -37,7 +38,14 @@ export function inspectCheckpoint(file: string): InspectResult {
     tensors: h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
     lossHistory: meta?.lossHistory ?? null,
     metadata: meta ? {} : h.metadata,
+    // A diffusers model's weights: whether `ddpm import` (the inspector's Import) takes it, or why not.
+    ...(meta ? {} : diffusersOf(h)),
   };
+}
+
+function diffusersOf(h: Parameters<typeof detectDiffusers>[0]): Pick<InspectResult, 'diffusers'> {
+  const d = detectDiffusers(h);
+  return d ? { diffusers: d } : {};
 }
 
 export interface LossSummary {

@@ -23,6 +23,7 @@ import { readDiffusersModel, WEIGHTS_FILE } from '../../sidecar/interop/diffuser
 import { diffusersKeyPairs } from '../../sidecar/interop/diffusersWeights.ts';
 import { classifyError } from '../../sidecar/jobs/errors.ts';
 import { exportDiffusers, importDiffusers } from '../../sidecar/jobs/importModel.ts';
+import { inspectCheckpoint } from '../../sidecar/jobs/inspect.ts';
 import { repoRoot } from '../helpers/paths.ts';
 
 const FIXTURE = path.join(repoRoot, 'test', 'fixtures', 'diffusers');
@@ -354,4 +355,29 @@ test('what cannot be exported says why: conditional models, fewer channels than 
     () => exportDiffusers({ checkpoint: path.join(dir, 'none'), out: dir, ema: true, f16: false, pipeline: false }),
     /checkpoint not found/,
   );
+});
+
+test('the inspector recognises a diffusers model’s weights and says whether they can be imported', () => {
+  const r = inspectCheckpoint(path.join(SMALL, WEIGHTS_FILE));
+  assert.equal(r.format, null);
+  assert.equal(r.diffusers?.importable, true);
+  assert.equal(r.diffusers?.config, path.join(SMALL, 'config.json'));
+  assert.equal(r.diffusers?.model?.imageSize, 16);
+  // Weights alone (no config.json beside them): recognised, not importable, and why.
+  const alone = tmpDir();
+  fs.copyFileSync(path.join(SMALL, WEIGHTS_FILE), path.join(alone, WEIGHTS_FILE));
+  const a = inspectCheckpoint(path.join(alone, WEIGHTS_FILE));
+  assert.equal(a.diffusers?.importable, false);
+  assert.match(a.diffusers?.problem ?? '', /no config\.json/);
+  // A config that does not describe these weights.
+  const other = rewrittenCopy((name, data) => ({ name, bytes: f32Bytes(data), dtype: 'F32' }), {
+    ...smallConfig(),
+    layers_per_block: 1,
+  });
+  assert.match(
+    inspectCheckpoint(path.join(other, WEIGHTS_FILE)).diffusers?.problem ?? '',
+    /do not match|not in the model/,
+  );
+  // Our own checkpoints and other foreign files are not diffusers models.
+  assert.equal(inspectCheckpoint(path.join(repoRoot, 'models', 'mnist.safetensors')).diffusers, undefined);
 });

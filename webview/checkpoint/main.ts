@@ -76,6 +76,7 @@ function renderTable(): void {
 
 for (const control of [filter, sort, descending]) control.addEventListener('input', renderTable);
 sampleButton.addEventListener('click', () => post({ type: 'sample' }));
+byId('importDiffusers').addEventListener('click', () => post({ type: 'importDiffusers' }));
 previewButton.addEventListener('click', () => {
   byId('previewCaption').textContent = 'sampling…';
   post({ type: 'preview' });
@@ -247,6 +248,16 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
         byId('note').textContent =
           'This safetensors file was not written by DDPM Studio: its tensors can be listed and inspected, but it cannot be sampled from.';
         sampleButton.disabled = previewButton.disabled = true;
+        // A diffusers UNet2DModel (e.g. from the Hugging Face Hub): say so, and offer the import when it would work.
+        const d = r.diffusers;
+        if (d) {
+          byId('diffusers').hidden = false;
+          byId('diffusers').dataset.importable = String(d.importable);
+          byId('diffusersText').textContent = d.importable
+            ? `These are the weights of a diffusers UNet2DModel${d.model ? ` (${d.model.imageSize}×${d.model.imageSize}×${d.model.channels})` : ''}: import them as a DDPM Studio checkpoint to sample from them.`
+            : `These look like the weights of a diffusers UNet2DModel, but they cannot be imported: ${d.problem ?? 'unknown reason'}`;
+          byId('importDiffusers', HTMLButtonElement).disabled = !d.importable;
+        }
       } else byId('evalSection').hidden = false;
       if (r.lossHistory && r.lossHistory.steps.length > 1) {
         const h = r.lossHistory;

@@ -99,7 +99,9 @@ export type CheckpointFromWebview =
   | { type: 'sample' }
   | { type: 'preview' }
   | { type: 'evaluate' }
-  | { type: 'stopEval' };
+  | { type: 'stopEval' }
+  /** A diffusers UNet2DModel's weights: DDPM: Import Diffusers Model… on this file. */
+  | { type: 'importDiffusers' };
 
 export type InterpolateToWebview =
   | { type: 'start'; rows: number[]; lambdas: number[]; a: string; b: string; checkpoint: string }
