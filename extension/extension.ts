@@ -15,6 +15,7 @@ import {
   runRemoveNativeBackend,
   type InstallCommandOptions,
 } from './commands/nativeBackend.ts';
+import { runOpenCheckpoint } from './commands/openCheckpoint.ts';
 
 let sidecar: SidecarClient | null = null;
 
@@ -60,6 +61,9 @@ export function activate(context: vscode.ExtensionContext) {
       log.info(`sidecar ${info.version}: backend ${info.backend.name} (${info.backend.device})`);
       return info;
     }),
+    vscode.commands.registerCommand('ddpm.openCheckpoint', (target?: vscode.Uri) =>
+      runOpenCheckpoint(context, sc, target),
+    ),
     vscode.commands.registerCommand('ddpm._sidecarPid', () => sc.pid()),
     vscode.commands.registerCommand('ddpm.installCudaBackend', (opts?: InstallCommandOptions) =>
       runInstallNativeBackend(context, sc, () => training.running, isOptions(opts) ? opts : undefined),
