@@ -24,7 +24,9 @@ export function str() {
   return z
     .string({ error })
     .min(1, { error })
-    .max(LIMITS.stringChars, { error: `must be at most ${LIMITS.stringChars} characters long` });
+    .max(LIMITS.stringChars, { error: `must be at most ${LIMITS.stringChars} characters long` })
+    // No path or name holds one; node's fs refuses it deep inside a job, as an internal error.
+    .refine((s) => !s.includes('\0'), { error: 'must not contain a NUL character' });
 }
 
 export function bool() {

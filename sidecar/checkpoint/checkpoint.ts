@@ -108,12 +108,29 @@ export function downsampleHistory(h: LossHistory, max = 1000): LossHistory {
  */
 export const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
 
+/** A full disk (or quota) named as such, with what was kept; other errors as they are. */
+function diskFull(e: unknown, file: string, bytes: number): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return e;
+  return new Error(
+    `no space left on the disk to write ${file} (${(bytes / 2 ** 20).toFixed(1)} MB${code === 'EDQUOT' ? ', disk quota reached' : ''}): ` +
+      `nothing was replaced${fs.existsSync(file) ? `, the previous ${path.basename(file)} is intact` : ''}. Free some space and try again.`,
+    { cause: e },
+  );
+}
+
 /** Writes `chunks` to `file` atomically (same-folder temp file, fsync, rename, fsync folder). */
 export function writeFileAtomic(file: string, chunks: readonly Buffer[]): void {
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
-  // 'wx': never open (and truncate) a file that is already there.
-  const fd = fs.openSync(tmp, 'wx');
+  const bytes = chunks.reduce((a, c) => a + c.length, 0);
+  let fd: number;
+  try {
+    // 'wx': never open (and truncate) a file that is already there.
+    fd = fs.openSync(tmp, 'wx');
+  } catch (e) {
+    throw diskFull(e, file, bytes);
+  }
   try {
     for (const c of chunks) {
       let off = 0;
@@ -123,7 +140,7 @@ export function writeFileAtomic(file: string, chunks: readonly Buffer[]): void {
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw diskFull(e, file, bytes);
   }
   fs.closeSync(fd);
   try {

@@ -51,17 +51,48 @@ export function placeCentered(
     for (let x = 0; x < w; x++) out[offset + (y + top) * size + x + left] = src[y * w + x] / 127.5 - 1;
 }
 
-/** Decompresses a gzipped file, stopping at LIMITS.inflatedBytes: a small .gz can inflate to terabytes. */
+/**
+ * The size an IDX file's header announces (16 + n·h·w for images, 8 + n for labels), from its first bytes; null when
+ * they are not an IDX header (the parser then says what is wrong).
+ */
+function announcedSize(head: Buffer): number | null {
+  if (head.length < 8 || head[0] !== 0 || head[1] !== 0 || head[2] !== 0x08) return null;
+  if (head[3] === 1) return 8 + head.readUInt32BE(4);
+  if (head[3] === 3 && head.length >= 16)
+    return 16 + head.readUInt32BE(4) * head.readUInt32BE(8) * head.readUInt32BE(12);
+  return null;
+}
+
+/**
+ * Decompresses a gzipped file without trusting it: a small .gz can inflate to terabytes. The first bytes are inflated
+ * alone to read the header; a header that announces more than `maxBytes` is refused before anything else is
+ * inflated, and the rest inflates to at most the announced size (more is refused too), never past `maxBytes`.
+ */
 function gunzipIfNeeded(buf: Buffer, file: string, maxBytes: number = LIMITS.inflatedBytes): Buffer {
   if (buf.length < 2 || buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
+  const tooLarge = (what: string) =>
+    new Error(
+      `${file}: ${what} is over the limit of ${maxBytes.toLocaleString('en-US')} bytes (a gzip bomb, or not a dataset)`,
+    );
   try {
-    return zlib.gunzipSync(buf, { maxOutputLength: maxBytes });
+    // A truncated stream with a sync flush gives what it holds so far, without an error.
+    const head = zlib.gunzipSync(buf.subarray(0, 4096), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const announced = announcedSize(head);
+    if (announced !== null && announced > maxBytes)
+      throw tooLarge(`the decompressed size its header announces (${announced.toLocaleString('en-US')} bytes)`);
+    const cap = announced ?? maxBytes;
+    try {
+      return zlib.gunzipSync(buf, { maxOutputLength: cap });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw e;
+      throw announced === null
+        ? tooLarge('the decompressed data')
+        : new Error(
+            `${file}: the decompressed data is longer than the ${announced.toLocaleString('en-US')} bytes its header announces (a gzip bomb, or not a dataset)`,
+          );
+    }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
-      throw new Error(
-        `${file}: the decompressed data is over the limit of ${maxBytes.toLocaleString('en-US')} bytes (a gzip bomb, or not a dataset)`,
-        { cause: e },
-      );
+    if ((e as Error).message.startsWith(`${file}: `)) throw e;
     throw new Error(`${file}: the gzip stream is damaged (${(e as Error).message})`, { cause: e });
   }
 }

@@ -162,7 +162,20 @@ test('a gzip bomb is stopped at the inflation limit with a clear error', () => {
   assert.ok(gz.length < 200_000);
   assert.throws(
     () => parseIdxImages(gz, 'bomb.gz', 8 * 1024 * 1024),
-    /bomb\.gz: the decompressed data is over the limit of 8,388,608 bytes/,
+    /bomb\.gz: the decompressed size its header announces \(67,108,880 bytes\) is over the limit of 8,388,608 bytes/,
+  );
+  // A bomb that announces 10 images and inflates to 64 MB: stopped at the announced size, not at the limit.
+  const liar = Buffer.from(header);
+  liar.writeUInt32BE(10, 4);
+  const gzLiar = zlib.gzipSync(Buffer.concat([liar, Buffer.alloc(n * 32 * 32)]));
+  assert.throws(
+    () => parseIdxImages(gzLiar, 'liar.gz', 128 * 1024 * 1024),
+    /liar\.gz: the decompressed data is longer than the 10,256 bytes its header announces/,
+  );
+  // Without an IDX header, the limit itself stops it.
+  assert.throws(
+    () => parseIdxImages(zlib.gzipSync(Buffer.alloc(n * 32 * 32, 1)), 'noise.gz', 8 * 1024 * 1024),
+    /noise\.gz: the decompressed data is over the limit of 8,388,608 bytes/,
   );
   // The same file within the limit parses.
   assert.equal(parseIdxImages(gz, 'bomb.gz', 128 * 1024 * 1024).n, n);
@@ -197,6 +210,13 @@ test('request schemas take their bounds from LIMITS and name the field and the l
     /field 't' must be an integer in 0\.\.9999/,
   );
   assert.equal(new LimitError('x', 11, 10).message, 'x is 11, over the limit of 10');
+  // Found by bench/faults/rpcFuzz.ts: a NUL in a path reached node's fs as an internal error; more DDIM steps than the
+  // checkpoint's T was an internal error too.
+  assert.throws(
+    () => parseParams(SampleParamsSchema, { checkpoint: 'a\0b' }),
+    /field 'checkpoint' must not contain a NUL character/,
+  );
+  assert.equal(classifyError(new Error('DDIM steps must be an integer in 1..20, got 50')), 'bad-input');
 });
 
 test('metadata strings reach the terminal with escape sequences defused', () => {
@@ -330,4 +350,28 @@ test('the stdio framing guard passes whole messages through in any chunking and 
   assert.match(none.errors[0], /a message without a Content-Length header/);
   const huge = await run('Content-Length: 1000000000000\r\n\r\n', []);
   assert.match(huge.errors[0], /a Content-Length of 1,000,000,000,000 bytes, over the limit of 268,435,456/);
+});
+
+test('a checkpoint whose tensors do not match its own model config is bad input, named, not an internal error', async () => {
+  const { saveTinyCheckpoint } = await import('../helpers/tinyCheckpoint.ts');
+  const { loadWeights } = await import('../../sidecar/jobs/weights.ts');
+  const file = path.join(tmp, 'mismatch.safetensors');
+  saveTinyCheckpoint(file, 20);
+  // The same file with numClasses = 3 in its config: the class embedding is missing (found by bench/faults/fileFuzz.ts).
+  const h = readHeader(file);
+  const meta = JSON.parse(h.metadata.ddpm);
+  meta.model.numClasses = 3;
+  const bytes = fs.readFileSync(file);
+  const header = JSON.parse(bytes.subarray(8, 8 + h.headerSize).toString());
+  header.__metadata__.ddpm = JSON.stringify(meta);
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([len, json, bytes.subarray(8 + h.headerSize)]));
+  assert.throws(
+    () => loadWeights(file, true),
+    (e: Error) =>
+      /its weights do not match its model config: 'class_embed\.weight' is missing/.test(e.message) &&
+      classifyError(e) === 'bad-input',
+  );
 });
