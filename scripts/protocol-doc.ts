@@ -23,6 +23,7 @@ const REQUESTS: [string, z.ZodObject][] = [
   [P.InspectRequest.method, P.InspectParamsSchema],
   [P.TensorStatsRequest.method, P.TensorStatsParamsSchema],
   [P.EmaDiffRequest.method, P.EmaDiffParamsSchema],
+  [P.ImportRequest.method, P.ImportParamsSchema],
 ];
 
 interface JsonSchema {
