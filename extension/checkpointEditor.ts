@@ -3,6 +3,7 @@
  * show the model card, loss history and tensor table; statistics, EMA differences and a preview grid are computed by
  * the sidecar on request. Foreign safetensors files get the table and statistics; corrupt files show the error.
  */
+import { startJob } from './jobLog.ts';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -20,7 +21,7 @@ import type { CheckpointFromWebview, CheckpointToWebview } from '../webview/shar
 import type { SidecarClient } from './sidecarClient.ts';
 import type { WebviewView } from './panels/html.ts';
 import { PanelHost } from './panels/panelHost.ts';
-import { errorMessage } from './commands/common.ts';
+import { errorMessage, showFailure } from './commands/common.ts';
 import { askClassAndGuidance } from './commands/sample.ts';
 import { checkpointClasses } from '../webview/shared/classes.ts';
 import { evalKeyOf } from '../webview/shared/evalResults.ts';
@@ -67,7 +68,19 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     const post = (m: CheckpointToWebview) => void host.post(m);
     let evaluation: CancellationTokenSource | null = null;
     panel.onDidDispose(() => evaluation?.cancel());
+    // Only files on disk: the sidecar reads paths. fsPath of another scheme (git:, a virtual file system, untitled:)
+    // names a local path that is not this document (or nothing at all).
+    const onDisk = doc.uri.scheme === 'file';
     host.onMessage(async (m) => {
+      if (!onDisk) {
+        if (m.type === 'ready')
+          post({
+            type: 'error',
+            path: doc.uri.toString(),
+            message: `The checkpoint inspector reads files on disk; this document is a '${doc.uri.scheme}:' resource. Open the file from a folder on disk (or save a local copy) to inspect it.`,
+          });
+        return;
+      }
       switch (m.type) {
         case 'ready': {
           post({ type: 'loading', path: file });
@@ -102,6 +115,9 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           if (choice) void vscode.commands.executeCommand('ddpm.sample', { checkpoint: file, ...choice });
           break;
         }
+        case 'resume':
+          void vscode.commands.executeCommand('ddpm.resumeTraining', vscode.Uri.file(file));
+          break;
         case 'importDiffusers':
           void vscode.commands.executeCommand('ddpm.importDiffusers', vscode.Uri.file(file));
           break;
@@ -142,6 +158,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       if (p.token === token) post({ type: 'evalProgress', stage: p.stage, done: p.done, total: p.total });
     });
     post({ type: 'evalStart', ...choice });
+    const job = startJob(this.sidecar.log, 'evaluate', { checkpoint: file, ...choice });
     try {
       const result = await this.sidecar.request(
         EvaluateRequest,
@@ -154,6 +171,17 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           workers: workersSetting('sampleWorkers'),
         },
         cts.token,
+      );
+      const b = result.bpd;
+      const q = result.quality;
+      job.done(
+        [
+          b ? `${b.mean.toFixed(3)}${b.stderr !== null ? ` ± ${b.stderr.toFixed(3)}` : ''} bits/dim` : '',
+          q ? `Fréchet distance ${q.frechetDistance.toFixed(2)}` : '',
+          `${result.n} images, step ${result.step}`,
+        ]
+          .filter(Boolean)
+          .join(', '),
       );
       let entries;
       const entry = { key: evalKeyOf(result), at: new Date().toISOString(), result };
@@ -168,8 +196,10 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       post({ type: 'evalStored', entries });
     } catch (e) {
       const cancelled = cts.token.isCancellationRequested;
+      if (cancelled) job.stopped();
+      else job.failed(errorMessage(e));
       post({ type: 'evalError', message: cancelled ? 'stopped' : errorMessage(e), cancelled });
-      if (!cancelled) void vscode.window.showErrorMessage(`DDPM: evaluation failed: ${errorMessage(e)}`);
+      if (!cancelled) showFailure(this.sidecar, 'evaluation failed', e);
     } finally {
       sub.dispose();
       cts.dispose();

@@ -93,6 +93,11 @@ export const TrainParamsSchema = z.object({
   out: str(),
   /** Continue the run in `out` if it has a checkpoint. */
   resume: bool().default(false),
+  /**
+   * With resume: continue from this training checkpoint (e.g. an older ckpt-N of the run) instead of the run's
+   * latest.safetensors. Its data must be the request's.
+   */
+  resumeFrom: str().optional(),
   /** Save a checkpoint every N steps (0: only at the end). */
   saveEvery: int(0).default(250),
   /** Write a preview grid every N steps (0: never). */
@@ -198,6 +203,44 @@ export interface JobEndedParams {
   error?: string;
 }
 export const JobEndedNotification = new NotificationType<JobEndedParams>('ddpm/jobEnded');
+
+/**
+ * ddpm/trainRun: a training run as a client that (re)attaches needs it — after a window reload, in a restored Training
+ * view, or before resuming: the live job training it in this sidecar (if any), how the last job ended here, and what
+ * its folder holds (the loss history of loss.csv, the held-out losses of eval.csv, the latest preview, the
+ * checkpoints, and the request of run.json). Without `out`: the run of the job training now (null when none is).
+ */
+export const TrainRunParamsSchema = z.object({ out: str().optional() });
+export type TrainRunParams = z.input<typeof TrainRunParamsSchema>;
+export interface TrainRunResult {
+  out: string;
+  /** The job training this run now in this sidecar; its notifications follow. */
+  job: { jobId: string; step: number; steps: number; backend: { name: string; device: string } } | null;
+  /** How the last job of this run in this sidecar ended (null if none ended here). */
+  ended: Omit<JobEndedParams, 'jobId'> | null;
+  /** From the live job, else run.json, else the latest checkpoint (null where none says). */
+  data: string | null;
+  preset: string | null;
+  /** The run's target number of steps (null where unknown). */
+  steps: number | null;
+  batch: number | null;
+  /** The latest step trained (the live job's, else the latest checkpoint's; 0 for a run without one). */
+  step: number;
+  /** The step the live (or last) job resumed from; null for a new run. */
+  resumedFrom: number | null;
+  /** Diffusion steps T of the run's schedule (what the loss quarters are quarters of); null where unknown. */
+  T: number | null;
+  /** loss.csv, evenly thinned to at most 4,000 points (the last one kept): the loss, and by quarter of t. */
+  history: { steps: number[]; loss: number[]; quarters: (number | null)[][] };
+  /** eval.csv: the held-out loss of the EMA weights by step. */
+  evals: { step: number; loss: number }[];
+  /** The newest preview grid (samples/step-N.png) and its PNG bytes. */
+  preview: { step: number; path: string; png: string } | null;
+  /** ckpt-N.safetensors files, oldest first, and latest.safetensors (null if none). */
+  checkpoints: { step: number; path: string }[];
+  latest: string | null;
+}
+export const TrainRunRequest = new RequestType<TrainRunParams, TrainRunResult | null, void>('ddpm/trainRun');
 
 // ---- sampling -----------------------------------------------------------------------------------------------------
 
@@ -318,49 +361,6 @@ export const InterpolateProgressNotification = new NotificationType<InterpolateP
   'ddpm/interpolateProgress',
 );
 
-// ---- evaluation ---------------------------------------------------------------------------------------------------
-
-export const EvaluateParamsSchema = z.object({
-  checkpoint: str(),
-  /** 'mnist', 'idx:PATH', 'cifar10:PATH' (their held-out images) or 'folder:PATH' (which has none: all of it). */
-  data: str(),
-  /** Images to evaluate, the first n of the held-out split; bits/dim takes T forward passes per image. */
-  n: int(1, 10000).default(64),
-  /** The variational bound in bits/dim, exact over all T, with its per-t terms. */
-  bpd: bool().default(true),
-  /** Sample quality (a classifier's confidence, coverage and Fréchet distance) for labelled datasets. */
-  quality: bool().default(false),
-  /** Seed of the noise of q(x_t|x_0), per image and t: the same seed gives the same numbers. */
-  seed: seed().default(0),
-  ema: bool().default(true),
-  /** Echoed in ddpm/evaluateProgress. */
-  token: str().optional(),
-  /** Threads running the model on the CPU backends: as in ddpm/sample. */
-  workers: workers().default('auto'),
-});
-export type EvaluateParams = z.input<typeof EvaluateParamsSchema>;
-export type EvaluateOptions = z.output<typeof EvaluateParamsSchema>;
-
-/** The variational bound (Ho et al. 2020, eq. 5) over the evaluated images, in bits/dim. */
-export interface BpdResult {
-  /** The bound: mean over the images, and its standard error (null for one image). */
-  mean: number;
-  stderr: number | null;
-  /** Means over the images of the prior term L_T, the decoder term L_0 and the sum of the KL terms L_1 … L_{T−1}. */
-  prior: number;
-  decoder: number;
-  kl: number;
-  /** Each image's bound, in the order of `images`. */
-  perImage: number[];
-  /** σ_t² of p_θ(x_{t−1}|x_t): the one the DDPM sampler uses ('fixedlarge': β_t; 'fixedsmall': β̃_t). */
-  variance: 'fixedlarge' | 'fixedsmall';
-  /** Whether x̂_0 is clipped to [−1, 1] (as when sampling). */
-  clip: boolean;
-  /** Means over the images for each t = 0 … T−1: the term (L_0 at t = 0, else the KL) and the MSE of x̂_0 and of ε. */
-  perT: { vb: number[]; x0Mse: number[]; epsMse: number[] };
-  /** The same by quarter of t: the terms summed, the MSEs averaged. */
-  quarters: { from: number; to: number; vb: number; x0Mse: number; epsMse: number }[];
-}
 // ---- editing: inpainting (RePaint) and image-to-image (SDEdit) ---------------------------------------------------
 
 export const InpaintParamsSchema = z.object({
@@ -453,6 +453,49 @@ export interface EditProgressParams {
 }
 export const EditProgressNotification = new NotificationType<EditProgressParams>('ddpm/editProgress');
 
+// ---- evaluation ---------------------------------------------------------------------------------------------------
+
+export const EvaluateParamsSchema = z.object({
+  checkpoint: str(),
+  /** 'mnist', 'idx:PATH', 'cifar10:PATH' (their held-out images) or 'folder:PATH' (which has none: all of it). */
+  data: str(),
+  /** Images to evaluate, the first n of the held-out split; bits/dim takes T forward passes per image. */
+  n: int(1, 10000).default(64),
+  /** The variational bound in bits/dim, exact over all T, with its per-t terms. */
+  bpd: bool().default(true),
+  /** Sample quality (a classifier's confidence, coverage and Fréchet distance) for labelled datasets. */
+  quality: bool().default(false),
+  /** Seed of the noise of q(x_t|x_0), per image and t: the same seed gives the same numbers. */
+  seed: seed().default(0),
+  ema: bool().default(true),
+  /** Echoed in ddpm/evaluateProgress. */
+  token: str().optional(),
+  /** Threads running the model on the CPU backends: as in ddpm/sample. */
+  workers: workers().default('auto'),
+});
+export type EvaluateParams = z.input<typeof EvaluateParamsSchema>;
+export type EvaluateOptions = z.output<typeof EvaluateParamsSchema>;
+
+/** The variational bound (Ho et al. 2020, eq. 5) over the evaluated images, in bits/dim. */
+export interface BpdResult {
+  /** The bound: mean over the images, and its standard error (null for one image). */
+  mean: number;
+  stderr: number | null;
+  /** Means over the images of the prior term L_T, the decoder term L_0 and the sum of the KL terms L_1 … L_{T−1}. */
+  prior: number;
+  decoder: number;
+  kl: number;
+  /** Each image's bound, in the order of `images`. */
+  perImage: number[];
+  /** σ_t² of p_θ(x_{t−1}|x_t): the one the DDPM sampler uses ('fixedlarge': β_t; 'fixedsmall': β̃_t). */
+  variance: 'fixedlarge' | 'fixedsmall';
+  /** Whether x̂_0 is clipped to [−1, 1] (as when sampling). */
+  clip: boolean;
+  /** Means over the images for each t = 0 … T−1: the term (L_0 at t = 0, else the KL) and the MSE of x̂_0 and of ε. */
+  perT: { vb: number[]; x0Mse: number[]; epsMse: number[] };
+  /** The same by quarter of t: the terms summed, the MSEs averaged. */
+  quarters: { from: number; to: number; vb: number; x0Mse: number; epsMse: number }[];
+}
 
 /**
  * Sample quality (sidecar/quality/): n images sampled from the checkpoint (DDIM with ddpm/sample's defaults, the

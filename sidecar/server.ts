@@ -6,7 +6,13 @@
  */
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { ResponseError, type CancellationToken, type MessageConnection, type RequestType } from 'vscode-jsonrpc';
+import {
+  ResponseError,
+  type CancellationToken,
+  type MessageConnection,
+  type NotificationType,
+  type RequestType,
+} from 'vscode-jsonrpc';
 import type { z } from 'zod';
 import { initBackend, releaseCachedMemory, type BackendChoice } from './backend.ts';
 import { classifyError, type ErrorKind } from './jobs/errors.ts';
@@ -15,14 +21,15 @@ import { importDiffusers } from './jobs/importModel.ts';
 import { presetSummaries } from './jobs/info.ts';
 import { emaDiff, inspectCheckpoint, tensorStats } from './jobs/inspect.ts';
 import { interpolateImages } from './jobs/interpolate.ts';
+import { inpaintImage, type EditJobResult } from './jobs/inpaint.ts';
+import { img2img } from './jobs/img2img.ts';
 import { sampleCheckpoint } from './jobs/sampleCheckpoint.ts';
+import { trainRunState } from './jobs/trainRun.ts';
 import { TrainingSlot } from './jobs/trainSession.ts';
 import * as P from './protocol.ts';
 import { parseParams } from './validation.ts';
 
 const VERSION = '0.1.0';
-import { inpaintImage, type EditJobResult } from './jobs/inpaint.ts';
-import { img2img } from './jobs/img2img.ts';
 /** Training progress notifications per second, at most. */
 const PROGRESS_HZ = 10;
 
@@ -55,19 +62,35 @@ export function toResponseError(e: unknown): ResponseError<void> {
 
 const b64 = (buf: Buffer) => buf.toString('base64');
 
+/**
+ * What the connections of one sidecar process share when it serves several clients (socket mode): the training job,
+ * whose notifications go to every connected client (one that attaches later asks ddpm/trainRun for what it missed).
+ */
+export interface SharedTraining {
+  training: TrainingSlot;
+  broadcast: <P>(type: NotificationType<P>, params: P) => void;
+}
+
 export function registerHandlers(
   connection: MessageConnection,
   opts: ServerOptions,
-): { shutdown: () => Promise<void> } {
-  const training = new TrainingSlot();
+  shared?: SharedTraining,
+): { shutdown: () => Promise<void>; dispose: () => void } {
+  const training = shared?.training ?? new TrainingSlot();
+  const notifyTraining =
+    shared?.broadcast ?? (<P>(type: NotificationType<P>, params: P) => void connection.sendNotification(type, params));
+  // Requests of this connection (sampling, evaluation) stop when it closes: their client is gone.
+  const closed = new AbortController();
   const log = (level: P.LogParams['level'], message: string) =>
-    void connection.sendNotification(P.LogNotification, { level, message });
+    // A client that went away (socket mode) must not turn a job's log line into an unhandled rejection.
+    void connection.sendNotification(P.LogNotification, { level, message }).catch(() => undefined);
   const warn = (m: string) => log('warn', m);
   const ensureBackend = () => initBackend(opts.backend, { nativeSearchPaths: opts.nativeSearchPaths ?? [] });
   const signalOf = (token: CancellationToken): AbortSignal => {
     const ac = new AbortController();
-    if (token.isCancellationRequested) ac.abort();
+    if (token.isCancellationRequested || closed.signal.aborted) ac.abort();
     token.onCancellationRequested(() => ac.abort());
+    closed.signal.addEventListener('abort', () => ac.abort(), { once: true });
     return ac.signal;
   };
   /** A handler: params validated by `schema`, errors mapped, the backend's cached memory released after compute. */
@@ -107,44 +130,52 @@ export function registerHandlers(
     const report = await ensureBackend();
     let jobId = '';
     let lastSent = 0;
-    const job = await training.start(o, report.name, {
-      onProgress: (p) => {
-        const now = Date.now();
-        if (now - lastSent < 1000 / PROGRESS_HZ && p.step !== p.steps) return;
-        lastSent = now;
-        void connection.sendNotification(P.TrainProgressNotification, { jobId, ...p });
+    const job = await training.start(
+      o,
+      { name: report.name, device: report.device },
+      {
+        onProgress: (p) => {
+          const now = Date.now();
+          if (now - lastSent < 1000 / PROGRESS_HZ && p.step !== p.steps) return;
+          lastSent = now;
+          notifyTraining(P.TrainProgressNotification, { jobId, ...p });
+        },
+        onEvent: (e) => {
+          if (e.type === 'checkpoint')
+            notifyTraining(P.CheckpointSavedNotification, { jobId, step: e.step, path: e.path });
+          else if (e.type === 'samples')
+            notifyTraining(P.TrainPreviewNotification, {
+              jobId,
+              step: e.step,
+              path: e.path,
+              png: b64(fs.readFileSync(e.path)),
+            });
+          else if (e.type === 'eval')
+            notifyTraining(P.TrainEvalNotification, {
+              jobId,
+              step: e.step,
+              loss: e.loss,
+              byT: e.byT,
+              images: e.images,
+              split: e.split,
+            });
+          else if (e.type === 'resumed') log('info', `job ${jobId}: resumed from ${e.path} at step ${e.step}`);
+          else
+            warn(
+              `job ${jobId}: skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`,
+            );
+        },
+        onEnded: (e) => {
+          releaseCachedMemory();
+          notifyTraining(P.JobEndedNotification, { jobId, ...e });
+        },
       },
-      onEvent: (e) => {
-        if (e.type === 'checkpoint')
-          void connection.sendNotification(P.CheckpointSavedNotification, { jobId, step: e.step, path: e.path });
-        else if (e.type === 'samples')
-          void connection.sendNotification(P.TrainPreviewNotification, {
-            jobId,
-            step: e.step,
-            path: e.path,
-            png: b64(fs.readFileSync(e.path)),
-          });
-        else if (e.type === 'eval')
-          void connection.sendNotification(P.TrainEvalNotification, {
-            jobId,
-            step: e.step,
-            loss: e.loss,
-            byT: e.byT,
-            images: e.images,
-            split: e.split,
-          });
-        else if (e.type === 'resumed') log('info', `job ${jobId}: resumed from ${e.path} at step ${e.step}`);
-        else
-          warn(`job ${jobId}: skipped ${e.count} file(s) that are not readable images, e.g. ${e.examples.join('; ')}`);
-      },
-      onEnded: (e) => {
-        releaseCachedMemory();
-        void connection.sendNotification(P.JobEndedNotification, { jobId, ...e });
-      },
-    });
+    );
     jobId = job.id;
     return { jobId, backend: { name: report.name, device: report.device } };
   });
+
+  on(P.TrainRunRequest, P.TrainRunParamsSchema, async (o) => trainRunState(training, o.out));
 
   on(P.TrainStopRequest, P.TrainStopParamsSchema, async (o) => {
     const r = await training.stop(o.jobId);
@@ -198,31 +229,6 @@ export function registerHandlers(
     true,
   );
 
-  on(
-    P.EvaluateRequest,
-    P.EvaluateParamsSchema,
-    async (o, token) => {
-      await ensureBackend();
-      let lastSent = 0;
-      return evaluateCheckpoint({
-        ...o,
-        signal: signalOf(token),
-        onWarning: warn,
-        onProgress: (p) => {
-          const now = Date.now();
-          if (now - lastSent < 1000 / PROGRESS_HZ && p.done !== p.total) return;
-          lastSent = now;
-          void connection.sendNotification(P.EvaluateProgressNotification, { token: o.token, ...p });
-        },
-      });
-    },
-    true,
-  );
-
-  on(P.InspectRequest, P.InspectParamsSchema, async (o) => inspectCheckpoint(o.path));
-  on(P.ImportRequest, P.ImportParamsSchema, async (o) => importDiffusers(o));
-  on(P.TensorStatsRequest, P.TensorStatsParamsSchema, async (o) => tensorStats(o.path, o.name, o.bins));
-  on(P.EmaDiffRequest, P.EmaDiffParamsSchema, async (o) => emaDiff(o.path));
   /** ddpm/inpaint and ddpm/img2img: steps and frames as ddpm/editProgress, the PNGs as base64. */
   const editCallbacks = (o: { token?: string }, token: CancellationToken) => {
     const notify = (p: Omit<P.EditProgressParams, 'token'>) =>
@@ -267,9 +273,36 @@ export function registerHandlers(
     true,
   );
 
+  on(
+    P.EvaluateRequest,
+    P.EvaluateParamsSchema,
+    async (o, token) => {
+      await ensureBackend();
+      let lastSent = 0;
+      return evaluateCheckpoint({
+        ...o,
+        signal: signalOf(token),
+        onWarning: warn,
+        onProgress: (p) => {
+          const now = Date.now();
+          if (now - lastSent < 1000 / PROGRESS_HZ && p.done !== p.total) return;
+          lastSent = now;
+          void connection.sendNotification(P.EvaluateProgressNotification, { token: o.token, ...p });
+        },
+      });
+    },
+    true,
+  );
+
+  on(P.InspectRequest, P.InspectParamsSchema, async (o) => inspectCheckpoint(o.path));
+  on(P.ImportRequest, P.ImportParamsSchema, async (o) => importDiffusers(o));
+  on(P.TensorStatsRequest, P.TensorStatsParamsSchema, async (o) => tensorStats(o.path, o.name, o.bins));
+  on(P.EmaDiffRequest, P.EmaDiffParamsSchema, async (o) => emaDiff(o.path));
 
   return {
     /** Stops a running training job (saving a checkpoint) before the process goes. */
     shutdown: () => training.shutdown(),
+    /** The connection is gone: its own requests stop (the shared training job goes on). */
+    dispose: () => closed.abort(),
   };
 }

@@ -1,11 +1,15 @@
-/** Pieces shared by the commands: checkpoint choice (shipped models, recent, browse), save dialogs, error text. */
+/**
+ * Pieces shared by the commands: checkpoint choice (shipped models, recent, the workspace's, browse), save dialogs,
+ * error text.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { InspectRequest } from '../../sidecar/protocol.ts';
 import { checkpointSummary } from '../../webview/shared/classes.ts';
 import { setting } from '../settings.ts';
-import type { SidecarClient } from '../sidecarClient.ts';
+import { SidecarGoneError, type SidecarClient } from '../sidecarClient.ts';
+import { workspaceCheckpoints } from '../pickers.ts';
 import { downloadedModels } from '../pretrained.ts';
 import { samePath } from '../samePath.ts';
 
@@ -85,6 +89,14 @@ export async function pickCheckpoint(
   if (recent.length) items.push({ label: 'recent', kind: vscode.QuickPickItemKind.Separator }, ...recent);
   items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
   items.push({ label: 'Browse…', description: 'a .safetensors checkpoint' });
+  const describeItem = (item: Item, settled: () => boolean, refresh: () => void) => {
+    if (!item.file || !describe) return;
+    void describe(item.file).then((d) => {
+      if (settled() || !d) return;
+      item.description = d;
+      refresh();
+    });
+  };
 
   const qp = vscode.window.createQuickPick<Item>();
   qp.title = title;
@@ -103,17 +115,28 @@ export async function pickCheckpoint(
     qp.onDidAccept(() => finish(qp.selectedItems[0] ?? qp.activeItems[0]));
     qp.onDidHide(() => finish(undefined));
     qp.show();
-    for (const item of items) {
-      if (!item.file || !describe) continue;
-      void describe(item.file).then((d) => {
-        if (settled || !d) return;
-        item.description = d;
-        // Re-set the items for the new description; keep the row the user is on (the first one when none is yet).
-        const active = qp.activeItems;
-        qp.items = items;
-        if (active.length) qp.activeItems = active;
-      });
-    }
+    // Re-set the items for a new description or section; keep the row the user is on (the first one when none is yet).
+    const refresh = () => {
+      const active = qp.activeItems;
+      qp.items = items;
+      if (active.length) qp.activeItems = active;
+    };
+    for (const item of items) describeItem(item, () => settled, refresh);
+    // The workspace's checkpoints (runs' latest and ckpt-* files, newest first), before Browse…
+    void workspaceCheckpoints().then(
+      (found) => {
+        const listedNow = new Set(items.map((i) => i.file));
+        const more: Item[] = found
+          .filter((c) => !listedNow.has(c.file))
+          .map((c) => ({ label: c.label, detail: c.description, file: c.file }));
+        if (settled || !more.length) return;
+        items.splice(items.length - 2, 0, { label: 'workspace', kind: vscode.QuickPickItemKind.Separator }, ...more);
+        refresh();
+        // Headers are read for the first few only: each is a request to the sidecar.
+        for (const item of more.slice(0, 12)) describeItem(item, () => settled, refresh);
+      },
+      () => undefined,
+    );
   });
   if (!pick) return undefined;
   if (pick.file) return pick.file;
@@ -127,6 +150,7 @@ export async function pickCheckpoint(
     canSelectMany: false,
     filters: { Checkpoints: ['safetensors'] },
     title: 'Choose a DDPM checkpoint',
+    defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
   });
   return chosen?.[0]?.fsPath;
 }
@@ -141,4 +165,23 @@ export async function saveDialog(name: string): Promise<vscode.Uri | undefined> 
 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Says once, in words, that `what` failed and why, with actions (`Retry`, …) and Open Log. A request the lost sidecar
+ * took with it (SidecarGoneError) is not reported again: the sidecar's own notification said what happened.
+ */
+export function showFailure(
+  sidecar: SidecarClient,
+  what: string,
+  e: unknown,
+  actions: { title: string; run: () => unknown }[] = [],
+): void {
+  if (e instanceof SidecarGoneError) return;
+  void vscode.window
+    .showErrorMessage(`DDPM: ${what}: ${errorMessage(e)}`, ...actions.map((a) => a.title), 'Open Log')
+    .then((choice) => {
+      if (choice === 'Open Log') sidecar.log.show();
+      else actions.find((a) => a.title === choice)?.run();
+    });
 }

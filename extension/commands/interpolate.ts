@@ -11,10 +11,12 @@ import type { InterpolateToWebview } from '../../webview/shared/messages.ts';
 import { lambdaValues } from '../../webview/shared/lambdas.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { InterpolatePanel } from '../panels/interpolatePanel.ts';
-import { describeCheckpoint, errorMessage, pickCheckpoint, rememberCheckpoint } from './common.ts';
+import { describeCheckpoint, errorMessage, pickCheckpoint, rememberCheckpoint, showFailure } from './common.ts';
 import { setting, workersSetting } from '../settings.ts';
+import { pickImage } from '../pickers.ts';
+import { selectedImages } from '../workspaceCandidates.ts';
+import { startJob } from '../jobLog.ts';
 
-const IMAGE = /\.(png|jpe?g|webp)$/i;
 const LAST_KEY = 'ddpm.lastInterpolateCheckpoint';
 
 export interface InterpolateOptions {
@@ -28,6 +30,28 @@ export interface InterpolateOptions {
   saveTo?: string;
 }
 
+/**
+ * The two images: the explorer's selection when it holds two, else quick picks of the workspace's images (Browse…
+ * last) for what is missing. The explorer offers the command on two selected files when the one right-clicked is an
+ * image (VS Code's context keys describe that one only), so a selection of an image and another file gives the image
+ * as A and asks for B.
+ */
+async function askImages(inSelection: string[]): Promise<[string, string] | undefined> {
+  if (inSelection.length === 2) return [inSelection[0], inSelection[1]];
+  const title = 'DDPM: Interpolate';
+  const a =
+    inSelection.length === 1
+      ? inSelection[0]
+      : await pickImage(`${title} — first image (A)`, 'Which image is λ = 0? Type to filter the workspace images');
+  if (!a) return undefined;
+  const b = await pickImage(
+    `${title} — second image (B)`,
+    `Interpolate ${path.basename(a)} with which image (λ = 1)?`,
+    a,
+  );
+  return b ? [a, b] : undefined;
+}
+
 export async function runInterpolateCommand(
   context: vscode.ExtensionContext,
   sidecar: SidecarClient,
@@ -35,21 +59,17 @@ export async function runInterpolateCommand(
   selected?: vscode.Uri[],
   opts?: InterpolateOptions,
 ): Promise<{ strip: string | null } | undefined> {
-  let files: string[] = opts
-    ? [opts.a, opts.b]
-    : (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath).filter((f) => IMAGE.test(f));
-  if (files.length !== 2) {
-    const picked = await vscode.window.showOpenDialog({
-      canSelectMany: true,
-      filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] },
-      title: 'DDPM: Interpolate — choose two images',
-    });
-    if (!picked) return undefined;
-    files = picked.map((u) => u.fsPath);
-    if (files.length !== 2) {
-      void vscode.window.showErrorMessage(`DDPM: Interpolate needs exactly two images (${files.length} chosen).`);
-      return undefined;
-    }
+  let files: string[];
+  if (opts) files = [opts.a, opts.b];
+  else {
+    const chosen = await askImages(
+      selectedImages(
+        clicked?.fsPath,
+        selected?.map((u) => u.fsPath),
+      ),
+    );
+    if (!chosen) return undefined;
+    files = chosen;
   }
   const last = context.globalState.get<string>(LAST_KEY);
   let checkpoint = opts?.checkpoint;
@@ -98,6 +118,14 @@ export async function runInterpolateCommand(
   const post = (m: InterpolateToWebview) => panel.post(m);
   await post({ type: 'start', rows: ts, lambdas, a: path.basename(files[0]), b: path.basename(files[1]), checkpoint });
   const t0 = Date.now();
+  const job = startJob(sidecar.log, 'interpolate', {
+    a: files[0],
+    b: files[1],
+    checkpoint,
+    t: ts,
+    lambdas: count,
+    steps: opts?.steps ?? setting<number>('ddimSteps'),
+  });
   try {
     for (const [row, t] of ts.entries()) {
       const token = randomUUID();
@@ -129,6 +157,7 @@ export async function runInterpolateCommand(
       }
     }
     await post({ type: 'done', seconds: (Date.now() - t0) / 1000 });
+    job.done(`${ts.length} strip${ts.length === 1 ? '' : 's'} of ${count} λ`);
     if (opts?.saveTo && ts.length > 1) {
       // The webview composes the rows; ask it for the PNG.
       saved = await new Promise<string>((resolve) => {
@@ -140,10 +169,9 @@ export async function runInterpolateCommand(
     }
     return { strip: saved };
   } catch (e) {
+    job.failed(errorMessage(e));
     await post({ type: 'error', message: errorMessage(e) });
-    void vscode.window
-      .showErrorMessage(`DDPM: interpolation failed: ${errorMessage(e)}`, 'Open Log')
-      .then((a) => a && sidecar.log.show());
+    showFailure(sidecar, 'interpolation failed', e);
     return undefined;
   }
 }

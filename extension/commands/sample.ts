@@ -23,8 +23,17 @@ import {
 } from '../../webview/shared/classes.ts';
 import { setting, workersSetting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
+import type { TrajectorySettings } from '../../webview/shared/messages.ts';
 import { TrajectoryPanel } from '../panels/trajectoryPanel.ts';
-import { describeCheckpoint, errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
+import {
+  describeCheckpoint,
+  errorMessage,
+  pickCheckpoint,
+  rememberCheckpoint,
+  saveDialog,
+  showFailure,
+} from './common.ts';
+import { startJob } from '../jobLog.ts';
 
 export interface SampleOptions {
   checkpoint?: string;
@@ -49,15 +58,7 @@ export interface SampleCommandResult {
   classes?: string[];
 }
 
-interface Settings {
-  checkpoint: string;
-  n: number;
-  sampler: 'ddim' | 'ddpm';
-  steps: number;
-  seed: number;
-  class: ClassChoice;
-  guidance: number;
-}
+type Settings = TrajectorySettings;
 
 /** What sampling needs from a checkpoint's header: T, and its classes (k = 0: unconditional). */
 interface Header {
@@ -131,6 +132,60 @@ async function askGuidance(title: string): Promise<number | undefined> {
   return text === undefined ? undefined : Number(text);
 }
 
+/**
+ * How many images: ddpm.numSamples first (the default), a few square numbers, or any number typed in (1…256, the
+ * request's bounds); the grid is as square as the number allows.
+ */
+export async function askCount(title = 'DDPM: Sample'): Promise<number | undefined> {
+  const dflt = setting<number>('numSamples');
+  type Item = vscode.QuickPickItem & { n?: number };
+  const fixed: Item[] = [...new Set([dflt, 4, 9, 16, 25, 36, 64])].map((n) => ({
+    label: String(n),
+    description: n === dflt ? 'default (ddpm.numSamples)' : undefined,
+    n,
+  }));
+  const other: Item = { label: 'Other…', description: 'type a number', alwaysShow: false };
+  const qp = vscode.window.createQuickPick<Item>();
+  qp.title = `${title} — number of images`;
+  qp.placeholder = 'How many images? Pick one or type a number';
+  qp.items = [...fixed, other];
+  // A number typed that the list lacks becomes an item of its own (or says why it cannot be).
+  qp.onDidChangeValue((v) => {
+    const text = v.trim();
+    const typed = /^\d+$/.test(text) ? Number(text) : undefined;
+    if (typed === undefined || fixed.some((i) => i.n === typed)) {
+      qp.items = [...fixed, other];
+      return;
+    }
+    const error = fieldError(SampleParamsSchema, 'n', typed);
+    qp.items = [
+      error
+        ? { label: text, description: `not possible: n ${error}`, alwaysShow: true }
+        : { label: text, description: 'images', n: typed, alwaysShow: true },
+      ...fixed,
+    ];
+  });
+  const picked = await new Promise<Item | undefined>((resolve) => {
+    qp.onDidAccept(() => {
+      const item = qp.selectedItems[0] ?? qp.activeItems[0];
+      if (item && item.n === undefined && item !== other) return; // a number out of bounds: stay open
+      resolve(item);
+      qp.hide();
+    });
+    qp.onDidHide(() => resolve(undefined));
+    qp.show();
+  });
+  qp.dispose();
+  if (!picked) return undefined;
+  if (picked.n !== undefined) return picked.n;
+  const text = await vscode.window.showInputBox({
+    title: `${title} — number of images`,
+    value: String(dflt),
+    validateInput: (v) => fieldError(SampleParamsSchema, 'n', /^\d+$/.test(v.trim()) ? Number(v) : v),
+  });
+  return text === undefined ? undefined : Number(text);
+}
+
 async function askSettings(
   context: vscode.ExtensionContext,
   sidecar: SidecarClient,
@@ -140,13 +195,8 @@ async function askSettings(
   const header = await checkpointHeader(sidecar, checkpoint);
   const cls = await askClassAndGuidance(header);
   if (!cls) return undefined;
-  const nPick = await vscode.window.showQuickPick(
-    ['16', '4', '9', '25', '36', '64']
-      .map((label) => ({ label, description: label === String(setting<number>('numSamples')) ? 'default' : undefined }))
-      .sort((a, b) => (a.description ? -1 : b.description ? 1 : 0)),
-    { title: 'DDPM: Sample — number of images', placeHolder: 'How many images?' },
-  );
-  if (!nPick) return undefined;
+  const n = await askCount();
+  if (n === undefined) return undefined;
   const ddimSteps = setting<number>('ddimSteps');
   const T = header.T;
   const samplers = [
@@ -177,7 +227,7 @@ async function askSettings(
   return {
     settings: {
       checkpoint,
-      n: Number(nPick.label),
+      n,
       sampler: s.sampler,
       steps: s.steps,
       seed: Number(seedText),
@@ -192,26 +242,33 @@ export async function runSampleCommand(
   context: vscode.ExtensionContext,
   sidecar: SidecarClient,
   opts?: SampleOptions,
+  restored?: { panel: vscode.WebviewPanel; settings: Settings; grid: string | null },
 ): Promise<SampleCommandResult | undefined> {
-  const asked = opts ? undefined : await askSettings(context, sidecar);
-  const settings: Settings | undefined = opts
-    ? {
-        checkpoint: opts.checkpoint ?? (await pickCheckpoint(context, true)) ?? '',
-        n: opts.n ?? setting<number>('numSamples'),
-        sampler: opts.sampler ?? setting<'ddim' | 'ddpm'>('sampler'),
-        steps: opts.steps ?? setting<number>('ddimSteps'),
-        seed: opts.seed ?? 0,
-        class: opts.class ?? 'each',
-        guidance: opts.guidance ?? setting<number>('guidance'),
-      }
-    : asked?.settings;
+  const asked = opts || restored ? undefined : await askSettings(context, sidecar);
+  const settings: Settings | undefined = restored
+    ? restored.settings
+    : opts
+      ? {
+          checkpoint: opts.checkpoint ?? (await pickCheckpoint(context, true)) ?? '',
+          n: opts.n ?? setting<number>('numSamples'),
+          sampler: opts.sampler ?? setting<'ddim' | 'ddpm'>('sampler'),
+          steps: opts.steps ?? setting<number>('ddimSteps'),
+          seed: opts.seed ?? 0,
+          class: opts.class ?? 'each',
+          guidance: opts.guidance ?? setting<number>('guidance'),
+        }
+      : asked?.settings;
   if (!settings || !settings.checkpoint) return undefined;
   rememberCheckpoint(context, settings.checkpoint);
   const header = asked?.header ?? (await checkpointHeader(sidecar, settings.checkpoint));
   const T = header.T;
-  const panel = new TrajectoryPanel(context.extensionUri, `DDPM Trajectory: ${path.basename(settings.checkpoint)}`);
+  const panel = new TrajectoryPanel(
+    context.extensionUri,
+    `DDPM Trajectory: ${path.basename(settings.checkpoint)}`,
+    restored?.panel,
+  );
   let current = settings;
-  let lastGrid: string | null = null;
+  let lastGrid: string | null = restored?.grid ?? null;
   const run = async (s: Settings): Promise<SampleCommandResult | undefined> => {
     const token = randomUUID();
     const frames = setting<number>('frames');
@@ -240,6 +297,8 @@ export async function runSampleCommand(
       total: s.sampler === 'ddim' ? s.steps : (T ?? 0),
       sampler: s.sampler === 'ddim' ? `DDIM ${s.steps}` : `DDPM ${T ?? ''}`.trim(),
       checkpoint: s.checkpoint,
+      seed: s.seed,
+      settings: s,
       // The labels are known from the choice (the sidecar computes the same), so the live grids are labelled too.
       ...(conditional
         ? {
@@ -249,6 +308,13 @@ export async function runSampleCommand(
             ...(s.class !== 'any' ? { guidance: s.guidance } : {}),
           }
         : {}),
+    });
+    const job = startJob(sidecar.log, 'sample', {
+      checkpoint: s.checkpoint,
+      n: s.n,
+      sampler: s.sampler === 'ddim' ? `ddim ${s.steps} steps` : 'ddpm',
+      seed: s.seed,
+      ...(conditional ? { class: s.class, guidance: s.class !== 'any' ? s.guidance : undefined } : {}),
     });
     try {
       const r = await vscode.window.withProgress(
@@ -274,6 +340,7 @@ export async function runSampleCommand(
         },
       );
       lastGrid = r.grid;
+      job.done(`${r.images.length} images${r.threads && r.threads > 1 ? ` on ${r.threads} threads` : ''}`);
       const classes = r.labels && r.classes ? { labels: r.labels, classes: r.classes } : {};
       await panel.post({
         type: 'done',
@@ -286,12 +353,10 @@ export async function runSampleCommand(
       return { grid: null, images: r.images.length, seconds: r.seconds, ...classes };
     } catch (e) {
       const cancelled = cts.token.isCancellationRequested;
+      if (cancelled) job.stopped();
+      else job.failed(errorMessage(e));
       await panel.post({ type: 'error', runId: token, message: cancelled ? 'stopped' : errorMessage(e) });
-      if (!cancelled) {
-        void vscode.window
-          .showErrorMessage(`DDPM: sampling failed: ${errorMessage(e)}`, 'Open Log')
-          .then((a) => a && sidecar.log.show());
-      }
+      if (!cancelled) showFailure(sidecar, 'sampling failed', e, [{ title: 'Retry', run: () => run(s) }]);
       return undefined;
     } finally {
       subs.forEach((d) => d.dispose());
@@ -300,8 +365,11 @@ export async function runSampleCommand(
   };
   panel.onMessage(async (m) => {
     if (m.type === 'again') {
-      // The same checkpoint, class and guidance; the next seed.
-      current = { ...current, seed: current.seed + 1 };
+      // The same checkpoint, class and guidance; the seed the view shows (the same one unless the user changed it,
+      // or asked for a new one), so that "Sample again" without a change gives the same images.
+      const seed = m.seed ?? current.seed;
+      if (fieldError(SampleParamsSchema, 'seed', seed)) return;
+      current = { ...current, seed };
       await run(current);
     } else if (m.type === 'saveGrid' && lastGrid) {
       const target = await saveDialog('ddpm-samples.png');
@@ -311,6 +379,8 @@ export async function runSampleCommand(
       if (target) fs.writeFileSync(target.fsPath, Buffer.from(m.png, 'base64'));
     }
   });
+  // A panel restored after a reload shows its last run (the webview's state) and samples again on request.
+  if (restored) return undefined;
   const result = await run(current);
   if (result && opts?.saveTo && lastGrid) {
     fs.mkdirSync(path.dirname(opts.saveTo), { recursive: true });
@@ -318,4 +388,39 @@ export async function runSampleCommand(
     result.grid = opts.saveTo;
   }
   return result;
+}
+
+/**
+ * A Trajectory panel VS Code restored after a reload: its webview state holds the run's settings and final grid, so
+ * that Sample again (same settings, the seed the view shows) and Save grid work as before the reload.
+ */
+export async function restoreTrajectoryPanel(
+  context: vscode.ExtensionContext,
+  sidecar: SidecarClient,
+  panel: vscode.WebviewPanel,
+  state: unknown,
+): Promise<void> {
+  const st = (state ?? {}) as { settings?: Partial<Settings>; grid?: unknown };
+  const parsed = SampleParamsSchema.safeParse(st.settings ?? {});
+  const s = st.settings;
+  if (!s || typeof s.checkpoint !== 'string' || !parsed.success) {
+    // A panel from before its settings were kept: its pictures, without a run to repeat.
+    new TrajectoryPanel(context.extensionUri, panel.title, panel);
+    return;
+  }
+  const o = parsed.data;
+  const settings: Settings = {
+    checkpoint: o.checkpoint,
+    n: o.n,
+    sampler: o.sampler,
+    steps: o.steps,
+    seed: o.seed,
+    class: o.class,
+    guidance: o.guidance,
+  };
+  await runSampleCommand(context, sidecar, undefined, {
+    panel,
+    settings,
+    grid: typeof st.grid === 'string' ? st.grid : null,
+  });
 }

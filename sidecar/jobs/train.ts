@@ -30,6 +30,7 @@ import { openDataset } from '../data/open.ts';
 import { EpochOrder, type Dataset } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages, withSamplingThreads } from './sample.ts';
+import { requireFile } from './errors.ts';
 import { acquireRunLock, removeDeadWritersTempFiles } from './runFolder.ts';
 import type { TrainProgressParams } from '../protocol.ts';
 
@@ -52,6 +53,8 @@ export interface TrainJobOptions {
   batch: number;
   out: string;
   resume?: boolean;
+  /** With resume: the training checkpoint to continue from (default: the run's latest.safetensors). */
+  resumeFrom?: string;
   saveEvery?: number;
   /** 0 = no sample grids. */
   sampleEvery?: number;
@@ -169,6 +172,8 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
   // only those whose writer is dead (runFolder.ts).
   removeDeadWritersTempFiles(o.out);
   const latest = path.join(o.out, 'latest.safetensors');
+  if (o.resume && o.resumeFrom) requireFile(o.resumeFrom, 'the checkpoint to resume from');
+  const resumeFile = (o.resume && o.resumeFrom) || latest;
 
   let config: UNetConfig;
   let model: UNet;
@@ -178,10 +183,10 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
   let runSeed = seed;
   let dataSource = o.data;
   let classes: string[] | undefined;
-  if (o.resume && fs.existsSync(latest)) {
-    const ck = loadCheckpoint(latest);
+  if (o.resume && fs.existsSync(resumeFile)) {
+    const ck = loadCheckpoint(resumeFile);
     if (ck.meta.kind !== 'training' || !ck.groups['adam.m'] || ck.meta.rng === undefined)
-      throw new Error(`${latest} holds weights only and cannot be resumed`);
+      throw new Error(`${resumeFile} holds weights only and cannot be resumed`);
     config = ck.meta.model;
     scheduleCfg = ck.meta.schedule;
     runSeed = ck.meta.seed;
@@ -205,7 +210,7 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
     trainer.restore({ step: ck.meta.step, rng: ck.meta.rng, ema, adamM: m, adamV: v });
     tf.dispose([...weights.values(), ...ema.values(), ...m.values(), ...v.values()]);
     history = ck.meta.lossHistory ?? history;
-    o.onEvent?.({ type: 'resumed', path: latest, step: ck.meta.step });
+    o.onEvent?.({ type: 'resumed', path: resumeFile, step: ck.meta.step });
   } else {
     const wish = presetConfig(o.preset, o.model);
     // The data fixes the model's image size and channels where it has its own (digits, CIFAR-10).
@@ -276,7 +281,7 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
       .filter((r) => r && Number(r.split(',')[0]) <= trainer.step);
     fs.writeFileSync(csv, header + rows.map((r) => `${r}\n`).join(''));
   }
-  let lastCheckpoint: string | null = o.resume && fs.existsSync(latest) ? latest : null;
+  let lastCheckpoint: string | null = o.resume && fs.existsSync(resumeFile) ? resumeFile : null;
 
   const save = async (): Promise<string> => {
     const read = async (m: ReadonlyMap<string, tf.Tensor>) => {
@@ -343,8 +348,10 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
         n,
         sampler: 'ddim',
         steps: o.sampleSteps ?? 20,
-        // As DDPM: Sample does by default: from pure noise at T−1 (schedule.ts).
+        // As DDPM: Sample does by default: from pure noise at T−1 (schedule.ts), stochastic (η = 1): a deterministic
+        // DDIM grid of a young model shows grey, speckled backgrounds that η = 1 washes out (models/README.md).
         spacing: 'trailing',
+        eta: 1,
         seed: runSeed,
         ...(k ? { labels: Array.from({ length: n }, (_, i) => i % k), guidance: o.previewGuidance ?? 0 } : {}),
         ...threads,

@@ -5,6 +5,8 @@
  * ones end the job.
  */
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { writeFileAtomic } from '../checkpoint/checkpoint.ts';
 import type { TrainConfig } from '../ddpm/train.ts';
 import { SampleParamsSchema, TrainRecipeSchema, type TrainOptions } from '../protocol.ts';
 import { JobRunningError, NoSuchJobError } from './errors.ts';
@@ -26,6 +28,7 @@ export function trainJobOptions(
   | 'batch'
   | 'out'
   | 'resume'
+  | 'resumeFrom'
   | 'saveEvery'
   | 'sampleEvery'
   | 'evalEvery'
@@ -54,6 +57,7 @@ export function trainJobOptions(
     batch: o.batch,
     out: o.out,
     resume: o.resume,
+    resumeFrom: o.resumeFrom,
     saveEvery: o.saveEvery,
     sampleEvery: o.sampleEvery,
     evalEvery: o.evalEvery,
@@ -92,20 +96,54 @@ export interface RunningTraining {
   step: number;
   steps: number;
   lastCheckpoint: string | null;
+  /** The run folder, and the request that started the job (defaults filled in). */
+  out: string;
+  options: TrainOptions;
+  /** The compute backend it trains on. */
+  backend: { name: string; device: string };
+  /** The step of the checkpoint it resumed from; null for a new run. */
+  resumedFrom: number | null;
 }
 
-/** One training job at a time. */
+/** How a job ended (kept by the slot for the last job, so that a client attaching later can say so). */
+export interface EndedTraining {
+  jobId: string;
+  out: string;
+  reason: 'done' | 'stopped' | 'failed';
+  step: number;
+  checkpoint: string | null;
+  error?: string;
+}
+
+/** The run folder's record of the request that last trained in it: what Resume starts again. */
+export const RUN_FILE = 'run.json';
+
+/**
+ * One training job at a time. Several clients may share the slot (the sidecar's socket mode): it keeps what a client
+ * attaching later needs to know about the job, and how the last one ended.
+ */
 export class TrainingSlot {
   private job:
     | (RunningTraining & { controller: AbortController; done: Promise<{ step: number; checkpoint: string | null }> })
     | null = null;
+  private ended: EndedTraining | null = null;
 
   get current(): RunningTraining | null {
     return this.job;
   }
 
+  /** How the last job that ran in this process ended (null while none has). */
+  get lastEnded(): EndedTraining | null {
+    return this.ended;
+  }
+
   /** Starts a job; resolves with it once its first step is done (or it ended at once), rejects if it could not start. */
-  async start(o: TrainOptions, backend: string, listener: TrainingListener = {}): Promise<RunningTraining> {
+  async start(
+    o: TrainOptions,
+    backend: string | { name: string; device: string },
+    listener: TrainingListener = {},
+  ): Promise<RunningTraining> {
+    const backendInfo = typeof backend === 'string' ? { name: backend, device: backend } : backend;
     if (this.job) throw new JobRunningError(`a training job is already running (${this.job.id}); stop it first`);
     const controller = new AbortController();
     let started!: () => void;
@@ -119,15 +157,20 @@ export class TrainingSlot {
       step: 0,
       steps: o.steps,
       lastCheckpoint: null,
+      out: o.out,
+      options: o,
+      backend: backendInfo,
+      resumedFrom: null,
       controller,
       done: Promise.resolve({ step: 0, checkpoint: null }),
     };
     let running = false;
     job.done = runTrainJob({
       ...trainJobOptions(o),
-      backend,
+      backend: backendInfo.name,
       signal: controller.signal,
       onProgress: (p) => {
+        if (!running) writeRunFile(o);
         running = true;
         started();
         job.step = p.step;
@@ -135,13 +178,17 @@ export class TrainingSlot {
       },
       onEvent: (e) => {
         if (e.type === 'checkpoint') job.lastCheckpoint = e.path;
-        if (e.type === 'resumed') job.step = e.step;
+        if (e.type === 'resumed') {
+          job.step = e.step;
+          job.resumedFrom = e.step;
+        }
         listener.onEvent?.(e);
       },
     }).then(
       (r) => {
         this.job = null;
         started();
+        this.ended = { jobId: job.id, out: o.out, reason: r.reason, step: r.step, checkpoint: r.checkpoint };
         listener.onEnded?.({ reason: r.reason, step: r.step, checkpoint: r.checkpoint });
         return { step: r.step, checkpoint: r.checkpoint };
       },
@@ -149,13 +196,18 @@ export class TrainingSlot {
         this.job = null;
         failedEarly(e);
         // A job that never started reports through the start request's error only.
-        if (running)
-          listener.onEnded?.({
+        if (running) {
+          const error = e instanceof Error ? e.message : String(e);
+          this.ended = {
+            jobId: job.id,
+            out: o.out,
             reason: 'failed',
             step: job.step,
             checkpoint: job.lastCheckpoint,
-            error: e instanceof Error ? e.message : String(e),
-          });
+            error,
+          };
+          listener.onEnded?.({ reason: 'failed', step: job.step, checkpoint: job.lastCheckpoint, error });
+        }
         return { step: job.step, checkpoint: job.lastCheckpoint };
       },
     );
@@ -178,5 +230,19 @@ export class TrainingSlot {
     if (!j) return;
     j.controller.abort();
     await j.done;
+  }
+}
+
+/** Writes run.json (atomically) into the run folder: the request, so that Resume can start it again. */
+function writeRunFile(o: TrainOptions): void {
+  try {
+    const text = JSON.stringify(
+      { ...o, resume: true, resumeFrom: undefined, updated: new Date().toISOString() },
+      null,
+      2,
+    );
+    writeFileAtomic(path.join(o.out, RUN_FILE), [Buffer.from(`${text}\n`)]);
+  } catch {
+    // A record for later convenience: a read-only folder must not fail the run (its checkpoints would fail first).
   }
 }

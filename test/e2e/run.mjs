@@ -74,6 +74,30 @@ function healthy(port) {
   });
 }
 
+/** Ends the sidecar job process of a run (detached from code-server's process group, it would outlive it). */
+async function stopSidecar(dir) {
+  let pid;
+  try {
+    pid = JSON.parse(fs.readFileSync(path.join(dir, 'sidecar.json'), 'utf8')).pid;
+  } catch {
+    return;
+  }
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, 'SIGKILL');
+}
 
 /** Starts code-server in its own process group with a fresh profile under runDir; resolves once /healthz answers. */
 async function startCodeServer(runDir, env) {
@@ -89,6 +113,7 @@ async function startCodeServer(runDir, env) {
   const logFile = path.join(runDir, 'code-server.log');
   const out = fs.openSync(logFile, 'w');
   const home = path.join(runDir, 'home');
+  const sidecarDir = path.join(runDir, 'sidecar');
   const child = spawn(
     CODE_SERVER,
     [
@@ -119,6 +144,10 @@ async function startCodeServer(runDir, env) {
         XDG_CACHE_HOME: path.join(home, '.cache'),
         TMPDIR: path.join(runDir, 'tmp'),
         EXTENSIONS_GALLERY: '{}', // no marketplace (default: open-vsx.org)
+        // The sidecar's job process (detached: it outlives a window reload) listens in this run's own folder, and
+        // exits soon once idle.
+        DDPM_SIDECAR_DIR: sidecarDir,
+        DDPM_SIDECAR_IDLE_EXIT: '30',
         ...env,
       },
     },
@@ -142,6 +171,7 @@ async function startCodeServer(runDir, env) {
       /* group already gone */
     }
     if (timedOut) await exited;
+    await stopSidecar(sidecarDir);
   };
   cleanups.push(stop);
   const t = Date.now();
@@ -340,6 +370,7 @@ async function runUi(runDir, workspace) {
       extensionPath,
       outDir: RESULTS,
       profileDir: path.join(runDir, 'chromium-ui'),
+      sidecarDir: path.join(runDir, 'cs-ui', 'sidecar'),
       log,
       grep: opts.grep,
     });

@@ -29,7 +29,15 @@ async function runCommand(page, title, timeoutMs = 60_000) {
     await input.fill('>' + title);
     try {
       await row.waitFor({ timeout: 2000 });
-      await page.keyboard.press('Enter');
+      // The row whose label is exactly the title (the first row may be another command that fuzzy-matches it:
+      // "DDPM: Resume Training" for "DDPM: Train").
+      const esc = title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const exact = page
+        .locator('.quick-input-list .monaco-list-row')
+        .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${esc}\\s*$`) }) })
+        .first();
+      if (await exact.count()) await exact.click();
+      else await page.keyboard.press('Enter');
       return;
     } catch {
       await page.keyboard.press('Escape');
@@ -229,6 +237,7 @@ export async function runUiSuite({
   extensionPath = REPO,
   outDir,
   profileDir,
+  sidecarDir,
   log = console.log,
   grep,
 }) {
@@ -483,6 +492,31 @@ export async function runUiSuite({
         const restoredCaption = await restored.locator('#caption').innerText();
         if (restoredCaption !== caption) throw new Error(`restored caption ${JSON.stringify(restoredCaption)}`);
         await shot('04e-sample-class-restored');
+        // The restored panel's "Sample again" runs with the same settings (class 3, the seed it shows).
+        await restored.click('#again');
+        const a0 = Date.now();
+        let againState;
+        while (
+          (againState = await bodyState(restored)) !== 'done' ||
+          (await restored.$('#grid-cells .cell-label')) === null
+        ) {
+          await checkErrors(page, restored);
+          if (Date.now() - a0 > 180_000)
+            throw new Error(`"Sample again" in the restored panel: data-state ${againState} after 180 s`);
+          await sleep(300);
+        }
+        const again = await restored.$eval('#grid-cells', (layer) => ({
+          cells: [...layer.querySelectorAll('.cell-label')].map((e) => ({
+            row: Number(e.dataset.row),
+            text: e.textContent,
+          })),
+          rows: layer.dataset.rows ?? null,
+        }));
+        assert.deepStrictEqual(again, want, 'the labels after "Sample again" in the restored panel');
+        log(
+          `  "Sample again" in the restored panel: done in ${((Date.now() - a0) / 1000).toFixed(1)} s, labels ${again.rows}`,
+        );
+        await shot('04f-sample-class-restored-again');
       } finally {
         if (before === null) fs.rmSync(settingsFile, { force: true });
         else fs.writeFileSync(settingsFile, before);
@@ -603,6 +637,56 @@ export async function runUiSuite({
       }
     });
 
+    /** The Training view's loss curve: its number of points, first and last step; body data-state; #stats. */
+    const lossCurve = async (frame) => ({
+      ...(await frame.$eval('#loss', (e) => ({
+        points: Number(e.dataset.points || 0),
+        first: Number(e.dataset.first || 0),
+        last: Number(e.dataset.last || 0),
+      }))),
+      state: await bodyState(frame),
+      stats: await frame.$eval('#stats', (e) => e.textContent || ''),
+    });
+    const reloadWindow = async () => {
+      await page.evaluate(() => {
+        window.__ddpmBeforeReload = true;
+      });
+      await runCommand(page, 'Developer: Reload Window', 20_000);
+      const r0 = Date.now();
+      while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
+        if (Date.now() - r0 > 30_000) throw new Error('the window did not reload');
+        await sleep(250);
+      }
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    };
+
+    await test('Developer: Reload Window mid-training: the Training view re-attaches, its loss history goes on', async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      let frame = await findFrame(page, '#loss canvas', 10_000);
+      const before = await lossCurve(frame);
+      log(`  before the reload: ${JSON.stringify(before)}`);
+      if (before.state !== 'running' || before.points < 2) throw new Error(`not training: ${JSON.stringify(before)}`);
+      await reloadWindow();
+      await tab(page, 'DDPM Training').waitFor({ timeout: 60_000 });
+      frame = await findFrame(page, '#loss canvas', 60_000);
+      const t = Date.now();
+      let after;
+      for (;;) {
+        after = await lossCurve(frame);
+        if (after.state === 'running' && after.last > before.last + 2) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 90_000) throw new Error(`the restored view did not re-attach: ${JSON.stringify(after)}`);
+        await sleep(500);
+      }
+      log(`  after the reload: ${JSON.stringify(after)}`);
+      // The whole history: from the run's first step, at least the points it had before, and more since.
+      assert.equal(after.first, before.first, 'the loss curve starts where it started');
+      assert.ok(after.points > before.points, `${after.points} points after, ${before.points} before`);
+      assert.ok(!(await frame.$eval('#stop', (b) => b.disabled)), 'Stop is enabled in the re-attached view');
+      assert.equal(await page.locator('.tabs-container .tab').filter({ hasText: 'DDPM Training' }).count(), 1);
+      await shot('06d-training-reattached');
+    });
+
     await test('DDPM: Stop ends the training (the loss curve stops changing)', async () => {
       if (!trainingStarted) throw new Error('training did not start in the previous test');
       const frame = await findFrame(page, '#loss canvas', 10_000);
@@ -629,6 +713,65 @@ export async function runUiSuite({
       await shot('07-stopped');
       log(`  notifications: ${JSON.stringify(await notifications(page))}`);
       if (a.hash !== b.hash) throw new Error('the loss curve still changes after DDPM: Stop');
+      const stats = await frame.$eval('#stats', (e) => e.textContent || '');
+      if (/ETA|it\/s/.test(stats)) throw new Error(`the stopped view still shows a rate or an ETA: ${stats}`);
+    });
+
+    await test('Resume Training… in the stopped Training view: same tab, "resumed from step N", the whole loss history', async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+      const frame = await findFrame(page, '#loss canvas', 10_000);
+      const stopped = await lossCurve(frame);
+      log(`  stopped: ${JSON.stringify(stopped)}`);
+      if (await frame.$eval('#ended', (e) => e.hidden)) throw new Error('no Resume button in the stopped view');
+      await frame.click('#resume');
+      const q = await answerQuickInput(page, /DDPM: Resume Training — .* is at step \d+: train up to step/, { log });
+      const at = Number(/is at step (\d+)/.exec(q.title)[1]);
+      assert.equal(at, stopped.last, 'the step it resumes from is where it stopped');
+      const t = Date.now();
+      let now;
+      for (;;) {
+        now = await lossCurve(frame);
+        if (now.state === 'running' && now.last > at + 2) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t > 90_000) throw new Error(`the resumed run did not train on: ${JSON.stringify(now)}`);
+        await sleep(500);
+      }
+      log(`  resumed: ${JSON.stringify(now)}`);
+      assert.match(now.stats, new RegExp(`resumed from step ${at}`));
+      assert.equal(now.first, stopped.first, 'the loss history before the resume is still there');
+      assert.ok(now.points > stopped.points, `${now.points} points now, ${stopped.points} when stopped`);
+      assert.equal(await page.locator('.tabs-container .tab').filter({ hasText: 'DDPM Training' }).count(), 1);
+      await shot('07b-resumed');
+    });
+
+    await test('a killed sidecar gives one clear notification (what ended, Resume, Open Log), no protocol message', async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      const frame = await findFrame(page, '#loss canvas', 10_000);
+      if ((await bodyState(frame)) !== 'running') throw new Error('the resumed training is not running');
+      const { pid } = JSON.parse(fs.readFileSync(path.join(sidecarDir, 'sidecar.json'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      log(`  killed the sidecar ${pid}`);
+      const t = Date.now();
+      while ((await bodyState(frame)) === 'running') {
+        if (Date.now() - t > 30_000) throw new Error('the Training view still says running 30 s after the kill');
+        await sleep(250);
+      }
+      await sleep(3000); // any later toast would show by now
+      const toasts = await notifications(page);
+      log(`  notifications: ${JSON.stringify(toasts)}`);
+      await shot('07c-sidecar-killed');
+      assert.equal(toasts.length, 1, `one notification, got ${JSON.stringify(toasts)}`);
+      assert.match(toasts[0], /The DDPM sidecar stopped unexpectedly\. Training of .* ended at step \d+/);
+      assert.doesNotMatch(toasts.join('\n'), /Pending response|Server will not be restarted|connection got disposed/);
+      const buttons = await page
+        .locator('.notifications-toasts .notification-list-item .monaco-button')
+        .allInnerTexts();
+      assert.ok(buttons.includes('Resume Training') && buttons.includes('Open Log'), JSON.stringify(buttons));
+      assert.equal(await bodyState(frame), 'failed');
+      const stats = await frame.$eval('#stats', (e) => e.textContent || '');
+      assert.match(stats, /the sidecar stopped unexpectedly/);
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
     });
 
     // ---- checkpoint inspector (custom editor for *.safetensors) and interpolation ----------------------------------
@@ -1053,17 +1196,598 @@ export async function runUiSuite({
       await shot('13b-interpolation-restored');
     });
 
-    await test('DDPM: Install CUDA Backend offers the CUDA and the native CPU package; Escape leaves everything as it was', async () => {
+    // ---- Issue 21, rough edges: pickers that work in code-server, the seed, the palette, backend info, disk use ----
+
+    /** Waits for the quick input titled `titleRe` to list a row containing `text` (its items load after it shows);
+     * returns the rows. */
+    const rowsOnceListed = async (titleRe, text, timeoutMs = 30_000) => {
+      const t0 = Date.now();
+      for (;;) {
+        const q = await describeQuickInput(page);
+        if (q && titleRe.test(q.title)) {
+          const rows = (await page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((r) =>
+            r.replace(/\s+/g, ' ').trim(),
+          );
+          if (rows.some((r) => r.includes(text))) return rows;
+        }
+        if (Date.now() - t0 > timeoutMs)
+          throw new Error(
+            `no quick input ${titleRe} listing "${text}" within ${timeoutMs / 1000} s (${JSON.stringify(q)})`,
+          );
+        await sleep(250);
+      }
+    };
+    /** The titles the command palette lists for `filter` (typed after '>'); the palette is closed again. */
+    const paletteRows = async (filter) => {
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input[type="text"]');
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+      await input.fill('>' + filter);
+      await sleep(1200);
+      const rows = await page.locator('.quick-input-list .monaco-list-row .label-name').allInnerTexts();
+      await page.keyboard.press('Escape');
+      await sleep(300);
+      return rows.map((r) => r.replace(/\s+/g, ' ').trim());
+    };
+    /** Merges `values` into the workspace settings; returns a function that puts the file back as it was. */
+    const workspaceSettings = async (values) => {
+      const file = path.join(workspace, '.vscode', 'settings.json');
+      const before = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JSON.stringify({ ...(before ? JSON.parse(before) : {}), ...values }, null, 2));
+      await sleep(1500);
+      return async () => {
+        if (before === null) fs.rmSync(file, { force: true });
+        else fs.writeFileSync(file, before);
+        await sleep(1000);
+      };
+    };
+    /** Waits until the webview's body leaves data-state "done" (a new run started), then until it is "done" again. */
+    const nextRunDone = async (frame, what, timeoutMs = 180_000) => {
+      const t0 = Date.now();
+      while ((await bodyState(frame)) === 'done') {
+        if (Date.now() - t0 > 20_000) throw new Error(`${what}: no new run started`);
+        await sleep(100);
+      }
+      while ((await bodyState(frame)) !== 'done') {
+        await checkErrors(page, frame);
+        if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not done within ${timeoutMs / 1000} s`);
+        await sleep(300);
+      }
+    };
+
+    /** What the inpainting view showed, to compare with the view a reloaded window restores. */
+    let inpainting = null;
+    await test('explorer context menu "Inpaint Image…" on a digit: paint the top half with the mouse, Inpaint, get a result', async () => {
       await runCommand(page, 'View: Close All Editors', 20_000);
-      await runCommand(page, 'DDPM: Install CUDA Backend');
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+      await runCommand(page, 'View: Show Explorer', 20_000);
+      const row = (name) => page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: name }).first();
+      if (!(await row('digit-2.png').isVisible())) await row('digits').click();
+      await row('digit-2.png').click();
+      await sleep(800);
+      const item = page.locator('.monaco-menu .action-item').filter({ hasText: 'Inpaint Image…' }).first();
+      for (let attempt = 1; ; attempt++) {
+        await row('digit-2.png').click({ button: 'right' });
+        if (
+          await item.waitFor({ timeout: 5_000 }).then(
+            () => true,
+            () => false,
+          )
+        )
+          break;
+        await page.keyboard.press('Escape');
+        if (attempt === 3) throw new Error('no "Inpaint Image…" in the context menu of digit-2.png');
+      }
+      await shot('15a-explorer-inpaint-menu');
+      await item.click();
+      // One question: the checkpoint (the default: ddpm.defaultCheckpoint or the shipped MNIST model).
+      const picks = await acceptDefaults(
+        page,
+        () => tab(page, 'DDPM Inpaint').isVisible(),
+        log,
+        'the "DDPM Inpaint" tab',
+      );
+      log(`  answered ${JSON.stringify(picks.map((q) => `${q.title}: ${q.focused}`))}`);
+      if (picks.length !== 1 || !/checkpoint/.test(picks[0].title))
+        throw new Error(`expected one question (the checkpoint), got ${JSON.stringify(picks)}`);
+      const frame = await findFrame(page, 'canvas#overlay');
+      const overlay = frame.locator('canvas#overlay');
+      let box;
+      const t = Date.now();
+      // The canvas takes the model's size once the view has its setup.
+      while (!(box = await overlay.boundingBox()) || box.width < 50) {
+        if (Date.now() - t > 30_000) throw new Error('the mask canvas never got its size');
+        await sleep(250);
+      }
+      const size = await overlay.evaluate((c) => c.width);
+      log(`  mask canvas ${size}×${size} shown at ${Math.round(box.width)}×${Math.round(box.height)} px`);
+      if (await frame.locator('#run').isEnabled()) throw new Error('#run is enabled before anything is painted');
+      // Paint the top half with the mouse: a brush of 3 model pixels, zig-zag strokes across the rows 0…13.
+      await frame.locator('#brush').evaluate((b) => {
+        b.value = '3';
+        b.dispatchEvent(new Event('input'));
+      });
+      const at = (fx, fy) => [box.x + fx * box.width, box.y + fy * box.height];
+      await page.mouse.move(...at(0.02, 0.04));
+      await page.mouse.down();
+      for (let k = 0; k <= 8; k++) {
+        await page.mouse.move(...at(k % 2 ? 0.98 : 0.02, 0.04 + k * 0.055), { steps: 12 });
+        await page.mouse.move(...at(k % 2 ? 0.98 : 0.02, 0.04 + (k + 1) * 0.055), { steps: 4 });
+      }
+      await page.mouse.up();
+      const count = Number(await frame.locator('#maskCount').getAttribute('data-count'));
+      log(`  painted ${count} of ${size * size} pixels: ${await frame.locator('#maskCount').innerText()}`);
+      if (!(count > size * size * 0.3 && count < size * size * 0.75))
+        throw new Error(`painted ${count} of ${size * size} pixels: not about the top half`);
+      const mask = await canvasPixels(frame, 'canvas#overlay');
+      if (mask.uniform) throw new Error('the mask overlay is blank after painting');
+      // A short run: one image, RePaint on 10 timesteps, jumps of 2, r = 2.
+      for (const [id, v] of [
+        ['n', '1'],
+        ['steps', '10'],
+        ['jumps', '2'],
+        ['resample', '2'],
+      ])
+        await frame.locator(`#${id}`).fill(v);
+      await shot('15b-inpaint-painted');
+      await frame.locator('#run').click();
+      const t2 = Date.now();
+      let sawRunning = false;
+      for (;;) {
+        const state = await bodyState(frame);
+        if (state === 'running') sawRunning = true;
+        if (state === 'done') break;
+        await checkErrors(page, frame);
+        if (Date.now() - t2 > 180_000)
+          throw new Error(
+            `inpainting not done after 180 s (data-state=${state}, ${await frame.locator('#status').innerText()})`,
+          );
+        await sleep(300);
+      }
+      log(`  inpainting ${await frame.locator('#status').innerText()} (saw running: ${sawRunning})`);
+      let result;
+      for (;;) {
+        result = await canvasPixels(frame, 'canvas#result');
+        if (!result.uniform || Date.now() - t2 > 190_000) break;
+        await sleep(200);
+      }
+      if (result.uniform) throw new Error(`canvas#result (${result.width}×${result.height}) is blank`);
+      for (const id of ['xt', 'x0']) {
+        if ((await canvasPixels(frame, `canvas#${id}`)).uniform) throw new Error(`canvas#${id} is blank`);
+      }
+      fs.writeFileSync(path.join(outDir, 'ui-canvas-inpainting.png'), result.png);
+      if (!(await frame.locator('#save').isEnabled())) throw new Error('#save is disabled after done');
+      await shot('15c-inpainting-done');
+      inpainting = { count, hash: result.hash, status: await frame.locator('#status').innerText() };
+    });
+
+    await test('a reloaded window restores the Inpaint view with its mask and result; "Image to Image…" with the strength slider', async () => {
+      if (!inpainting) throw new Error('the inpainting test did not finish');
+      await page.evaluate(() => {
+        window.__ddpmBeforeReload = true;
+      });
+      await runCommand(page, 'Developer: Reload Window', 20_000);
+      const t = Date.now();
+      while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
+        if (Date.now() - t > 30_000) throw new Error('the window did not reload');
+        await sleep(250);
+      }
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await tab(page, 'DDPM Inpaint').waitFor({ timeout: 60_000 });
+      const frame = await findFrame(page, 'canvas#overlay', 60_000);
+      let result;
+      for (;;) {
+        result = await canvasPixels(frame, 'canvas#result');
+        if (!result.uniform) break;
+        if (Date.now() - t > 90_000) throw new Error('the restored canvas#result stayed blank');
+        await sleep(250);
+      }
+      const count = Number(await frame.locator('#maskCount').getAttribute('data-count'));
+      log(`  restored: mask ${count} pixels, result ${result.hash} (before: ${inpainting.count}, ${inpainting.hash})`);
+      if (count !== inpainting.count || result.hash !== inpainting.hash)
+        throw new Error(`restored mask ${count} / result ${result.hash}, before ${JSON.stringify(inpainting)}`);
+      if (!(await frame.locator('#run').isEnabled())) throw new Error('#run is disabled in the restored view');
+      await shot('15d-inpaint-restored');
+
+      // Image to Image from the palette on the same digit: the image's dialog is skipped through the explorer's
+      // context menu, as a user would.
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'View: Show Explorer', 20_000);
+      const row = (name) => page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: name }).first();
+      if (!(await row('digit-3.png').isVisible())) await row('digits').click();
+      const item = page.locator('.monaco-menu .action-item').filter({ hasText: 'Image to Image…' }).first();
+      for (let attempt = 1; ; attempt++) {
+        await row('digit-3.png').click({ button: 'right' });
+        if (
+          await item.waitFor({ timeout: 5_000 }).then(
+            () => true,
+            () => false,
+          )
+        )
+          break;
+        await page.keyboard.press('Escape');
+        if (attempt === 3) throw new Error('no "Image to Image…" in the context menu of digit-3.png');
+      }
+      await item.click();
+      await acceptDefaults(page, () => tab(page, 'DDPM Image to Image').isVisible(), log, 'the tab');
+      const f2 = await findFrame(page, 'input#strength', 60_000, async (f) =>
+        f.evaluate(() => document.body.dataset.mode === 'img2img').catch(() => false),
+      );
+      if (await f2.locator('#overlay').isVisible()) throw new Error('the mask canvas shows in Image to Image');
+      await f2.locator('#strength').evaluate((s) => {
+        s.value = '0.3';
+        s.dispatchEvent(new Event('input'));
+      });
+      if ((await f2.locator('#strengthValue').innerText()) !== '0.30')
+        throw new Error('the strength label did not follow');
+      await f2.locator('#n').fill('4');
+      await f2.locator('#ddimSteps').fill('10');
+      await f2.locator('#run').click();
+      const t3 = Date.now();
+      while ((await bodyState(f2)) !== 'done') {
+        await checkErrors(page, f2);
+        if (Date.now() - t3 > 120_000)
+          throw new Error(`image to image not done: ${await f2.locator('#status').innerText()}`);
+        await sleep(300);
+      }
+      const out = await canvasPixels(f2, 'canvas#result');
+      if (out.uniform) throw new Error('the image-to-image result is blank');
+      log(
+        `  image to image: ${await f2.locator('#status').innerText()}, caption ${await f2.locator('#caption').innerText()}`,
+      );
+      if (!/SDEdit, strength 0\.3/.test(await f2.locator('#caption').innerText()))
+        throw new Error('the caption does not give the strength');
+      await shot('16-img2img');
+    });
+
+    await test('DDPM: Interpolate Images from the palette in code-server: both images picked from the workspace in quick picks', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+      await runCommand(page, 'DDPM: Interpolate Images');
+      const rowsA = await rowsOnceListed(/first image \(A\)$/, 'digit-7.png');
+      log(`  image A rows: ${JSON.stringify(rowsA)}`);
+      for (let i = 0; i < 8; i++)
+        if (!rowsA.some((r) => new RegExp(`^digit-${i}\\.png\\s*digits$`).test(r)))
+          throw new Error(`the first pick does not list digits/digit-${i}.png: ${JSON.stringify(rowsA)}`);
+      await shot('15a-interpolate-pick-a');
+      // Browse… (the file dialog) is one entry away.
+      await page.locator('.quick-input-widget input[type="text"]').fill('Browse');
+      await sleep(500);
+      const browse = await describeQuickInput(page);
+      if (!/Browse…/.test(browse.focused)) throw new Error(`typing "Browse" focuses ${JSON.stringify(browse.focused)}`);
+      await answerQuickInput(page, /first image \(A\)$/, { text: 'digit-2', expectFocused: /^digit-2\.png/, log });
+      const rowsB = await rowsOnceListed(/second image \(B\)$/, 'digit-7.png');
+      if (rowsB.some((r) => r.startsWith('digit-2.png')))
+        throw new Error('the second pick offers the first image again');
+      const b = await answerQuickInput(page, /second image \(B\)$/, {
+        text: 'digit-5',
+        expectFocused: /^digit-5\.png/,
+        log,
+      });
+      log(`  image B pick: ${JSON.stringify(b.placeholder)}`);
+      if (!/digit-2\.png/.test(b.placeholder)) throw new Error(`the B pick does not name A: ${JSON.stringify(b)}`);
+      const rest = await acceptDefaults(
+        page,
+        () => tab(page, 'DDPM Interpolation: digit-2.png ↔ digit-5.png').isVisible(),
+        log,
+        'the "DDPM Interpolation: digit-2.png ↔ digit-5.png" tab',
+      );
+      if (rest.length !== 4)
+        throw new Error(`expected checkpoint, t, λ count and grid after the images, got ${JSON.stringify(rest)}`);
+      const frame = await findFrame(page, 'canvas#strip-0');
+      const t0 = Date.now();
+      while ((await bodyState(frame)) !== 'done') {
+        await checkErrors(page, frame);
+        if (Date.now() - t0 > 180_000) throw new Error('the interpolation of the picked images did not finish');
+        await sleep(500);
+      }
+      let strip;
+      while ((strip = await canvasPixels(frame, 'canvas#strip-0')).uniform) {
+        if (Date.now() - t0 > 190_000) throw new Error('canvas#strip-0 stayed blank');
+        await sleep(200);
+      }
+      log(`  canvas#strip-0 ${strip.width}×${strip.height}`);
+      for (const id of ['inputA', 'inputB'])
+        if ((await canvasPixels(frame, `canvas#${id}`)).uniform) throw new Error(`canvas#${id} is blank`);
+      await shot('15b-interpolate-picked');
+    });
+
+    await test('the explorer offers Interpolate Images for two selected images only: not one image, not a text file', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'View: Show Explorer', 20_000);
+      const row = (name) => page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: name }).first();
+      if (!(await row('digit-0.png').isVisible())) await row('digits').click();
+      const menuItems = async (target) => {
+        await row(target).click({ button: 'right' });
+        const items = page.locator('.monaco-menu .action-item .action-label');
+        await items.first().waitFor({ timeout: 10_000 });
+        await sleep(300);
+        const labels = (await items.allInnerTexts()).map((t) => t.trim()).filter(Boolean);
+        return labels;
+      };
+      // One image.
+      await row('digit-3.png').click();
+      await tab(page, 'digit-3.png')
+        .waitFor({ timeout: 10_000 })
+        .catch(() => {});
+      await sleep(800);
+      const one = await menuItems('digit-3.png');
+      log(`  one image: ${JSON.stringify(one)}`);
+      await shot('16a-explorer-menu-one-image');
+      await page.keyboard.press('Escape');
+      if (!one.length || one.includes('Interpolate Images'))
+        throw new Error(`one image selected: the menu is ${JSON.stringify(one)}`);
+      // An image and the workspace's README.md, right-clicked on README.md.
+      let mixed;
+      for (let attempt = 1; ; attempt++) {
+        await row('digit-3.png').click();
+        await sleep(800);
+        await row('README.md').click({ modifiers: ['Control'] });
+        await sleep(300);
+        const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').allInnerTexts();
+        if (selected.length === 2) {
+          mixed = await menuItems('README.md');
+          break;
+        }
+        if (attempt === 3) throw new Error(`could not select an image and README.md: ${JSON.stringify(selected)}`);
+      }
+      log(`  an image and README.md: ${JSON.stringify(mixed)}`);
+      await shot('16b-explorer-menu-image-and-text');
+      await page.keyboard.press('Escape');
+      if (!mixed.length || mixed.includes('Interpolate Images'))
+        throw new Error(`an image and a text file selected: the menu is ${JSON.stringify(mixed)}`);
+    });
+
+    await test('DDPM: Sample: ddpm.numSamples first, a typed count taken; the view shows the seed; Sample again repeats it, New seed changes it', async () => {
+      const restore = await workspaceSettings({ 'ddpm.numSamples': 9 });
+      try {
+        await runCommand(page, 'View: Close All Editors', 20_000);
+        await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+        // The workbench notices the new settings after a while: until then the pick starts with 16.
+        let count;
+        for (let attempt = 1; ; attempt++) {
+          await runCommand(page, 'DDPM: Sample');
+          await answerQuickInput(page, /checkpoint$/, { log });
+          try {
+            count = await answerQuickInput(page, /number of images$/, {
+              expectFocused: /^7$/,
+              text: '7',
+              log,
+              onShown: async () => {
+                const q = await describeQuickInput(page);
+                if (!/^9/.test(q?.focused ?? '')) throw new Error(`the count pick starts at ${q?.focused}`);
+                await shot('17a-sample-count-pick');
+              },
+            });
+            break;
+          } catch (e) {
+            if (attempt === 8) throw e;
+            log(`  attempt ${attempt}: ${e.message.split('\n')[0]}`);
+            await page.keyboard.press('Escape');
+            await sleep(2000);
+          }
+        }
+        log(`  count pick rows: ${JSON.stringify(count.rows)}`);
+        if (!/^9\s*default \(ddpm\.numSamples\)$/.test(count.rows[0]))
+          throw new Error(`the first count is not the setting's: ${JSON.stringify(count.rows)}`);
+        // answerQuickInput typed 7 (not in the list) and accepted it: the sampler and the seed follow.
+        await answerQuickInput(page, /sampler$/, { text: '10 steps', expectFocused: /^DDIM, 10 steps/, log });
+        await answerQuickInput(page, /seed$/, { text: '1234', log });
+        await tab(page, 'DDPM Trajectory').waitFor({ timeout: 60_000 });
+        const frame = await findFrame(page, 'canvas#grid', 60_000, (f) =>
+          f.$eval('#caption', (e) => (e.textContent || '').includes('seed 1234')).catch(() => false),
+        );
+        const t0 = Date.now();
+        while ((await bodyState(frame)) !== 'done') {
+          await checkErrors(page, frame);
+          if (Date.now() - t0 > 180_000) throw new Error('sampling 7 images did not finish');
+          await sleep(300);
+        }
+        const view = async () => ({
+          caption: await frame.locator('#caption').innerText(),
+          seed: await frame.$eval('#seed', (e) => e.value),
+          again: await frame.locator('#again').innerText(),
+          grid: (await canvasPixels(frame, 'canvas#grid')).hash,
+        });
+        const first = await view();
+        log(`  first run: ${JSON.stringify(first)}`);
+        if (!/^7 samples · DDIM 10 · seed 1234 · /.test(first.caption))
+          throw new Error(`caption ${JSON.stringify(first.caption)}`);
+        if (first.seed !== '1234' || first.again !== 'Sample again (same seed 1234)')
+          throw new Error(`seed field / button: ${JSON.stringify(first)}`);
+        await shot('17b-sample-seed');
+        await frame.click('#again');
+        await nextRunDone(frame, 'Sample again');
+        const again = await view();
+        log(`  again: ${JSON.stringify(again)}`);
+        assert.deepStrictEqual(again, first, 'the same seed gives the same caption and the same grid');
+        await frame.click('#newSeed');
+        await nextRunDone(frame, 'New seed');
+        const fresh = await view();
+        log(`  new seed: ${JSON.stringify(fresh)}`);
+        if (fresh.seed === '1234' || !/^\d+$/.test(fresh.seed)) throw new Error(`new seed ${fresh.seed}`);
+        if (!fresh.caption.includes(` · seed ${fresh.seed} · `)) throw new Error(`caption ${fresh.caption}`);
+        if (fresh.again !== `Sample again (same seed ${fresh.seed})`) throw new Error(`button ${fresh.again}`);
+        if (fresh.grid === first.grid) throw new Error('a new seed drew the same grid');
+        // A seed typed in the field: the button says it is another one.
+        await frame.fill('#seed', '77');
+        if ((await frame.locator('#again').innerText()) !== 'Sample again (seed 77)')
+          throw new Error(`after typing 77 the button says ${await frame.locator('#again').innerText()}`);
+        await frame.fill('#seed', 'x1');
+        if (!(await frame.locator('#again').isDisabled()))
+          throw new Error('"x1" is not a seed, yet Sample again is enabled');
+        await shot('17c-sample-seed-typed');
+      } finally {
+        await restore();
+      }
+    });
+
+    await test('DDPM: Show Backend Info from the palette opens a readable Markdown preview', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'DDPM: Show Backend Info');
+      await tab(page, 'Preview DDPM Backend Info.md').waitFor({ timeout: 60_000 });
+      const frame = await findFrame(page, 'h1', 60_000, (f) =>
+        f.$eval('body', (b) => b.innerText.includes('How it was chosen')).catch(() => false),
+      );
+      const text = await frame.$eval('body', (b) => b.innerText);
+      log(`  preview text:\n${text}`);
+      for (const want of ['DDPM Studio — compute backend', 'wasm', 'CPU cores', 'passed over', 'Not installed'])
+        if (!text.includes(want)) throw new Error(`the preview does not say "${want}"`);
+      if ((await frame.$$('table tr')).length < 8) throw new Error('the preview has no table of facts');
+      await shot('18-backend-info');
+    });
+
+    await test('DDPM: Train with the cifar10 preset shows its checkpoints’ disk use and asks first; Cancel starts nothing', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+      const runs = path.join(workspace, 'runs');
+      const before = fs.existsSync(runs) ? fs.readdirSync(runs) : [];
+      await runCommand(page, 'DDPM: Train');
+      await answerQuickInput(page, /data$/, { expectFocused: /^Bundled MNIST digits/, log });
+      await answerQuickInput(page, /model preset$/, { text: 'cifar10', expectFocused: /^cifar10/, log });
+      await answerQuickInput(page, /steps$/, { log });
+      const out = await answerQuickInput(page, /output folder$/, { log });
+      log(`  output folder prompt: ${out.prompt}`);
+      if (!/— 4 checkpoints × 57\d MB = 2\.2\d GB \(latest \+ 3 kept\)/.test(out.prompt))
+        throw new Error(`the output folder prompt does not give the checkpoints' size: ${JSON.stringify(out.prompt)}`);
+      const dialog = page.locator('.monaco-dialog-box');
+      await dialog.waitFor({ timeout: 20_000 });
+      const text = (await dialog.innerText()).replace(/\s+/g, ' ');
+      log(`  dialog: ${text}`);
+      await shot('19-train-disk-confirm');
+      if (!/writes up to 2\.2\d GB of checkpoints/.test(text)) throw new Error(`dialog: ${text}`);
+      if (!/Keep 1 checkpoint \(1\.1\d GB\)/.test(text)) throw new Error(`no "Keep 1 checkpoint" in: ${text}`);
+      await dialog.locator('.monaco-button').filter({ hasText: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'hidden', timeout: 10_000 });
+      await sleep(2000);
+      if (await tab(page, 'DDPM Training').isVisible()) throw new Error('a Training view opened after Cancel');
+      const after = fs.existsSync(runs) ? fs.readdirSync(runs) : [];
+      if (after.some((d) => d.startsWith('cifar10-') && !before.includes(d)))
+        throw new Error(`Cancel created a run folder: ${JSON.stringify(after)}`);
+    });
+
+    /** Preferences: Color Theme, then the theme named (its pick has a placeholder, no title). */
+    const chooseTheme = async (name) => {
+      await runCommand(page, 'Preferences: Color Theme', 20_000);
+      const t0 = Date.now();
+      let q;
+      while (!(q = await describeQuickInput(page)) || !/color theme/i.test(q.placeholder)) {
+        if (Date.now() - t0 > 20_000) throw new Error(`no color theme pick (${JSON.stringify(q)})`);
+        await sleep(250);
+      }
+      await page.locator('.quick-input-widget input[type="text"]').fill(name);
+      await sleep(700);
+      q = await describeQuickInput(page);
+      if (!q.focused.includes(name)) throw new Error(`typing ${name} focuses ${JSON.stringify(q.focused)}`);
+      await page.keyboard.press('Enter');
+      await sleep(1000);
+    };
+
+    await test('a run on a folder picked in the workspace: the loss range fits the data, the plots follow the theme, Stop draws a last preview', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
+      await runCommand(page, 'DDPM: Train');
+      await answerQuickInput(page, /data$/, { text: 'Folder of images', expectFocused: /^Folder of images/, log });
+      const folders = await rowsOnceListed(/Folder of images$/, 'digits');
+      log(`  folder rows: ${JSON.stringify(folders)}`);
+      if (!folders.some((r) => /^digits\s*8 images$/.test(r)))
+        throw new Error(`no "digits 8 images" row: ${JSON.stringify(folders)}`);
+      await answerQuickInput(page, /Folder of images$/, { text: 'digits', expectFocused: /^digits/, log });
+      await answerQuickInput(page, /model preset$/, { text: 'tiny', expectFocused: /^tiny/, log });
+      await answerQuickInput(page, /steps$/, { text: '100000', log });
+      const out = await answerQuickInput(page, /output folder$/, { log });
+      log(`  output folder prompt: ${out.prompt}`);
+      await tab(page, 'DDPM Training').waitFor({ timeout: 60_000 });
+      const frame = await findFrame(page, '#loss canvas', 60_000);
+      const range = async () =>
+        frame.$eval('#loss', (e) => ({ min: Number(e.dataset.yMin), max: Number(e.dataset.yMax) }));
+      const t0 = Date.now();
+      let r;
+      let stats;
+      for (;;) {
+        r = await range();
+        stats = await frame.locator('#stats').innerText();
+        const step = Number(/^step (\d+)/.exec(stats)?.[1] ?? 0);
+        if (step >= 30 && r.max > 0) break;
+        await checkErrors(page, frame);
+        if (Date.now() - t0 > 180_000) throw new Error(`the run did not reach step 30 (${stats})`);
+        await sleep(500);
+      }
+      // The y range is the data's (loss and its smoothing) with 8 % margins in log space, not whole decades.
+      const ratio = Math.log10(r.max / r.min);
+      log(`  y range [${r.min}, ${r.max}] (${ratio.toFixed(3)} decades); ${stats}`);
+      if (Number.isInteger(Math.log10(r.min)) && Number.isInteger(Math.log10(r.max)))
+        throw new Error(`the y range [${r.min}, ${r.max}] is snapped to decades`);
+      const loss = Number(/loss (\d+\.\d+)/.exec(stats)[1]);
+      const at = Math.log(loss / r.min) / Math.log(r.max / r.min);
+      if (!(at > 0.03 && at < 0.97)) throw new Error(`the latest loss ${loss} sits at ${at.toFixed(3)} of the axis`);
+      const colorsBefore = await frame.evaluate(() => document.body.dataset.plotColors);
+      const canvasBefore = (await canvasPixels(frame, '#loss canvas')).hash;
+      await shot('20a-training-dark');
+      // A light theme: the plots are made again in its colours.
+      await chooseTheme('Light Modern');
+      const t1 = Date.now();
+      let colorsAfter;
+      while ((colorsAfter = await frame.evaluate(() => document.body.dataset.plotColors)) === colorsBefore) {
+        if (Date.now() - t1 > 20_000)
+          throw new Error(`the plots kept their colours (${colorsBefore}) in a light theme`);
+        await sleep(250);
+      }
+      log(`  plot colours: ${colorsBefore} -> ${colorsAfter}`);
+      await sleep(1500);
+      await shot('20b-training-light');
+      const canvasAfter = (await canvasPixels(frame, '#loss canvas')).hash;
+      if (canvasAfter === canvasBefore) throw new Error('the loss canvas did not change with the theme');
+      await chooseTheme('Dark Modern');
+      // Stop: the run saves, then draws a preview of its last step (sampleEvery is 500) before it says it stopped.
+      await frame.click('#stop');
+      const t2 = Date.now();
+      while ((await bodyState(frame)) !== 'stopped') {
+        await checkErrors(page, frame);
+        if (Date.now() - t2 > 120_000) throw new Error(`not stopped 120 s after Stop (${await bodyState(frame)})`);
+        await sleep(300);
+      }
+      const final = await frame.locator('#stats').innerText();
+      const caption = await frame.locator('#previewCaption').innerText();
+      log(`  after Stop: ${caption}; ${final}`);
+      const stoppedAt = Number(/stopped at step (\d+)/.exec(final)?.[1]);
+      if (!(stoppedAt >= 30)) throw new Error(`#stats after Stop: ${JSON.stringify(final)}`);
+      if (caption !== `samples at step ${stoppedAt}`)
+        throw new Error(`the preview caption is ${JSON.stringify(caption)}, the run stopped at step ${stoppedAt}`);
+      while ((await canvasPixels(frame, 'canvas#preview')).uniform) {
+        if (Date.now() - t2 > 130_000) throw new Error('the final preview is blank');
+        await sleep(250);
+      }
+      await frame.$eval('#preview', (e) => e.scrollIntoView({ block: 'center' }));
+      await shot('20c-training-stopped-preview');
+    });
+
+    await test('the palette lists the native backend commands that apply here; Escape leaves everything as it was', async () => {
+      await runCommand(page, 'View: Close All Editors', 20_000);
+      // This machine: an NVIDIA driver or not (what the extension checks), no native backend installed yet.
+      const gpu = ['/proc/driver/nvidia/version', '/dev/nvidiactl', '/dev/nvidia0'].some((f) => fs.existsSync(f));
+      const install = await paletteRows('DDPM: Install');
+      const remove = await paletteRows('DDPM: Remove Native Backend');
+      log(`  "DDPM: Install": ${JSON.stringify(install)}; "DDPM: Remove Native Backend": ${JSON.stringify(remove)}`);
+      const want = gpu ? 'DDPM: Install CUDA Backend' : 'DDPM: Install Native CPU Backend';
+      const not = gpu ? 'DDPM: Install Native CPU Backend' : 'DDPM: Install CUDA Backend';
+      if (!install.includes(want)) throw new Error(`the palette does not offer ${want}: ${JSON.stringify(install)}`);
+      if (install.includes(not)) throw new Error(`the palette offers ${not} here: ${JSON.stringify(install)}`);
+      if (remove.includes('DDPM: Remove Native Backend'))
+        throw new Error('the palette offers Remove Native Backend with none installed');
+      for (const hidden of ['DDPM: Stop', 'DDPM: Sidecar Info (for scripts and tests)'])
+        if ((await paletteRows(hidden)).includes(hidden)) throw new Error(`the palette offers ${hidden}`);
+      await runCommand(page, want);
       const rows = page.locator('.quick-input-list .monaco-list-row');
-      await rows.filter({ hasText: 'CUDA (NVIDIA GPU)' }).first().waitFor({ timeout: 20_000 });
-      const texts = await rows.allInnerTexts();
-      log(`  quick pick: ${JSON.stringify(texts.map((t) => t.replace(/\s+/g, ' ')))}`);
-      if (!texts.some((t) => /CUDA \(NVIDIA GPU\)[\s\S]*@tensorflow\/tfjs-node-gpu@4\.22\.0/.test(t)))
-        throw new Error('no "CUDA (NVIDIA GPU)" row with @tensorflow/tfjs-node-gpu@4.22.0');
-      if (!texts.some((t) => /Native CPU[\s\S]*@tensorflow\/tfjs-node@4\.22\.0/.test(t)))
+      await rows.first().waitFor({ timeout: 20_000 });
+      await sleep(500);
+      const texts = (await rows.allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+      log(`  quick pick: ${JSON.stringify(texts)}`);
+      if (!texts.some((t) => /Native CPU.*@tensorflow\/tfjs-node@4\.22\.0/.test(t)))
         throw new Error('no "Native CPU" row with @tensorflow/tfjs-node@4.22.0');
+      const cuda = texts.some((t) => /CUDA \(NVIDIA GPU\).*@tensorflow\/tfjs-node-gpu@4\.22\.0/.test(t));
+      if (cuda !== gpu) throw new Error(`the CUDA row is ${cuda ? '' : 'not '}offered (NVIDIA driver: ${gpu})`);
       await shot('14-install-native-backend');
       await page.keyboard.press('Escape');
       await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });

@@ -76,6 +76,7 @@ function renderTable(): void {
 
 for (const control of [filter, sort, descending]) control.addEventListener('input', renderTable);
 sampleButton.addEventListener('click', () => post({ type: 'sample' }));
+byId('resume').addEventListener('click', () => post({ type: 'resume' }));
 byId('importDiffusers').addEventListener('click', () => post({ type: 'importDiffusers' }));
 previewButton.addEventListener('click', () => {
   byId('previewCaption').textContent = 'sampling…';
@@ -259,6 +260,8 @@ window.addEventListener('message', (ev: MessageEvent<CheckpointToWebview>) => {
           byId('importDiffusers', HTMLButtonElement).disabled = !d.importable;
         }
       } else byId('evalSection').hidden = false;
+      // A training checkpoint (weights, EMA and the optimizer's moments) can be trained on from where it stopped.
+      byId('resume').hidden = r.kind !== 'training';
       if (r.lossHistory && r.lossHistory.steps.length > 1) {
         const h = r.lossHistory;
         new uPlot(

@@ -6,6 +6,17 @@
 import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../../sidecar/protocol.ts';
 import type { EvalEntry } from './evalResults.ts';
 
+/** What DDPM: Sample ran with: checkpoint, number of images, sampler and its steps, seed, class choice, guidance. */
+export interface TrajectorySettings {
+  checkpoint: string;
+  n: number;
+  sampler: 'ddim' | 'ddpm';
+  steps: number;
+  seed: number;
+  class: number | 'each' | 'any';
+  guidance: number;
+}
+
 export type TrajectoryToWebview =
   | {
       type: 'start';
@@ -14,6 +25,13 @@ export type TrajectoryToWebview =
       total: number;
       sampler: string;
       checkpoint: string;
+      /** The run's seed: shown and editable in the view, for "Sample again". */
+      seed?: number;
+      /**
+       * The run's request settings, kept in the view's state: a panel restored after a reload samples again with
+       * them (the extension reads them back; the view does not look inside).
+       */
+      settings?: TrajectorySettings;
       /** Conditional checkpoints: the class of each image (known from the choice), the class names, the choice in
        * words and the guidance scale. Absent for unconditional checkpoints; `labels` absent for 'any'. */
       labels?: number[];
@@ -36,20 +54,30 @@ export type TrajectoryToWebview =
   | { type: 'error'; runId: string; message: string };
 
 export type TrajectoryFromWebview =
-  { type: 'ready' } | { type: 'stop' } | { type: 'again' } | { type: 'saveGrid' } | { type: 'saveStrip'; png: string };
+  | { type: 'ready' }
+  | { type: 'stop' }
+  /** Sample again with the same settings and this seed (absent: the last run's). */
+  | { type: 'again'; seed?: number }
+  | { type: 'saveGrid' }
+  | { type: 'saveStrip'; png: string };
 
 export type TrainingToWebview =
   | {
       type: 'start';
-      jobId: string;
+      /** The live job; null when the view shows a run that no job trains now (restored after it ended). */
+      jobId: string | null;
       steps: number;
       out: string;
       preset: string;
       data: string;
-      /** The sidecar's compute backend and device. */
-      backend: { name: string; device: string };
+      /** The sidecar's compute backend and device (null where unknown: a run that is not training). */
+      backend: { name: string; device: string } | null;
       /** Training runs on a CPU backend that the native one beats: show the hint with its install button. */
       suggestNative: boolean;
+      /** The step the job resumed from (null: a new run). */
+      resumedFrom?: number | null;
+      /** The step the run is at (before progress arrives). */
+      step?: number;
     }
   | {
       type: 'progress';
@@ -64,7 +92,17 @@ export type TrainingToWebview =
       lossByQuarter: (number | null)[];
       T: number;
     }
-  | { type: 'history'; steps: number[]; loss: number[] }
+  /** The run's loss history (loss.csv), replacing what the view has; its held-out losses and T when known. */
+  | {
+      type: 'history';
+      steps: number[];
+      loss: number[];
+      quarters?: (number | null)[][];
+      evals?: { step: number; loss: number }[];
+      T?: number | null;
+    }
+  /** The run's checkpoints, replacing the list (oldest first). */
+  | { type: 'checkpoints'; list: { step: number; path: string }[] }
   /** ddpm/trainEval: the EMA weights' held-out L_simple, overall and at each t of the grid. */
   | { type: 'eval'; step: number; loss: number; byT: { t: number; loss: number }[]; images: number; split: string }
   | { type: 'preview'; step: number; png: string }
@@ -72,7 +110,14 @@ export type TrainingToWebview =
   | { type: 'ended'; reason: string; step: number; checkpoint: string | null; error?: string };
 
 export type TrainingFromWebview =
-  { type: 'ready' } | { type: 'stop' } | { type: 'setLogScale'; value: boolean } | { type: 'installNative' };
+  | { type: 'ready' }
+  | { type: 'stop' }
+  | { type: 'setLogScale'; value: boolean }
+  | { type: 'installNative' }
+  /** Resume the run (its latest checkpoint). */
+  | { type: 'resume' }
+  /** A checkpoint of the list: open it in the inspector, or sample from it. */
+  | { type: 'openCheckpoint'; path: string; action: 'inspect' | 'sample' };
 
 /** The checkpoint inspector (a custom editor): the sidecar's results as they come, the webview formats them. */
 export type CheckpointToWebview =
@@ -97,6 +142,8 @@ export type CheckpointFromWebview =
   | { type: 'ready' }
   | { type: 'stats'; name: string }
   | { type: 'sample' }
+  /** A training checkpoint: DDPM: Resume Training from it. */
+  | { type: 'resume' }
   | { type: 'preview' }
   | { type: 'evaluate' }
   | { type: 'stopEval' }
@@ -113,3 +160,56 @@ export type InterpolateToWebview =
   | { type: 'error'; message: string };
 
 export type InterpolateFromWebview = { type: 'ready' } | { type: 'save'; png: string };
+
+/** The editing view (DDPM: Inpaint Image… and DDPM: Image to Image…): one image, one checkpoint, runs on demand. */
+export type EditMode = 'inpaint' | 'img2img';
+
+/** What a run asks for, from the view's controls. */
+export interface EditRunSettings {
+  n: number;
+  /** Inpainting: the painted mask as a PNG data URL (white = regenerate), and RePaint's timesteps, j and r. */
+  mask?: string;
+  steps?: number;
+  jumps?: number;
+  resample?: number;
+  /** Image to image: t₀/T. */
+  strength?: number;
+  seed: number;
+  /** Conditional checkpoints: a class index or 'any'. */
+  class?: number | 'any';
+  guidance?: number;
+}
+
+export type EditToWebview =
+  /**
+   * The image (its file's bytes, base64, and MIME type) and the checkpoint's model size, channels and classes: the view
+   * converts the image as the sidecar does, to paint over what the model sees. `settings`: the defaults to offer.
+   */
+  | {
+      type: 'setup';
+      mode: EditMode;
+      /** The image file (kept in the view's state, so that a restored panel can run again). */
+      imagePath: string;
+      imageName: string;
+      imageData: string;
+      imageMime: string;
+      checkpoint: string;
+      checkpointName: string;
+      imageSize: number;
+      channels: number;
+      T: number;
+      classes: string[];
+      settings: EditRunSettings;
+    }
+  | { type: 'start'; runId: string; total: number; caption: string }
+  | { type: 'step'; runId: string; step: number; total: number; t: number; up: boolean; at: number }
+  | { type: 'frame'; runId: string; index: number; t: number; xt: string; x0: string }
+  | { type: 'done'; runId: string; grid: string; input: string; mask?: string; seconds: number; threads: number }
+  | { type: 'error'; runId: string; message: string };
+
+export type EditFromWebview =
+  | { type: 'ready' }
+  | { type: 'run'; settings: EditRunSettings }
+  | { type: 'stop' }
+  | { type: 'save' }
+  | { type: 'pickCheckpoint' };

@@ -6,7 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import './training.css';
 import uPlot from 'uplot';
 import type { TrainingFromWebview, TrainingToWebview } from '../shared/messages.ts';
-import { EvalHistory, LossHistory, quarterLabels } from '../shared/lossSeries.ts';
+import { EvalHistory, LossHistory, fitRange, quarterLabels } from '../shared/lossSeries.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
 
 interface State {
@@ -16,6 +16,8 @@ interface State {
   T?: number;
   evals?: { step: number; loss: number }[];
   logScale: boolean;
+  /** The run folder: what a restored panel re-attaches to (the extension's serializer reads it). */
+  out?: string;
 }
 
 const api = vscodeApi<State>();
@@ -25,6 +27,7 @@ const evals = new EvalHistory();
 const saved = api.getState();
 let logScale = saved?.logScale ?? true;
 let T = saved?.T ?? 1000;
+let out = saved?.out;
 if (saved) {
   history.replace(saved.steps, saved.loss, saved.quarters);
   evals.replace(saved.evals ?? []);
@@ -52,6 +55,24 @@ const QUARTER_COLORS: [string, string][] = [
 ];
 const widthOf = (el: HTMLElement, min: number) => Math.max(min, el.clientWidth || 600);
 
+/**
+ * The y scale of every plot: log or linear, its range fitted to the data (fitRange: no decade snapping, so a loss
+ * near 1 is not pinned to an edge). The range drawn is kept on the plot's element (data-y-min, data-y-max) for tests.
+ */
+const yScale = (): uPlot.Scale => ({
+  distr: logScale ? 3 : 1,
+  range: (_u, min, max) => fitRange(min, max, logScale) ?? [min, max],
+});
+const recordRange = (el: HTMLElement): uPlot.Hooks.Arrays => ({
+  setScale: [
+    (u: uPlot, key: string) => {
+      if (key !== 'y') return;
+      el.dataset.yMin = String(u.scales.y.min);
+      el.dataset.yMax = String(u.scales.y.max);
+    },
+  ],
+});
+
 function makePlot(): void {
   plot?.destroy();
   const s = history.series();
@@ -59,7 +80,7 @@ function makePlot(): void {
     {
       width: widthOf(lossEl, 300),
       height: 260,
-      scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
+      scales: { x: { time: false }, y: yScale() },
       axes: axes(),
       series: [
         { label: 'step' },
@@ -73,6 +94,7 @@ function makePlot(): void {
         { label: 'smoothed', stroke: color('--vscode-charts-orange', '#d18616'), width: 2, points: { show: false } },
       ],
       legend: { show: true },
+      hooks: recordRange(lossEl),
     },
     [s.steps, s.raw, s.smooth],
     lossEl,
@@ -88,7 +110,7 @@ function makeQuarterPlot(): void {
     {
       width: widthOf(quartersEl, 300),
       height: 200,
-      scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
+      scales: { x: { time: false }, y: yScale() },
       axes: axes(),
       series: [
         { label: 'step' },
@@ -101,6 +123,7 @@ function makeQuarterPlot(): void {
         })),
       ],
       legend: { show: true },
+      hooks: recordRange(quartersEl),
     },
     [s.steps, ...s.quarterSmooth] as uPlot.AlignedData,
     quartersEl,
@@ -114,7 +137,7 @@ function makeEvalPlot(): void {
     {
       width: widthOf(evalEl, 300),
       height: 200,
-      scales: { x: { time: false }, y: { distr: logScale ? 3 : 1 } },
+      scales: { x: { time: false }, y: yScale() },
       axes: axes(),
       series: [
         { label: 'step' },
@@ -126,6 +149,7 @@ function makeEvalPlot(): void {
         },
       ],
       legend: { show: true },
+      hooks: recordRange(evalEl),
     },
     [s.steps, s.loss],
     evalEl,
@@ -134,7 +158,7 @@ function makeEvalPlot(): void {
 
 function save(): void {
   const s = history.series();
-  api.setState({ steps: s.steps, loss: s.raw, quarters: history.quarterRows(), T, evals: evals.all(), logScale });
+  api.setState({ steps: s.steps, loss: s.raw, quarters: history.quarterRows(), T, evals: evals.all(), logScale, out });
 }
 
 function redraw(): void {
@@ -143,6 +167,10 @@ function redraw(): void {
   else plot.setData([s.steps, s.raw, s.smooth]);
   if (!quarterPlot || quarterT !== T) makeQuarterPlot();
   else quarterPlot.setData([s.steps, ...s.quarterSmooth] as uPlot.AlignedData);
+  // For tests and tools: how many points the loss curve has, and its first and last step.
+  lossEl.dataset.points = String(s.steps.length);
+  lossEl.dataset.first = String(s.steps[0] ?? '');
+  lossEl.dataset.last = String(s.steps.at(-1) ?? '');
   quartersEl.dataset.points = String(s.quarterSmooth[0].length);
   quartersEl.dataset.filled = String(s.quarterSmooth.filter((q) => q.some((v) => v !== null)).length);
   save();
@@ -165,6 +193,33 @@ function redrawEval(): void {
 
 const logBox = $<HTMLInputElement>('logScale');
 logBox.checked = logScale;
+/** The theme's colours the plots use: when it changes, they are made again. */
+const themeColors = () =>
+  ['--vscode-foreground', '--vscode-editorWidget-border', '--vscode-charts-blue', '--vscode-charts-orange']
+    .map((v) => color(v, ''))
+    .join(' ');
+
+/** Makes the plots that exist again (their scales or colours changed), with the data they have. */
+function remakePlots(): void {
+  if (plot) makePlot();
+  if (quarterPlot) makeQuarterPlot();
+  if (evalPlot) makeEvalPlot();
+  document.body.dataset.plotColors = themeColors();
+}
+document.body.dataset.plotColors = themeColors();
+
+// uPlot takes its colours when a plot is made, from the theme's CSS variables (VS Code sets them on <html> and the
+// theme's kind as a class of <body>): a theme change remakes the plots, once per frame at most.
+let themeFrame = 0;
+const themeObserver = new MutationObserver(() => {
+  cancelAnimationFrame(themeFrame);
+  themeFrame = requestAnimationFrame(() => {
+    if (themeColors() !== document.body.dataset.plotColors) remakePlots();
+  });
+});
+themeObserver.observe(document.documentElement, { attributes: true, attributeFilter: ['style', 'class'] });
+themeObserver.observe(document.body, { attributes: true, attributeFilter: ['class', 'data-vscode-theme-id'] });
+
 logBox.addEventListener('change', () => {
   logScale = logBox.checked;
   makePlot();
@@ -174,6 +229,11 @@ logBox.addEventListener('change', () => {
   api.postMessage({ type: 'setLogScale', value: logScale } satisfies TrainingFromWebview);
 });
 $('stop').addEventListener('click', () => api.postMessage({ type: 'stop' } satisfies TrainingFromWebview));
+$('resume').addEventListener('click', () => api.postMessage({ type: 'resume' } satisfies TrainingFromWebview));
+$('openLatest').addEventListener('click', () => {
+  const path = $('openLatest').dataset.path;
+  if (path) api.postMessage({ type: 'openCheckpoint', path, action: 'inspect' } satisfies TrainingFromWebview);
+});
 $('installNative').addEventListener('click', () =>
   api.postMessage({ type: 'installNative' } satisfies TrainingFromWebview),
 );
@@ -186,25 +246,87 @@ window.addEventListener('resize', () => {
 const fmt = (s: number) =>
   Number.isFinite(s) ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s` : '?';
 
+/** The last progress, for the stats line: live with rate and ETA; after the run, without them (they are stale). */
+let last: Extract<TrainingToWebview, { type: 'progress' }> | null = null;
+let resumedNote = '';
+function statsLine(live: boolean): string {
+  if (!last) return resumedNote || '';
+  const p = last;
+  const rate = live
+    ? ` · ${p.itPerSec.toFixed(2)} it/s${p.threads > 1 ? ` on ${p.threads} threads` : ''} · ETA ${fmt(p.etaSeconds)}`
+    : '';
+  return `step ${p.step}/${p.steps} · loss ${p.loss.toFixed(4)} · lr ${p.lr.toExponential(2)}${rate}${resumedNote ? ` · ${resumedNote}` : ''}`;
+}
+
+/** One checkpoint of the list: its step and file, with Inspect and Sample buttons. */
+function checkpointItem(step: number, path: string): HTMLLIElement {
+  const li = document.createElement('li');
+  li.dataset.path = path;
+  const text = document.createElement('span');
+  text.textContent = `step ${step}: ${path} `;
+  text.title = path;
+  li.append(text);
+  for (const [label, action] of [
+    ['Inspect', 'inspect'],
+    ['Sample', 'sample'],
+  ] as const) {
+    const b = document.createElement('button');
+    b.textContent = label;
+    b.className = `ckpt-${action}`;
+    b.addEventListener('click', () =>
+      api.postMessage({ type: 'openCheckpoint', path, action } satisfies TrainingFromWebview),
+    );
+    li.append(b);
+  }
+  return li;
+}
+
+/** The Resume and Open buttons of a run that no job trains: shown once it has a checkpoint to continue from. */
+function showEndedActions(checkpoint: string | null): void {
+  const target = checkpoint ?? $('openLatest').dataset.path ?? null;
+  if (target) $('openLatest').dataset.path = target;
+  $('ended').hidden = !target;
+}
+
 window.addEventListener('message', (ev: MessageEvent<TrainingToWebview>) => {
   const m = ev.data;
   switch (m.type) {
     case 'start':
       $('title').textContent = `${m.preset} on ${m.data} → ${m.out}`;
-      $('device').textContent = `backend: ${m.backend.name} — ${m.backend.device}`;
+      $('device').textContent = m.backend ? `backend: ${m.backend.name} — ${m.backend.device}` : '';
       $('hint').hidden = !m.suggestNative;
-      document.body.dataset.state = 'running';
+      out = m.out;
+      last = null;
+      resumedNote = m.resumedFrom ? `resumed from step ${m.resumedFrom}` : '';
+      // A job just started says so; a view that attaches to one, or shows a run as it ended, gives its step.
+      $('stats').textContent =
+        m.jobId && !m.step
+          ? resumedNote || 'starting…'
+          : [`step ${m.step ?? 0}${m.steps ? `/${m.steps}` : ''}`, resumedNote].filter(Boolean).join(' · ');
+      $('checkpoints').replaceChildren();
+      ($('stop') as HTMLButtonElement).disabled = !m.jobId;
+      $('ended').hidden = true;
+      document.body.dataset.state = m.jobId ? 'running' : 'restored';
+      save();
       break;
     case 'history':
-      history.replace(m.steps, m.loss);
+      if (m.T) T = m.T;
+      history.replace(m.steps, m.loss, m.quarters);
       redraw();
+      if (m.evals) {
+        evals.replace(m.evals);
+        redrawEval();
+      }
+      break;
+    case 'checkpoints':
+      $('checkpoints').replaceChildren(...m.list.map((c) => checkpointItem(c.step, c.path)).reverse());
       break;
     case 'progress':
       T = m.T;
       history.add(m.step, m.loss, m.lossByQuarter);
       redraw();
-      $('stats').textContent =
-        `step ${m.step}/${m.steps} · loss ${m.loss.toFixed(4)} · lr ${m.lr.toExponential(2)} · ${m.itPerSec.toFixed(2)} it/s${m.threads > 1 ? ` on ${m.threads} threads` : ''} · ETA ${fmt(m.etaSeconds)}`;
+      last = m;
+      $('stats').textContent = statsLine(true);
       break;
     case 'eval':
       evals.add(m.step, m.loss);
@@ -217,18 +339,29 @@ window.addEventListener('message', (ev: MessageEvent<TrainingToWebview>) => {
       $('previewCaption').textContent = `samples at step ${m.step}`;
       break;
     case 'checkpoint': {
-      const li = document.createElement('li');
-      li.textContent = `step ${m.step}: ${m.path}`;
-      $('checkpoints').prepend(li);
+      $('checkpoints')
+        .querySelector(`li[data-path="${CSS.escape(m.path)}"]`)
+        ?.remove();
+      $('checkpoints').prepend(checkpointItem(m.step, m.path));
       break;
     }
     case 'ended':
       document.body.dataset.state = m.reason;
-      $('stats').textContent += ` · ${m.reason}${m.error ? `: ${m.error}` : ''}`;
+      // Rate and ETA are stale once the run ends: the line keeps the step, loss and lr, and says how it ended.
+      $('stats').textContent = [
+        statsLine(false) || `step ${m.step}`,
+        `${m.reason}${m.reason === 'failed' || m.reason === 'done' ? '' : ` at step ${m.step}`}${m.error ? `: ${m.error}` : ''}`,
+      ].join(' · ');
       ($('stop') as HTMLButtonElement).disabled = true;
+      showEndedActions(m.checkpoint);
       break;
   }
 });
+// A panel restored after a reload shows what it had, inert, until the extension says whether its run still trains.
+if (saved) {
+  document.body.dataset.state = 'restored';
+  ($('stop') as HTMLButtonElement).disabled = true;
+}
 if (history.size) redraw();
 if (evals.size) redrawEval();
 api.postMessage({ type: 'ready' } satisfies TrainingFromWebview);

@@ -3,11 +3,12 @@
 // image of the three grids carries its class (known from the start message, confirmed by the result).
 import '../webview.css';
 import './trajectory.css';
-import type { TrajectoryFromWebview, TrajectoryToWebview } from '../shared/messages.ts';
+import type { TrajectoryFromWebview, TrajectorySettings, TrajectoryToWebview } from '../shared/messages.ts';
 import { Timeline, stepRate } from '../shared/timeline.ts';
 import { className, gridCells, rowCaptions } from '../shared/classes.ts';
 import { startCaption } from './caption.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
+import { againLabel, newSeed, parseSeed } from './seed.ts';
 
 interface State {
   grid?: string;
@@ -16,6 +17,10 @@ interface State {
   /** Conditional checkpoints: the class of each image and the class names. */
   labels?: number[];
   classes?: string[];
+  /** The last run's seed. */
+  seed?: number;
+  /** The last run's settings: what a panel restored after a reload samples again with (the extension reads them). */
+  settings?: TrajectorySettings;
 }
 
 /** Grids are drawn 4× (digits are 28×28). */
@@ -73,8 +78,33 @@ async function drawGrid(canvas: HTMLCanvasElement, png: string): Promise<void> {
 }
 
 const post = (m: TrajectoryFromWebview) => api.postMessage(m);
+const seedBox = $<HTMLInputElement>('seed');
+const againButton = $<HTMLButtonElement>('again');
+/** The seed of the last run (what "same seed" means). */
+let lastSeed: number | undefined;
+
+/** The button says whether the next run repeats the last one's images (same seed) or not; a non-seed disables it. */
+function showSeed(): void {
+  const typed = parseSeed(seedBox.value);
+  seedBox.setAttribute('aria-invalid', String(seedBox.value.trim() !== '' && typed === null));
+  againButton.textContent = againLabel(typed, lastSeed);
+  againButton.dataset.seed = typed === null ? '' : String(typed);
+  if (document.body.dataset.state !== 'running') againButton.disabled = seedBox.value.trim() !== '' && typed === null;
+}
+seedBox.addEventListener('input', showSeed);
+seedBox.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !againButton.disabled) againButton.click();
+});
 $('stop').addEventListener('click', () => post({ type: 'stop' }));
-$('again').addEventListener('click', () => post({ type: 'again' }));
+againButton.addEventListener('click', () => {
+  const seed = parseSeed(seedBox.value);
+  post(seed === null ? { type: 'again' } : { type: 'again', seed });
+});
+$('newSeed').addEventListener('click', () => {
+  seedBox.value = String(newSeed(parseSeed(seedBox.value)));
+  showSeed();
+  againButton.click();
+});
 $('saveGrid').addEventListener('click', () => post({ type: 'saveGrid' }));
 $('saveStrip').addEventListener('click', () => void saveStrip());
 
@@ -120,6 +150,7 @@ function setState(state: 'running' | 'done' | 'error' | 'idle'): void {
   document.body.dataset.state = state;
   ($('stop') as HTMLButtonElement).disabled = state !== 'running';
   ($('again') as HTMLButtonElement).disabled = state === 'running';
+  ($('newSeed') as HTMLButtonElement).disabled = state === 'running';
   ($('saveGrid') as HTMLButtonElement).disabled = state !== 'done';
   ($('saveStrip') as HTMLButtonElement).disabled = timeline.length === 0 || state === 'running';
 }
@@ -138,8 +169,11 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
       classes = m.classes ?? [];
       for (const c of [xt, x0, grid]) labelCells(c);
       caption.textContent = startCaption(m);
+      lastSeed = m.seed;
+      if (m.seed !== undefined) seedBox.value = String(m.seed);
       setState('running');
-      api.setState({ caption: caption.textContent ?? '', labels, classes });
+      showSeed();
+      api.setState({ caption: caption.textContent ?? '', labels, classes, seed: m.seed, settings: m.settings });
       break;
     case 'step':
       times.push(m.at);
@@ -156,12 +190,16 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
         labels = m.labels;
         classes = m.classes ?? classes;
       }
-      void drawGrid(grid, m.grid).then(() => setState('done'));
+      void drawGrid(grid, m.grid).then(() => {
+        setState('done');
+        showSeed();
+      });
       rateLabel.textContent = `done in ${m.seconds.toFixed(1)} s${m.threads && m.threads > 1 ? ` on ${m.threads} threads` : ''}`;
       api.setState({ ...api.getState(), grid: m.grid, labels, classes });
       break;
     case 'error':
       setState('error');
+      showSeed();
       rateLabel.textContent = m.message;
       break;
   }
@@ -178,4 +216,7 @@ if (saved?.last) {
 if (saved?.grid) void drawGrid(grid, saved.grid).then(() => setState('done'));
 else setState('idle');
 if (saved?.caption) caption.textContent = saved.caption;
+lastSeed = saved?.seed;
+if (lastSeed !== undefined) seedBox.value = String(lastSeed);
+showSeed();
 post({ type: 'ready' });
