@@ -2,6 +2,7 @@
  * DDPM Studio: activation registers commands, panels' revivers and the status bar, and reconnects to the sidecar's job
  * process if one runs (a training job outlives the window); otherwise the sidecar starts lazily.
  */
+import os from 'node:os';
 import * as vscode from 'vscode';
 import { InfoRequest } from '../sidecar/protocol.ts';
 import { SidecarClient } from './sidecarClient.ts';
@@ -39,11 +40,14 @@ export function activate(context: vscode.ExtensionContext) {
   // The palette's install/remove entries follow this machine and the install on disk.
   updateNativeContext(context);
   // Command arguments from code may write only into the workspace or our storage; test-only options only in tests.
+  const testHooks = context.extensionMode === vscode.ExtensionMode.Test || process.env.DDPM_STUDIO_TEST_HOOKS === '1';
   const argPolicy: ArgPolicy = {
-    testHooks: context.extensionMode === vscode.ExtensionMode.Test || process.env.DDPM_STUDIO_TEST_HOOKS === '1',
+    testHooks,
     writableRoots: () => [
       ...(vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath),
       context.globalStorageUri.fsPath,
+      // The end-to-end tests write their results to a temporary folder of the run.
+      ...(testHooks ? [os.tmpdir()] : []),
     ],
   };
   context.subscriptions.push(

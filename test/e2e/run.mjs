@@ -148,6 +148,9 @@ async function startCodeServer(runDir, env) {
         // exits soon once idle.
         DDPM_SIDECAR_DIR: sidecarDir,
         DDPM_SIDECAR_IDLE_EXIT: '30',
+        // The extension's test-only command options (extension/commandArgs.ts) in a run of the packaged extension too,
+        // where the extension mode is Production, not Test.
+        DDPM_STUDIO_TEST_HOOKS: '1',
         ...env,
       },
     },
