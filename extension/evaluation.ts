@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import { EvaluateParamsSchema } from '../sidecar/protocol.ts';
 import { fieldError } from '../sidecar/validation.ts';
+import { pickData } from './pickers.ts';
 import {
   evalFileName,
   mergeEval,
@@ -87,15 +88,10 @@ export async function askEvaluation(own: string | undefined): Promise<Evaluation
   const pick = await vscode.window.showQuickPick(items, { title: 'DDPM: Evaluate — data' });
   if (!pick) return undefined;
   let data = pick.source;
-  if (['folder', 'idx', 'cifar10'].includes(data)) {
-    const uri = await vscode.window.showOpenDialog({
-      canSelectFiles: data === 'idx',
-      canSelectFolders: data !== 'idx',
-      canSelectMany: false,
-      title: pick.label,
-    });
-    if (!uri?.[0]) return undefined;
-    data = `${data}:${uri[0].fsPath}`;
+  if (data === 'folder' || data === 'idx' || data === 'cifar10') {
+    const chosen = await pickData(data, `DDPM: Evaluate — ${pick.label.replace(/…$/, '')}`);
+    if (!chosen) return undefined;
+    data = chosen;
   }
   const nText = await vscode.window.showInputBox({
     title: 'DDPM: Evaluate — images (N)',

@@ -44,6 +44,37 @@ export interface JobRecord {
 
 let counter = 0;
 
+/** The last lines written (what the internal command ddpm._jobLog returns to the tests). */
+const recent: string[] = [];
+const RECENT = 200;
+
+/** The sink with each line also kept in `recent`. */
+function kept(log: JobLogSink): JobLogSink {
+  const keep = (line: string) => {
+    recent.push(line);
+    if (recent.length > RECENT) recent.splice(0, recent.length - RECENT);
+  };
+  return {
+    info: (m) => {
+      keep(m);
+      log.info(m);
+    },
+    warn: (m) => {
+      keep(m);
+      log.warn(m);
+    },
+    error: (m) => {
+      keep(m);
+      log.error(m);
+    },
+  };
+}
+
+/** The job lines written lately, oldest first. */
+export function recentJobLines(): string[] {
+  return [...recent];
+}
+
 /** Logs the start of a job and returns its record; only the first of done/stopped/failed is logged. */
 export function startJob(
   log: JobLogSink,
@@ -51,6 +82,7 @@ export function startJob(
   params: Record<string, unknown>,
   now: () => number = Date.now,
 ): JobRecord {
+  log = kept(log);
   const id = `${kind} #${++counter}`;
   const t0 = now();
   const text = formatParams(params);

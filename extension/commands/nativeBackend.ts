@@ -1,5 +1,6 @@
 /**
- * DDPM: Install CUDA Backend / DDPM: Remove Native Backend. The work is in ../nativeBackendInstaller.ts; this adds
+ * DDPM: Install CUDA Backend / Install Native CPU Backend / Remove Native Backend, each in the palette only where it
+ * applies (context keys set here). The work is in ../nativeBackendInstaller.ts; this adds
  * the choice of package, a cancellable progress notification, npm's output in an output channel, clear errors, and
  * a restart of the sidecar so that `auto` picks the new backend.
  */
@@ -10,6 +11,7 @@ import {
   NATIVE_PACKAGES,
   NATIVE_VERSION,
   NativeInstallError,
+  nvidiaGpuMayExist,
   removeNativeBackend,
   type NativeVariant,
 } from '../nativeBackendInstaller.ts';
@@ -22,7 +24,33 @@ export interface InstallCommandOptions {
   packageSpec?: string;
   /** Extra environment for npm (e.g. a registry or TFJS_NODE_CDN_STORAGE mirror). */
   env?: Record<string, string>;
+  /** The packages the quick pick offers (DDPM: Install Native CPU Backend offers the CPU one only). */
+  variants?: NativeVariant[];
 }
+
+/** The context keys the palette's `when` clauses read (package.json, menus.commandPalette). */
+export interface NativeContext {
+  /** An NVIDIA driver is present: DDPM: Install CUDA Backend applies. */
+  'ddpm.gpuMayExist': boolean;
+  /** The installed native backend's variant, '' when none: DDPM: Remove Native Backend applies when set. */
+  'ddpm.nativeBackend': NativeVariant | '';
+}
+
+let lastContext: NativeContext | null = null;
+
+/** Sets the context keys from this machine and the install on disk; returns what it set. */
+export function updateNativeContext(context: vscode.ExtensionContext): NativeContext {
+  const keys: NativeContext = {
+    'ddpm.gpuMayExist': nvidiaGpuMayExist(),
+    'ddpm.nativeBackend': installedNativeBackend(context.globalStorageUri.fsPath)?.variant ?? '',
+  };
+  for (const [k, v] of Object.entries(keys)) void vscode.commands.executeCommand('setContext', k, v);
+  lastContext = keys;
+  return keys;
+}
+
+/** What updateNativeContext last set (an internal command returns it to the tests). */
+export const nativeContext = (): NativeContext | null => lastContext;
 
 export interface InstallCommandResult {
   ok: boolean;
@@ -44,7 +72,7 @@ export async function runInstallNativeBackend(
   if (!variant) {
     const current = installedNativeBackend(context.globalStorageUri.fsPath);
     type Item = vscode.QuickPickItem & { variant: NativeVariant };
-    const items: Item[] = [
+    const all: Item[] = [
       {
         variant: 'cuda',
         label: 'CUDA (NVIDIA GPU)',
@@ -60,6 +88,7 @@ export async function runInstallNativeBackend(
           'libtensorflow 2.9 for the CPU: multithreaded; trains the mnist model about 2× and the CIFAR-10 model about 3.5× faster than the built-in WebAssembly backend on the same cores.',
       },
     ];
+    const items = all.filter((i) => !opts.variants || opts.variants.includes(i.variant));
     const pick = await vscode.window.showQuickPick(items, {
       title: 'DDPM: Install a native TensorFlow backend',
       placeHolder: current
@@ -98,6 +127,7 @@ export async function runInstallNativeBackend(
     out.appendLine(
       `--- installed: ${installed.package} ${installed.version}, ${installed.device}, in ${installed.dir}`,
     );
+    updateNativeContext(context);
     // The running sidecar has its backend already; a restart makes `auto` pick the new one.
     const restart = !isTraining();
     if (restart) await sidecar.stop();
@@ -136,6 +166,7 @@ export async function runRemoveNativeBackend(
   // The sidecar may have libtensorflow loaded from that folder: stop it before deleting.
   await sidecar.stop();
   removeNativeBackend(context.globalStorageUri.fsPath);
+  updateNativeContext(context);
   void vscode.window.showInformationMessage(
     `DDPM: ${current.package} was removed. The sidecar falls back to WebGPU or WebAssembly.`,
   );

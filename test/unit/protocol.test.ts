@@ -45,6 +45,7 @@ const SETTING_FIELDS: [string, z.ZodObject, string][] = [
   ['ddpm.train.saveEvery', P.TrainParamsSchema, 'saveEvery'],
   ['ddpm.train.sampleEvery', P.TrainParamsSchema, 'sampleEvery'],
   ['ddpm.train.evalEvery', P.TrainParamsSchema, 'evalEvery'],
+  ['ddpm.train.keep', P.TrainParamsSchema, 'keep'],
   ['ddpm.train.lr', P.TrainRecipeSchema, 'lr'],
   ['ddpm.train.warmup', P.TrainRecipeSchema, 'warmup'],
   ['ddpm.train.emaDecay', P.TrainRecipeSchema, 'emaDecay'],

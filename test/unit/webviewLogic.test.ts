@@ -466,3 +466,96 @@ test('trajectory caption: the class choice and the guidance scale for conditiona
     'guidance 0 is stated too',
   );
 });
+
+import { againLabel, MAX_SEED, newSeed, parseSeed } from '../../webview/trajectory/seed.ts';
+
+test('trajectory seed: in the caption, edited as a 32-bit whole number, and the button says same or new', () => {
+  const start = { type: 'start', runId: 'r', n: 4, total: 50, sampler: 'DDIM 50', checkpoint: '/c' } as const;
+  assert.equal(startCaption({ ...start, seed: 0 }), '4 samples · DDIM 50 · seed 0 · /c', 'seed 0 is stated');
+  assert.equal(
+    startCaption({ ...start, seed: 42, choice: 'class 3', guidance: 2 }),
+    '4 samples · DDIM 50 · class 3 · guidance 2 · seed 42 · /c',
+  );
+  assert.deepEqual(
+    ['42', ' 7 ', '0', String(MAX_SEED), String(MAX_SEED + 1), '-1', '1.5', '1e3', '', 'abc'].map(parseSeed),
+    [42, 7, 0, 4294967295, null, null, null, null, null, null],
+  );
+  assert.equal(againLabel(42, 42), 'Sample again (same seed 42)');
+  assert.equal(againLabel(43, 42), 'Sample again (seed 43)');
+  assert.equal(againLabel(null, 42), 'Sample again');
+  assert.equal(againLabel(5, undefined), 'Sample again (seed 5)');
+  assert.equal(
+    newSeed(null, () => 0.5),
+    50000,
+  );
+  assert.equal(
+    newSeed(50000, () => 0.5),
+    50001,
+    'never the current seed',
+  );
+  assert.equal(
+    newSeed(99999, () => 0.999999),
+    0,
+  );
+});
+
+import { fitRange } from '../../webview/shared/lossSeries.ts';
+
+test('loss plot range: the data inside with a margin, no decade snapping (a loss near 1 is not on an edge)', () => {
+  /** Where v sits in [lo, hi] on the axis: 0 = bottom edge, 1 = top edge. */
+  const at = (r: [number, number], v: number, log: boolean) =>
+    log ? Math.log(v / r[0]) / Math.log(r[1] / r[0]) : (v - r[0]) / (r[1] - r[0]);
+  // A loss from 1.05 down to 0.95: uPlot's decade snapping gave [0.1, 10] or pinned 1.05 to the bottom of [1, 10].
+  for (const log of [true, false]) {
+    const r = fitRange(0.95, 1.05, log)!;
+    for (const v of [0.95, 1.05]) {
+      const y = at(r, v, log);
+      assert.ok(y > 0.04 && y < 0.96, `${v} at ${y.toFixed(3)} of [${r}] (log ${log})`);
+    }
+    assert.ok(r[1] / r[0] < 2, `a narrow range: [${r}]`);
+  }
+  // A typical run: 1.0 → 0.03 over two decades; both ends inside, 8 % of the span as margin.
+  const r = fitRange(0.03, 1.0, true)!;
+  assert.ok(Math.abs(at(r, 0.03, true) - 0.08 / 1.16) < 1e-9 && Math.abs(at(r, 1.0, true) - 1.08 / 1.16) < 1e-9);
+  // A flat curve is shown with a span of ×1.5 (log) or 5 % (linear), centred on it, not magnified into noise.
+  const flat = fitRange(0.5, 0.5, true)!;
+  assert.ok(Math.abs(flat[1] / flat[0] - 1.5 ** 1.16) < 1e-9);
+  assert.ok(Math.abs(at(flat, 0.5, true) - 0.5) < 1e-9);
+  const lin = fitRange(0.5, 0.5, false)!;
+  assert.ok(Math.abs(lin[1] - lin[0] - 0.025 * 1.16) < 1e-12);
+  // Linear: non-negative data keeps the axis at or above 0; negative data may go below.
+  assert.equal(fitRange(0, 1, false)![0], 0);
+  assert.ok(fitRange(-1, 1, false)![0] < -1);
+  // No data yet (uPlot passes nulls), or a log axis with a value ≤ 0: uPlot chooses.
+  assert.equal(fitRange(null, null, true), null);
+  assert.equal(fitRange(0, 1, true), null);
+  assert.equal(fitRange(NaN, 1, false), null);
+});
+
+import { logTicks, tickLabel } from '../../webview/shared/lossSeries.ts';
+
+test('log axis ticks: round values inside the fitted range, 3 to 8 of them, labelled with 3 digits', () => {
+  // A loss near 1 (the range fitRange gives it): evenly spaced round values, 1 among them.
+  assert.deepEqual(logTicks(0.787, 1.258), [0.8, 0.9, 1, 1.1, 1.2]);
+  assert.deepEqual(logTicks(0.95, 1.05), [0.96, 0.98, 1, 1.02, 1.04]);
+  // A run from 1 down to 0.03: 1-2-5 per decade (every mantissa would be 17 ticks).
+  assert.deepEqual(logTicks(0.03, 1.08), [0.05, 0.1, 0.2, 0.5, 1]);
+  // Eight decades: every other power of ten.
+  assert.deepEqual(logTicks(1e-6, 100), [1e-6, 1e-4, 0.01, 1, 100]);
+  for (const [a, b] of [
+    [0.787, 1.258],
+    [0.0093, 1.2],
+    [0.5, 0.6],
+    [0.02, 0.09],
+    [2e-5, 3],
+  ]) {
+    const t = logTicks(a, b);
+    assert.ok(t.length >= 3 && t.length <= 8, `${t.length} ticks over [${a}, ${b}]`);
+    assert.ok(
+      t.every((v) => v >= a && v <= b),
+      `[${t}] inside [${a}, ${b}]`,
+    );
+  }
+  assert.deepEqual(logTicks(0, 1), []);
+  assert.deepEqual([0, 0.1 + 0.2, 1, 1.2345, 20000, 1e-6].map(tickLabel), ['0', '0.3', '1', '1.23', '20000', '1.0e-6']);
+});

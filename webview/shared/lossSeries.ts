@@ -178,3 +178,46 @@ export function fitRange(min: number | null, max: number | null, log: boolean): 
   const pad = (hi - lo) * MARGIN;
   return [min >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
 }
+
+/**
+ * Ticks of a log axis over [min, max]: over a decade or more, the powers of ten and, while few enough, 2× and 5×
+ * (or every mantissa); within less than a decade (a loss near 1 over [0.79, 1.26]), evenly spaced round values, as a
+ * linear axis has, since mantissa ticks alone would leave one or two. At most about `max` ticks.
+ */
+export function logTicks(min: number, max: number, most = 8): number[] {
+  if (!(min > 0) || !(max > min)) return [];
+  const inside = (v: number) => v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9);
+  const round = (v: number) => Number(v.toPrecision(12));
+  const lo = Math.floor(Math.log10(min));
+  const hi = Math.ceil(Math.log10(max));
+  for (const mantissas of Math.log10(max / min) < 1 ? [] : [[1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 5], [1]]) {
+    const ticks: number[] = [];
+    for (let k = lo; k <= hi; k++)
+      for (const m of mantissas) if (inside(round(m * 10 ** k))) ticks.push(round(m * 10 ** k));
+    if (ticks.length >= 3 && ticks.length <= most) return ticks;
+    if (ticks.length < 3) break;
+    if (mantissas.length === 1) {
+      // Many decades: every n-th power of ten.
+      const every = Math.ceil(ticks.length / most);
+      return ticks.filter((v) => Math.round(Math.log10(v)) % every === 0);
+    }
+  }
+  // Less than a decade: a round step of 1, 2 or 5 × 10^k giving 3 to `most` ticks.
+  const span = max - min;
+  for (let k = Math.floor(Math.log10(span)) - 1; k <= Math.ceil(Math.log10(span)); k++) {
+    for (const m of [1, 2, 5]) {
+      const step = m * 10 ** k;
+      const n = Math.floor(max / step) - Math.ceil(min / step) + 1;
+      if (n >= 3 && n <= most)
+        return Array.from({ length: n }, (_, i) => round((Math.ceil(min / step) + i) * step)).filter(inside);
+    }
+  }
+  return [min, max];
+}
+
+/** A tick's label: up to 3 significant digits, no exponent for the values a loss takes. */
+export function tickLabel(v: number): string {
+  if (v === 0) return '0';
+  if (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-4) return v.toExponential(1);
+  return String(Number(v.toPrecision(3)));
+}

@@ -6,7 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import './training.css';
 import uPlot from 'uplot';
 import type { TrainingFromWebview, TrainingToWebview } from '../shared/messages.ts';
-import { EvalHistory, LossHistory, fitRange, quarterLabels } from '../shared/lossSeries.ts';
+import { EvalHistory, LossHistory, fitRange, logTicks, quarterLabels, tickLabel } from '../shared/lossSeries.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
 
 interface State {
@@ -45,7 +45,17 @@ let quarterT = 0;
 
 const axes = (): uPlot.Axis[] => [
   { stroke: color('--vscode-foreground', '#ccc'), grid: { stroke: color('--vscode-editorWidget-border', '#444') } },
-  { stroke: color('--vscode-foreground', '#ccc'), grid: { stroke: color('--vscode-editorWidget-border', '#444') } },
+  {
+    stroke: color('--vscode-foreground', '#ccc'),
+    grid: { stroke: color('--vscode-editorWidget-border', '#444') },
+    // On a log axis, round ticks over the fitted range (uPlot's own are placed for whole decades).
+    ...(logScale
+      ? {
+          splits: (_u: uPlot, _i: number, min: number, max: number) => logTicks(min, max),
+          values: (_u: uPlot, ticks: number[]) => ticks.map(tickLabel),
+        }
+      : {}),
+  },
 ];
 const QUARTER_COLORS: [string, string][] = [
   ['--vscode-charts-red', '#f14c4c'],

@@ -1,5 +1,5 @@
 // The Trajectory view's caption for a run: images, sampler, class choice and guidance (conditional checkpoints),
-// checkpoint.
+// seed, checkpoint.
 import type { TrajectoryToWebview } from '../shared/messages.ts';
 
 export function startCaption(m: Extract<TrajectoryToWebview, { type: 'start' }>): string {
@@ -8,6 +8,7 @@ export function startCaption(m: Extract<TrajectoryToWebview, { type: 'start' }>)
     m.sampler,
     m.choice,
     m.guidance !== undefined ? `guidance ${m.guidance}` : undefined,
+    m.seed !== undefined ? `seed ${m.seed}` : undefined,
     m.checkpoint,
   ]
     .filter(Boolean)

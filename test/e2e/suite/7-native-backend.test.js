@@ -63,7 +63,10 @@ suite('Native backend (ddpm.installCudaBackend / ddpm.removeNativeBackend)', () 
     const info = await exec('ddpm.info');
     console.log(`after install: backend ${info.backend.name} (${info.backend.device})`);
     assert.strictEqual(info.backend.name, 'tensorflow');
+    // The palette offers Remove Native Backend now (its when clause reads this key), and not after the removal.
+    assert.strictEqual((await exec('ddpm._contextKeys'))['ddpm.nativeBackend'], 'cpu');
     assert.strictEqual(await exec('ddpm.removeNativeBackend'), true);
+    assert.strictEqual((await exec('ddpm._contextKeys'))['ddpm.nativeBackend'], '');
     const restored = await exec('ddpm.info');
     assert.strictEqual(restored.backend.name, before.backend.name);
   });
