@@ -6,6 +6,14 @@
  * install script, which needs the internet and the right CUDA. So they are installed on demand, with npm, and the
  * sidecar finds them through `--native-path`.
  *
+ * What is installed is pinned: extension/nativeLocks.json holds the package.json and package-lock.json of each variant
+ * (scripts/native-lock.ts writes them), and `npm ci` installs exactly those versions, checking each tarball's sha512
+ * integrity, resolving nothing afresh. Dependencies' install scripts do not run (`--ignore-scripts`); only the native
+ * package's own `install` script, which downloads libtensorflow and its addon, runs afterwards, by name and without a
+ * shell. npm itself is started through its JavaScript entry (npm-cli.js) with node, never through a shell or
+ * npm.cmd, and with no environment from the caller beyond npm's own settings (npm_config_*) and libtensorflow's
+ * mirror (TFJS_NODE_CDN_STORAGE). Two windows cannot install at once: a lock file in the storage folder.
+ *
  * Nothing is ever half-installed: npm runs in a fresh staging folder beside the target; the result is checked by
  * starting the real sidecar on it (`sidecar.js --probe --backend tensorflow`), which must load it, compute, and, for
  * the CUDA package, place ops on a GPU; only then is the staging folder renamed into place (with a marker file
@@ -17,7 +25,9 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import nativeLocks from './nativeLocks.json';
 
 export type NativeVariant = 'cuda' | 'cpu';
 
@@ -34,6 +44,8 @@ export const NATIVE_DIR = 'native-backend';
 export const MARKER_FILE = 'ddpm-native-backend.json';
 const STAGING_PREFIX = '.native-staging-';
 const OLD_PREFIX = '.native-old-';
+/** Held (O_EXCL) while an install or removal runs: another window's install must not race ours. */
+export const INSTALL_LOCK = '.native-install.lock';
 
 export interface InstalledNativeBackend {
   variant: NativeVariant;
@@ -54,6 +66,7 @@ export type NativeInstallFailure =
   | 'cuda-mismatch' // CUDA 11.2 / cuDNN 8.1 runtime libraries are missing
   | 'no-gpu' // the CUDA package loaded but placed nothing on a GPU
   | 'load-failed' // the sidecar could not load or use what npm installed
+  | 'busy' // another window is installing or removing right now
   | 'cancelled';
 
 export class NativeInstallError extends Error {
@@ -76,11 +89,16 @@ export interface InstallOptions {
   sidecarPath: string;
   /** The node to run the probe with (in VS Code: its own executable with ELECTRON_RUN_AS_NODE=1). */
   nodePath?: string;
-  /** The npm command (default `npm`, or npm.cmd on Windows). */
-  npmCommand?: string;
-  /** What to hand npm instead of PACKAGE@NATIVE_VERSION, e.g. a tarball from a mirror. */
+  /** npm's JavaScript entry, npm-cli.js (default: found beside the `npm` on PATH). */
+  npmCli?: string;
+  /**
+   * Tests only (the command refuses it otherwise: extension/commandArgs.ts): a package to install instead of the
+   * pinned one, e.g. a stand-in tarball. Its lockfile is made first (`npm install --package-lock-only`), then the same
+   * `npm ci` runs.
+   */
   packageSpec?: string;
-  env?: NodeJS.ProcessEnv;
+  /** npm's settings (npm_config_*) and TFJS_NODE_CDN_STORAGE only: any other variable is refused. */
+  env?: Record<string, string>;
   /** Each line npm and the probe print. */
   onLog?: (line: string) => void;
   /** A short description of the current stage, for a progress notification. */
@@ -110,12 +128,65 @@ export function installedNativeBackend(storageDir: string): InstalledNativeBacke
   }
 }
 
-/** Removes the active install (and leftovers of interrupted ones). */
+/** Removes the active install (and leftovers of interrupted ones); refused while another window installs. */
 export function removeNativeBackend(storageDir: string): boolean {
   const existed = installedNativeBackend(storageDir) !== null;
-  cleanLeftovers(storageDir);
-  fs.rmSync(path.join(storageDir, NATIVE_DIR), { recursive: true, force: true });
+  const release = fs.existsSync(storageDir) ? acquireInstallLock(storageDir) : () => undefined;
+  try {
+    cleanLeftovers(storageDir);
+    fs.rmSync(path.join(storageDir, NATIVE_DIR), { recursive: true, force: true });
+  } finally {
+    release();
+  }
   return existed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the storage folder's install lock, or throws NativeInstallError('busy'). A lock whose process has died (a
+ * window closed mid-install) is taken over. Returns the function that gives it back.
+ */
+export function acquireInstallLock(storageDir: string): () => void {
+  const file = path.join(storageDir, INSTALL_LOCK);
+  const mine = `${process.pid} ${os.hostname()} ${crypto.randomBytes(4).toString('hex')}`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, mine, { flag: 'wx' });
+      return () => {
+        try {
+          if (fs.readFileSync(file, 'utf8') === mine) fs.rmSync(file, { force: true });
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const [pid, host] = (() => {
+      try {
+        return fs.readFileSync(file, 'utf8').split(' ');
+      } catch {
+        return ['', ''];
+      }
+    })();
+    if (host === os.hostname() && Number(pid) > 0 && !processAlive(Number(pid))) {
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    throw new NativeInstallError(
+      'busy',
+      `Another VS Code window is installing or removing the native backend right now (process ${pid || '?'}). Try again when it is done.`,
+    );
+  }
+  throw new NativeInstallError('busy', 'The native backend install lock is contended; try again.');
 }
 
 /** Staging and backup folders of installs that were interrupted (the editor closed, the machine stopped). */
@@ -145,16 +216,20 @@ interface RunResult {
 
 const TAIL = 20_000;
 
+/**
+ * Starts `cmd args` without a shell (arguments are passed as they are, on every platform) and collects its output.
+ * `cmd` is always a node executable here: npm runs through npm-cli.js, install scripts through their .js file.
+ */
 function run(cmd: string, args: string[], cwd: string, o: InstallOptions, env: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((resolve) => {
-    // npm is a .cmd script on Windows, which only a shell can start.
     const windows = process.platform === 'win32';
     // Its own process group on POSIX, so that a cancel also stops npm's children (the libtensorflow download).
     const child = spawn(cmd, args, {
       cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
-      shell: windows && cmd !== o.nodePath,
+      shell: false,
+      windowsHide: true,
       detached: !windows,
     });
     let tail = '';
@@ -191,6 +266,72 @@ function run(cmd: string, args: string[], cwd: string, o: InstallOptions, env: N
   });
 }
 
+/** Environment variables a caller may add: npm's own settings and libtensorflow's download mirror. */
+const ALLOWED_ENV = /^(npm_config_[a-z0-9_]+|TFJS_NODE_CDN_STORAGE)$/i;
+
+/** The children's environment: ours without NODE_OPTIONS (it would run in npm), plus the allowed extras. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const bad = Object.keys(extra).filter((k) => !ALLOWED_ENV.test(k));
+  if (bad.length)
+    throw new Error(`only npm settings (npm_config_*) and TFJS_NODE_CDN_STORAGE may be set, not ${bad.join(', ')}`);
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  delete env.NODE_PATH;
+  return {
+    ...env,
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+  };
+}
+
+/**
+ * npm's JavaScript entry beside the `npm` found on PATH: POSIX installs link bin/npm to
+ * lib/node_modules/npm/bin/npm-cli.js; Windows has npm.cmd beside node_modules/npm/bin/npm-cli.js. Null if none.
+ */
+export function findNpmCli(
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): string | null {
+  const dirs = (env.PATH ?? env.Path ?? '').split(path.delimiter).filter(Boolean);
+  for (const dir of dirs) {
+    for (const name of platform === 'win32' ? ['npm.cmd', 'npm'] : ['npm']) {
+      const bin = path.join(dir, name);
+      if (!fs.existsSync(bin)) continue;
+      const candidates = [
+        (() => {
+          try {
+            return fs.realpathSync(bin);
+          } catch {
+            return '';
+          }
+        })(),
+        path.join(dir, 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+        path.join(dir, '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+      ];
+      const cli = candidates.find((c) => c.endsWith('npm-cli.js') && fs.existsSync(c));
+      if (cli) return path.resolve(cli);
+    }
+  }
+  return null;
+}
+
+/**
+ * The node that runs npm and install scripts: the `node` beside npm when there is one (the version npm supports),
+ * else the probe's node (in VS Code its own executable, run as node with ELECTRON_RUN_AS_NODE=1).
+ */
+function nodeFor(npmCli: string, fallback: string): string {
+  const exe = process.platform === 'win32' ? 'node.exe' : 'node';
+  for (const dir of [
+    path.resolve(path.dirname(npmCli), '..', '..', '..'), // Windows: <node dir>/node_modules/npm/bin
+    path.resolve(path.dirname(npmCli), '..', '..', '..', '..', 'bin'), // POSIX: <prefix>/lib/node_modules/npm/bin
+  ]) {
+    const node = path.join(dir, exe);
+    if (fs.existsSync(node)) return node;
+  }
+  return fallback;
+}
+
 const OFFLINE =
   /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|getaddrinfo|network (is )?unreachable|socket hang up|request to .* failed/i;
 
@@ -201,63 +342,98 @@ const lastLines = (text: string, n = 15) => text.trim().split(/\r?\n/).slice(-n)
 export async function installNativeBackend(o: InstallOptions): Promise<InstalledNativeBackend> {
   const pkg = NATIVE_PACKAGES[o.variant];
   const spec = o.packageSpec ?? `${pkg}@${NATIVE_VERSION}`;
+  const env = childEnv(o.env);
   fs.mkdirSync(o.storageDir, { recursive: true });
-  cleanLeftovers(o.storageDir);
+  const release = acquireInstallLock(o.storageDir);
+  try {
+    // Safe under the lock: no other window has a staging folder now.
+    cleanLeftovers(o.storageDir);
+    return await installLocked(o, pkg, spec, env);
+  } finally {
+    release();
+  }
+}
+
+/** A failed npm (or install script) run, sorted: offline, or failed. */
+function npmFailure(r: RunResult, pkg: string, what: string): NativeInstallError {
+  if (OFFLINE.test(r.tail)) {
+    const host = /hostname: '([^']+)'|getaddrinfo \w+ ([^\s'"]+)|connect \w+ ([\d.:a-f]+)/i.exec(r.tail);
+    const where = host ? ` (${host[1] ?? host[2] ?? host[3]} could not be reached)` : '';
+    return new NativeInstallError(
+      'offline',
+      `Could not download ${pkg}${where}: no internet, a proxy, or a blocked host. ` +
+        "Nothing was installed. Try again when online; behind a proxy, set npm's proxy settings; for libtensorflow from a mirror, set TFJS_NODE_CDN_STORAGE.",
+      lastLines(r.tail),
+    );
+  }
+  return new NativeInstallError(
+    'npm-failed',
+    `${what} failed (exit ${r.code ?? r.signal}). Nothing was installed; the log has npm's output.`,
+    lastLines(r.tail),
+  );
+}
+
+async function installLocked(
+  o: InstallOptions,
+  pkg: string,
+  spec: string,
+  env: NodeJS.ProcessEnv,
+): Promise<InstalledNativeBackend> {
   const staging = path.join(o.storageDir, `${STAGING_PREFIX}${crypto.randomBytes(6).toString('hex')}`);
   fs.mkdirSync(staging);
   const cancelled = () => new NativeInstallError('cancelled', 'The install was cancelled; nothing was changed.');
   try {
-    // A package.json of its own, so that npm installs here and not into whatever project encloses the storage.
-    fs.writeFileSync(
-      path.join(staging, 'package.json'),
-      JSON.stringify(
-        { name: 'ddpm-studio-native-backend', private: true, description: 'Installed by DDPM Studio' },
-        null,
-        2,
-      ),
-    );
-    const env = {
-      ...process.env,
-      ...o.env,
-      npm_config_update_notifier: 'false',
-      npm_config_fund: 'false',
-      npm_config_audit: 'false',
-    };
-
-    o.onStage?.(`Installing ${spec} with npm (libtensorflow is downloaded too: a few hundred MB)…`);
-    const npm = o.npmCommand ?? (process.platform === 'win32' ? 'npm.cmd' : 'npm');
-    const r = await run(
-      npm,
-      ['install', '--no-save', '--no-package-lock', '--omit=dev', '--loglevel=http', spec],
-      staging,
-      o,
-      env,
-    );
-    if (o.signal?.aborted) throw cancelled();
-    if (r.spawnError) {
+    const npmCli = o.npmCli ?? findNpmCli();
+    if (!npmCli || !fs.existsSync(npmCli))
       throw new NativeInstallError(
         'npm-missing',
-        r.spawnError.code === 'ENOENT'
-          ? `npm was not found (${npm}). Install Node.js, which includes npm, and make sure npm is on the PATH VS Code starts with.`
-          : `npm could not be started: ${r.spawnError.message}`,
+        `npm was not found${npmCli ? ` (${npmCli})` : ''}. Install Node.js, which includes npm, and make sure npm is on the PATH VS Code starts with.`,
       );
+    const probeNode = o.nodePath ?? process.execPath;
+    const node = nodeFor(npmCli, probeNode);
+    // VS Code's own executable runs scripts as node only with ELECTRON_RUN_AS_NODE.
+    const nodeEnv = node === process.execPath || node === probeNode ? { ...env, ELECTRON_RUN_AS_NODE: '1' } : env;
+    const npm = (args: string[]) => run(node, [npmCli, ...args], staging, o, nodeEnv);
+
+    // The pinned package.json and lockfile (a package.json of its own also keeps npm out of any enclosing project).
+    const pinned = (nativeLocks as Record<NativeVariant, { package: object; lock: object }>)[o.variant];
+    if (o.packageSpec) {
+      fs.writeFileSync(
+        path.join(staging, 'package.json'),
+        JSON.stringify({ name: 'ddpm-studio-native-backend', private: true, dependencies: { [pkg]: o.packageSpec } }),
+      );
+      const r = await npm(['install', '--package-lock-only', '--ignore-scripts', '--loglevel=http']);
+      if (o.signal?.aborted) throw cancelled();
+      if (r.code !== 0 || r.spawnError) throw npmFailure(r, pkg, `npm could not resolve ${spec}`);
+    } else {
+      fs.writeFileSync(path.join(staging, 'package.json'), JSON.stringify(pinned.package, null, 2));
+      fs.writeFileSync(path.join(staging, 'package-lock.json'), JSON.stringify(pinned.lock, null, 2));
     }
-    if (r.code !== 0) {
-      if (OFFLINE.test(r.tail)) {
-        const host = /hostname: '([^']+)'|getaddrinfo \w+ ([^\s'"]+)|connect \w+ ([\d.:a-f]+)/i.exec(r.tail);
-        const where = host ? ` (${host[1] ?? host[2] ?? host[3]} could not be reached)` : '';
+
+    o.onStage?.(`Installing ${spec} with npm (libtensorflow is downloaded too: a few hundred MB)…`);
+    // Exactly the lockfile's packages, each checked against its sha512; no dependency's install script runs.
+    const r = await npm(['ci', '--ignore-scripts', '--omit=dev', '--no-audit', '--no-fund', '--loglevel=http']);
+    if (o.signal?.aborted) throw cancelled();
+    if (r.spawnError) throw new NativeInstallError('npm-missing', `npm could not be started: ${r.spawnError.message}`);
+    if (r.code !== 0) throw npmFailure(r, pkg, `npm could not install ${spec}`);
+
+    // The native package's own install script (downloads libtensorflow and the addon), started directly.
+    const pkgDir = path.join(staging, 'node_modules', ...pkg.split('/'));
+    const script = (
+      JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { scripts?: { install?: string } }
+    ).scripts?.install;
+    if (script !== undefined) {
+      const m = /^node ([\w./-]+\.js)((?: [\w-]+)*)$/.exec(script.trim());
+      if (!m)
         throw new NativeInstallError(
-          'offline',
-          `Could not download ${pkg}${where}: no internet, a proxy, or a blocked host. ` +
-            "Nothing was installed. Try again when online; behind a proxy, set npm's proxy settings; for libtensorflow from a mirror, set TFJS_NODE_CDN_STORAGE.",
-          lastLines(r.tail),
+          'npm-failed',
+          `${pkg} has an install script this installer does not run: ${script}`,
         );
-      }
-      throw new NativeInstallError(
-        'npm-failed',
-        `npm could not install ${spec} (exit ${r.code ?? r.signal}). Nothing was installed; the log has npm's output.`,
-        lastLines(r.tail),
-      );
+      o.onStage?.('Downloading libtensorflow…');
+      const args = [path.join(pkgDir, m[1]), ...m[2].split(' ').filter(Boolean)];
+      const s = await run(node, args, pkgDir, o, nodeEnv);
+      if (o.signal?.aborted) throw cancelled();
+      if (s.code !== 0 || s.spawnError) throw npmFailure(s, pkg, `${pkg}'s install script (${script})`);
     }
 
     o.onStage?.('Checking that the sidecar can load and use it…');

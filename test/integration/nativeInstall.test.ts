@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  INSTALL_LOCK,
   installedNativeBackend,
   installNativeBackend,
   MARKER_FILE,
@@ -213,7 +214,7 @@ test('offline: the real @tensorflow/tfjs-node cannot fetch libtensorflow, so the
 test('npm missing, and a cancel while npm runs: a clear error, nothing left behind', async () => {
   const storage = path.join(work, 'store-misc');
   await rejects(
-    installNativeBackend(options(storage, { npmCommand: path.join(work, 'no-such-npm') })),
+    installNativeBackend(options(storage, { npmCli: path.join(work, 'no-such-npm-cli.js') })),
     'npm-missing',
     /npm was not found/,
   );
@@ -238,4 +239,63 @@ test('leftovers of an interrupted install are cleaned up, and a folder without i
   assert.equal(installedNativeBackend(storage), null, 'a truncated marker');
   removeNativeBackend(storage);
   assert.deepEqual(fs.readdirSync(storage), []);
+});
+
+test('a caller cannot hand npm an environment that runs code (NODE_OPTIONS=--require …): refused, nothing runs', async () => {
+  const storage = path.join(work, 'store-env');
+  const marker = path.join(work, 'pwned');
+  const payload = path.join(work, 'payload.js');
+  fs.writeFileSync(payload, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran');`);
+  await assert.rejects(
+    installNativeBackend(
+      options(storage, {
+        packageSpec: standIn('@tensorflow/tfjs-node', workingBackend(false)),
+        env: { ...npmEnv, NODE_OPTIONS: `--require ${payload}` } as Record<string, string>,
+      }),
+    ),
+    /only npm settings \(npm_config_\*\) and TFJS_NODE_CDN_STORAGE may be set, not NODE_OPTIONS/,
+  );
+  assert.equal(fs.existsSync(marker), false);
+  // NODE_OPTIONS inherited from the editor's own environment does not reach npm either.
+  const tarball = standIn('@tensorflow/tfjs-node', workingBackend(false));
+  process.env.NODE_OPTIONS = `--require ${payload}`;
+  try {
+    await installNativeBackend(options(storage, { packageSpec: tarball }));
+  } finally {
+    delete process.env.NODE_OPTIONS;
+  }
+  assert.equal(fs.existsSync(marker), false, 'the --require payload ran in npm');
+  assert.ok(installedNativeBackend(storage));
+});
+
+test('two windows installing into one storage folder at once: the second is refused as busy, the first installs', async () => {
+  const storage = path.join(work, 'store-race');
+  const tarball = standIn('@tensorflow/tfjs-node', workingBackend(false));
+  const results = await Promise.allSettled([
+    installNativeBackend(options(storage, { packageSpec: tarball })),
+    // The other window starts a moment later, while the first holds the lock.
+    new Promise((r) => setTimeout(r, 50)).then(() => installNativeBackend(options(storage, { packageSpec: tarball }))),
+  ]);
+  assert.equal(results[0].status, 'fulfilled', String((results[0] as PromiseRejectedResult).reason));
+  assert.equal(results[1].status, 'rejected');
+  const e = (results[1] as PromiseRejectedResult).reason as NativeInstallError;
+  assert.equal(e.kind, 'busy');
+  assert.match(e.message, /Another VS Code window is installing or removing the native backend right now/);
+  assert.deepEqual(fs.readdirSync(storage), [NATIVE_DIR]);
+  // A lock left by a process that died is taken over.
+  fs.writeFileSync(path.join(storage, INSTALL_LOCK), `999999 ${os.hostname()} dead`);
+  assert.equal(removeNativeBackend(storage), true);
+  assert.deepEqual(fs.readdirSync(storage), []);
+});
+
+test('a package path with shell metacharacters is passed to npm as one argument (no shell anywhere)', async () => {
+  const storage = path.join(work, 'store-meta');
+  const tarball = standIn('@tensorflow/tfjs-node', workingBackend(false));
+  const odd = path.join(work, 'a dir & echo pwned; $(touch x)');
+  fs.mkdirSync(odd);
+  const moved = path.join(odd, path.basename(tarball));
+  fs.copyFileSync(tarball, moved);
+  const installed = await installNativeBackend(options(storage, { packageSpec: moved }));
+  assert.equal(installed.device, 'libtensorflow (CPU)');
+  assert.equal(fs.existsSync(path.join(work, 'x')), false);
 });
