@@ -62,3 +62,23 @@ export function stepRate(times: readonly number[], window = 10): number {
   const span = (recent[recent.length - 1] - recent[0]) / 1000;
   return span > 0 ? (recent.length - 1) / span : 0;
 }
+
+/**
+ * "step 12/50 · 2.5 steps/s · 16 s left", or at under a step per second (a 256×256 model on a CPU) "· 27.1 s/step ·
+ * 17 min left": the progress line of a sampling run from its step rate (0 while unknown).
+ */
+export function stepProgressText(done: number, total: number, rate: number): string {
+  const speed = rate <= 0 ? '' : rate >= 1 ? ` · ${rate.toFixed(1)} steps/s` : ` · ${(1 / rate).toFixed(1)} s/step`;
+  const left = total - done;
+  let eta = '';
+  if (rate > 0 && left > 0) {
+    const s = left / rate;
+    eta =
+      s < 90
+        ? ` · ${Math.ceil(s)} s left`
+        : s < 5400
+          ? ` · ${Math.round(s / 60)} min left`
+          : ` · ${(s / 3600).toFixed(1)} h left`;
+  }
+  return `step ${done}/${total}${speed}${eta}`;
+}

@@ -4,7 +4,7 @@
 import '../webview.css';
 import './trajectory.css';
 import type { TrajectoryFromWebview, TrajectorySettings, TrajectoryToWebview } from '../shared/messages.ts';
-import { Timeline, stepRate } from '../shared/timeline.ts';
+import { Timeline, stepProgressText, stepRate } from '../shared/timeline.ts';
 import { className, gridCells, rowCaptions } from '../shared/classes.ts';
 import { startCaption } from './caption.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
@@ -177,7 +177,7 @@ window.addEventListener('message', (ev: MessageEvent<TrajectoryToWebview>) => {
       break;
     case 'step':
       times.push(m.at);
-      rateLabel.textContent = `step ${m.step + 1}/${m.total || total} · ${stepRate(times).toFixed(1)} steps/s`;
+      rateLabel.textContent = stepProgressText(m.step + 1, m.total || total, stepRate(times));
       if (!timeline.current) tLabel.textContent = `t = ${m.t}`;
       break;
     case 'frame':
