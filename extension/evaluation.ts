@@ -2,6 +2,7 @@
  * The inspector's "Evaluate…": what to evaluate (data, N, sample quality) asked with quick picks, and the results
  * stored beside the checkpoint (`<name>.eval.json`, webview/shared/evalResults.ts), written atomically.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -22,10 +23,16 @@ export function evalFilePath(checkpoint: string): string {
   return path.join(path.dirname(checkpoint), evalFileName(path.basename(checkpoint)));
 }
 
+/** Stored evaluations are a few KB; a larger file is not ours. */
+const MAX_EVAL_FILE_BYTES = 16 * 1024 * 1024;
+
 export function readEvalFile(checkpoint: string): EvalFile {
   let text: string | undefined;
   try {
-    text = fs.readFileSync(evalFilePath(checkpoint), 'utf8');
+    // Only a regular file of sane size: a named pipe in its place would block the extension host for ever.
+    const file = evalFilePath(checkpoint);
+    const st = fs.statSync(file);
+    text = st.isFile() && st.size <= MAX_EVAL_FILE_BYTES ? fs.readFileSync(file, 'utf8') : undefined;
   } catch {
     text = undefined;
   }
@@ -34,8 +41,12 @@ export function readEvalFile(checkpoint: string): EvalFile {
 
 /** Temporary file in the same folder, fsync, rename: the file is never half written. */
 function writeAtomic(file: string, text: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
+  // Named like the sidecar's temporary files (pid and random part): only a dead writer's are ever cleaned up.
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`,
+  );
+  const fd = fs.openSync(tmp, 'wx');
   try {
     fs.writeSync(fd, text);
     fs.fsyncSync(fd);
