@@ -618,6 +618,18 @@ export interface InspectResult {
    * it, why not, and its model.
    */
   diffusers?: { config: string | null; importable: boolean; problem?: string; model?: ModelConfig };
+  /** A checkpoint made by ddpm/import: where from (path, Hub repository, diffusers version, dtypes, SHA-256). */
+  imported?: {
+    format: string;
+    path: string;
+    repo?: string;
+    diffusersVersion?: string;
+    dtypes: string[];
+    attentionNaming: string;
+    sha256: string;
+  };
+  /** How the checkpoint's model samples with DDPM, where not the default (imported models: their scheduler's). */
+  sampling?: { varianceType: 'fixedlarge' | 'fixedsmall'; clip: boolean };
 }
 export const InspectRequest = new RequestType<InspectParams, InspectResult, void>('ddpm/inspect');
 

@@ -3,7 +3,12 @@
  * histogram, and how far the EMA weights are from the raw ones. Any safetensors file can be inspected; only DDPM
  * Studio checkpoints have a model card.
  */
-import { CHECKPOINT_FORMAT, readCheckpointMeta, type LossHistory } from '../checkpoint/checkpoint.ts';
+import {
+  CHECKPOINT_FORMAT,
+  readCheckpointMeta,
+  type CheckpointMeta,
+  type LossHistory,
+} from '../checkpoint/checkpoint.ts';
 import { readHeader, readTensorF32 } from '../checkpoint/safetensors.ts';
 import { detectDiffusers } from '../interop/diffusersFolder.ts';
 import type { EmaDiffResult, InspectResult, TensorStatsResult } from '../protocol.ts';
@@ -32,6 +37,8 @@ export function inspectCheckpoint(file: string): InspectResult {
           backend: meta.backend,
           created: meta.created,
           ...(meta.classes ? { classes: meta.classes } : {}),
+          ...(meta.imported ? { imported: importedSummary(meta.imported) } : {}),
+          ...(meta.sampling ? { sampling: { ...meta.sampling } } : {}),
         }
       : {}),
     params,
@@ -40,6 +47,18 @@ export function inspectCheckpoint(file: string): InspectResult {
     metadata: meta ? {} : h.metadata,
     // A diffusers model's weights: whether `ddpm import` (the inspector's Import) takes it, or why not.
     ...(meta ? {} : diffusersOf(h)),
+  };
+}
+
+function importedSummary(i: NonNullable<CheckpointMeta['imported']>): NonNullable<InspectResult['imported']> {
+  return {
+    format: i.format,
+    path: i.path,
+    ...(i.repo ? { repo: i.repo } : {}),
+    ...(i.diffusersVersion ? { diffusersVersion: i.diffusersVersion } : {}),
+    dtypes: i.dtypes,
+    attentionNaming: i.attentionNaming,
+    sha256: i.sha256,
   };
 }
 

@@ -24,6 +24,7 @@ import { diffusersKeyPairs } from '../../sidecar/interop/diffusersWeights.ts';
 import { classifyError } from '../../sidecar/jobs/errors.ts';
 import { exportDiffusers, importDiffusers } from '../../sidecar/jobs/importModel.ts';
 import { inspectCheckpoint } from '../../sidecar/jobs/inspect.ts';
+import { modelCard } from '../../webview/checkpoint/modelCard.ts';
 import { repoRoot } from '../helpers/paths.ts';
 
 const FIXTURE = path.join(repoRoot, 'test', 'fixtures', 'diffusers');
@@ -380,4 +381,21 @@ test('the inspector recognises a diffusers model’s weights and says whether th
   );
   // Our own checkpoints and other foreign files are not diffusers models.
   assert.equal(inspectCheckpoint(path.join(repoRoot, 'models', 'mnist.safetensors')).diffusers, undefined);
+});
+
+test('an imported checkpoint inspects with where it came from and how it samples; the model card says so', () => {
+  const out = path.join(tmpDir(), 'small.safetensors');
+  importDiffusers({ path: SMALL, out, f16: true, repo: 'test/small' });
+  const r = inspectCheckpoint(out);
+  assert.equal(r.imported?.repo, 'test/small');
+  assert.deepEqual(r.imported?.dtypes, ['F32']);
+  assert.equal(r.imported?.sha256.length, 64);
+  assert.deepEqual(r.sampling, { varianceType: 'fixedsmall', clip: true });
+  assert.equal(r.tensors[0].dtype, 'F16');
+  const card = Object.fromEntries(modelCard(r).map((row) => [row.label, row.value]));
+  assert.equal(card.step, 'imported');
+  assert.equal(card['imported from'], 'test/small (diffusers 0.40.0.dev0, F32)');
+  assert.equal(card.schedule, 'linear, T = 1000; DDPM σ² = β̃ (fixed_small)');
+  const heads = modelCard({ ...r, model: { ...r.model!, attnHeadDim: 8 } }).find((row) => row.label === 'architecture');
+  assert.match(heads?.value ?? '', /attention at 8 \(heads of 8 channels\)/);
 });

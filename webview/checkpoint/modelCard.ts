@@ -30,17 +30,31 @@ export function modelCard(r: InspectResult): CardRow[] {
     { label: 'kind', value: r.kind ?? '' },
     { label: 'preset', value: r.preset ?? '(custom)' },
     { label: 'parameters', value: r.params.toLocaleString('en-US') },
-    { label: 'step', value: String(r.step ?? '') },
+    { label: 'step', value: r.imported ? 'imported' : String(r.step ?? '') },
+    // Imported models (ddpm/import): where from, and how they were stored.
+    ...(r.imported
+      ? [
+          {
+            label: 'imported from',
+            value: `${r.imported.repo ?? r.imported.path} (${r.imported.format}${r.imported.diffusersVersion ? ` ${r.imported.diffusersVersion}` : ''}, ${r.imported.dtypes.join('/')})`,
+          },
+        ]
+      : []),
     { label: 'images', value: m ? `${m.imageSize}×${m.imageSize}×${m.channels}` : '' },
     {
       label: 'architecture',
       value: m
-        ? `ch ${m.ch}, mult (${m.chMult.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions.join(', ') || 'middle only'}`
+        ? `ch ${m.ch}, mult (${m.chMult.join(',')}), ${m.numResBlocks} res blocks, attention at ${m.attnResolutions.join(', ') || 'middle only'}${m.attnHeadDim ? ` (heads of ${m.attnHeadDim} channels)` : ''}`
         : '',
     },
     // Class-conditional checkpoints: how many classes, and their names ("10 (0, 1, …, 9)").
     ...(classes ? [{ label: 'classes', value: classes }] : []),
-    { label: 'schedule', value: r.schedule ? `${r.schedule.kind}, T = ${r.schedule.T}` : '' },
+    {
+      label: 'schedule',
+      value: r.schedule
+        ? `${r.schedule.kind}, T = ${r.schedule.T}${r.sampling ? `; DDPM σ² = ${r.sampling.varianceType === 'fixedsmall' ? 'β̃ (fixed_small)' : 'β (fixed_large)'}${r.sampling.clip ? '' : ', x̂0 not clipped'}` : ''}`
+        : '',
+    },
     { label: 'dataset', value: r.data ? `${r.data.source} (${r.data.size.toLocaleString('en-US')} images)` : '' },
     { label: 'backend', value: r.backend ?? '' },
     { label: 'created', value: r.created ?? '' },
