@@ -363,7 +363,9 @@ export class Training implements vscode.Disposable {
             ? '1.1M parameters, trains on a CPU'
             : p === 'tiny'
               ? 'a quick smoke run'
-              : 'the paper’s 35.7M-parameter CIFAR-10 model (GPU)',
+              : p === 'celebahq256'
+                ? 'the paper’s 113.7M-parameter 256×256 model (CelebA-HQ, LSUN; a large GPU, days)'
+                : 'the paper’s 35.7M-parameter CIFAR-10 model (GPU)',
       })),
       { title: 'DDPM: Train — model preset' },
     );
