@@ -27,6 +27,8 @@ const { values: opts } = parseArgs({
     seed: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    /** What is killed: the `ddpm train` command line, or the sidecar (dist/sidecar.js --stdio) running ddpm/train. */
+    via: { type: 'string', default: 'cli' },
   },
 });
 const KILLS = Number(opts.kills);
@@ -115,12 +117,51 @@ const counts = {
 async function once(midSave: boolean): Promise<void> {
   if (process.env.DEBUG) log(`once midSave=${midSave} kills=${counts.kills}`);
   const resume = fs.existsSync(path.join(trial, 'latest.safetensors'));
-  const child = spawn(process.execPath, args(trial, resume), { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const sidecar = opts.via === 'sidecar';
+  const child = sidecar
+    ? spawn(process.execPath, [path.join(repo, 'dist', 'sidecar.js'), '--stdio', '--backend', 'wasm'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env,
+      })
+    : spawn(process.execPath, args(trial, resume), { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   let done = false;
   void exited.then(() => (done = true));
+  if (sidecar) {
+    // The same run as the command line's, as a ddpm/train request; its end (ddpm/jobEnded) counts as the exit.
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'ddpm/train',
+      params: {
+        data: 'mnist',
+        preset: 'tiny',
+        steps: STEPS,
+        batch: 2,
+        saveEvery: 1,
+        keep: 10000,
+        sampleEvery: 0,
+        lr: 1e-3,
+        warmup: 5,
+        workers: 1,
+        out: trial,
+        resume,
+      },
+    });
+    child.stdin!.write(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out = (out + d.toString()).slice(-100_000);
+      const ended = /"method":"ddpm\/jobEnded","params":\{[^}]*"reason":"(\w+)"/.exec(out);
+      if (ended && !done) {
+        done = true;
+        if (ended[1] !== 'done') stderr += `job ended: ${out.slice(-1000)}`;
+        child.kill('SIGKILL');
+      }
+    });
+  }
   const pid = child.pid!;
   const tempOfChild = () => {
     try {
@@ -138,7 +179,8 @@ async function once(midSave: boolean): Promise<void> {
     await new Promise((r) => setTimeout(r, rng.uniform() * (refMs + 500)));
   }
   if (done) {
-    const code = await exited;
+    const code = sidecar ? (/job ended/.test(stderr) ? 1 : 0) : await exited;
+    await exited;
     if (code !== 0) counts.failures.push(`a run exited ${code} by itself: ${stderr.slice(-500)}`);
     else {
       counts.completedRuns++;
@@ -184,6 +226,7 @@ void (async () => {
         log(`${counts.kills} kills: ${counts.latestExact} exact, ${counts.failures.length} failures`);
     }
     const result = {
+      via: opts.via,
       ...counts,
       steps: STEPS,
       seconds: Math.round((Date.now() - t0) / 1000),
