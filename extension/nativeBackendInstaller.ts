@@ -287,14 +287,22 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 /**
  * npm's JavaScript entry beside the `npm` found on PATH: POSIX installs link bin/npm to
- * lib/node_modules/npm/bin/npm-cli.js; Windows has npm.cmd beside node_modules/npm/bin/npm-cli.js. Null if none.
+ * lib/node_modules/npm/bin/npm-cli.js; Windows has npm.cmd beside node_modules/npm/bin/npm-cli.js. Failing that, an
+ * npm executable (a version manager's shim; npm.exe on Windows); null if none.
  */
 export function findNpmCli(
   env: NodeJS.ProcessEnv = process.env,
   platform: NodeJS.Platform = process.platform,
 ): string | null {
   const dirs = (env.PATH ?? env.Path ?? '').split(path.delimiter).filter(Boolean);
+  // A version manager's shim (Volta, asdf) is an executable, not a link to npm-cli.js: started directly, still without
+  // a shell (never a .cmd, which only cmd.exe can run).
+  let shim: string | null = null;
   for (const dir of dirs) {
+    if (!shim) {
+      const exe = path.join(dir, platform === 'win32' ? 'npm.exe' : 'npm');
+      if (fs.existsSync(exe)) shim = exe;
+    }
     for (const name of platform === 'win32' ? ['npm.cmd', 'npm'] : ['npm']) {
       const bin = path.join(dir, name);
       if (!fs.existsSync(bin)) continue;
@@ -313,7 +321,7 @@ export function findNpmCli(
       if (cli) return path.resolve(cli);
     }
   }
-  return null;
+  return shim;
 }
 
 /**
@@ -393,7 +401,8 @@ async function installLocked(
     const node = nodeFor(npmCli, probeNode);
     // VS Code's own executable runs scripts as node only with ELECTRON_RUN_AS_NODE.
     const nodeEnv = node === process.execPath || node === probeNode ? { ...env, ELECTRON_RUN_AS_NODE: '1' } : env;
-    const npm = (args: string[]) => run(node, [npmCli, ...args], staging, o, nodeEnv);
+    const npm = (args: string[]) =>
+      npmCli.endsWith('.js') ? run(node, [npmCli, ...args], staging, o, nodeEnv) : run(npmCli, args, staging, o, env);
 
     // The pinned package.json and lockfile (a package.json of its own also keeps npm out of any enclosing project).
     const pinned = (nativeLocks as Record<NativeVariant, { package: object; lock: object }>)[o.variant];

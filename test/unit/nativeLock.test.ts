@@ -54,6 +54,15 @@ test('npm is found as its npm-cli.js beside the npm on PATH, in the POSIX and th
     fs.writeFileSync(path.join(win, 'npm.cmd'), '@echo off');
     assert.equal(findNpmCli({ Path: win }, 'win32'), winCli);
     assert.equal(findNpmCli({ PATH: path.join(tmp, 'nothing') }, 'linux'), null);
+    // A version manager's shim (an executable npm, no npm-cli.js near it) is run directly; a lone npm.cmd never is.
+    const shimDir = path.join(tmp, 'shim');
+    fs.mkdirSync(shimDir);
+    fs.writeFileSync(path.join(shimDir, 'npm'), '#!/bin/sh\n');
+    assert.equal(findNpmCli({ PATH: shimDir }, 'linux'), path.join(shimDir, 'npm'));
+    const cmdOnly = path.join(tmp, 'cmd-only');
+    fs.mkdirSync(cmdOnly);
+    fs.writeFileSync(path.join(cmdOnly, 'npm.cmd'), '@echo off');
+    assert.equal(findNpmCli({ Path: cmdOnly }, 'win32'), null);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
