@@ -166,6 +166,17 @@ function networkError(e: NodeJS.ErrnoException, url: URL, proxy: string | undefi
 interface Response {
   res: http.IncomingMessage;
   url: URL;
+  /**
+   * The SHA-256 the hub gave for an LFS or Xet file along the redirects (`x-linked-etag`: the hub answers /resolve/
+   * with it before redirecting to its CDN), if any.
+   */
+  linkedSha256?: string;
+}
+
+function linkedSha256(res: http.IncomingMessage): string | undefined {
+  const etag = res.headers['x-linked-etag'];
+  const v = (Array.isArray(etag) ? etag[0] : etag)?.replace(/^W\//, '').replace(/"/g, '');
+  return v && /^[0-9a-f]{64}$/.test(v) ? v : undefined;
 }
 
 /** GET `url` (following up to 5 redirects), with the hub's headers; resolves at the response headers. */
@@ -198,10 +209,14 @@ function get(url: URL, o: HubOptions, headers: Record<string, string> = {}, redi
         if (status >= 300 && status < 400 && res.headers.location) {
           res.resume();
           if (redirects === 0) return reject(new HubError('http', `too many redirects from ${url.host}`));
-          get(new URL(res.headers.location, url), o, headers, redirects - 1).then(resolve, reject);
+          const linked = linkedSha256(res);
+          get(new URL(res.headers.location, url), o, headers, redirects - 1).then(
+            (r) => resolve({ ...r, linkedSha256: r.linkedSha256 ?? linked }),
+            reject,
+          );
           return;
         }
-        resolve({ res, url });
+        resolve({ res, url, ...(linkedSha256(res) ? { linkedSha256: linkedSha256(res) } : {}) });
       },
     );
     const onAbort = () => req.destroy(abortError());
@@ -267,6 +282,10 @@ export async function listRepoFiles(repo: string, o: HubOptions = {}): Promise<R
         size: typeof lfs.size === 'number' ? lfs.size : e.size,
         checksum: { algorithm: 'sha256', hex: lfs.oid },
       });
+    // A Xet-backed file without LFS details: its `oid` is not its content's; the SHA-256 comes with the download
+    // (x-linked-etag), and a file without one is refused rather than taken unchecked.
+    else if (lfs || typeof e.xetHash === 'string')
+      files.push({ path: e.path, size: e.size, checksum: { algorithm: 'sha256', hex: '' } });
     else if (typeof e.oid === 'string' && /^[0-9a-f]{40}$/.test(e.oid))
       files.push({ path: e.path, size: e.size, checksum: { algorithm: 'git-sha1', hex: e.oid } });
   }
@@ -332,7 +351,9 @@ export async function downloadFile(
   const part = `${dest}.part`;
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   let have = fs.statSync(part, { throwIfNoEntry: false })?.size ?? 0;
-  if (have > f.size) {
+  // Too long to be a prefix of the file; or complete, but its checksum comes only with the download's headers
+  // (x-linked-etag): start over.
+  if (have > f.size || (!f.checksum.hex && have === f.size)) {
     fs.rmSync(part);
     have = 0;
   }
@@ -341,7 +362,8 @@ export async function downloadFile(
     `${encodePath(repo)}/resolve/${encodeURIComponent(o.revision ?? 'main')}/${encodePath(f.path)}`,
   );
   if (have < f.size) {
-    const { res, url: at } = await get(url, o, have > 0 ? { range: `bytes=${have}-` } : {});
+    const { res, url: at, linkedSha256: linked } = await get(url, o, have > 0 ? { range: `bytes=${have}-` } : {});
+    if (!f.checksum.hex && linked) f.checksum.hex = linked;
     const status = res.statusCode ?? 0;
     if (status === 416) {
       res.resume();
@@ -398,6 +420,10 @@ export async function downloadFile(
       size > f.size ? 'checksum' : 'offline',
       `${f.path}: got ${size} of ${f.size} bytes${size < f.size ? '; try again to resume' : '; the file was removed'}`,
     );
+  }
+  if (!f.checksum.hex) {
+    fs.rmSync(part, { force: true });
+    throw new HubError('checksum', `${f.path}: the hub lists no SHA-256 for it, so it cannot be checked; not used`);
   }
   const got = checksumOf(part, f.checksum.algorithm, f.size).digest('hex');
   if (got !== f.checksum.hex) {

@@ -18,6 +18,11 @@ export interface HubServerOptions {
   ignoreRange?: boolean;
   /** Serve this file with one byte changed (its listing keeps the right checksum). */
   corrupt?: string;
+  /**
+   * List the weights as a Xet-backed file (xetHash, no lfs), their SHA-256 only in the /resolve/ redirect's
+   * x-linked-etag, as the hub does; 'no-etag': not even there.
+   */
+  xet?: boolean | 'no-etag';
 }
 
 export interface HubServer {
@@ -57,20 +62,22 @@ export function startHubServer(o: HubServerOptions = {}): Promise<HubServer> {
     requests.push({ url: req.url ?? '', ...(req.headers.range ? { range: req.headers.range } : {}) });
     if (url.pathname === `/api/models/${SMALL_REPO}/tree/main`) {
       const entries = [...files].map(([p, b]) =>
-        p.endsWith('.safetensors')
-          ? {
-              type: 'file',
-              path: p,
-              size: b.length,
-              oid: crypto.createHash('sha1').update(`version https://git-lfs…${p}`).digest('hex'),
-              lfs: { oid: crypto.createHash('sha256').update(b).digest('hex'), size: b.length, pointerSize: 134 },
-            }
-          : {
-              type: 'file',
-              path: p,
-              size: b.length,
-              oid: crypto.createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex'),
-            },
+        p.endsWith('.safetensors') && o.xet
+          ? { type: 'file', path: p, size: b.length, oid: 'f'.repeat(40), xetHash: 'a'.repeat(64) }
+          : p.endsWith('.safetensors')
+            ? {
+                type: 'file',
+                path: p,
+                size: b.length,
+                oid: crypto.createHash('sha1').update(`version https://git-lfs…${p}`).digest('hex'),
+                lfs: { oid: crypto.createHash('sha256').update(b).digest('hex'), size: b.length, pointerSize: 134 },
+              }
+            : {
+                type: 'file',
+                path: p,
+                size: b.length,
+                oid: crypto.createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex'),
+              },
       );
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify([{ type: 'directory', path: 'images', oid: '0'.repeat(40), size: 0 }, ...entries]));
@@ -78,7 +85,11 @@ export function startHubServer(o: HubServerOptions = {}): Promise<HubServer> {
     }
     const resolve = new RegExp(`^/${SMALL_REPO}/resolve/main/(.+)$`).exec(url.pathname);
     if (resolve && files.has(resolve[1])) {
-      res.writeHead(302, { location: `/cdn/${resolve[1]}` });
+      const sha = crypto.createHash('sha256').update(files.get(resolve[1])!).digest('hex');
+      res.writeHead(302, {
+        location: `/cdn/${resolve[1]}`,
+        ...(resolve[1].endsWith('.safetensors') && o.xet !== 'no-etag' ? { 'x-linked-etag': `"${sha}"` } : {}),
+      });
       res.end();
       return;
     }

@@ -157,6 +157,35 @@ test('a file whose bytes do not hash to the listed SHA-256 is refused and remove
   }
 });
 
+test('a Xet-backed file: its SHA-256 from the redirect’s x-linked-etag, checked; without one it is refused', async () => {
+  const cases: [Parameters<typeof startHubServer>[0], RegExp | null][] = [
+    [{ xet: true }, null],
+    [{ xet: true, corrupt: WEIGHTS }, /its SHA-256 is [0-9a-f]{64}, but the hub lists/],
+    [{ xet: 'no-etag' }, /the hub lists no SHA-256 for it/],
+  ];
+  for (const [opts, refused] of cases) {
+    const hub = await startHubServer(opts);
+    const dir = tmp();
+    try {
+      const listed = (await listRepoFiles(SMALL_REPO, { endpoint: hub.url })).find((f) => f.path === WEIGHTS)!;
+      assert.deepEqual(listed.checksum, { algorithm: 'sha256', hex: '' });
+      const run = downloadModel(SMALL_REPO, dir, { endpoint: hub.url });
+      if (!refused) {
+        await run;
+        same(path.join(dir, WEIGHTS), path.join(SMALL, WEIGHTS));
+      } else {
+        await assert.rejects(
+          run,
+          (e: Error) => e instanceof HubError && e.kind === 'checksum' && refused.test(e.message),
+        );
+        assert.ok(!fs.existsSync(path.join(dir, WEIGHTS)));
+      }
+    } finally {
+      await hub.close();
+    }
+  }
+});
+
 test('offline, a dead proxy and a live one: errors that say what failed; the proxy carries the requests', async () => {
   // A port nobody listens on: a server started and closed.
   const dead = await startHubServer();
