@@ -114,6 +114,9 @@ export interface TrainJobResult {
 
 const pad = (n: number) => String(n).padStart(7, '0');
 
+/** The abort reason of a process about to exit: the run saves and ends at once, without its final preview. */
+export const SHUTDOWN = 'shutdown';
+
 /** The training evaluation's grid: k values of t at the centres of k equal parts of [0, T). */
 export function evalTimesteps(T: number, k: number): number[] {
   const n = Math.max(1, Math.min(k, T));
@@ -481,7 +484,8 @@ async function trainInFolder(o: TrainJobOptions): Promise<TrainJobResult> {
     const checkpoint = await save();
     // A run that ends or stops between previews still shows what it learnt (a 50-step run with sampleEvery 500 would
     // show none): one more grid from the final weights, after the checkpoint, so that a stop never waits to save.
-    if (sampleEvery > 0 && trainer.step > 0 && previewStep < trainer.step) await preview();
+    const exiting = o.signal?.aborted && o.signal.reason === SHUTDOWN;
+    if (sampleEvery > 0 && trainer.step > 0 && previewStep < trainer.step && !exiting) await preview();
     return { step: trainer.step, reason, checkpoint };
   } finally {
     trainer.dispose();

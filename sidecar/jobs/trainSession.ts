@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../checkpoint/checkpoint.ts';
 import type { TrainConfig } from '../ddpm/train.ts';
 import { SampleParamsSchema, TrainRecipeSchema, type TrainOptions } from '../protocol.ts';
 import { JobRunningError, NoSuchJobError } from './errors.ts';
-import { runTrainJob, type TrainEvent, type TrainJobOptions, type TrainProgress } from './train.ts';
+import { runTrainJob, SHUTDOWN, type TrainEvent, type TrainJobOptions, type TrainProgress } from './train.ts';
 
 /** Flipping digits or text makes wrong examples: random flips are off for the digit datasets, on otherwise. */
 export function defaultFlip(data: string): boolean {
@@ -224,11 +224,11 @@ export class TrainingSlot {
     return j.done;
   }
 
-  /** Stops whatever runs (saving a checkpoint); for a process about to exit. */
+  /** Stops whatever runs (saving a checkpoint); for a process about to exit, which skips the final preview. */
   async shutdown(): Promise<void> {
     const j = this.job;
     if (!j) return;
-    j.controller.abort();
+    j.controller.abort(SHUTDOWN);
     await j.done;
   }
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../sidecar/backend.ts';
-import { runTrainJob, type TrainJobOptions } from '../../sidecar/jobs/train.ts';
+import { runTrainJob, SHUTDOWN, type TrainJobOptions } from '../../sidecar/jobs/train.ts';
 import {
   loadCheckpoint,
   saveCheckpoint,
@@ -132,6 +132,16 @@ test('a run that ends or stops between previews draws one more grid from its fin
   assert.equal(stopped.r.reason, 'stopped');
   assert.deepEqual(stopped.events, ['checkpoint:2', 'samples:2']);
   assert.deepEqual(stopped.grids, ['step-0000002.png']);
+  // A process about to exit (abort reason SHUTDOWN) saves and ends without it.
+  const exiting = new AbortController();
+  const exited = await run('preview-exit', {
+    steps: 100,
+    sampleEvery: 500,
+    signal: exiting.signal,
+    onProgress: (p) => p.step === 2 && exiting.abort(SHUTDOWN),
+  });
+  assert.equal(exited.r.reason, 'stopped');
+  assert.deepEqual(exited.events, ['checkpoint:2']);
   // sampleEvery 0 means no grids, at the end too.
   const never = await run('preview-never', { sampleEvery: 0 });
   assert.deepEqual(never.events, ['checkpoint:5']);
