@@ -37,8 +37,8 @@ export function readLossCsv(file: string, max = HISTORY_POINTS): TrainRunResult[
     const f = line.split(',');
     const step = Number(f[si]);
     const loss = Number(f[li]);
-    // A row cut short by a crash mid-write is skipped.
-    if (!Number.isFinite(step) || !Number.isFinite(loss)) return;
+    // A row cut short by a crash mid-write (fewer fields than the header) is skipped.
+    if (f.length < header.length || !Number.isFinite(step) || !Number.isFinite(loss)) return;
     history.steps.push(step);
     history.loss.push(loss);
     qi.forEach((c, q) => history.quarters[q].push(c < 0 ? null : num(f[c])));
