@@ -39,7 +39,7 @@ export function requireFile(file: string, what: string): void {
 
 // The dataset readers' messages (sidecar/data/*): they throw plain errors that say what is wrong with the input.
 const BAD_DATA =
-  /not a DDPM Studio checkpoint|not a readable image|unknown data source|not an IDX|IDX |CIFAR-10|no readable images|cannot be decoded|gzip stream|needs a path|is a folder|is a file|the dataset is empty|holds no|gives \d+×|over the limit of|DDIM steps must be|truncated|longer than the/;
+  /not a DDPM Studio checkpoint|not a readable image|unknown data source|not an IDX|IDX |CIFAR-10|no readable images|cannot be decoded|gzip stream|needs a path|is a folder|is a file|the dataset is empty|holds no|gives \d+×|over the limit of|DDIM steps must be|truncated|longer than the|no held-out set|labels for \d+ images/;
 
 export function classifyError(e: unknown): ErrorKind {
   if (!(e instanceof Error)) return 'internal';

@@ -30,7 +30,7 @@ import { openDataset } from '../data/open.ts';
 import { EpochOrder, type Dataset } from '../data/dataset.ts';
 import { encodeGrid } from '../image/png.ts';
 import { sampleImages, withSamplingThreads } from './sample.ts';
-import { requireFile } from './errors.ts';
+import { BadInputError, requireFile } from './errors.ts';
 import { acquireRunLock, removeDeadWritersTempFiles } from './runFolder.ts';
 import type { TrainProgressParams } from '../protocol.ts';
 
@@ -151,6 +151,9 @@ const EVAL_NOISE_SEED = 0x5eed;
 
 /** Trains in `o.out`, holding the run folder's lock (runFolder.ts) for the whole job: one job per folder. */
 export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
+  // A file where the run folder should be (found by bench/faults/rpcFuzz.ts: mkdir's EEXIST was an internal error).
+  if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory())
+    throw new BadInputError(`${o.out} is a file, not a folder: the run folder (out) must be a folder`);
   fs.mkdirSync(o.out, { recursive: true });
   const release = acquireRunLock(o.out);
   try {

@@ -217,6 +217,12 @@ test('request schemas take their bounds from LIMITS and name the field and the l
     /field 'checkpoint' must not contain a NUL character/,
   );
   assert.equal(classifyError(new Error('DDIM steps must be an integer in 1..20, got 50')), 'bad-input');
+  // The full runs of rpcFuzz and fileFuzz found three more plain errors that are bad input.
+  assert.equal(classifyError(new Error('/dev/zero: no held-out set beside it (expected /dev/zero)')), 'bad-input');
+  assert.equal(
+    classifyError(new Error('x/train-labels-idx1-ubyte: 64 labels for 1 images in x/train-images')),
+    'bad-input',
+  );
 });
 
 test('metadata strings reach the terminal with escape sequences defused', () => {
@@ -372,6 +378,18 @@ test('a checkpoint whose tensors do not match its own model config is bad input,
     () => loadWeights(file, true),
     (e: Error) =>
       /its weights do not match its model config: 'class_embed\.weight' is missing/.test(e.message) &&
+      classifyError(e) === 'bad-input',
+  );
+});
+
+test('a file where the run folder should be is bad input, named (EEXIST from mkdir was an internal error)', async () => {
+  const { runTrainJob } = await import('../../sidecar/jobs/train.ts');
+  const file = path.join(tmp, 'not-a-folder');
+  fs.writeFileSync(file, 'x');
+  await assert.rejects(
+    runTrainJob({ data: 'mnist', preset: 'tiny', steps: 1, batch: 1, out: file }),
+    (e: Error) =>
+      /not-a-folder is a file, not a folder: the run folder \(out\) must be a folder/.test(e.message) &&
       classifyError(e) === 'bad-input',
   );
 });
