@@ -23,7 +23,22 @@ const LIMIT = 5000;
 
 type Item = vscode.QuickPickItem & { file?: string; browse?: true };
 
-const root = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? '';
+/**
+ * The candidates of each workspace folder (a multi-root workspace lists each folder's files under it), in the
+ * folders' order; in a multi-root workspace each description starts with its folder's name.
+ */
+function perFolder<T extends Candidate>(files: readonly string[], sort: (root: string, files: string[]) => T[]): T[] {
+  const folders = vscode.workspace.workspaceFolders ?? [];
+  const byFolder = new Map<number, string[]>();
+  for (const f of files) {
+    const i = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(f))?.index ?? 0;
+    byFolder.set(i, [...(byFolder.get(i) ?? []), f]);
+  }
+  return folders.flatMap((folder) => {
+    const found = sort(folder.uri.fsPath, byFolder.get(folder.index) ?? []);
+    return folders.length > 1 ? found.map((c) => ({ ...c, description: `${folder.name} · ${c.description}` })) : found;
+  });
+}
 
 async function list(glob: string, limit = LIMIT): Promise<{ files: string[]; capped: boolean }> {
   if (!vscode.workspace.workspaceFolders?.length) return { files: [], capped: false };
@@ -103,7 +118,7 @@ export function pickImage(title: string, placeholder: string, exclude?: string):
     placeholder,
     candidates: async () => {
       const { files } = await list(IMAGE_GLOB);
-      return imageCandidates(root(), files).filter((c) => c.file !== exclude);
+      return perFolder(files, imageCandidates).filter((c) => c.file !== exclude);
     },
     empty: 'no PNG, JPEG or WebP images in the workspace',
     browse: {
@@ -122,20 +137,20 @@ export async function pickData(kind: DataKind, title: string): Promise<string | 
       placeholder: 'Which folder of images? (sub-folders are read too; a folder per class gives labels)',
       candidates: async () => {
         const { files, capped } = await list(IMAGE_GLOB);
-        return imageFolderCandidates(root(), files, capped);
+        return perFolder(files, (root, f) => imageFolderCandidates(root, f, capped));
       },
       empty: 'no folder of images in the workspace',
       browse: { description: 'a folder anywhere', dialog: { canSelectFolders: true, canSelectFiles: false, title } },
     },
     idx: {
       placeholder: 'Which IDX image file? (its labels file beside it is read too)',
-      candidates: async () => idxCandidates(root(), (await list('**/*idx3-ubyte*', 200)).files),
+      candidates: async () => perFolder((await list('**/*idx3-ubyte*', 200)).files, idxCandidates),
       empty: 'no *-idx3-ubyte[.gz] file in the workspace',
       browse: { description: 'an IDX file anywhere', dialog: { canSelectFiles: true, canSelectFolders: false, title } },
     },
     cifar10: {
       placeholder: 'Which CIFAR-10 folder? (data_batch_*.bin, test_batch.bin)',
-      candidates: async () => cifarCandidates(root(), (await list('**/{data_batch_*,test_batch}.bin', 200)).files),
+      candidates: async () => perFolder((await list('**/{data_batch_*,test_batch}.bin', 200)).files, cifarCandidates),
       empty: 'no CIFAR-10 binary batches in the workspace',
       browse: { description: 'a folder anywhere', dialog: { canSelectFolders: true, canSelectFiles: false, title } },
     },
@@ -154,8 +169,13 @@ export async function workspaceCheckpoints(limit = 200): Promise<Candidate[]> {
       return 0;
     }
   };
-  return checkpointCandidates(
-    root(),
-    files.map((file) => ({ file, mtime: stat(file) })),
+  const mtimes = new Map(files.map((f) => [f, stat(f)]));
+  const found = perFolder(files, (root, f) =>
+    checkpointCandidates(
+      root,
+      f.map((file) => ({ file, mtime: mtimes.get(file)! })),
+    ),
   );
+  // Newest first across the folders (the sort is stable: a run's latest stays before its ckpt files).
+  return found.sort((a, b) => b.mtime - a.mtime);
 }
