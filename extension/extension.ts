@@ -130,7 +130,7 @@ export function activate(context: vscode.ExtensionContext) {
     ),
     CheckpointEditorProvider.register(context, sc),
     // DDPM: Inpaint Image… and DDPM: Image to Image…, and their view's serializer.
-    ...registerEditing(context, sc),
+    ...registerEditing(context, sc, argPolicy),
     // After a reload, panels come back with their last state (kept by the webview itself).
     // A restored Trajectory view samples again with its run's settings (kept in its webview state).
     vscode.window.registerWebviewPanelSerializer(TRAJECTORY_VIEW, {

@@ -20,6 +20,7 @@ import {
 } from '../../sidecar/protocol.ts';
 import { checkpointClasses } from '../../webview/shared/classes.ts';
 import type { EditMode, EditRunSettings } from '../../webview/shared/messages.ts';
+import { checkWritePaths, type ArgPolicy } from '../commandArgs.ts';
 import { EDIT_VIEW, EditPanel } from '../panels/editPanel.ts';
 import { setting, workersSetting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
@@ -316,12 +317,19 @@ interface RestoredState {
   setup?: { mode?: EditMode; imagePath?: string; checkpoint?: string };
 }
 
-/** The two commands and the editing view's serializer, for activate() to subscribe. */
-export function registerEditing(context: vscode.ExtensionContext, sidecar: SidecarClient): vscode.Disposable[] {
+/**
+ * The two commands and the editing view's serializer, for activate() to subscribe. Options from code may write their
+ * `saveTo` only where `policy` allows (commandArgs.ts).
+ */
+export function registerEditing(
+  context: vscode.ExtensionContext,
+  sidecar: SidecarClient,
+  policy: ArgPolicy,
+): vscode.Disposable[] {
   const command = (mode: EditMode) => (arg?: vscode.Uri | EditCommandOptions) =>
     arg instanceof vscode.Uri || arg === undefined
       ? runEditCommand(mode, context, sidecar, arg)
-      : runEditCommand(mode, context, sidecar, undefined, arg);
+      : runEditCommand(mode, context, sidecar, undefined, checkWritePaths(`ddpm.${mode}`, arg, ['saveTo'], policy));
   return [
     vscode.commands.registerCommand('ddpm.inpaint', command('inpaint')),
     vscode.commands.registerCommand('ddpm.img2img', command('img2img')),
