@@ -21,12 +21,14 @@ export function num(min: number, max: number, exclusiveMin = false) {
 
 export function str() {
   const error = 'must be a non-empty string';
-  return z
-    .string({ error })
-    .min(1, { error })
-    .max(LIMITS.stringChars, { error: `must be at most ${LIMITS.stringChars} characters long` })
-    // No path or name holds one; node's fs refuses it deep inside a job, as an internal error.
-    .refine((s) => !s.includes('\0'), { error: 'must not contain a NUL character' });
+  return (
+    z
+      .string({ error })
+      .min(1, { error })
+      .max(LIMITS.stringChars, { error: `must be at most ${LIMITS.stringChars} characters long` })
+      // No path or name holds one; node's fs refuses it deep inside a job, as an internal error.
+      .refine((s) => !s.includes('\0'), { error: 'must not contain a NUL character' })
+  );
 }
 
 export function bool() {
