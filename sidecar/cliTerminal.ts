@@ -25,9 +25,8 @@ export function terminalSafe(text: string): string {
   });
 }
 
-/** JSON for the terminal: JSON escapes C0 itself; C1 and the bidirectional overrides become \\uXXXX (still valid JSON). */
+/** JSON for the terminal: JSON escapes C0 itself; C1 and the bidirectional overrides become \\u escapes (still valid JSON). */
 export function terminalJson(value: unknown): string {
-  // eslint-disable-next-line no-control-regex
   return JSON.stringify(value).replace(
     /[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
