@@ -275,12 +275,14 @@ export async function listRepoFiles(repo: string, o: HubOptions = {}): Promise<R
   const files: RemoteFile[] = [];
   for (const e of entries as Record<string, unknown>[]) {
     if (e?.type !== 'file' || typeof e.path !== 'string' || typeof e.size !== 'number') continue;
-    const lfs = e.lfs as { oid?: unknown; size?: unknown } | undefined;
-    if (lfs && typeof lfs.oid === 'string' && /^[0-9a-f]{64}$/.test(lfs.oid))
+    const lfs = e.lfs as { oid?: unknown; sha256?: unknown; size?: unknown } | undefined;
+    // The API names the SHA-256 `oid`; huggingface_hub's own listing (and some mirrors) `sha256`.
+    const sha256 = lfs?.oid ?? lfs?.sha256;
+    if (lfs && typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256))
       files.push({
         path: e.path,
         size: typeof lfs.size === 'number' ? lfs.size : e.size,
-        checksum: { algorithm: 'sha256', hex: lfs.oid },
+        checksum: { algorithm: 'sha256', hex: sha256 },
       });
     // A Xet-backed file without LFS details: its `oid` is not its content's; the SHA-256 comes with the download
     // (x-linked-etag), and a file without one is refused rather than taken unchecked.

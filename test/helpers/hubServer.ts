@@ -23,6 +23,8 @@ export interface HubServerOptions {
    * x-linked-etag, as the hub does; 'no-etag': not even there.
    */
   xet?: boolean | 'no-etag';
+  /** Name the LFS SHA-256 `sha256` (huggingface_hub's listing) instead of the API's `oid`. */
+  lfsSha256Key?: boolean;
 }
 
 export interface HubServer {
@@ -70,7 +72,11 @@ export function startHubServer(o: HubServerOptions = {}): Promise<HubServer> {
                 path: p,
                 size: b.length,
                 oid: crypto.createHash('sha1').update(`version https://git-lfs…${p}`).digest('hex'),
-                lfs: { oid: crypto.createHash('sha256').update(b).digest('hex'), size: b.length, pointerSize: 134 },
+                lfs: {
+                  [o.lfsSha256Key ? 'sha256' : 'oid']: crypto.createHash('sha256').update(b).digest('hex'),
+                  size: b.length,
+                  pointerSize: 134,
+                },
               }
             : {
                 type: 'file',

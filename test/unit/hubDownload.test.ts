@@ -56,6 +56,13 @@ test('the listing: sizes and checksums (LFS SHA-256, git blob SHA-1); the model 
       listRepoFiles('nobody/nothing', { endpoint: hub.url }),
       /cannot list nobody\/nothing .*not found/,
     );
+    const other = await startHubServer({ lfsSha256Key: true });
+    try {
+      const listed = await listRepoFiles(SMALL_REPO, { endpoint: other.url });
+      assert.deepEqual(listed.find((f) => f.path === WEIGHTS)?.checksum, w.checksum, 'lfs.sha256 read as lfs.oid');
+    } finally {
+      await other.close();
+    }
   } finally {
     await hub.close();
   }
