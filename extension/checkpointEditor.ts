@@ -21,6 +21,7 @@ import type { CheckpointFromWebview, CheckpointToWebview } from '../webview/shar
 import type { SidecarClient } from './sidecarClient.ts';
 import type { WebviewView } from './panels/html.ts';
 import { PanelHost } from './panels/panelHost.ts';
+import { documentFile } from './documentFile.ts';
 import { errorMessage, showFailure } from './commands/common.ts';
 import { askClassAndGuidance } from './commands/sample.ts';
 import { checkpointClasses } from '../webview/shared/classes.ts';
@@ -68,17 +69,11 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     const post = (m: CheckpointToWebview) => void host.post(m);
     let evaluation: CancellationTokenSource | null = null;
     panel.onDidDispose(() => evaluation?.cancel());
-    // Only files on disk: the sidecar reads paths. fsPath of another scheme (git:, a virtual file system, untitled:)
-    // names a local path that is not this document (or nothing at all).
-    const onDisk = doc.uri.scheme === 'file';
+    // Only files on disk: the sidecar reads paths (documentFile.ts).
+    const onDisk = documentFile(doc.uri);
     host.onMessage(async (m) => {
-      if (!onDisk) {
-        if (m.type === 'ready')
-          post({
-            type: 'error',
-            path: doc.uri.toString(),
-            message: `The checkpoint inspector reads files on disk; this document is a '${doc.uri.scheme}:' resource. Open the file from a folder on disk (or save a local copy) to inspect it.`,
-          });
+      if ('error' in onDisk) {
+        if (m.type === 'ready') post({ type: 'error', path: doc.uri.toString(), message: onDisk.error });
         return;
       }
       switch (m.type) {
