@@ -33,7 +33,7 @@ const E2E_HOME = process.env.DDPM_E2E_HOME || path.join(REPO, '.cache', 'vscode-
 const CODE_SERVER = path.join(E2E_HOME, 'code-server', 'node_modules', '.bin', 'code-server');
 const RESULTS = path.join(REPO, 'test-results', 'e2e');
 const EXT_SUITE_TIMEOUT_MS = 300_000;
-const UI_SUITE_TIMEOUT_MS = 360_000;
+const UI_SUITE_TIMEOUT_MS = 900_000;
 
 const { values: opts } = util.parseArgs({
   options: {

@@ -534,7 +534,7 @@ test('loss plot range: the data inside with a margin, no decade snapping (a loss
 
 import { logTicks, tickLabel } from '../../webview/shared/lossSeries.ts';
 
-test('log axis ticks: round values inside the fitted range, 3 to 8 of them, labelled with 3 digits', () => {
+test('log axis ticks: round values inside the fitted range, as many as fit (3 to 8 on a tall plot), labelled with 3 digits', () => {
   // A loss near 1 (the range fitRange gives it): evenly spaced round values, 1 among them.
   assert.deepEqual(logTicks(0.787, 1.258), [0.8, 0.9, 1, 1.1, 1.2]);
   assert.deepEqual(logTicks(0.95, 1.05), [0.96, 0.98, 1, 1.02, 1.04]);
@@ -556,6 +556,9 @@ test('log axis ticks: round values inside the fitted range, 3 to 8 of them, labe
       `[${t}] inside [${a}, ${b}]`,
     );
   }
+  // A short plot (room for 4 labels): a coarser step.
+  assert.deepEqual(logTicks(0.775, 1.24, 4), [0.8, 1, 1.2]);
+  assert.deepEqual(logTicks(0.827, 1.32, 4), [1, 1.2]);
   assert.deepEqual(logTicks(0, 1), []);
   assert.deepEqual([0, 0.1 + 0.2, 1, 1.2345, 20000, 1e-6].map(tickLabel), ['0', '0.3', '1', '1.23', '20000', '1.0e-6']);
 });

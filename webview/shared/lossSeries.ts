@@ -182,7 +182,8 @@ export function fitRange(min: number | null, max: number | null, log: boolean): 
 /**
  * Ticks of a log axis over [min, max]: over a decade or more, the powers of ten and, while few enough, 2× and 5×
  * (or every mantissa); within less than a decade (a loss near 1 over [0.79, 1.26]), evenly spaced round values, as a
- * linear axis has, since mantissa ticks alone would leave one or two. At most about `max` ticks.
+ * linear axis has, since mantissa ticks alone would leave one or two. At most `most` ticks (what the plot's height
+ * has room for).
  */
 export function logTicks(min: number, max: number, most = 8): number[] {
   if (!(min > 0) || !(max > min)) return [];
@@ -202,14 +203,14 @@ export function logTicks(min: number, max: number, most = 8): number[] {
       return ticks.filter((v) => Math.round(Math.log10(v)) % every === 0);
     }
   }
-  // Less than a decade: a round step of 1, 2 or 5 × 10^k giving 3 to `most` ticks.
+  // Less than a decade: the finest round step (1, 2 or 5 × 10^k) that gives at most `most` ticks, and at least 2.
   const span = max - min;
   for (let k = Math.floor(Math.log10(span)) - 1; k <= Math.ceil(Math.log10(span)); k++) {
     for (const m of [1, 2, 5]) {
       const step = m * 10 ** k;
-      const n = Math.floor(max / step) - Math.ceil(min / step) + 1;
-      if (n >= 3 && n <= most)
-        return Array.from({ length: n }, (_, i) => round((Math.ceil(min / step) + i) * step)).filter(inside);
+      const first = Math.ceil(min / step - 1e-9);
+      const n = Math.floor(max / step + 1e-9) - first + 1;
+      if (n <= most) return n >= 2 ? Array.from({ length: n }, (_, i) => round((first + i) * step)) : [min, max];
     }
   }
   return [min, max];

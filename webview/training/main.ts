@@ -51,8 +51,12 @@ const axes = (): uPlot.Axis[] => [
     // On a log axis, round ticks over the fitted range (uPlot's own are placed for whole decades).
     ...(logScale
       ? {
-          splits: (_u: uPlot, _i: number, min: number, max: number) => logTicks(min, max),
-          values: (_u: uPlot, ticks: number[]) => ticks.map(tickLabel),
+          // As many as the plot's height has room for (a label per 32 px); all of them labelled (uPlot's own log
+          // filter would blank those that are not 1, 2 or 5 × 10^k).
+          splits: (u: uPlot, _i: number, min: number, max: number) =>
+            logTicks(min, max, Math.max(3, Math.min(8, Math.floor(u.bbox.height / devicePixelRatio / 32)))),
+          filter: (_u: uPlot, ticks: number[]) => ticks,
+          values: (_u: uPlot, ticks: (number | null)[]) => ticks.map((v) => (v === null ? '' : tickLabel(v))),
         }
       : {}),
   },
