@@ -43,7 +43,7 @@ test('bad usage exits 2 with a message and the usage; --help prints the usage', 
   assert.match(missing.stderr, /missing --preset/);
   const preset = ddpm('model', '--preset', 'imagenet');
   assert.equal(preset.code, 2);
-  assert.match(preset.stderr, /--preset must be one of mnist, tiny, cifar10, got 'imagenet'/);
+  assert.match(preset.stderr, /--preset must be one of mnist, tiny, cifar10, celebahq256, got 'imagenet'/);
   const unknownFlag = ddpm('sample', '--ckpt', 'models/mnist.safetensors', '--temperature', '2');
   assert.equal(unknownFlag.code, 2);
   assert.match(unknownFlag.stderr, /unknown option '--temperature'/);
