@@ -774,6 +774,31 @@ export async function runUiSuite({
       await runCommand(page, 'Notifications: Clear All Notifications', 20_000);
     });
 
+    await test("a checkpoint in the Training view's list opens in the inspector (the sidecar starting again)", async () => {
+      if (!trainingStarted) throw new Error('training did not start in the previous test');
+      const frame = await findFrame(page, '#loss canvas', 10_000);
+      const items = await frame.$$eval('#checkpoints li', (lis) => lis.map((li) => li.dataset.path || ''));
+      log(`  checkpoints listed: ${JSON.stringify(items)}`);
+      if (!items.length) throw new Error('the Training view lists no checkpoint');
+      const name = path.basename(items[0]);
+      await frame.click('#checkpoints li .ckpt-inspect');
+      await tab(page, name).waitFor({ timeout: 30_000 });
+      const inspector = await findFrame(page, '#card', 60_000, (f) =>
+        f.$eval('#path', (e, n) => (e.textContent || '').endsWith(n), name).catch(() => false),
+      );
+      const t = Date.now();
+      let state;
+      while ((state = await bodyState(inspector)) !== 'ready') {
+        if (state === 'error' || Date.now() - t > 60_000)
+          throw new Error(`the inspector of ${name} says data-state=${JSON.stringify(state)}`);
+        await sleep(200);
+      }
+      // A training checkpoint offers to resume from it.
+      assert.ok(!(await inspector.$eval('#resume', (b) => b.hidden)), 'the inspector offers Resume Training…');
+      await shot('07d-checkpoint-from-training-view');
+      await runCommand(page, 'View: Close All Editors', 20_000);
+    });
+
     // ---- checkpoint inspector (custom editor for *.safetensors) and interpolation ----------------------------------
 
     /** Opens a workspace .safetensors via Quick Open (our editor is the default) and returns its webview frame once
@@ -1409,7 +1434,11 @@ export async function runUiSuite({
         await page.keyboard.press('Escape');
         if (attempt === 3) throw new Error('no "Image to Image…" in the context menu of digit-3.png');
       }
+      // Right after a reload the menu can take a click as a hover: press Enter on the item if the menu stays.
+      await sleep(400);
       await item.click();
+      await sleep(500);
+      if (await item.isVisible().catch(() => false)) await page.keyboard.press('Enter');
       await acceptDefaults(page, () => tab(page, 'DDPM Image to Image').isVisible(), log, 'the tab');
       const f2 = await findFrame(page, 'input#strength', 60_000, async (f) =>
         f.evaluate(() => document.body.dataset.mode === 'img2img').catch(() => false),
