@@ -46,10 +46,7 @@ test('ddpm inpaint: the grid of n inpaintings, each with the bottom half of the 
     ...['--steps', '6', '--jumps', '2', '--resample', '2', '--n', '2', '--out', 'out/inp.png'],
   );
   assert.equal(r.code, 0, r.stderr);
-  assert.match(
-    r.stderr,
-    /inpainting 2 images: 10 denoising steps \(6 timesteps, jumps of 2, r = 2\) on \d+ threads?/,
-  );
+  assert.match(r.stderr, /inpainting 2 images: 10 denoising steps \(6 timesteps, jumps of 2, r = 2\) on \d+ threads?/);
   assert.match(r.stderr, /wrote out\/inp\.png/);
   assert.deepEqual(await pngSize(tmp, 'out/inp.png'), [2 * 28 + 3 * 2, 28 + 2 * 2]);
   const { data: input } = await sharp(path.join(tmp, 'ring.png'))
