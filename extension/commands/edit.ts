@@ -22,6 +22,7 @@ import { checkpointClasses } from '../../webview/shared/classes.ts';
 import type { EditMode, EditRunSettings } from '../../webview/shared/messages.ts';
 import { checkWritePaths, type ArgPolicy } from '../commandArgs.ts';
 import { EDIT_VIEW, EditPanel } from '../panels/editPanel.ts';
+import { pickImage } from '../pickers.ts';
 import { setting, workersSetting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { describeCheckpoint, errorMessage, pickCheckpoint, rememberCheckpoint, saveDialog } from './common.ts';
@@ -258,12 +259,8 @@ async function runEditCommand(
 ): Promise<EditCommandResult | undefined> {
   let image = opts?.image ?? (clicked && IMAGE.test(clicked.fsPath) ? clicked.fsPath : undefined);
   if (!image) {
-    const picked = await vscode.window.showOpenDialog({
-      canSelectMany: false,
-      filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] },
-      title: `${NAMES[mode].command} — choose an image`,
-    });
-    image = picked?.[0]?.fsPath;
+    // The workspace's images in a quick pick, Browse… last (works in code-server and remote windows too).
+    image = await pickImage(`${NAMES[mode].command} — image`, 'Which image? Type to filter the workspace images');
     if (!image) return undefined;
   }
   const checkpoint =
