@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import {
   checkpointCandidates,
   cifarCandidates,
+  diffusersCandidates,
   EXCLUDE_GLOB,
   IMAGE_EXTENSIONS,
   IMAGE_GLOB,
@@ -178,4 +179,24 @@ export async function workspaceCheckpoints(limit = 200): Promise<Candidate[]> {
   );
   // Newest first across the folders (the sort is stable: a run's latest stays before its ckpt files).
   return found.sort((a, b) => b.mtime - a.mtime);
+}
+
+/** A diffusers UNet2DModel folder of the workspace (config.json and its weights), or a folder or file browsed to. */
+export function pickDiffusersModel(title: string): Promise<string | undefined> {
+  return pickWorkspaceFile({
+    title,
+    placeholder: 'Which diffusers UNet2DModel? (a folder with config.json and diffusion_pytorch_model.safetensors)',
+    candidates: async () =>
+      perFolder((await list('**/{config.json,diffusion_pytorch_model*.safetensors}', 2000)).files, diffusersCandidates),
+    empty: 'no diffusers model folder in the workspace',
+    browse: {
+      description: 'its folder or weights file anywhere',
+      dialog: {
+        canSelectFolders: true,
+        canSelectFiles: true,
+        filters: { 'diffusers weights': ['safetensors'] },
+        title,
+      },
+    },
+  });
 }

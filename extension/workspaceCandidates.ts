@@ -132,3 +132,23 @@ export function formatBytes(n: number): string {
   }
   return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1).replace(/\.0$/, '') : v.toFixed(2).replace(/\.?0+$/, '')} ${units[u]}`;
 }
+
+/**
+ * diffusers model folders: those holding a `diffusion_pytorch_model*.safetensors` with its `config.json` beside it (a
+ * UNet2DModel, or a pipeline's unet/ folder).
+ */
+export function diffusersCandidates(root: string, files: readonly string[]): Candidate[] {
+  const configs = new Set(files.filter((f) => path.basename(f) === 'config.json').map((f) => path.dirname(f)));
+  const dirs = new Map<string, string>();
+  for (const f of files) {
+    if (!/^diffusion_pytorch_model.*\.safetensors$/.test(path.basename(f)) || !configs.has(path.dirname(f))) continue;
+    if (!dirs.has(path.dirname(f))) dirs.set(path.dirname(f), path.basename(f));
+  }
+  return [...dirs]
+    .sort(([a], [b]) => natural.compare(a, b))
+    .map(([dir, weights]) => ({
+      file: dir,
+      label: path.relative(root, dir).split(path.sep).join('/') || path.basename(dir),
+      description: `config.json + ${weights}`,
+    }));
+}

@@ -13,6 +13,7 @@ import { setting } from '../settings.ts';
 import type { SidecarClient } from '../sidecarClient.ts';
 import { pretrainedCheckpoint } from '../pretrained.ts';
 import { errorMessage, rememberCheckpoint } from './common.ts';
+import { pickDiffusersModel } from '../pickers.ts';
 
 /** For tests and scripts: which repository (no pick), at which revision. */
 export interface DownloadCommandOptions {
@@ -187,16 +188,7 @@ export async function runImportDiffusers(
   out?: string,
 ): Promise<string | undefined> {
   let src = source?.fsPath;
-  if (!src) {
-    const chosen = await vscode.window.showOpenDialog({
-      canSelectFolders: true,
-      canSelectFiles: true,
-      canSelectMany: false,
-      filters: { 'diffusers weights': ['safetensors'] },
-      title: 'A diffusers UNet2DModel: its folder (config.json, diffusion_pytorch_model.safetensors) or weights file',
-    });
-    src = chosen?.[0]?.fsPath;
-  }
+  if (!src) src = await pickDiffusersModel('DDPM: Import Diffusers Model — the UNet2DModel');
   if (!src) return undefined;
   const folder = fs.statSync(src).isDirectory() ? src : path.dirname(src);
   const name = path.basename(folder) === 'unet' ? path.basename(path.dirname(folder)) : path.basename(folder);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import {
   checkpointCandidates,
   cifarCandidates,
+  diffusersCandidates,
   formatBytes,
   idxCandidates,
   imageCandidates,
@@ -98,6 +99,25 @@ test('IDX and CIFAR-10 candidates: image files of the IDX format (training first
     [
       ['cifar-10-batches-bin', '5 training batches + test batch', p('cifar-10-batches-bin')],
       ['only-test', 'test batch', p('only-test')],
+    ],
+  );
+});
+
+test('diffusers candidates: folders with config.json beside diffusion_pytorch_model*.safetensors', () => {
+  const c = diffusersCandidates(ROOT, [
+    p('ddpm-cifar10', 'unet', 'config.json'),
+    p('ddpm-cifar10', 'unet', 'diffusion_pytorch_model.safetensors'),
+    p('ddpm-cifar10', 'unet', 'diffusion_pytorch_model.fp16.safetensors'),
+    p('ddpm-cifar10', 'scheduler', 'config.json'),
+    p('loose', 'diffusion_pytorch_model.safetensors'),
+    p('tiny-unet', 'config.json'),
+    p('tiny-unet', 'diffusion_pytorch_model.fp16.safetensors'),
+  ]);
+  assert.deepEqual(
+    c.map((x) => [x.label, x.description, x.file]),
+    [
+      ['ddpm-cifar10/unet', 'config.json + diffusion_pytorch_model.safetensors', p('ddpm-cifar10', 'unet')],
+      ['tiny-unet', 'config.json + diffusion_pytorch_model.fp16.safetensors', p('tiny-unet')],
     ],
   );
 });
