@@ -495,6 +495,12 @@ export async function runUiSuite({
         // The restored panel's "Sample again" runs with the same settings (class 3, the seed it shows).
         await restored.click('#again');
         const a0 = Date.now();
+        // It runs (the view leaves "done"), then is done again with its grid labelled.
+        while ((await bodyState(restored)) === 'done') {
+          await checkErrors(page, restored);
+          if (Date.now() - a0 > 20_000) throw new Error('"Sample again" in the restored panel did not start a run');
+          await sleep(100);
+        }
         let againState;
         while (
           (againState = await bodyState(restored)) !== 'done' ||
@@ -1422,23 +1428,31 @@ export async function runUiSuite({
       const row = (name) => page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: name }).first();
       if (!(await row('digit-3.png').isVisible())) await row('digits').click();
       const item = page.locator('.monaco-menu .action-item').filter({ hasText: 'Image to Image…' }).first();
+      // Right after a reload the menu has been seen to take a click as a hover (the menu stays open, nothing runs):
+      // press Enter on the item then, and if still nothing asks or opens, open the menu again.
+      const started = () =>
+        tab(page, 'DDPM Image to Image')
+          .isVisible()
+          .then(async (v) => v || (await describeQuickInput(page)) !== null);
       for (let attempt = 1; ; attempt++) {
         await row('digit-3.png').click({ button: 'right' });
-        if (
-          await item.waitFor({ timeout: 5_000 }).then(
-            () => true,
-            () => false,
-          )
-        )
-          break;
+        const shown = await item.waitFor({ timeout: 5_000 }).then(
+          () => true,
+          () => false,
+        );
+        if (shown) {
+          await sleep(400);
+          await item.click();
+          await sleep(800);
+          if (await item.isVisible().catch(() => false)) await page.keyboard.press('Enter');
+          const t4 = Date.now();
+          while (!(await started()) && Date.now() - t4 < 5_000) await sleep(250);
+          if (await started()) break;
+        }
         await page.keyboard.press('Escape');
-        if (attempt === 3) throw new Error('no "Image to Image…" in the context menu of digit-3.png');
+        if (attempt === 3) throw new Error('"Image to Image…" in the context menu of digit-3.png opened nothing');
+        log(`  the context menu's "Image to Image…" did nothing (attempt ${attempt}): again`);
       }
-      // Right after a reload the menu can take a click as a hover: press Enter on the item if the menu stays.
-      await sleep(400);
-      await item.click();
-      await sleep(500);
-      if (await item.isVisible().catch(() => false)) await page.keyboard.press('Enter');
       await acceptDefaults(page, () => tab(page, 'DDPM Image to Image').isVisible(), log, 'the tab');
       const f2 = await findFrame(page, 'input#strength', 60_000, async (f) =>
         f.evaluate(() => document.body.dataset.mode === 'img2img').catch(() => false),
