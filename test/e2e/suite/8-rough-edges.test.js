@@ -21,6 +21,8 @@ const parse = (line) => {
 };
 
 suite('Rough edges (job log, final preview, backend info, context keys)', () => {
+  // Run alone (--grep), this suite may come before the extension has activated (onStartupFinished).
+  suiteSetup(() => extension().activate());
   teardown(() => vscode.commands.executeCommand('workbench.action.closeAllEditors'));
 
   test('the DDPM log records a sampling job: its parameters when it starts, its result and duration when it ends', async () => {
