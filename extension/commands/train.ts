@@ -16,6 +16,7 @@ import {
   TrainRequest,
   TrainStopRequest,
   TrainRunRequest,
+  ErrorCodes,
   PRESET_NAMES,
   type TrainParams,
   type TrainResult,
@@ -476,6 +477,13 @@ export class Training implements vscode.Disposable {
         out: params.out,
       }).failed(`could not start: ${errorMessage(e)}`);
       await panel.post({ type: 'ended', reason: 'failed', step: 0, checkpoint: null, error: errorMessage(e) });
+      // Another window's job trains in the shared job process: take it up here and show it.
+      if ((e as { code?: unknown }).code === ErrorCodes.JobRunning && (await this.reattach(true))) {
+        void vscode.window.showWarningMessage(
+          'DDPM: a training job (started in another window) is already running; it is shown here. Stop it to start another.',
+        );
+        return undefined;
+      }
       // A lost sidecar has been reported once already (SidecarClient); anything else is said here, once.
       if (!(e instanceof SidecarGoneError))
         void vscode.window
