@@ -139,7 +139,7 @@ const sourcesUnder = (dir: string): string[] =>
     .map((f) => path.join(dir, f));
 
 test('every view has its markup beside its script, and the markup has every element the script looks up', () => {
-  assert.deepEqual([...views].sort(), ['checkpoint', 'interpolate', 'training', 'trajectory']);
+  assert.deepEqual([...views].sort(), ['checkpoint', 'edit', 'interpolate', 'training', 'trajectory']);
   for (const view of views) {
     const markup = read(WEBVIEW, view, 'index.html');
     // A fragment: the document, its CSP and the script tag come from webviewDocument().
