@@ -17,6 +17,8 @@ function walkthrough() {
 }
 
 suite('Get Started walkthrough (contributes.walkthroughs)', () => {
+  // Commands are registered on activation (run alone, this suite may be the first to need the extension).
+  suiteSetup(() => extension().activate());
   teardown(() => vscode.commands.executeCommand('workbench.action.closeAllEditors'));
 
   test('four steps: sample, open a checkpoint, train on a folder, interpolate; their buttons run registered commands', async () => {
@@ -44,29 +46,32 @@ suite('Get Started walkthrough (contributes.walkthroughs)', () => {
 
   test('workbench.action.openWalkthrough opens it in the Welcome editor', async () => {
     // The workbench registers an extension's walkthroughs asynchronously (it first waits, up to 5 s, for an
-    // experiment override of their `when`); until then the Welcome page opens on its first walkthrough. Asking again
-    // with the Welcome page open selects ours once it is known.
-    const title = walkthrough().title;
+    // experiment override of their `when`). Until ours is known, the Welcome page opens on the first walkthrough it
+    // has ("Walkthrough: Setup VS Code Web" in code-server) and keeps that tab label; once it is known the page opens
+    // on ours, labelled "Welcome" or "Walkthrough: <extension display name>". So: open, look, close, until then.
+    const fallback = 'Walkthrough: Setup VS Code Web';
+    const ours = ['Welcome', `Walkthrough: ${extension().packageJSON.displayName}`];
     const labels = [];
     const tab = await waitFor(
-      `the walkthrough "${title}"`,
+      'our walkthrough in the Welcome editor',
       async () => {
+        await vscode.commands.executeCommand('workbench.action.closeAllEditors');
         await vscode.commands.executeCommand(
           'workbench.action.openWalkthrough',
           `${EXTENSION_ID}#${WALKTHROUGH}`,
           false,
         );
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, 1500));
         const t = vscode.window.tabGroups.activeTabGroup.activeTab;
-        if (t && labels.at(-1) !== t.label) labels.push(t.label);
-        return t && t.label.includes(title) ? t : null;
+        labels.push(t ? t.label : '(none)');
+        return t && ours.includes(t.label) ? t : null;
       },
-      30000,
+      40000,
       500,
     ).catch((e) => {
-      throw new Error(`${e.message}; tabs seen: ${labels.join(' → ') || 'none'}`);
+      throw new Error(`${e.message}; tabs seen: ${[...new Set(labels)].join(', ') || 'none'} (fallback: ${fallback})`);
     });
-    console.log(`walkthrough tabs: ${labels.join(' → ')}`);
+    console.log(`walkthrough tab: ${tab.label} after ${labels.length} tries (${[...new Set(labels)].join(', ')})`);
     // Not a text, custom or webview editor of ours: the workbench's own Welcome page.
     assert.ok(!(tab.input instanceof vscode.TabInputCustom));
   });
