@@ -4,7 +4,7 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
-const { workspaceRoot, tempDir, safetensorsHeader, exec, waitTrainingIdle } = require('./helpers');
+const { extension, workspaceRoot, tempDir, safetensorsHeader, exec, waitTrainingIdle } = require('./helpers');
 
 const stepOf = (file) => JSON.parse(safetensorsHeader(file).__metadata__.ddpm).step;
 const lossSteps = (out) =>
@@ -16,6 +16,9 @@ const lossSteps = (out) =>
     .map((l) => Number(l.split(',')[0]));
 
 suite('Resume (ddpm.resumeTraining)', () => {
+  // Run alone (--grep), this suite may come before anything has activated the extension.
+  suiteSetup(() => extension().activate());
+
   test('a finished run resumed to more steps continues from its checkpoint; its loss log runs 1…N unbroken', async () => {
     const out = tempDir('resume');
     const data = `folder:${path.join(workspaceRoot(), 'digits')}`;
