@@ -19,6 +19,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../../sidecar/checkpoint/checkpoint.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
+import { CLI_BUNDLE, tinyTrainArgs } from '../../test/helpers/cli.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -29,8 +30,6 @@ const { values: opts } = parseArgs({
 });
 const TRIALS = Number(opts.trials);
 const rng = new Rng(Number(opts.seed));
-const repo = path.resolve(__dirname, '..', '..');
-const cli = path.join(repo, 'dist', 'ddpm.js');
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const env = { ...process.env, DDPM_VERBOSE: '1' };
 const SIZE_MB = 12;
@@ -53,29 +52,17 @@ const train = (out: string, steps: number, resume: boolean) =>
   spawnSync(
     process.execPath,
     [
-      cli,
-      'train',
-      '--data',
-      'mnist',
-      '--preset',
-      'tiny',
-      '--steps',
-      String(steps),
-      '--batch',
-      '2',
-      '--save-every',
-      '1',
-      '--keep',
-      '1',
-      '--sample-every',
-      '0',
-      '--backend',
-      'wasm',
-      '--workers',
-      '1',
-      '--out',
-      out,
-      ...(resume ? ['--resume'] : []),
+      CLI_BUNDLE,
+      ...tinyTrainArgs(
+        { out, steps, batch: 2, saveEvery: 1, sampleEvery: 0 },
+        '--keep',
+        '1',
+        '--backend',
+        'wasm',
+        '--workers',
+        '1',
+        ...(resume ? ['--resume'] : []),
+      ),
     ],
     { encoding: 'utf8', env, timeout: 300_000 },
   );

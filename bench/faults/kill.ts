@@ -19,6 +19,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../../sidecar/checkpoint/checkpoint.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
+import { CLI_BUNDLE, tinyTrainArgs } from '../../test/helpers/cli.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -35,7 +36,6 @@ const KILLS = Number(opts.kills);
 const STEPS = Number(opts.steps);
 const rng = new Rng(Number(opts.seed));
 const repo = path.resolve(__dirname, '..', '..');
-const cli = path.join(repo, 'dist', 'ddpm.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-fault-kill-'));
 const log = (m: string) => process.stderr.write(`${m}\n`);
 // The CLI runs its work in a child to filter Dawn's log (sidecar/cliNativeLog.ts); DDPM_VERBOSE=1 keeps it in one
@@ -43,33 +43,21 @@ const log = (m: string) => process.stderr.write(`${m}\n`);
 const env = { ...process.env, DDPM_VERBOSE: '1' };
 
 const args = (out: string, resume: boolean) => [
-  cli,
-  'train',
-  '--data',
-  'mnist',
-  '--preset',
-  'tiny',
-  '--steps',
-  String(STEPS),
-  '--batch',
-  '2',
-  '--save-every',
-  '1',
-  '--keep',
-  '10000',
-  '--sample-every',
-  '0',
-  '--lr',
-  '1e-3',
-  '--warmup',
-  '5',
-  '--backend',
-  'wasm',
-  '--workers',
-  '1',
-  '--out',
-  out,
-  ...(resume ? ['--resume'] : []),
+  CLI_BUNDLE,
+  ...tinyTrainArgs(
+    { out, steps: STEPS, batch: 2, saveEvery: 1, sampleEvery: 0 },
+    '--keep',
+    '10000',
+    '--lr',
+    '1e-3',
+    '--warmup',
+    '5',
+    '--backend',
+    'wasm',
+    '--workers',
+    '1',
+    ...(resume ? ['--resume'] : []),
+  ),
 ];
 
 /** Everything a resume depends on: the tensors' bytes (all groups), the step, the RNG state. */

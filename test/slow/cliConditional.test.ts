@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cliIn, pngSize } from '../helpers/cli.ts';
+import { cliIn, pngSize, tinyTrainArgs } from '../helpers/cli.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-cli-class-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -15,24 +15,7 @@ const size = (file: string) => pngSize(tmp, file);
 
 /** A tiny model trained a few steps on the bundled MNIST digits (10 classes with --conditional). */
 function train(out: string, ...extra: string[]) {
-  const r = ddpm(
-    'train',
-    '--data',
-    'mnist',
-    '--preset',
-    'tiny',
-    '--steps',
-    '4',
-    '--batch',
-    '4',
-    '--save-every',
-    '0',
-    '--sample-every',
-    '0',
-    '--out',
-    out,
-    ...extra,
-  );
+  const r = ddpm(...tinyTrainArgs({ out, steps: 4, batch: 4, saveEvery: 0, sampleEvery: 0 }, ...extra));
   assert.equal(r.code, 0, r.stderr);
   return `${out}/latest.safetensors`;
 }

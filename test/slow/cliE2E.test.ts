@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI_BUNDLE, cliIn, pngSize } from '../helpers/cli.ts';
+import { CLI_BUNDLE, cliEnv, cliIn, pngSize, tinyTrainArgs } from '../helpers/cli.ts';
 import { countParams, paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-cli-'));
@@ -16,27 +16,15 @@ const size = (file: string) => pngSize(tmp, file);
 
 test('train 20 steps → sample → interpolate → inspect → export', async () => {
   const train = ddpm(
-    'train',
-    '--data',
-    'mnist',
-    '--preset',
-    'tiny',
-    '--steps',
-    '20',
-    '--batch',
-    '4',
-    '--out',
-    'run',
-    '--save-every',
-    '10',
-    '--sample-every',
-    '20',
-    '--warmup',
-    '5',
-    '--lr',
-    '1e-3',
-    '--seed',
-    '1',
+    ...tinyTrainArgs(
+      { out: 'run', steps: 20, batch: 4, saveEvery: 10, sampleEvery: 20 },
+      '--warmup',
+      '5',
+      '--lr',
+      '1e-3',
+      '--seed',
+      '1',
+    ),
   );
   assert.equal(train.code, 0, train.stderr);
   assert.match(train.stderr, /step 20\/20 {2}loss \d\.\d{4} {2}[\d.]+ it\/s {2}ETA/);
@@ -151,20 +139,7 @@ test('train 20 steps → sample → interpolate → inspect → export', async (
   );
   assert.equal(fromWeights.code, 0, fromWeights.stderr);
 
-  const resumed = ddpm(
-    'train',
-    '--data',
-    'mnist',
-    '--preset',
-    'tiny',
-    '--steps',
-    '22',
-    '--batch',
-    '4',
-    '--out',
-    'run',
-    '--resume',
-  );
+  const resumed = ddpm(...tinyTrainArgs({ out: 'run', steps: 22, batch: 4 }, '--resume'));
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resumed from run\/latest\.safetensors at step 20/);
   assert.match(resumed.stderr, /done at step 22/);
@@ -210,24 +185,8 @@ test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () =
   const { spawn } = await import('node:child_process');
   const child = spawn(
     process.execPath,
-    [
-      CLI_BUNDLE,
-      'train',
-      '--data',
-      'mnist',
-      '--preset',
-      'tiny',
-      '--steps',
-      '100000',
-      '--batch',
-      '2',
-      '--out',
-      'interrupted',
-    ],
-    {
-      cwd: tmp,
-      env: { ...process.env, DDPM_WEBGPU_FLAGS: 'backend=d3d12' },
-    },
+    [CLI_BUNDLE, ...tinyTrainArgs({ out: 'interrupted', steps: 100000, batch: 2 })],
+    { cwd: tmp, env: cliEnv() },
   );
   let stderr = '';
   const code = await new Promise<number | null>((resolve) => {
@@ -247,23 +206,7 @@ test('Ctrl-C during training saves a checkpoint, then exits cleanly', async () =
 
 test('train --workers 2: the progress line says the step ran on 2 threads', () => {
   const r = ddpm(
-    'train',
-    '--data',
-    'mnist',
-    '--preset',
-    'tiny',
-    '--steps',
-    '2',
-    '--batch',
-    '4',
-    '--workers',
-    '2',
-    '--out',
-    'threads',
-    '--save-every',
-    '0',
-    '--seed',
-    '2',
+    ...tinyTrainArgs({ out: 'threads', steps: 2, batch: 4, saveEvery: 0 }, '--workers', '2', '--seed', '2'),
   );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^backend: wasm — WebAssembly SIMD \(XNNPACK\)$/m);

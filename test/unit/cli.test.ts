@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { CLI_BUNDLE, cliIn } from '../helpers/cli.ts';
+import { CLI_BUNDLE, cliIn, tinyTrainArgs } from '../helpers/cli.ts';
 import { repoRoot } from '../helpers/paths.ts';
 
 const run = cliIn(repoRoot);
@@ -56,21 +56,7 @@ test('bad usage exits 2 with a message and the usage; --help prints the usage', 
   const missing2 = ddpm('inspect', 'no/such.safetensors');
   assert.equal(missing2.code, 1);
   assert.match(missing2.stderr, /file not found: no\/such\.safetensors/);
-  const workers = ddpm(
-    'train',
-    '--data',
-    'mnist',
-    '--preset',
-    'tiny',
-    '--steps',
-    '1',
-    '--batch',
-    '2',
-    '--out',
-    'unused',
-    '--workers',
-    '0',
-  );
+  const workers = ddpm(...tinyTrainArgs({ out: 'unused', steps: 1, batch: 2 }, '--workers', '0'));
   assert.equal(workers.code, 2);
   assert.match(workers.stderr, /--workers must be auto or an integer in 1\.\.64, got 0/);
 });
