@@ -2,6 +2,7 @@
  * What the editing jobs (inpaint.ts, img2img.ts) share: the input image and mask converted to the checkpoint's size
  * and channels, the frames streamed as grids, and the result's PNGs.
  */
+import type * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { encodeGrid, loadImage } from '../image/png.ts';
 import { BadInputError, requireFile } from './errors.ts';
@@ -63,6 +64,22 @@ export async function loadMask(
 export function gridEncoder(n: number, m: ModelShape): (data: Float32Array) => Promise<Buffer> {
   const dims = { height: m.imageSize, width: m.imageSize, channels: m.channels };
   return (data) => encodeGrid({ data, n, ...dims }, Math.ceil(Math.sqrt(n)));
+}
+
+/**
+ * A frame of an editing job: when the sampler kept a step's tensors (a wanted frame), x_t and x̂0 as grids to
+ * onFrame, as frame `index`.
+ */
+export async function emitFrame(
+  grid: (data: Float32Array) => Promise<Buffer>,
+  index: number,
+  s: { t: number; xt?: tf.Tensor; predX0?: tf.Tensor },
+  onFrame: ((frame: { index: number; t: number; xt: Buffer; x0: Buffer }) => void | Promise<void>) | undefined,
+): Promise<void> {
+  if (!s.xt || !s.predX0 || !onFrame) return;
+  const [xt, x0] = await Promise.all([s.xt.data(), s.predX0.data()]);
+  const [a, b] = await Promise.all([grid(xt as Float32Array), grid(x0 as Float32Array)]);
+  await onFrame({ index, t: s.t, xt: a, x0: b });
 }
 
 /** One PNG per image. */

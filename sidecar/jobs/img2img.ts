@@ -7,11 +7,11 @@ import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { sdedit, sdeditTimesteps } from '../ddpm/sdedit.ts';
 import { makeSchedule } from '../ddpm/schedule.ts';
 import type { Img2ImgOptions } from '../protocol.ts';
-import { gridEncoder, loadInput, singlePngs } from './editInputs.ts';
+import { emitFrame, gridEncoder, loadInput, singlePngs } from './editInputs.ts';
 import { BadInputError } from './errors.ts';
 import type { EditFrame, EditJobResult, EditStep } from './inpaint.ts';
 import { frameIndices, withSamplingThreads } from './sample.ts';
-import { classLabels } from './sampleCheckpoint.ts';
+import { checkpointClasses } from './sampleCheckpoint.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
 export interface Img2ImgJobOptions extends Omit<Img2ImgOptions, 'token'> {
@@ -31,7 +31,7 @@ export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
     const input = await loadInput(o.image, c);
     if (o.sampler === 'ddim' && o.steps > T)
       throw new BadInputError(`steps must be at most the checkpoint's T = ${T}, got ${o.steps}`);
-    const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
+    const classes = checkpointClasses(w.meta, o.class, o.n, o.guidance);
     const guide = tf.tensor4d(input, [1, c.imageSize, c.imageSize, c.channels]);
     tensors.push(guide);
     const ts = sdeditTimesteps(T, o.strength, o);
@@ -54,16 +54,12 @@ export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
           spacing: o.spacing,
           eta: o.eta,
           seed: o.seed,
-          ...(labels ? { labels, guidance: o.guidance } : {}),
+          ...classes.conditioning,
           signal: o.signal,
           wantTensors: (i) => wanted.has(i),
           onStep: async (s) => {
             o.onStep?.({ index: s.index, total: s.total, t: s.t });
-            if (s.xt && s.predX0 && o.onFrame) {
-              const [xt, x0] = await Promise.all([s.xt.data(), s.predX0.data()]);
-              const [a, b] = await Promise.all([grid(xt as Float32Array), grid(x0 as Float32Array)]);
-              await o.onFrame({ index: s.index, t: s.t, xt: a, x0: b });
-            }
+            await emitFrame(grid, s.index, s, o.onFrame);
           },
         });
       },
@@ -79,9 +75,7 @@ export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
       modelSteps: ts.length,
       step: w.meta.step,
       weights: w.which,
-      ...(labels
-        ? { labels, classes: w.meta.classes ?? Array.from({ length: c.numClasses ?? 0 }, (_, i) => String(i)) }
-        : {}),
+      ...classes.report,
       threads,
       seconds: (Date.now() - t0) / 1000,
     };

@@ -7,10 +7,10 @@ import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { repaint, repaintSchedule, reverseSteps } from '../ddpm/repaint.ts';
 import { makeSchedule } from '../ddpm/schedule.ts';
 import type { InpaintOptions } from '../protocol.ts';
-import { gridEncoder, loadInput, loadMask, maskPng, singlePngs } from './editInputs.ts';
+import { emitFrame, gridEncoder, loadInput, loadMask, maskPng, singlePngs } from './editInputs.ts';
 import { BadInputError } from './errors.ts';
 import { frameIndices, withSamplingThreads } from './sample.ts';
-import { classLabels } from './sampleCheckpoint.ts';
+import { checkpointClasses } from './sampleCheckpoint.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
 /** What a step of an editing job reports: the index of the transition, how many, t, and whether it re-noised. */
@@ -63,7 +63,7 @@ export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult>
     const mask = await loadMask(o.mask, o.image, c, o.onWarning);
     if (o.steps > w.meta.schedule.T)
       throw new BadInputError(`steps must be at most the checkpoint's T = ${w.meta.schedule.T}, got ${o.steps}`);
-    const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
+    const classes = checkpointClasses(w.meta, o.class, o.n, o.guidance);
     const image = tf.tensor4d(input, [1, c.imageSize, c.imageSize, c.channels]);
     const m = tf.tensor4d(mask, [1, c.imageSize, c.imageSize, 1]);
     tensors.push(image, m);
@@ -87,16 +87,12 @@ export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult>
           jumpLength: o.jumps,
           resample: o.resample,
           seed: o.seed,
-          ...(labels ? { labels, guidance: o.guidance } : {}),
+          ...classes.conditioning,
           signal: o.signal,
           wantTensors: (i) => wanted.has(i),
           onStep: async (s) => {
             o.onStep?.({ index: s.index, total: s.total, t: s.t, ...(s.direction === 'up' ? { up: true } : {}) });
-            if (s.xt && s.predX0 && o.onFrame) {
-              const [xt, x0] = await Promise.all([s.xt.data(), s.predX0.data()]);
-              const [a, b] = await Promise.all([grid(xt as Float32Array), grid(x0 as Float32Array)]);
-              await o.onFrame({ index: s.reverse - 1, t: s.t, xt: a, x0: b });
-            }
+            await emitFrame(grid, s.reverse - 1, s, o.onFrame);
           },
         });
       },
@@ -113,9 +109,7 @@ export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult>
       modelSteps,
       step: w.meta.step,
       weights: w.which,
-      ...(labels
-        ? { labels, classes: w.meta.classes ?? Array.from({ length: c.numClasses ?? 0 }, (_, i) => String(i)) }
-        : {}),
+      ...classes.report,
       threads,
       seconds: (Date.now() - t0) / 1000,
     };

@@ -3,7 +3,9 @@
  * while it runs and, if asked, the trajectory strips at the end (paper Fig. 6: x_t and x̂0, rows = samples).
  */
 import type { SampleOptions } from '../protocol.ts';
+import type { CheckpointMeta } from '../checkpoint/checkpoint.ts';
 import { encodeGrid } from '../image/png.ts';
+import { gridEncoder, singlePngs } from './editInputs.ts';
 import { sampleImages, trajectoryBatch } from './sample.ts';
 import { NULL_CLASS } from '../ddpm/unet.ts';
 import { BadInputError } from './errors.ts';
@@ -55,14 +57,28 @@ export function classLabels(k: number, choice: SampleOptions['class'], n: number
   return new Array<number>(n).fill(choice);
 }
 
+/**
+ * A checkpoint's classes for a job of n images (classLabels): what the sampler is conditioned with (the labels and
+ * the guidance scale) and what the result reports (the labels and the class names, numbers when the checkpoint names
+ * none); both empty for an unconditional model.
+ */
+export function checkpointClasses(meta: CheckpointMeta, choice: SampleOptions['class'], n: number, guidance: number) {
+  const k = meta.model.numClasses ?? 0;
+  const labels = classLabels(k, choice, n);
+  return {
+    conditioning: labels ? { labels, guidance } : {},
+    report: labels ? { labels, classes: meta.classes ?? Array.from({ length: k }, (_, i) => String(i)) } : {},
+  };
+}
+
 export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<SampleCheckpointResult> {
   const w = loadWeights(o.checkpoint, o.ema);
   const c = w.meta.model;
   const dims = { height: c.imageSize, width: c.imageSize, channels: c.channels };
-  const cols = Math.ceil(Math.sqrt(o.n));
+  const grid = gridEncoder(o.n, c);
   const t0 = Date.now();
   try {
-    const labels = classLabels(c.numClasses ?? 0, o.class, o.n);
+    const classes = checkpointClasses(w.meta, o.class, o.n, o.guidance);
     const r = await sampleImages(w.params, c, w.meta.schedule, {
       n: o.n,
       sampler: o.sampler,
@@ -71,7 +87,7 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
       eta: o.eta,
       ...(w.meta.sampling ?? {}),
       seed: o.seed,
-      ...(labels ? { labels, guidance: o.guidance } : {}),
+      ...classes.conditioning,
       frames: o.frames,
       keepFrames: o.strips === true,
       workers: o.workers,
@@ -80,35 +96,24 @@ export async function sampleCheckpoint(o: SampleCheckpointOptions): Promise<Samp
       onStep: (s) => o.onStep?.({ index: s.index, total: s.total, t: s.t }),
       onFrame: async (f) => {
         if (!o.onFrame) return;
-        const [xt, x0] = await Promise.all([
-          encodeGrid({ data: f.xt, n: o.n, ...dims }, cols),
-          encodeGrid({ data: f.predX0, n: o.n, ...dims }, cols),
-        ]);
+        const [xt, x0] = await Promise.all([grid(f.xt), grid(f.predX0)]);
         await o.onFrame({ index: f.index, t: f.t, xt, x0 });
       },
     });
-    const per = c.imageSize * c.imageSize * c.channels;
-    const images = await Promise.all(
-      Array.from({ length: o.n }, (_, i) =>
-        encodeGrid({ data: r.images.subarray(i * per, (i + 1) * per), n: 1, ...dims }, 1, 0),
-      ),
-    );
     const strip = (pick: 'xt' | 'predX0') =>
       encodeGrid(
         { data: trajectoryBatch(r.frames, r.shape, pick), n: o.n * r.frames.length, ...dims },
         r.frames.length,
       );
     return {
-      grid: await encodeGrid({ data: r.images, n: o.n, ...dims }, cols),
-      images,
+      grid: await grid(r.images),
+      images: await singlePngs(r.images, o.n, c),
       strips: o.strips && r.frames.length > 0 ? { xt: await strip('xt'), x0: await strip('predX0') } : null,
       imageSize: c.imageSize,
       channels: c.channels,
       step: w.meta.step,
       weights: w.which,
-      ...(labels
-        ? { labels, classes: w.meta.classes ?? Array.from({ length: c.numClasses ?? 0 }, (_, i) => String(i)) }
-        : {}),
+      ...classes.report,
       threads: r.threads,
       seconds: (Date.now() - t0) / 1000,
     };
