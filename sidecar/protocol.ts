@@ -260,9 +260,8 @@ const classChoice = () =>
 /** Classifier-free guidance scale w: ε = (1 + w)·ε(x, c) − w·ε(x, ∅); 0 samples ε(x, c) alone. */
 const guidanceScale = () => num(0, 20);
 
-export const SampleParamsSchema = z.object({
-  checkpoint: str(),
-  n: int(1, LIMITS.n).default(16),
+/** The sampler fields of ddpm/sample and ddpm/img2img: DDPM or DDIM, and DDIM's steps, spacing and η. */
+const samplerFields = () => ({
   sampler: oneOf(SAMPLERS).default('ddim'),
   /** DDIM steps (DDPM always takes all T). */
   steps: int(1, LIMITS.steps).default(50),
@@ -273,17 +272,31 @@ export const SampleParamsSchema = z.object({
    * MNIST model η = 1 covers all 10 classes with black backgrounds where η = 0 covers 9 with grey ones.
    */
   eta: num(0, 10).default(1),
+});
+
+/**
+ * The fields that ddpm/sample, ddpm/inpaint and ddpm/img2img end with: the noise's seed, a conditional model's class
+ * (default: `defaultClass`) and guidance, which weights, the frames to stream, the progress token, the threads.
+ */
+const checkpointSamplingFields = (defaultClass: 'each' | 'any') => ({
   seed: seed().default(0),
-  class: classChoice().default('each'),
+  class: classChoice().default(defaultClass),
   guidance: guidanceScale().default(2),
   /** Use the EMA weights (when the checkpoint has them). */
   ema: bool().default(true),
-  /** Trajectory frames to stream (x_t and x̂0 grids), 0 for none. */
+  /** Trajectory frames to stream (x_t and x̂0 grids; an edit's on evenly spaced reverse steps), 0 for none. */
   frames: int(0, LIMITS.frames).default(0),
-  /** Echoed in ddpm/sampleProgress so that a client can tell runs apart. */
+  /** Echoed in the request's progress notifications so that a client can tell runs apart. */
   token: str().optional(),
   /** Threads running the model on the CPU backends: 1–64 or 'auto' (one per core, up to one per image, for models big enough to gain). */
   workers: workers().default('auto'),
+});
+
+export const SampleParamsSchema = z.object({
+  checkpoint: str(),
+  n: int(1, LIMITS.n).default(16),
+  ...samplerFields(),
+  ...checkpointSamplingFields('each'),
 });
 export type SampleParams = z.input<typeof SampleParamsSchema>;
 export type SampleOptions = z.output<typeof SampleParamsSchema>;
@@ -380,16 +393,8 @@ export const InpaintParamsSchema = z.object({
   jumps: int(1, 1000).default(5),
   /** RePaint's r: how many times each jump point is passed (the paper: 10; 1 = no resampling, plain replacement). */
   resample: int(1, 100).default(5),
-  seed: seed().default(0),
   /** A conditional model's class: as in ddpm/sample, but none ('any') unless asked, so that the image decides. */
-  class: classChoice().default('any'),
-  guidance: guidanceScale().default(2),
-  ema: bool().default(true),
-  /** x_t and x̂0 grids to stream (on evenly spaced reverse steps), 0 for none. */
-  frames: int(0, 1000).default(0),
-  token: str().optional(),
-  /** Threads running the model on the CPU backends: as in ddpm/sample. */
-  workers: workers().default('auto'),
+  ...checkpointSamplingFields('any'),
 });
 export type InpaintParams = z.input<typeof InpaintParamsSchema>;
 export type InpaintOptions = z.output<typeof InpaintParamsSchema>;
@@ -402,18 +407,10 @@ export const Img2ImgParamsSchema = z.object({
   strength: num(0, 1).default(0.5),
   /** Edits of the same guide, each with its own noise. */
   n: int(1, 256).default(8),
-  sampler: oneOf(SAMPLERS).default('ddim'),
-  /** DDIM steps over the whole chain; a run from t₀ takes those below t₀ (DDPM takes all t₀ of its own). */
-  steps: int(1, 1000).default(50),
-  spacing: oneOf(DDIM_SPACINGS).default('trailing'),
-  eta: num(0, 10).default(1),
-  seed: seed().default(0),
-  class: classChoice().default('any'),
-  guidance: guidanceScale().default(2),
-  ema: bool().default(true),
-  frames: int(0, 1000).default(0),
-  token: str().optional(),
-  workers: workers().default('auto'),
+  /** As in ddpm/sample, but DDIM steps over the whole chain: a run from t₀ takes those below t₀ (DDPM all t₀ of its own). */
+  ...samplerFields(),
+  /** The class: none ('any') unless asked, as in ddpm/inpaint. */
+  ...checkpointSamplingFields('any'),
 });
 export type Img2ImgParams = z.input<typeof Img2ImgParamsSchema>;
 export type Img2ImgOptions = z.output<typeof Img2ImgParamsSchema>;
