@@ -62,6 +62,27 @@ export interface PickOptions {
   focus?: string;
 }
 
+/**
+ * What a quick pick is accepted with (the selected item, else the active one), or undefined when it is hidden first;
+ * the pick is disposed then. `settled()` tells a late callback (a description, a workspace scan) that it is over.
+ */
+export function quickPickResult<T extends vscode.QuickPickItem>(
+  qp: vscode.QuickPick<T>,
+): { chosen: Promise<T | undefined>; settled: () => boolean } {
+  let settled = false;
+  const chosen = new Promise<T | undefined>((resolve) => {
+    const finish = (v: T | undefined) => {
+      if (settled) return;
+      settled = true;
+      resolve(v);
+      qp.dispose();
+    };
+    qp.onDidAccept(() => finish(qp.selectedItems[0] ?? qp.activeItems[0]));
+    qp.onDidHide(() => finish(undefined));
+  });
+  return { chosen, settled: () => settled };
+}
+
 /** A quick pick of workspace candidates with Browse… last; resolves to the chosen path, or undefined if dismissed. */
 export async function pickWorkspaceFile(o: PickOptions): Promise<string | undefined> {
   const qp = vscode.window.createQuickPick<Item>();
@@ -72,17 +93,7 @@ export async function pickWorkspaceFile(o: PickOptions): Promise<string | undefi
   const browse: Item = { label: '$(folder-opened) Browse…', description: o.browse.description, browse: true };
   const first = o.first ?? [];
   qp.items = [...first, browse];
-  const chosen = new Promise<Item | undefined>((resolve) => {
-    let settled = false;
-    const finish = (v: Item | undefined) => {
-      if (settled) return;
-      settled = true;
-      resolve(v);
-      qp.dispose();
-    };
-    qp.onDidAccept(() => finish(qp.selectedItems[0] ?? qp.activeItems[0]));
-    qp.onDidHide(() => finish(undefined));
-  });
+  const { chosen } = quickPickResult(qp);
   qp.show();
   void o.candidates().then(
     (found) => {

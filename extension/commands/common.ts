@@ -9,7 +9,7 @@ import { InspectRequest } from '../../sidecar/protocol.ts';
 import { checkpointSummary } from '../../webview/shared/classes.ts';
 import { setting } from '../settings.ts';
 import { SidecarGoneError, type SidecarClient } from '../sidecarClient.ts';
-import { workspaceCheckpoints } from '../pickers.ts';
+import { quickPickResult, workspaceCheckpoints } from '../pickers.ts';
 import { downloadedModels } from '../pretrained.ts';
 import { samePath } from '../samePath.ts';
 
@@ -104,40 +104,31 @@ export async function pickCheckpoint(
   qp.matchOnDescription = true;
   qp.matchOnDetail = true;
   qp.items = items;
-  const pick = await new Promise<Item | undefined>((resolve) => {
-    let settled = false;
-    const finish = (v: Item | undefined) => {
-      if (settled) return;
-      settled = true;
-      resolve(v);
-      qp.dispose();
-    };
-    qp.onDidAccept(() => finish(qp.selectedItems[0] ?? qp.activeItems[0]));
-    qp.onDidHide(() => finish(undefined));
-    qp.show();
-    // Re-set the items for a new description or section; keep the row the user is on (the first one when none is yet).
-    const refresh = () => {
-      const active = qp.activeItems;
-      qp.items = items;
-      if (active.length) qp.activeItems = active;
-    };
-    for (const item of items) describeItem(item, () => settled, refresh);
-    // The workspace's checkpoints (runs' latest and ckpt-* files, newest first), before Browse…
-    void workspaceCheckpoints().then(
-      (found) => {
-        const listedNow = new Set(items.map((i) => i.file));
-        const more: Item[] = found
-          .filter((c) => !listedNow.has(c.file))
-          .map((c) => ({ label: c.label, detail: c.description, file: c.file }));
-        if (settled || !more.length) return;
-        items.splice(items.length - 2, 0, { label: 'workspace', kind: vscode.QuickPickItemKind.Separator }, ...more);
-        refresh();
-        // Headers are read for the first few only: each is a request to the sidecar.
-        for (const item of more.slice(0, 12)) describeItem(item, () => settled, refresh);
-      },
-      () => undefined,
-    );
-  });
+  const { chosen: picked, settled } = quickPickResult(qp);
+  qp.show();
+  // Re-set the items for a new description or section; keep the row the user is on (the first one when none is yet).
+  const refresh = () => {
+    const active = qp.activeItems;
+    qp.items = items;
+    if (active.length) qp.activeItems = active;
+  };
+  for (const item of items) describeItem(item, settled, refresh);
+  // The workspace's checkpoints (runs' latest and ckpt-* files, newest first), before Browse…
+  void workspaceCheckpoints().then(
+    (found) => {
+      const listedNow = new Set(items.map((i) => i.file));
+      const more: Item[] = found
+        .filter((c) => !listedNow.has(c.file))
+        .map((c) => ({ label: c.label, detail: c.description, file: c.file }));
+      if (settled() || !more.length) return;
+      items.splice(items.length - 2, 0, { label: 'workspace', kind: vscode.QuickPickItemKind.Separator }, ...more);
+      refresh();
+      // Headers are read for the first few only: each is a request to the sidecar.
+      for (const item of more.slice(0, 12)) describeItem(item, settled, refresh);
+    },
+    () => undefined,
+  );
+  const pick = await picked;
   if (!pick) return undefined;
   if (pick.file) return pick.file;
   if (pick.download)
