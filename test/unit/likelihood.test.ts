@@ -22,6 +22,7 @@ import { Rng } from '../../sidecar/ddpm/rng.ts';
 import type { EpsModel } from '../../sidecar/ddpm/sampler.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { presetConfig, UNet } from '../../sidecar/ddpm/unet.ts';
+import { tinyModel } from '../helpers/tinyModel.ts';
 
 // ---- the float64 reference ------------------------------------------------------------------------------------------
 
@@ -174,16 +175,6 @@ test('each term of the bound, the MSEs and the prior match the float64 reference
 });
 
 // ---- the loop ---------------------------------------------------------------------------------------------------------
-
-/** A tiny U-Net whose zero-initialised layers are perturbed, so that ε_θ is not 0. */
-function tinyModel(seed: number): UNet {
-  const model = UNet.create(presetConfig('tiny'), new Rng(seed));
-  for (const s of model.specs.filter((sp) => sp.init === 'zeros' && sp.name.endsWith('.weight'))) {
-    const w = model.params.get(s.name)!;
-    w.assign(tf.randomNormal(w.shape, 0, 0.05, 'float32', 17));
-  }
-  return model;
-}
 
 test('calcBpdLoop on a tiny U-Net: each (image, t) once with its own noise, equal to the reference; seeded, batching-invariant', async () => {
   await initBackend('auto');

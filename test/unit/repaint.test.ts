@@ -7,23 +7,8 @@ import { initBackend } from '../../sidecar/backend.ts';
 import { GaussianDiffusion } from '../../sidecar/ddpm/diffusion.ts';
 import { repaint, repaintSchedule, reverseSteps, type RepaintStepInfo } from '../../sidecar/ddpm/repaint.ts';
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
-import { Rng } from '../../sidecar/ddpm/rng.ts';
 import type { EpsModel } from '../../sidecar/ddpm/sampler.ts';
-import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
-
-/** A tiny U-Net with every zero-initialised layer perturbed, so that ε_θ is not 0. */
-function tinyModel(seed: number): UNet {
-  const model = UNet.create(presetConfig('tiny'), new Rng(seed));
-  for (const s of model.specs.filter((sp) => sp.init === 'zeros' && sp.name.endsWith('.weight'))) {
-    const w = model.params.get(s.name)!;
-    w.assign(tf.randomNormal(w.shape, 0, 0.05, 'float32', 17));
-  }
-  return model;
-}
-const asEps =
-  (m: UNet): EpsModel =>
-  (x, t) =>
-    m.predictEps(x, t);
+import { asEps, tinyModel } from '../helpers/tinyModel.ts';
 
 test('the jump schedule is the authors’ get_schedule_jump: S = 10, j = 3, r = 2 by hand; lengths; r = 1 is plain', () => {
   // Jump points 0, 3, 6 (range(0, S − j, j)), each jumped from once (r − 1 = 1): going down, back up j, down again.

@@ -13,22 +13,8 @@ import {
   type EpsModel,
   type StepInfo,
 } from '../../sidecar/ddpm/sampler.ts';
-import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
-
-/** A trained-looking tiny model: random weights everywhere (zero-initialised layers perturbed) so ε_θ is not 0. */
-function tinyModel(seed: number): UNet {
-  const model = UNet.create(presetConfig('tiny'), new Rng(seed));
-  for (const s of model.specs.filter((sp) => sp.init === 'zeros' && sp.name.endsWith('.weight'))) {
-    const w = model.params.get(s.name)!;
-    w.assign(tf.randomNormal(w.shape, 0, 0.05, 'float32', 17));
-  }
-  return model;
-}
-const asEps =
-  (m: UNet): EpsModel =>
-  (x, t) =>
-    m.predictEps(x, t);
+import { asEps, tinyModel } from '../helpers/tinyModel.ts';
 
 test('timestep sequences: DDPM T−1…0, DDIM on the leading grid, and from an intermediate t', () => {
   assert.deepEqual(samplingTimesteps(1000, { sampler: 'ddpm' }).slice(0, 3), [999, 998, 997]);

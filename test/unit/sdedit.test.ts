@@ -9,16 +9,7 @@ import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { Rng } from '../../sidecar/ddpm/rng.ts';
 import { runSampler, type EpsModel, type SamplerOptions } from '../../sidecar/ddpm/sampler.ts';
 import { sdedit, sdeditStart, sdeditTimesteps } from '../../sidecar/ddpm/sdedit.ts';
-import { UNet, presetConfig } from '../../sidecar/ddpm/unet.ts';
-
-function tinyModel(seed: number): UNet {
-  const model = UNet.create(presetConfig('tiny'), new Rng(seed));
-  for (const s of model.specs.filter((sp) => sp.init === 'zeros' && sp.name.endsWith('.weight'))) {
-    const w = model.params.get(s.name)!;
-    w.assign(tf.randomNormal(w.shape, 0, 0.05, 'float32', 17));
-  }
-  return model;
-}
+import { tinyModel } from '../helpers/tinyModel.ts';
 
 test('t₀ = round(strength·T) and the timesteps each sampler visits from it', () => {
   assert.equal(sdeditStart(1000, 0), 0);
