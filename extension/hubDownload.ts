@@ -296,21 +296,22 @@ export async function listRepoFiles(repo: string, o: HubOptions = {}): Promise<R
 
 /**
  * The files a UNet2DModel import needs from a repository's listing: the model at the top (config.json,
- * diffusion_pytorch_model.safetensors, scheduler_config.json) or a pipeline's unet/ and scheduler/ folders.
+ * diffusion_pytorch_model.safetensors — or .bin where there is no safetensors —, scheduler_config.json) or a pipeline's
+ * unet/ and scheduler/ folders.
  */
 export function modelFiles(repo: string, files: readonly RemoteFile[]): RemoteFile[] {
   const byPath = new Map(files.map((f) => [f.path, f]));
   for (const dir of ['unet/', '']) {
     const config = byPath.get(`${dir}config.json`);
     if (!config) continue;
-    const weights = byPath.get(`${dir}diffusion_pytorch_model.safetensors`);
-    if (!weights) {
-      const bin = byPath.has(`${dir}diffusion_pytorch_model.bin`);
+    // safetensors where the repository has it; else torch.save's .bin, which the sidecar reads without running it.
+    const weights =
+      byPath.get(`${dir}diffusion_pytorch_model.safetensors`) ?? byPath.get(`${dir}diffusion_pytorch_model.bin`);
+    if (!weights)
       throw new HubError(
         'format',
-        `${repo} has no ${dir}diffusion_pytorch_model.safetensors${bin ? ' (only a PyTorch pickle, .bin, which DDPM Studio does not load)' : ''}`,
+        `${repo} has no ${dir}diffusion_pytorch_model.safetensors (nor diffusion_pytorch_model.bin)`,
       );
-    }
     const scheduler = byPath.get(dir ? 'scheduler/scheduler_config.json' : 'scheduler_config.json');
     return [config, weights, ...(scheduler ? [scheduler] : [])];
   }

@@ -39,6 +39,10 @@ export const LIMITS = {
   headerBytes: 100 * 1024 * 1024,
   /** Tensors in one safetensors file (a DDPM Studio checkpoint has a few hundred; a large LLM shard a few thousand). */
   tensors: 20_000,
+  /** Entries of a zip archive (a PyTorch .bin holds one per storage, plus four). */
+  archiveEntries: 100_000,
+  /** Nesting (open MARKs) of a pickle; a state_dict nests a few deep. Its length is bounded by headerBytes. */
+  pickleDepth: 1000,
   /** Dimensions of one tensor. */
   rank: 8,
   /** Points of a checkpoint's loss history (files we write keep 1000). */

@@ -3,7 +3,8 @@
  * scheduler_config.json beside it), or a pipeline folder as the Hugging Face Hub lays it out (model_index.json,
  * unet/, scheduler/). Reads one into our config, schedule and weights (any of F32, F16, BF16, F64; both attention
  * namings), and writes ours as one that `UNet2DModel.from_pretrained` and `DDPMPipeline.from_pretrained` load.
- * Weights are read only from safetensors: PyTorch's pickle files (.bin) can run code when loaded.
+ * Weights are read from safetensors, or, where a folder has none, from PyTorch's diffusion_pytorch_model.bin through
+ * a restricted unpickler that runs nothing (torchCheckpoint.ts): pickle's own loader would run what the file names.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,14 +27,19 @@ import {
   type SamplingConfig,
 } from './diffusersConfig.ts';
 import { diffusersKeyPairs, fromTorchLayout, toTorchLayout } from './diffusersWeights.ts';
+import { readTorchCheckpoint } from './torchCheckpoint.ts';
 
-/** A folder that is not a diffusers model we can read (missing files, pickle weights, tensors that do not fit). */
+/** A folder that is not a diffusers model we can read (missing files, unreadable weights, tensors that do not fit). */
 export class DiffusersFolderError extends Error {
   override name = 'DiffusersFolderError';
 }
 
 export const WEIGHTS_FILE = 'diffusion_pytorch_model.safetensors';
-const WEIGHTS_CANDIDATES = [WEIGHTS_FILE, 'diffusion_pytorch_model.fp16.safetensors'];
+/** torch.save's state_dict, read when a folder has no safetensors (some Hub repos of the DDPM models have only it). */
+export const TORCH_WEIGHTS_FILE = 'diffusion_pytorch_model.bin';
+/** In order of preference: safetensors first. */
+const WEIGHTS_CANDIDATES = [WEIGHTS_FILE, 'diffusion_pytorch_model.fp16.safetensors', TORCH_WEIGHTS_FILE];
+const isTorchFile = (p: string) => /\.(bin|pt|pth)$/.test(p);
 /** config.json files larger than this are not a model config. */
 const MAX_CONFIG_BYTES = 1 << 20;
 
@@ -60,15 +66,11 @@ export function locateDiffusersModel(p: string): DiffusersFiles {
       `${dir} is not a diffusers model: it has no config.json (nor unet/config.json); a UNet2DModel folder holds config.json and ${WEIGHTS_FILE}`,
     );
   const weights =
-    !isDir(p) && p.endsWith('.safetensors') ? p : WEIGHTS_CANDIDATES.map((f) => path.join(dir, f)).find(isFile);
-  if (!weights) {
-    const pickle = ['diffusion_pytorch_model.bin', 'diffusion_pytorch_model.pt'].find((f) => isFile(path.join(dir, f)));
-    throw new DiffusersFolderError(
-      pickle
-        ? `${dir} holds its weights as ${pickle}, a PyTorch pickle, which is not read (loading one can run code): use the model's ${WEIGHTS_FILE} (the Hub has it for the DDPM models), or save one with save_pretrained(safe_serialization=True)`
-        : `${dir} has a config.json but no ${WEIGHTS_FILE}`,
-    );
-  }
+    !isDir(p) && (p.endsWith('.safetensors') || isTorchFile(p))
+      ? p
+      : WEIGHTS_CANDIDATES.map((f) => path.join(dir, f)).find(isFile);
+  if (!weights)
+    throw new DiffusersFolderError(`${dir} has a config.json but no ${WEIGHTS_FILE} (nor ${TORCH_WEIGHTS_FILE})`);
   // The scheduler: beside the model, or in ../scheduler/ of a pipeline folder.
   const scheduler = [
     path.join(dir, 'scheduler_config.json'),
@@ -113,7 +115,7 @@ export function readDiffusersModel(p: string, configOverride: Record<string, unk
       : rawConfig;
   const config = unetConfigFromDiffusers(merged, files.config);
   const schedule = scheduleFromDiffusers(files.scheduler ? readJson(files.scheduler) : undefined, files.scheduler);
-  const header = readHeader(files.weights);
+  const header = isTorchFile(files.weights) ? readTorchCheckpoint(files.weights) : readHeader(files.weights);
   const byName = new Map(header.tensors.map((t) => [t.name, t]));
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
   const used = new Set<string>();

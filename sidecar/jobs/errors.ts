@@ -55,7 +55,8 @@ export function classifyError(e: unknown): ErrorKind {
   if (e instanceof JobRunningError) return 'job-running';
   if (e instanceof NoSuchJobError) return 'no-such-job';
   // sidecar/interop/: a diffusers model we cannot read or a config we cannot run, named by the error.
-  if (e.name === 'UnsupportedConfigError' || e.name === 'DiffusersFolderError') return 'bad-input';
+  if (e.name === 'UnsupportedConfigError' || e.name === 'DiffusersFolderError' || e.name === 'TorchCheckpointError')
+    return 'bad-input';
   if (e.name === 'AbortError') return 'cancelled';
   if (e.name === 'BackendUnavailableError' || e.name === 'WasmMemoryError') return 'backend';
   if (/no such (file|folder)/.test(e.message)) return 'not-found';

@@ -44,13 +44,20 @@ test('the listing: sizes and checksums (LFS SHA-256, git blob SHA-1); the model 
       modelFiles('x', pipe).map((f) => f.path),
       ['unet/config.json', `unet/${WEIGHTS}`, 'scheduler/scheduler_config.json'],
     );
+    // A repository with only torch.save's .bin: the .bin is fetched (checked by its LFS SHA-256 as any file);
+    // with both, the safetensors; with neither, a clear error.
+    const bin = { ...w, path: 'diffusion_pytorch_model.bin' };
+    assert.deepEqual(modelFiles('x', [{ ...files[0], path: 'config.json' }, bin]), [
+      { ...files[0], path: 'config.json' },
+      bin,
+    ]);
+    assert.deepEqual(
+      modelFiles('x', [{ ...files[0], path: 'config.json' }, bin, w]).map((f) => f.path),
+      ['config.json', WEIGHTS],
+    );
     assert.throws(
-      () =>
-        modelFiles('x', [
-          { ...files[0], path: 'config.json' },
-          { ...w, path: 'diffusion_pytorch_model.bin' },
-        ]),
-      /has no diffusion_pytorch_model\.safetensors \(only a PyTorch pickle/,
+      () => modelFiles('x', [{ ...files[0], path: 'config.json' }]),
+      /has no diffusion_pytorch_model\.safetensors \(nor diffusion_pytorch_model\.bin\)/,
     );
     await assert.rejects(
       listRepoFiles('nobody/nothing', { endpoint: hub.url }),
