@@ -2,11 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
-import { startSidecar, type Sidecar } from '../helpers/sidecarClient.ts';
+import { sidecarSuite } from '../helpers/sidecarSuite.ts';
 import { repoRoot } from '../helpers/paths.ts';
 import {
   ErrorCodes,
@@ -33,15 +32,7 @@ import { CHECKPOINT_FORMAT, saveCheckpoint } from '../../sidecar/checkpoint/chec
 import { makeSchedule } from '../../sidecar/ddpm/schedule.ts';
 import { paramSpecs, presetConfig } from '../../sidecar/ddpm/unet.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-sidecar-'));
-let sc: Sidecar;
-test.before(() => {
-  sc = startSidecar();
-});
-test.after(async () => {
-  await sc.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { tmp, sc } = sidecarSuite('ddpm-sidecar-');
 
 const png = async (b64: string) => sharp(Buffer.from(b64, 'base64')).metadata();
 

@@ -2,8 +2,6 @@
 // progress and frames (ddpm/editProgress), threads, cancellation, and the errors a client gets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
@@ -15,14 +13,13 @@ import {
   SampleRequest,
   type EditProgressParams,
 } from '../../sidecar/protocol.ts';
-import { startSidecar, type Sidecar } from '../helpers/sidecarClient.ts';
+import { sidecarSuite } from '../helpers/sidecarSuite.ts';
 import { saveTinyCheckpoint } from '../helpers/tinyCheckpoint.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-sidecar-edit-'));
+const { tmp, sc } = sidecarSuite('ddpm-sidecar-edit-');
 const checkpoint = path.join(tmp, 'tiny.safetensors');
 const image = path.join(tmp, 'ring.png');
 const mask = path.join(tmp, 'left.png');
-let sc: Sidecar;
 test.before(async () => {
   saveTinyCheckpoint(checkpoint, 40);
   // A 56×56 RGB image and a 56×56 mask (the left half white): both are converted to the model's 28×28 grey.
@@ -36,11 +33,6 @@ test.before(async () => {
   await sharp(left, { raw: { width: 56, height: 56, channels: 1 } })
     .png()
     .toFile(mask);
-  sc = startSidecar();
-});
-test.after(async () => {
-  await sc.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 const grey = async (b64: string) =>
@@ -49,17 +41,8 @@ const grey = async (b64: string) =>
 test('ddpm/inpaint: the right half of every image is the input’s; steps, re-noising jumps and frames arrive', async () => {
   const progress: EditProgressParams[] = [];
   const sub = sc.connection.onNotification(EditProgressNotification, (p) => p.token === 'inp' && progress.push(p));
-  const r = await sc.connection.sendRequest(InpaintRequest, {
-    checkpoint,
-    image,
-    mask,
-    n: 2,
-    steps: 8,
-    jumps: 2,
-    resample: 3,
-    frames: 3,
-    token: 'inp',
-  });
+  const params = { checkpoint, image, mask, n: 2, steps: 8, jumps: 2, resample: 3 };
+  const r = await sc.connection.sendRequest(InpaintRequest, { ...params, frames: 3, token: 'inp' });
   sub.dispose();
   // 8 timesteps, jump points 0, 2, 4, each passed 3 times: 8 + 3·2·2 reverse steps, 12 up.
   assert.equal(r.modelSteps, 20);
@@ -86,16 +69,7 @@ test('ddpm/inpaint: the right half of every image is the input’s; steps, re-no
     for (let i = 0; i < px.length; i++) if (used[i] === 0) assert.equal(px[i], input[i], `kept pixel ${i}`);
   }
   // On two threads (the batch split between them): the same images.
-  const threaded = await sc.connection.sendRequest(InpaintRequest, {
-    checkpoint,
-    image,
-    mask,
-    n: 2,
-    steps: 8,
-    jumps: 2,
-    resample: 3,
-    workers: 2,
-  });
+  const threaded = await sc.connection.sendRequest(InpaintRequest, { ...params, workers: 2 });
   assert.deepEqual(threaded.images, r.images);
 });
 

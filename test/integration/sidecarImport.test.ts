@@ -3,23 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ResponseError } from 'vscode-jsonrpc/node';
-import { startSidecar, type Sidecar } from '../helpers/sidecarClient.ts';
+import { sidecarSuite } from '../helpers/sidecarSuite.ts';
 import { repoRoot } from '../helpers/paths.ts';
 import { ErrorCodes, ImportRequest, InspectRequest, SampleRequest } from '../../sidecar/protocol.ts';
 
 const SMALL = path.join(repoRoot, 'test', 'fixtures', 'diffusers', 'small');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-sidecar-import-'));
-let sc: Sidecar;
-test.before(() => {
-  sc = startSidecar();
-});
-test.after(async () => {
-  await sc.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { tmp, sc } = sidecarSuite('ddpm-sidecar-import-');
 
 async function fails(p: Promise<unknown>, code: number, message: RegExp) {
   await assert.rejects(p, (e: unknown) => {
