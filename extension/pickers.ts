@@ -196,16 +196,20 @@ export async function workspaceCheckpoints(limit = 200): Promise<Candidate[]> {
 export function pickDiffusersModel(title: string): Promise<string | undefined> {
   return pickWorkspaceFile({
     title,
-    placeholder: 'Which diffusers UNet2DModel? (a folder with config.json and diffusion_pytorch_model.safetensors)',
+    placeholder:
+      'Which diffusers UNet2DModel? (a folder with config.json and diffusion_pytorch_model.safetensors or .bin)',
     candidates: async () =>
-      perFolder((await list('**/{config.json,diffusion_pytorch_model*.safetensors}', 2000)).files, diffusersCandidates),
+      perFolder(
+        (await list('**/{config.json,diffusion_pytorch_model*.safetensors,diffusion_pytorch_model.bin}', 2000)).files,
+        diffusersCandidates,
+      ),
     empty: 'no diffusers model folder in the workspace',
     browse: {
       description: 'its folder or weights file anywhere',
       dialog: {
         canSelectFolders: true,
         canSelectFiles: true,
-        filters: { 'diffusers weights': ['safetensors'] },
+        filters: { 'diffusers weights': ['safetensors', 'bin'] },
         title,
       },
     },

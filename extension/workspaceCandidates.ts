@@ -134,15 +134,18 @@ export function formatBytes(n: number): string {
 }
 
 /**
- * diffusers model folders: those holding a `diffusion_pytorch_model*.safetensors` with its `config.json` beside it (a
- * UNet2DModel, or a pipeline's unet/ folder).
+ * diffusers model folders: those holding a `diffusion_pytorch_model*.safetensors` (or torch.save's
+ * `diffusion_pytorch_model.bin`, which the import reads where there is no safetensors) with its `config.json` beside it
+ * (a UNet2DModel, or a pipeline's unet/ folder). The description names the file the import reads.
  */
 export function diffusersCandidates(root: string, files: readonly string[]): Candidate[] {
   const configs = new Set(files.filter((f) => path.basename(f) === 'config.json').map((f) => path.dirname(f)));
   const dirs = new Map<string, string>();
   for (const f of files) {
-    if (!/^diffusion_pytorch_model.*\.safetensors$/.test(path.basename(f)) || !configs.has(path.dirname(f))) continue;
-    if (!dirs.has(path.dirname(f))) dirs.set(path.dirname(f), path.basename(f));
+    const name = path.basename(f);
+    if (!/^diffusion_pytorch_model(.*\.safetensors|\.bin)$/.test(name) || !configs.has(path.dirname(f))) continue;
+    const seen = dirs.get(path.dirname(f));
+    if (!seen || (seen.endsWith('.bin') && !name.endsWith('.bin'))) dirs.set(path.dirname(f), name);
   }
   return [...dirs]
     .sort(([a], [b]) => natural.compare(a, b))

@@ -103,8 +103,13 @@ test('IDX and CIFAR-10 candidates: image files of the IDX format (training first
   );
 });
 
-test('diffusers candidates: folders with config.json beside diffusion_pytorch_model*.safetensors', () => {
+test('diffusers candidates: folders with config.json beside diffusion_pytorch_model*.safetensors or .bin', () => {
   const c = diffusersCandidates(ROOT, [
+    p('ddpm-church', 'config.json'),
+    p('ddpm-church', 'diffusion_pytorch_model.bin'),
+    p('both', 'config.json'),
+    p('both', 'diffusion_pytorch_model.bin'),
+    p('both', 'diffusion_pytorch_model.safetensors'),
     p('ddpm-cifar10', 'unet', 'config.json'),
     p('ddpm-cifar10', 'unet', 'diffusion_pytorch_model.safetensors'),
     p('ddpm-cifar10', 'unet', 'diffusion_pytorch_model.fp16.safetensors'),
@@ -116,6 +121,8 @@ test('diffusers candidates: folders with config.json beside diffusion_pytorch_mo
   assert.deepEqual(
     c.map((x) => [x.label, x.description, x.file]),
     [
+      ['both', 'config.json + diffusion_pytorch_model.safetensors', p('both')],
+      ['ddpm-church', 'config.json + diffusion_pytorch_model.bin', p('ddpm-church')],
       ['ddpm-cifar10/unet', 'config.json + diffusion_pytorch_model.safetensors', p('ddpm-cifar10', 'unet')],
       ['tiny-unet', 'config.json + diffusion_pytorch_model.fp16.safetensors', p('tiny-unet')],
     ],
