@@ -9,17 +9,13 @@ import { makeSchedule } from '../ddpm/schedule.ts';
 import type { Img2ImgOptions } from '../protocol.ts';
 import { emitFrame, gridEncoder, loadInput, singlePngs } from './editInputs.ts';
 import { BadInputError } from './errors.ts';
-import type { EditFrame, EditJobResult, EditStep } from './inpaint.ts';
+import type { EditJobHooks, EditJobResult } from './inpaint.ts';
 import { frameIndices, withSamplingThreads } from './sample.ts';
 import { checkpointClasses } from './sampleCheckpoint.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
-export interface Img2ImgJobOptions extends Omit<Img2ImgOptions, 'token'> {
-  signal?: AbortSignal;
-  onWarning?: (message: string) => void;
+export interface Img2ImgJobOptions extends Omit<Img2ImgOptions, 'token'>, EditJobHooks {
   onStart?: (info: { threads: number; modelSteps: number; t0: number }) => void;
-  onStep?: (step: EditStep) => void;
-  onFrame?: (frame: EditFrame) => void | Promise<void>;
 }
 
 export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {

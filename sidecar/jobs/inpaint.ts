@@ -10,7 +10,7 @@ import type { InpaintOptions } from '../protocol.ts';
 import { emitFrame, gridEncoder, loadInput, loadMask, maskPng, singlePngs } from './editInputs.ts';
 import { BadInputError } from './errors.ts';
 import { frameIndices, withSamplingThreads } from './sample.ts';
-import { checkpointClasses } from './sampleCheckpoint.ts';
+import { checkpointClasses, type CheckpointJobResult } from './sampleCheckpoint.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
 /** What a step of an editing job reports: the index of the transition, how many, t, and whether it re-noised. */
@@ -29,29 +29,25 @@ export interface EditFrame {
   x0: Buffer;
 }
 
-export interface EditJobResult {
-  grid: Buffer;
-  images: Buffer[];
-  input: Buffer;
-  mask?: Buffer;
-  imageSize: number;
-  channels: number;
-  modelSteps: number;
-  step: number;
-  weights: string;
-  labels?: number[];
-  classes?: string[];
-  threads: number;
-  seconds: number;
-}
-
-export interface InpaintJobOptions extends Omit<InpaintOptions, 'token'> {
+/** What the caller of an editing job passes beside the request: cancellation, warnings, progress and frames. */
+export interface EditJobHooks {
   signal?: AbortSignal;
   onWarning?: (message: string) => void;
-  /** Once the inputs are read and the threads known, before the first step. */
-  onStart?: (info: { threads: number; modelSteps: number; transitions: number }) => void;
   onStep?: (step: EditStep) => void;
   onFrame?: (frame: EditFrame) => void | Promise<void>;
+}
+
+export interface EditJobResult extends CheckpointJobResult {
+  /** The input as the model saw it (its size and channels), and the mask as used. */
+  input: Buffer;
+  mask?: Buffer;
+  /** Reverse steps the model ran. */
+  modelSteps: number;
+}
+
+export interface InpaintJobOptions extends Omit<InpaintOptions, 'token'>, EditJobHooks {
+  /** Once the inputs are read and the threads known, before the first step. */
+  onStart?: (info: { threads: number; modelSteps: number; transitions: number }) => void;
 }
 
 export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult> {

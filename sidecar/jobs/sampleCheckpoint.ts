@@ -22,13 +22,12 @@ export interface SampleCheckpointOptions extends Omit<SampleOptions, 'token'> {
   strips?: boolean;
 }
 
-export interface SampleCheckpointResult {
+/** What a job that samples a checkpoint (sample, inpaint, img2img) returns. */
+export interface CheckpointJobResult {
   /** All images in one grid of ⌈√n⌉ columns. */
   grid: Buffer;
   /** One PNG per image. */
   images: Buffer[];
-  /** x_t and x̂0 at each recorded step, one row per sample, when `strips` was asked. */
-  strips: { xt: Buffer; x0: Buffer } | null;
   imageSize: number;
   channels: number;
   /** The checkpoint's step, and which weights were sampled. */
@@ -39,6 +38,11 @@ export interface SampleCheckpointResult {
   classes?: string[];
   threads: number;
   seconds: number;
+}
+
+export interface SampleCheckpointResult extends CheckpointJobResult {
+  /** x_t and x̂0 at each recorded step, one row per sample, when `strips` was asked. */
+  strips: { xt: Buffer; x0: Buffer } | null;
 }
 
 /**
