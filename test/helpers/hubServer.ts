@@ -25,6 +25,8 @@ export interface HubServerOptions {
   xet?: boolean | 'no-etag';
   /** Name the LFS SHA-256 `sha256` (huggingface_hub's listing) instead of the API's `oid`. */
   lfsSha256Key?: boolean;
+  /** Serve these bytes as diffusion_pytorch_model.bin in place of the safetensors (a repo with only torch.save's). */
+  torchBin?: Buffer;
 }
 
 export interface HubServer {
@@ -46,17 +48,25 @@ const SCHEDULER = Buffer.from(
   }),
 );
 
-function repoFiles(): Map<string, Buffer> {
+function repoFiles(torchBin?: Buffer): Map<string, Buffer> {
   return new Map([
     ['config.json', fs.readFileSync(path.join(FIXTURE, 'config.json'))],
-    ['diffusion_pytorch_model.safetensors', fs.readFileSync(path.join(FIXTURE, 'diffusion_pytorch_model.safetensors'))],
+    torchBin
+      ? ['diffusion_pytorch_model.bin', torchBin]
+      : [
+          'diffusion_pytorch_model.safetensors',
+          fs.readFileSync(path.join(FIXTURE, 'diffusion_pytorch_model.safetensors')),
+        ],
     ['scheduler_config.json', SCHEDULER],
     ['README.md', Buffer.from('# a test model\n')],
   ]);
 }
 
+/** The weights are LFS files on the hub (safetensors, and torch.save's .bin); the rest plain git blobs. */
+const isLfs = (p: string) => /\.(safetensors|bin)$/.test(p);
+
 export function startHubServer(o: HubServerOptions = {}): Promise<HubServer> {
-  const files = repoFiles();
+  const files = repoFiles(o.torchBin);
   const requests: HubServer['requests'] = [];
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
@@ -64,9 +74,9 @@ export function startHubServer(o: HubServerOptions = {}): Promise<HubServer> {
     requests.push({ url: req.url ?? '', ...(req.headers.range ? { range: req.headers.range } : {}) });
     if (url.pathname === `/api/models/${SMALL_REPO}/tree/main`) {
       const entries = [...files].map(([p, b]) =>
-        p.endsWith('.safetensors') && o.xet
+        isLfs(p) && o.xet
           ? { type: 'file', path: p, size: b.length, oid: 'f'.repeat(40), xetHash: 'a'.repeat(64) }
-          : p.endsWith('.safetensors')
+          : isLfs(p)
             ? {
                 type: 'file',
                 path: p,

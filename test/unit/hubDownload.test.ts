@@ -15,7 +15,12 @@ import {
   proxyFor,
   type DownloadProgress,
 } from '../../extension/hubDownload.ts';
+import { loadCheckpoint } from '../../sidecar/checkpoint/checkpoint.ts';
+import { readHeader, readTensorF32 } from '../../sidecar/checkpoint/safetensors.ts';
+import { readDiffusersModel } from '../../sidecar/interop/diffusersFolder.ts';
+import { importDiffusers } from '../../sidecar/jobs/importModel.ts';
 import { startHubServer, SMALL_REPO } from '../helpers/hubServer.ts';
+import { torchSave } from '../helpers/torchSave.ts';
 import { repoRoot } from '../helpers/paths.ts';
 
 const SMALL = path.join(repoRoot, 'test', 'fixtures', 'diffusers', 'small');
@@ -100,6 +105,40 @@ test('a download: every file, through the CDN redirect, progress up to the total
     );
   } finally {
     await hub.close();
+  }
+});
+
+test("a repository with only torch.save's .bin: the .bin is downloaded, checked by its SHA-256, and imports", async () => {
+  const bin = torchSave(
+    (() => {
+      const h = readHeader(path.join(SMALL, WEIGHTS));
+      return h.tensors.map((e) => ({ name: e.name, shape: e.shape, data: readTensorF32(h, e) }));
+    })(),
+  );
+  const hub = await startHubServer({ torchBin: bin });
+  const dir = tmp();
+  try {
+    await downloadModel(SMALL_REPO, dir, { endpoint: hub.url });
+    assert.ok(fs.readFileSync(path.join(dir, 'diffusion_pytorch_model.bin')).equals(bin));
+    assert.equal(fs.existsSync(path.join(dir, WEIGHTS)), false);
+    const out = path.join(dir, 'imported.safetensors');
+    importDiffusers({ path: dir, out, f16: false, repo: SMALL_REPO });
+    const ref = readDiffusersModel(SMALL);
+    const got = loadCheckpoint(out).groups.model!;
+    for (const [k, v] of ref.weights) assert.deepEqual(got.get(k)?.data, v.data, k);
+  } finally {
+    await hub.close();
+  }
+  const bad = await startHubServer({ torchBin: bin, corrupt: 'diffusion_pytorch_model.bin' });
+  const dir2 = tmp();
+  try {
+    await assert.rejects(
+      downloadModel(SMALL_REPO, dir2, { endpoint: bad.url }),
+      /diffusion_pytorch_model\.bin: its SHA-256 is [0-9a-f]{64}, but the hub lists [0-9a-f]{64}/,
+    );
+    assert.equal(fs.existsSync(path.join(dir2, 'diffusion_pytorch_model.bin')), false);
+  } finally {
+    await bad.close();
   }
 });
 
