@@ -5,23 +5,14 @@
 // restores the panel (extension/panels/editPanel.ts registers its serializer).
 import '../webview.css';
 import './edit.css';
-import type { EditFromWebview, EditMode, EditRunSettings, EditToWebview } from '../shared/messages.ts';
+import type { EditFromWebview, EditRunSettings, EditToWebview } from '../shared/messages.ts';
 import { byId } from '../shared/dom.ts';
 import { stepRate } from '../shared/timeline.ts';
 import { drawPng, vscodeApi } from '../shared/vscodeApi.ts';
 import { cellAt, coverCrop, PaintMask, toGrey } from './mask.ts';
 
-interface Setup {
-  mode: EditMode;
-  imagePath: string;
-  imageName: string;
-  checkpoint: string;
-  checkpointName: string;
-  imageSize: number;
-  channels: number;
-  T: number;
-  classes: string[];
-}
+/** The setup message, less what is used once (the image's bytes, the settings to offer): kept in the view's state. */
+type Setup = Omit<Extract<EditToWebview, { type: 'setup' }>, 'type' | 'imageData' | 'imageMime' | 'settings'>;
 
 export interface EditState {
   setup?: Setup;
@@ -265,25 +256,16 @@ window.addEventListener('message', (ev: MessageEvent<EditToWebview>) => {
   const m = ev.data;
   switch (m.type) {
     case 'setup': {
-      const s: Setup = {
-        mode: m.mode,
-        imagePath: m.imagePath,
-        imageName: m.imageName,
-        checkpoint: m.checkpoint,
-        checkpointName: m.checkpointName,
-        imageSize: m.imageSize,
-        channels: m.channels,
-        T: m.T,
-        classes: m.classes,
-      };
+      // What the view keeps (Setup): the message less the image's bytes and the settings to offer.
+      const { type, imageData, imageMime, settings, ...s } = m;
       const sameImage = state.setup?.imagePath === s.imagePath && state.setup?.imageSize === s.imageSize;
       showSetup(s);
       // A new checkpoint of the same size keeps the mask painted so far.
       mask = new PaintMask(s.imageSize, sameImage ? state.mask : undefined);
       persist({ setup: s, mask: Array.from(mask.cells), ...(sameImage ? {} : { result: undefined, last: undefined }) });
-      applySettings(sameImage && state.settings ? state.settings : m.settings);
+      applySettings(sameImage && state.settings ? state.settings : settings);
       drawOverlay();
-      void convertImage(`data:${m.imageMime};base64,${m.imageData}`, s).then(
+      void convertImage(`data:${imageMime};base64,${imageData}`, s).then(
         (png) => persist({ image: png }),
         (e: Error) => (status.textContent = e.message),
       );
