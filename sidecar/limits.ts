@@ -43,6 +43,8 @@ export const LIMITS = {
   archiveEntries: 100_000,
   /** Nesting (open MARKs) of a pickle; a state_dict nests a few deep. Its length is bounded by headerBytes. */
   pickleDepth: 1000,
+  /** Values on a pickle's stack, and in its memo (a state_dict's memo holds ~10 per tensor). */
+  pickleValues: 10_000_000,
   /** Dimensions of one tensor. */
   rank: 8,
   /** Points of a checkpoint's loss history (files we write keep 1000). */

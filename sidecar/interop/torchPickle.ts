@@ -169,7 +169,7 @@ export function unpickle(data: Uint8Array): Value {
   };
   const append = (l: Value, items: Value[]) => {
     if (!Array.isArray(l)) throw new PickleError('APPEND(S) on something that is not a list');
-    l.push(...items);
+    for (const v of items) l.push(v); // not push(...items): a huge APPENDS would overflow the call stack
   };
   for (;;) {
     const at = need(1);
@@ -370,7 +370,8 @@ export function unpickle(data: Uint8Array): Value {
           `the pickle uses opcode 0x${op.toString(16).padStart(2, '0')} ('${String.fromCharCode(op)}') at byte ${at}, which a state_dict does not use: refused`,
         );
     }
-    if (stack.length > LIMITS.tensors * 16)
-      checkLimit('tensors', Math.ceil(stack.length / 16), 'values on the pickle stack / 16');
+    // A state_dict keeps a few thousand values on the stack (pickle batches SETITEMS by 1000) and in the memo.
+    if (stack.length > LIMITS.pickleValues) checkLimit('pickleValues', stack.length, 'values on the pickle stack');
+    if (memo.size > LIMITS.pickleValues) checkLimit('pickleValues', memo.size, 'values in the pickle memo');
   }
 }

@@ -194,6 +194,14 @@ test('truncated or corrupt archives and pickles, strided tensors: clear errors',
   strideOf(1, a).copy(transposed, at);
   refuse(torchSave(smallTensors, { pickle: transposed }), /is not contiguous \(size \[\d+,\d+\], stride \[1,\d+\]\)/);
   refuse(Buffer.from('\x80\x02}q\x00.'), /not a PyTorch zip checkpoint .*legacy/);
+  // Bounds (sidecar/limits.ts): entries of the archive, nesting of the pickle.
+  const many = torchSave(smallTensors, { zip64: true });
+  many.writeBigUInt64LE(100_001n, many.length - 22 - 20 - 56 + 32);
+  refuse(many, /entries in .* is 100,001, over the limit of 100,000/);
+  assert.throws(
+    () => unpickle(Buffer.concat([Buffer.from([0x80, 2]), Buffer.alloc(1001, 0x28)])),
+    /the nesting of the pickle is 1,001, over the limit of 1,000/,
+  );
   // Any file that is not a zip.
   assert.throws(() => readTorchCheckpoint(path.join(binFolder(good), 'config.json')), /not a PyTorch zip checkpoint/);
 });
