@@ -141,6 +141,24 @@ async function answerQuickInput(page, titleRe, { text, expectFocused, log, onSho
   return { ...q, rows: rows.map((r) => r.replace(/\s+/g, ' ').trim()) };
 }
 
+/**
+ * Developer: Reload Window, then waits for the new window's workbench (the marker set on the old page gone);
+ * resolves to when the reload was asked for.
+ */
+async function reloadWindow(page) {
+  await page.evaluate(() => {
+    window.__ddpmBeforeReload = true;
+  });
+  await runCommand(page, 'Developer: Reload Window', 20_000);
+  const t = Date.now();
+  while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
+    if (Date.now() - t > 30_000) throw new Error('the window did not reload');
+    await sleep(250);
+  }
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  return t;
+}
+
 /** The editor tab whose label starts with `title`. */
 function tab(page, title) {
   return page
@@ -469,16 +487,7 @@ export async function runUiSuite({
         await shot('04d-sample-class-done');
 
         // A reloaded window restores the panel with its grid, labels and caption (the webview's setState).
-        await page.evaluate(() => {
-          window.__ddpmBeforeReload = true;
-        });
-        await runCommand(page, 'Developer: Reload Window', 20_000);
-        const r0 = Date.now();
-        while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
-          if (Date.now() - r0 > 30_000) throw new Error('the window did not reload');
-          await sleep(250);
-        }
-        await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+        await reloadWindow(page);
         await tab(page, 'DDPM Trajectory').waitFor({ timeout: 60_000 });
         const restored = await findFrame(page, '#grid-cells .cell-label', 60_000);
         const got = await restored.$eval('#grid-cells', (layer) => ({
@@ -653,26 +662,13 @@ export async function runUiSuite({
       state: await bodyState(frame),
       stats: await frame.$eval('#stats', (e) => e.textContent || ''),
     });
-    const reloadWindow = async () => {
-      await page.evaluate(() => {
-        window.__ddpmBeforeReload = true;
-      });
-      await runCommand(page, 'Developer: Reload Window', 20_000);
-      const r0 = Date.now();
-      while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
-        if (Date.now() - r0 > 30_000) throw new Error('the window did not reload');
-        await sleep(250);
-      }
-      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
-    };
-
     await test('Developer: Reload Window mid-training: the Training view re-attaches, its loss history goes on', async () => {
       if (!trainingStarted) throw new Error('training did not start in the previous test');
       let frame = await findFrame(page, '#loss canvas', 10_000);
       const before = await lossCurve(frame);
       log(`  before the reload: ${JSON.stringify(before)}`);
       if (before.state !== 'running' || before.points < 2) throw new Error(`not training: ${JSON.stringify(before)}`);
-      await reloadWindow();
+      await reloadWindow(page);
       await tab(page, 'DDPM Training').waitFor({ timeout: 60_000 });
       frame = await findFrame(page, '#loss canvas', 60_000);
       const t = Date.now();
@@ -1170,16 +1166,7 @@ export async function runUiSuite({
 
     await test('a reloaded window restores the Interpolation panel with its inputs, strip and status', async () => {
       if (!interpolation) throw new Error('the interpolation test did not draw a strip');
-      await page.evaluate(() => {
-        window.__ddpmBeforeReload = true;
-      });
-      await runCommand(page, 'Developer: Reload Window', 20_000);
-      const t = Date.now();
-      while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
-        if (Date.now() - t > 30_000) throw new Error('the window did not reload');
-        await sleep(250);
-      }
-      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      const t = await reloadWindow(page);
       await tab(page, 'DDPM Interpolation').waitFor({ timeout: 60_000 });
       // The panel comes back through its serializer (the extension is activated by onWebviewPanel:ddpm.interpolate)
       // and the webview redraws what it kept with setState.
@@ -1395,16 +1382,7 @@ export async function runUiSuite({
 
     await test('a reloaded window restores the Inpaint view with its mask and result; "Image to Image…" with the strength slider', async () => {
       if (!inpainting) throw new Error('the inpainting test did not finish');
-      await page.evaluate(() => {
-        window.__ddpmBeforeReload = true;
-      });
-      await runCommand(page, 'Developer: Reload Window', 20_000);
-      const t = Date.now();
-      while (await page.evaluate(() => window.__ddpmBeforeReload === true).catch(() => true)) {
-        if (Date.now() - t > 30_000) throw new Error('the window did not reload');
-        await sleep(250);
-      }
-      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      const t = await reloadWindow(page);
       await tab(page, 'DDPM Inpaint').waitFor({ timeout: 60_000 });
       const frame = await findFrame(page, 'canvas#overlay', 60_000);
       let result;
