@@ -42,6 +42,12 @@ function sha256File(file: string): string {
 export function importDiffusers(o: ImportOptions): ImportResult {
   if (!fs.existsSync(o.path)) throw new NotFoundError(`diffusers model not found: ${o.path}`);
   const m = readDiffusersModel(o.path);
+  const notes = m.files.weights.endsWith('.safetensors')
+    ? m.schedule.notes
+    : [
+        ...m.schedule.notes,
+        `weights read from ${path.basename(m.files.weights)} (torch.save's format) by a restricted unpickler that runs nothing`,
+      ];
   const preset = presetOf(m.config);
   const imported: ImportProvenance = {
     format: 'diffusers',
@@ -51,7 +57,7 @@ export function importDiffusers(o: ImportOptions): ImportResult {
     dtypes: m.dtypes,
     attentionNaming: m.attentionNaming,
     sha256: sha256File(m.files.weights),
-    notes: m.schedule.notes,
+    notes,
     at: new Date().toISOString(),
   };
   const meta: CheckpointMeta = {
@@ -78,7 +84,7 @@ export function importDiffusers(o: ImportOptions): ImportResult {
     sampling: m.schedule.sampling,
     dtypes: m.dtypes,
     attentionNaming: m.attentionNaming,
-    notes: m.schedule.notes,
+    notes,
   };
 }
 

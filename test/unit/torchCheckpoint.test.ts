@@ -85,6 +85,9 @@ test('import: a folder with only the .bin becomes a checkpoint; with both, the s
   const out = path.join(dir, 'imported.safetensors');
   const r = importDiffusers({ path: dir, out, f16: false });
   assert.equal(r.out, out);
+  assert.ok(
+    r.notes.some((n) => /diffusion_pytorch_model\.bin \(torch\.save's format\) by a restricted unpickler/.test(n)),
+  );
   const ck = loadCheckpoint(out);
   const ref = readDiffusersModel(SMALL);
   for (const [k, v] of ref.weights) assert.deepEqual(ck.groups.model?.get(k)?.data, v.data, k);
