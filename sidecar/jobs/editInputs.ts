@@ -1,9 +1,15 @@
 /**
  * What the editing jobs (inpaint.ts, img2img.ts) share: the input image and mask converted to the checkpoint's size
- * and channels, the frames streamed as grids, and the result's PNGs.
+ * and channels, the frames streamed as grids, the run on the sampling threads (runEdit) and the result's PNGs.
  */
 import type * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
+import { GaussianDiffusion } from '../ddpm/diffusion.ts';
+import type { EpsModel } from '../ddpm/sampler.ts';
+import { makeSchedule } from '../ddpm/schedule.ts';
+import type { EditJobResult } from './inpaint.ts';
+import { withSamplingThreads, type SamplingThreadOptions } from './sample.ts';
+import type { LoadedWeights } from './weights.ts';
 import { encodeGrid, loadImage } from '../image/png.ts';
 import { BadInputError, requireFile } from './errors.ts';
 
@@ -96,4 +102,57 @@ export function singlePngs(data: Float32Array, n: number, m: ModelShape): Promis
 /** A 0/1 mask as a black-and-white PNG of the model's size (white = regenerated). */
 export function maskPng(mask: Float32Array, size: number): Promise<Buffer> {
   return encodeGrid({ data: mask.map((v) => v * 2 - 1), n: 1, height: size, width: size, channels: 1 }, 1, 0);
+}
+
+/**
+ * The rest of an editing job once its inputs are read: `edit` (SDEdit, RePaint) run with the model on its sampling
+ * threads (given the threads, the diffusion and the grid encoder for its frames), then the result: the n images, the
+ * input as the model saw it, the mask as used (inpainting), and what every sampling job reports.
+ */
+export async function runEdit(
+  w: LoadedWeights,
+  o: SamplingThreadOptions & { n: number },
+  inputs: { input: Float32Array; mask?: Float32Array },
+  info: { modelSteps: number; report: Pick<EditJobResult, 'labels' | 'classes'> },
+  edit: (
+    eps: EpsModel,
+    threads: number,
+    diffusion: GaussianDiffusion,
+    grid: (data: Float32Array) => Promise<Buffer>,
+  ) => Promise<tf.Tensor>,
+): Promise<EditJobResult> {
+  const c = w.meta.model;
+  const grid = gridEncoder(o.n, c);
+  const t0 = Date.now();
+  let threads = 1;
+  const out = await withSamplingThreads(
+    w.params,
+    c,
+    w.meta.schedule,
+    o.n,
+    { workers: o.workers, onWarning: o.onWarning },
+    (eps, n) => {
+      threads = n;
+      return edit(eps, n, new GaussianDiffusion(makeSchedule(w.meta.schedule)), grid);
+    },
+  );
+  try {
+    const data = (await out.data()) as Float32Array;
+    return {
+      grid: await grid(data),
+      images: await singlePngs(data, o.n, c),
+      input: (await singlePngs(inputs.input, 1, c))[0],
+      ...(inputs.mask ? { mask: await maskPng(inputs.mask, c.imageSize) } : {}),
+      imageSize: c.imageSize,
+      channels: c.channels,
+      modelSteps: info.modelSteps,
+      step: w.meta.step,
+      weights: w.which,
+      ...info.report,
+      threads,
+      seconds: (Date.now() - t0) / 1000,
+    };
+  } finally {
+    out.dispose();
+  }
 }

@@ -3,14 +3,12 @@
  * t₀/T, with DDIM or DDPM from t₀, the x_t and x̂0 grids streamed while it runs.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { sdedit, sdeditTimesteps } from '../ddpm/sdedit.ts';
-import { makeSchedule } from '../ddpm/schedule.ts';
 import type { Img2ImgOptions } from '../protocol.ts';
-import { emitFrame, gridEncoder, loadInput, singlePngs } from './editInputs.ts';
+import { emitFrame, loadInput, runEdit } from './editInputs.ts';
 import { BadInputError } from './errors.ts';
 import type { EditJobHooks, EditJobResult } from './inpaint.ts';
-import { frameIndices, withSamplingThreads } from './sample.ts';
+import { frameIndices } from './sample.ts';
 import { checkpointClasses } from './sampleCheckpoint.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
@@ -32,19 +30,14 @@ export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
     tensors.push(guide);
     const ts = sdeditTimesteps(T, o.strength, o);
     const wanted = frameIndices(ts.length, o.frames);
-    const grid = gridEncoder(o.n, c);
-    const t0 = Date.now();
-    let threads = 1;
-    const out = await withSamplingThreads(
-      w.params,
-      c,
-      w.meta.schedule,
-      o.n,
-      { workers: o.workers, onWarning: o.onWarning },
-      (eps, n) => {
-        threads = n;
+    return await runEdit(
+      w,
+      o,
+      { input },
+      { modelSteps: ts.length, report: classes.report },
+      (eps, n, diffusion, grid) => {
         o.onStart?.({ threads: n, modelSteps: ts.length, t0: Math.round(o.strength * T) });
-        return sdedit(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), guide, o.n, o.strength, {
+        return sdedit(eps, diffusion, guide, o.n, o.strength, {
           sampler: o.sampler,
           steps: o.steps,
           spacing: o.spacing,
@@ -60,21 +53,6 @@ export async function img2img(o: Img2ImgJobOptions): Promise<EditJobResult> {
         });
       },
     );
-    tensors.push(out);
-    const data = (await out.data()) as Float32Array;
-    return {
-      grid: await grid(data),
-      images: await singlePngs(data, o.n, c),
-      input: (await singlePngs(input, 1, c))[0],
-      imageSize: c.imageSize,
-      channels: c.channels,
-      modelSteps: ts.length,
-      step: w.meta.step,
-      weights: w.which,
-      ...classes.report,
-      threads,
-      seconds: (Date.now() - t0) / 1000,
-    };
   } finally {
     tf.dispose(tensors);
     disposeWeights(w);

@@ -3,13 +3,11 @@
  * (ddpm/repaint.ts), the x_t and x̂0 grids streamed on evenly spaced reverse steps while it runs.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GaussianDiffusion } from '../ddpm/diffusion.ts';
 import { repaint, repaintSchedule, reverseSteps } from '../ddpm/repaint.ts';
-import { makeSchedule } from '../ddpm/schedule.ts';
 import type { InpaintOptions } from '../protocol.ts';
-import { emitFrame, gridEncoder, loadInput, loadMask, maskPng, singlePngs } from './editInputs.ts';
+import { emitFrame, loadInput, loadMask, runEdit } from './editInputs.ts';
 import { BadInputError } from './errors.ts';
-import { frameIndices, withSamplingThreads } from './sample.ts';
+import { frameIndices } from './sample.ts';
 import { checkpointClasses, type CheckpointJobResult } from './sampleCheckpoint.ts';
 import { disposeWeights, loadWeights } from './weights.ts';
 
@@ -66,49 +64,22 @@ export async function inpaintImage(o: InpaintJobOptions): Promise<EditJobResult>
     const schedule = repaintSchedule(o.steps, o.jumps, o.resample);
     const modelSteps = reverseSteps(schedule);
     const wanted = frameIndices(modelSteps, o.frames);
-    const grid = gridEncoder(o.n, c);
-    const t0 = Date.now();
-    let threads = 1;
-    const out = await withSamplingThreads(
-      w.params,
-      c,
-      w.meta.schedule,
-      o.n,
-      { workers: o.workers, onWarning: o.onWarning },
-      (eps, n) => {
-        threads = n;
-        o.onStart?.({ threads: n, modelSteps, transitions: schedule.length - 1 });
-        return repaint(eps, new GaussianDiffusion(makeSchedule(w.meta.schedule)), image, m, o.n, {
-          steps: o.steps,
-          jumpLength: o.jumps,
-          resample: o.resample,
-          seed: o.seed,
-          ...classes.conditioning,
-          signal: o.signal,
-          wantTensors: (i) => wanted.has(i),
-          onStep: async (s) => {
-            o.onStep?.({ index: s.index, total: s.total, t: s.t, ...(s.direction === 'up' ? { up: true } : {}) });
-            await emitFrame(grid, s.reverse - 1, s, o.onFrame);
-          },
-        });
-      },
-    );
-    tensors.push(out);
-    const data = (await out.data()) as Float32Array;
-    return {
-      grid: await grid(data),
-      images: await singlePngs(data, o.n, c),
-      input: (await singlePngs(input, 1, c))[0],
-      mask: await maskPng(mask, c.imageSize),
-      imageSize: c.imageSize,
-      channels: c.channels,
-      modelSteps,
-      step: w.meta.step,
-      weights: w.which,
-      ...classes.report,
-      threads,
-      seconds: (Date.now() - t0) / 1000,
-    };
+    return await runEdit(w, o, { input, mask }, { modelSteps, report: classes.report }, (eps, n, diffusion, grid) => {
+      o.onStart?.({ threads: n, modelSteps, transitions: schedule.length - 1 });
+      return repaint(eps, diffusion, image, m, o.n, {
+        steps: o.steps,
+        jumpLength: o.jumps,
+        resample: o.resample,
+        seed: o.seed,
+        ...classes.conditioning,
+        signal: o.signal,
+        wantTensors: (i) => wanted.has(i),
+        onStep: async (s) => {
+          o.onStep?.({ index: s.index, total: s.total, t: s.t, ...(s.direction === 'up' ? { up: true } : {}) });
+          await emitFrame(grid, s.reverse - 1, s, o.onFrame);
+        },
+      });
+    });
   } finally {
     tf.dispose(tensors);
     disposeWeights(w);
