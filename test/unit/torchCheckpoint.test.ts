@@ -1,12 +1,13 @@
 // PyTorch .bin (torch.save's zip) weights of a diffusers model (sidecar/interop/torchCheckpoint.ts, torchPickle.ts,
 // zipStored.ts): written here exactly as torch writes them (test/helpers/torchSave.ts) from the small fixture's
 // safetensors, imported, and run; hostile pickles are refused without running anything.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { float32ToFloat16 } from '../../sidecar/checkpoint/float16.ts';
 import { readHeader, readTensorF32 } from '../../sidecar/checkpoint/safetensors.ts';
 import { loadCheckpoint } from '../../sidecar/checkpoint/checkpoint.ts';
 import { unetForward, type UNetConfig } from '../../sidecar/ddpm/unet.ts';
@@ -29,8 +30,12 @@ const io = JSON.parse(fs.readFileSync(path.join(SMALL, 'io.json'), 'utf8')) as {
 const header = readHeader(path.join(SMALL, WEIGHTS_FILE));
 const smallTensors = header.tensors.map((e) => ({ name: e.name, shape: e.shape, data: readTensorF32(header, e) }));
 
+const made: string[] = [];
+after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function binFolder(bin: Buffer): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-torchbin-'));
+  made.push(dir);
   fs.copyFileSync(path.join(SMALL, 'config.json'), path.join(dir, 'config.json'));
   fs.writeFileSync(path.join(dir, TORCH_WEIGHTS_FILE), bin);
   return dir;
@@ -207,4 +212,39 @@ test('truncated or corrupt archives and pickles, strided tensors: clear errors',
   );
   // Any file that is not a zip.
   assert.throws(() => readTorchCheckpoint(path.join(binFolder(good), 'config.json')), /not a PyTorch zip checkpoint/);
+});
+
+test("CPython's own pickler's state_dict (protocols 2 and 5, test/fixtures/torchPickle/make.py) reads exactly", () => {
+  for (const proto of [2, 5]) {
+    const pkl = fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'torchPickle', `state_dict.p${proto}.pkl`));
+    const f32 = Float32Array.from({ length: 30 }, (_, i) => i / 4);
+    const f16 = Buffer.alloc(48);
+    for (let i = 0; i < 24; i++) f16.writeUInt16LE(float32ToFloat16(i - 12), i * 2);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ddpm-torchbin-')), 'state.bin');
+    fs.writeFileSync(
+      file,
+      storedZip([
+        { name: 'state/data.pkl', data: pkl },
+        { name: 'state/byteorder', data: Buffer.from('little') },
+        { name: 'state/data/0', data: Buffer.from(f32.buffer) },
+        { name: 'state/data/1', data: f16 },
+        { name: 'state/version', data: Buffer.from('3\n') },
+      ]),
+    );
+    const h = readTorchCheckpoint(file);
+    assert.equal(h.tensors.length, 3 + 1001, `protocol ${proto}`);
+    const get = (name: string) => {
+      const e = h.tensors.find((t) => t.name === name)!;
+      return { dtype: e.dtype, shape: e.shape, data: [...readTensorF32(h, e)] };
+    };
+    assert.deepEqual(get('a.weight'), { dtype: 'F32', shape: [2, 3], data: [0, 0.25, 0.5, 0.75, 1, 1.25] });
+    assert.deepEqual(get('a.bias'), { dtype: 'F32', shape: [2], data: [1.5, 1.75] });
+    assert.deepEqual(get('b.weight'), {
+      dtype: 'F16',
+      shape: [2, 3, 2, 2],
+      data: Array.from({ length: 24 }, (_, i) => i - 12),
+    });
+    assert.deepEqual(get('x1000'), { dtype: 'F32', shape: [1], data: [2] });
+    fs.rmSync(path.dirname(file), { recursive: true });
+  }
 });
