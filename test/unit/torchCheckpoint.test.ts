@@ -210,6 +210,15 @@ test('truncated or corrupt archives and pickles, strided tensors: clear errors',
     () => unpickle(Buffer.concat([Buffer.from([0x80, 2]), Buffer.alloc(1001, 0x28)])),
     /the nesting of the pickle is 1,001, over the limit of 1,000/,
   );
+  // Big-endian storages and compressed entries (torch.save writes neither).
+  const big = storedZip([
+    { name: 'archive/data.pkl', data: pkl },
+    { name: 'archive/byteorder', data: Buffer.from('big') },
+  ]);
+  refuse(big, /saved on a big-endian machine; only little-endian storages are read/);
+  const deflated = Buffer.from(good);
+  deflated.writeUInt16LE(8, good.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])) + 10);
+  refuse(deflated, /'archive\/data\.pkl' is compressed \(method 8\); torch\.save stores its entries uncompressed/);
   // Any file that is not a zip.
   assert.throws(() => readTorchCheckpoint(path.join(binFolder(good), 'config.json')), /not a PyTorch zip checkpoint/);
 });
