@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { DTYPE_BYTES, type SafetensorsHeader, type TensorEntry } from '../checkpoint/safetensors.ts';
 import { openRegularFile, readFully } from '../files.ts';
 import { checkLimit } from '../limits.ts';
-import { Dict, PickleError, TensorRef, unpickle } from './torchPickle.ts';
+import { Dict, PickleError, TensorRef, unpickle, type Value } from './torchPickle.ts';
 import { entryDataOffset, readZipDirectory, ZipError, type ZipEntry } from './zipStored.ts';
 
 export class TorchCheckpointError extends Error {
@@ -26,13 +26,7 @@ export function readTorchCheckpoint(file: string): SafetensorsHeader {
       throw new TorchCheckpointError(
         `${file} is not a PyTorch zip checkpoint (torch.save since 1.6); the legacy pre-1.6 format is not read: re-save it with a current torch, or as safetensors`,
       );
-    let entries: ZipEntry[];
-    try {
-      entries = readZipDirectory(fd, file);
-    } catch (e) {
-      if (e instanceof ZipError) throw new TorchCheckpointError(e.message);
-      throw e;
-    }
+    const entries = readZipDirectory(fd, file);
     const pkl = entries.find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
     if (!pkl) throw new TorchCheckpointError(`${file}: a zip archive without <name>/data.pkl is not a torch.save file`);
     const prefix = pkl.name.slice(0, -'data.pkl'.length);
@@ -49,7 +43,7 @@ export function readTorchCheckpoint(file: string): SafetensorsHeader {
     const order = byName.get('byteorder');
     if (order && readEntry(order, 16).toString('latin1') !== 'little')
       throw new TorchCheckpointError(`${file} was saved on a big-endian machine; only little-endian storages are read`);
-    let root;
+    let root: Value;
     try {
       checkLimit('headerBytes', pkl.size, `${pkl.name} (bytes)`);
       root = unpickle(readEntry(pkl, Number.MAX_SAFE_INTEGER));
